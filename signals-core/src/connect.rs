@@ -1,0 +1,65 @@
+//! Connection guards: [`ScopedConnection`] disconnects its receiver when dropped.
+
+use std::fmt;
+
+use crate::table::Connection;
+
+/// A signal a [`ScopedConnection`] can disconnect from.
+pub(crate) trait Disconnect: Sync {
+    fn disconnect_connection(&self, connection: Connection) -> bool;
+}
+
+/// A connection that lasts until this guard is dropped, returned by `connect_scoped`: the
+/// receiver is disconnected at the end of the scope, also when the scope unwinds.
+///
+/// ```
+/// # use signals_core::{Signal, Signature};
+/// # enum Ping {}
+/// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
+/// # static ping: Signal<Ping> = Signal::new("ping");
+/// {
+///     let _guard = ping.connector().connect_scoped(|_, _: &()| {});
+///     assert!(ping.has_listeners(&1));
+/// }
+/// assert!(!ping.has_listeners(&1));
+/// ```
+#[must_use = "the receiver is disconnected as soon as the guard is dropped"]
+pub struct ScopedConnection<'s> {
+    signal: &'s dyn Disconnect,
+    connection: Connection,
+}
+
+impl<'s> ScopedConnection<'s> {
+    pub(crate) fn new(signal: &'s dyn Disconnect, connection: Connection) -> Self {
+        Self { signal, connection }
+    }
+
+    /// The handle of the connection.
+    #[must_use]
+    pub fn connection(&self) -> Connection {
+        self.connection
+    }
+
+    /// Disconnects now; returns whether the receiver was still connected.
+    #[allow(clippy::must_use_candidate)]
+    pub fn disconnect(self) -> bool {
+        let signal = self.signal;
+        let connection = self.connection;
+        std::mem::forget(self);
+        signal.disconnect_connection(connection)
+    }
+}
+
+impl Drop for ScopedConnection<'_> {
+    fn drop(&mut self) {
+        self.signal.disconnect_connection(self.connection);
+    }
+}
+
+impl fmt::Debug for ScopedConnection<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedConnection")
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}

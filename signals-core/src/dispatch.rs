@@ -1,0 +1,244 @@
+//! The three ways to run a dispatch list, shared by every kind of signal: `send` (stops at
+//! the first error), `send_robust` (records every error and panic, runs the rest) and `emit`
+//! (like `send`, without collecting responses, so without allocating).
+
+use std::any::Any;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use crate::error::{BoxError, ReceiverError, SendError};
+use crate::receiver::{Entry, ReceiverInfo, Shape};
+use crate::testing;
+
+/// One element of a dispatch list, run against a send's context `Cx`.
+pub(crate) trait Step<Cx> {
+    type Output;
+
+    fn info(&self) -> &ReceiverInfo;
+
+    /// Runs the receiver; `None` when it is weak and its target is gone.
+    fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
+}
+
+/// What a receiver of shape `Sh` is called with.
+pub(crate) struct Cx<'r, 'a, Sh: Shape> {
+    pub(crate) sender: Sh::Sender<'r>,
+    pub(crate) args: &'r Sh::Args<'a>,
+}
+
+impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
+    type Output = Sh::Output;
+
+    #[inline]
+    fn info(&self) -> &ReceiverInfo {
+        &self.info
+    }
+
+    #[inline]
+    fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
+        self.call.invoke(cx.sender, cx.args)
+    }
+}
+
+impl<Sh: Shape> crate::table::Listed for Entry<Sh> {
+    fn alive(&self) -> bool {
+        self.call.alive()
+    }
+}
+
+/// One receiver's response to a send: who answered, and what.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Response<T> {
+    /// The receiver that ran.
+    pub receiver: ReceiverInfo,
+    /// What it returned: the signal's output for `send`, a `Result` for `send_robust`.
+    pub output: T,
+}
+
+/// The responses of one send, in dispatch order. Dereferences to a slice of [`Response`].
+#[derive(Debug, Clone)]
+pub struct Responses<T> {
+    items: Vec<Response<T>>,
+}
+
+impl<T> Responses<T> {
+    /// The outputs alone, in dispatch order.
+    #[must_use]
+    pub fn outputs(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
+        self.items.iter().map(|response| &response.output)
+    }
+
+    /// The outputs alone, by value.
+    #[must_use]
+    pub fn into_outputs(self) -> Vec<T> {
+        self.items.into_iter().map(|r| r.output).collect()
+    }
+
+    /// The names of the receivers that ran, in dispatch order.
+    #[must_use]
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &'static str> + '_ {
+        self.items.iter().map(|response| response.receiver.name())
+    }
+}
+
+impl<T, E> Responses<Result<T, E>> {
+    /// The failed receivers of a robust send, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = (&ReceiverInfo, &E)> + '_ {
+        self.items.iter().filter_map(|r| match &r.output {
+            Ok(_) => None,
+            Err(error) => Some((&r.receiver, error)),
+        })
+    }
+}
+
+impl<T> Deref for Responses<T> {
+    type Target = [Response<T>];
+
+    fn deref(&self) -> &[Response<T>] {
+        &self.items
+    }
+}
+
+impl<T> IntoIterator for Responses<T> {
+    type Item = Response<T>;
+    type IntoIter = std::vec::IntoIter<Response<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Responses<T> {
+    type Item = &'a Response<T>;
+    type IntoIter = std::slice::Iter<'a, Response<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+/// Observes a dispatch: the signal's name for logs, and the table to tell when a weak
+/// receiver's target turns out to be gone.
+pub(crate) struct Observer<'o> {
+    pub(crate) signal: &'static str,
+    pub(crate) table: &'o dyn FoundDead,
+}
+
+/// Told by a send that a weak receiver's target is gone.
+pub(crate) trait FoundDead {
+    fn found_dead(&self);
+}
+
+/// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's
+/// identity. Panics propagate.
+pub(crate) fn send<Cx, S: Step<Cx>>(
+    steps: &[S],
+    cx: &Cx,
+    observer: &Observer<'_>,
+) -> Result<Responses<S::Output>, SendError> {
+    let mut items = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step.run(cx) {
+            Some(Ok(output)) => items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            }),
+            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
+            None => observer.table.found_dead(),
+        }
+    }
+    Ok(Responses { items })
+}
+
+/// Like [`send`], without collecting responses: allocates nothing unless a receiver fails.
+pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
+    steps: &[S],
+    cx: &Cx,
+    observer: &Observer<'_>,
+) -> Result<(), SendError> {
+    for step in steps {
+        match step.run(cx) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
+            None => observer.table.found_dead(),
+        }
+    }
+    Ok(())
+}
+
+/// Runs every step; an `Err` or a panic is logged as `signal.failure` and recorded in place of
+/// the response, and the next receiver runs. Under [`testing::raise_on_send`] the first
+/// failure is raised instead.
+pub(crate) fn send_robust<Cx, S: Step<Cx>>(
+    steps: &[S],
+    cx: &Cx,
+    observer: &Observer<'_>,
+) -> Responses<Result<S::Output, ReceiverError>> {
+    let mut items = Vec::with_capacity(steps.len());
+    for step in steps {
+        let output = match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
+            Ok(Some(Ok(output))) => Ok(output),
+            Ok(Some(Err(error))) => Err(failed(step.info(), error, observer)),
+            Ok(None) => {
+                observer.table.found_dead();
+                continue;
+            }
+            Err(payload) => Err(panicked(step.info(), payload, observer)),
+        };
+        items.push(Response {
+            receiver: step.info().clone(),
+            output,
+        });
+    }
+    Responses { items }
+}
+
+#[cold]
+fn failed(receiver: &ReceiverInfo, error: BoxError, observer: &Observer<'_>) -> ReceiverError {
+    assert!(
+        !testing::raises_on_send(),
+        "signal `{}`: {} (raised by testing::raise_on_send)",
+        observer.signal,
+        SendError::new(receiver.clone(), error)
+    );
+    let error = ReceiverError::Failed(error);
+    log_failure(receiver, &error, observer);
+    error
+}
+
+#[cold]
+fn panicked(
+    receiver: &ReceiverInfo,
+    payload: Box<dyn Any + Send>,
+    observer: &Observer<'_>,
+) -> ReceiverError {
+    if testing::raises_on_send() {
+        resume_unwind(payload);
+    }
+    let message = if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(the panic payload is not a string)".to_owned()
+    };
+    let error = ReceiverError::Panicked { message };
+    log_failure(receiver, &error, observer);
+    error
+}
+
+fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observer<'_>) {
+    tracing::error!(
+        name: "signal.failure",
+        target: "signals",
+        signal = observer.signal,
+        receiver = receiver.name(),
+        dispatch_uid = receiver.dispatch_uid(),
+        location = %receiver.location(),
+        error = %error,
+        "receiver {} of signal `{}` failed under send_robust",
+        receiver,
+        observer.signal,
+    );
+}

@@ -1,0 +1,88 @@
+//! Errors, one enum per failure domain: a failed [`send`](crate::Signal::send), a failed receiver
+//! under [`send_robust`](crate::Signal::send_robust), and a wiring problem found by
+//! [`check`](crate::check).
+
+use crate::receiver::{ReceiverInfo, SourceLocation};
+
+/// The error type receivers return, boxed: any `std::error::Error + Send + Sync + 'static`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A receiver returned `Err` during [`send`](crate::Signal::send), which stopped dispatch.
+///
+/// The receivers before it ran; the ones after it did not. Use `send_robust` to run every
+/// receiver whatever the others return.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "receiver {receiver} failed, so the receivers after it did not run \
+     (send_robust runs them all): {source}"
+)]
+pub struct SendError {
+    receiver: ReceiverInfo,
+    #[source]
+    source: BoxError,
+}
+
+impl SendError {
+    pub(crate) fn new(receiver: ReceiverInfo, source: BoxError) -> Self {
+        Self { receiver, source }
+    }
+
+    /// The receiver that failed.
+    #[must_use]
+    pub fn receiver(&self) -> &ReceiverInfo {
+        &self.receiver
+    }
+
+    /// The error the receiver returned.
+    #[must_use]
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+
+    /// The error the receiver returned, by value.
+    #[must_use]
+    pub fn into_error(self) -> BoxError {
+        self.source
+    }
+}
+
+/// How one receiver failed under [`send_robust`](crate::Signal::send_robust); it stands in the
+/// responses in place of the receiver's output, and the other receivers still ran.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiverError {
+    /// The receiver returned `Err`.
+    #[error("receiver returned an error: {0}")]
+    Failed(#[source] BoxError),
+    /// The receiver panicked; the panic was caught and its message kept.
+    #[error("receiver panicked: {message}")]
+    Panicked {
+        /// The panic message, or a note that the payload was not a string.
+        message: String,
+    },
+}
+
+/// A wiring problem found by [`check`](crate::check).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WiringError {
+    /// Two static receivers of one signal claim the same `dispatch_uid` for the same sender.
+    /// Only the first (in dispatch order) runs; rename or remove one of them.
+    #[error(
+        "signal `{signal}`: dispatch_uid {dispatch_uid:?} is used twice for sender {sender}, \
+         at {first} and at {second}; only the one at {first} runs. Give one of them another \
+         dispatch_uid or remove it"
+    )]
+    DuplicateDispatchUid {
+        /// The signal's name.
+        signal: &'static str,
+        /// The duplicated uid.
+        dispatch_uid: String,
+        /// The sender both receivers are connected to, `Debug`-formatted (`any` for any sender).
+        sender: String,
+        /// The receiver that is kept.
+        first: SourceLocation,
+        /// The receiver that is ignored.
+        second: SourceLocation,
+    },
+}

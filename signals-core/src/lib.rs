@@ -1,0 +1,67 @@
+//! The runtime of [`signals`](https://docs.rs/signals): Django-style signals and receivers,
+//! wired at compile time. Depend on the `signals` facade, which re-exports this crate and the
+//! macros; this crate's public surface is documented there.
+//!
+//! A signal is a `static` [`Signal`] (the sender is a value, such as an enum variant) or
+//! [`TypeSignal`] (the sender is a type, such as a model). Receivers are connected at link time
+//! by `#[receiver]`, which emits a [`Registration`](__private::Registration) collected by
+//! `inventory` (default) or `linkme`, or at run time with `connect`. Sends run the receivers of
+//! a snapshot taken when the send starts, in a deterministic order, without holding any lock.
+//!
+//! ```
+//! use signals_core::{Signal, Signature};
+//!
+//! pub struct UserCreated<'a> { pub email: &'a str }
+//! pub enum UserCreatedSignal {}
+//! impl Signature for UserCreatedSignal {
+//!     type Args<'a> = UserCreated<'a>;
+//!     type Sender = &'static str;
+//!     type Output = String;
+//! }
+//! #[allow(non_upper_case_globals)]
+//! static user_created: Signal<UserCreatedSignal> = Signal::new("user_created");
+//!
+//! user_created.connect(|_, args: &UserCreated<'_>| format!("welcome mail to {}", args.email));
+//! let email = String::from("ada@example.com");
+//! let responses = user_created.send(&"signup", &UserCreated { email: &email })?;
+//! assert_eq!(responses.into_outputs(), ["welcome mail to ada@example.com"]);
+//! # Ok::<(), signals_core::SendError>(())
+//! ```
+
+mod connect;
+mod dispatch;
+mod error;
+mod receiver;
+mod registry;
+mod signal;
+mod table;
+pub mod testing;
+mod type_signal;
+
+pub use connect::ScopedConnection;
+pub use dispatch::{Response, Responses};
+pub use error::{BoxError, ReceiverError, SendError, WiringError};
+pub use receiver::{IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
+pub use registry::check;
+pub use signal::{Connector, Signal, Signature};
+pub use table::Connection;
+pub use type_signal::{
+    AnyTypeConnector, SentBy, TypeConnector, TypeSender, TypeSignal, TypeSignature,
+};
+
+/// What generated code uses. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::__register as register;
+    pub use crate::receiver::{ReceiverMeta, Shape, StaticFn};
+    #[cfg(feature = "linkme")]
+    pub use crate::registry::REGISTRATIONS;
+    pub use crate::registry::{Registration, registrations};
+    pub use crate::signal::ValueShape;
+    pub use crate::type_signal::{AnyTypeShape, TypedShape};
+    pub use crate::{BoxError, SourceLocation};
+    #[cfg(feature = "inventory")]
+    pub use inventory;
+    #[cfg(feature = "linkme")]
+    pub use linkme;
+}

@@ -1,0 +1,430 @@
+//! Receivers as the dispatcher stores them: who they are ([`ReceiverInfo`]) and how to call
+//! them (an erased [`Call`], either a plain `fn` pointer or a shared trait object).
+//!
+//! Every receiver of every signal is called through the same shape, `(sender, &args) ->
+//! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
+//! are `fn` pointers built in a `const`; runtime receivers are closures behind an `Arc`.
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::error::BoxError;
+
+/// Where a receiver was defined (`#[receiver]`) or connected (`connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceLocation {
+    file: &'static str,
+    line: u32,
+    column: u32,
+}
+
+impl SourceLocation {
+    /// A location from its parts, as `file!()`, `line!()` and `column!()` give them.
+    #[must_use]
+    pub const fn new(file: &'static str, line: u32, column: u32) -> Self {
+        Self { file, line, column }
+    }
+
+    /// The location of the caller of the `#[track_caller]` function that calls this.
+    #[must_use]
+    #[track_caller]
+    pub fn caller() -> Self {
+        let location = Location::caller();
+        Self::new(location.file(), location.line(), location.column())
+    }
+
+    /// The source file, relative to the crate's workspace as `file!()` gives it.
+    #[must_use]
+    pub const fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The 1-based line.
+    #[must_use]
+    pub const fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The 1-based column.
+    #[must_use]
+    pub const fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// How a receiver was connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiverKind {
+    /// Registered at link time by `#[receiver]` (or by hand through the registry).
+    Static,
+    /// Connected at run time with `connect`; holds its closure strongly.
+    Runtime,
+    /// Connected at run time with `connect_weak`; stops firing once its target is dropped.
+    Weak,
+}
+
+/// What is known about a receiver: everything except how to call it.
+#[derive(Debug)]
+pub struct ReceiverMeta {
+    pub(crate) name: &'static str,
+    pub(crate) module_path: &'static str,
+    pub(crate) location: SourceLocation,
+    pub(crate) dispatch_uid: Option<Cow<'static, str>>,
+    pub(crate) priority: i32,
+    pub(crate) kind: ReceiverKind,
+}
+
+impl ReceiverMeta {
+    /// Metadata of a static receiver, built in a `const` by generated code.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn new_static(
+        name: &'static str,
+        module_path: &'static str,
+        location: SourceLocation,
+        dispatch_uid: Option<&'static str>,
+        priority: i32,
+    ) -> Self {
+        Self {
+            name,
+            module_path,
+            location,
+            dispatch_uid: match dispatch_uid {
+                Some(uid) => Some(Cow::Borrowed(uid)),
+                None => None,
+            },
+            priority,
+            kind: ReceiverKind::Static,
+        }
+    }
+
+    /// Metadata of a runtime receiver whose code has type `C`.
+    pub(crate) fn new_runtime<C>(
+        location: SourceLocation,
+        dispatch_uid: Option<Cow<'static, str>>,
+        kind: ReceiverKind,
+    ) -> Self {
+        let name = type_name::<C>();
+        Self {
+            name,
+            module_path: module_of(name),
+            location,
+            dispatch_uid,
+            priority: 0,
+            kind,
+        }
+    }
+}
+
+/// The module part of a type name such as `app::receivers::setup::{{closure}}`.
+fn module_of(type_name: &'static str) -> &'static str {
+    let path = type_name.split("::{{").next().unwrap_or(type_name);
+    let path = path.split('<').next().unwrap_or(path);
+    path.rsplit_once("::").map_or("", |(module, _)| module)
+}
+
+/// The identity of one receiver: its name, module, source location, `dispatch_uid`, priority
+/// and kind. Cheap to clone; carried by every response and error.
+#[derive(Clone)]
+pub struct ReceiverInfo(InfoRepr);
+
+#[derive(Clone)]
+enum InfoRepr {
+    Static(&'static ReceiverMeta),
+    Runtime(Arc<ReceiverMeta>),
+}
+
+impl ReceiverInfo {
+    pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
+        Self(InfoRepr::Static(meta))
+    }
+
+    pub(crate) fn from_runtime(meta: ReceiverMeta) -> Self {
+        Self(InfoRepr::Runtime(Arc::new(meta)))
+    }
+
+    fn meta(&self) -> &ReceiverMeta {
+        match &self.0 {
+            InfoRepr::Static(meta) => meta,
+            InfoRepr::Runtime(meta) => meta,
+        }
+    }
+
+    /// The receiver's name: the function's path for static receivers and fns, the closure's
+    /// type name (`crate::module::function::{{closure}}`) for closures.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.meta().name
+    }
+
+    /// The module the receiver is defined in.
+    #[must_use]
+    pub fn module_path(&self) -> &'static str {
+        self.meta().module_path
+    }
+
+    /// Where the receiver was defined (static) or connected (runtime).
+    #[must_use]
+    pub fn location(&self) -> SourceLocation {
+        self.meta().location
+    }
+
+    /// The `dispatch_uid` it was connected with, if any.
+    #[must_use]
+    pub fn dispatch_uid(&self) -> Option<&str> {
+        self.meta().dispatch_uid.as_deref()
+    }
+
+    /// Its priority: higher runs first among static receivers; runtime receivers have 0.
+    #[must_use]
+    pub fn priority(&self) -> i32 {
+        self.meta().priority
+    }
+
+    /// How it was connected.
+    #[must_use]
+    pub fn kind(&self) -> ReceiverKind {
+        self.meta().kind
+    }
+}
+
+impl fmt::Debug for ReceiverInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let meta = self.meta();
+        f.debug_struct("ReceiverInfo")
+            .field("name", &meta.name)
+            .field("dispatch_uid", &meta.dispatch_uid)
+            .field("location", &meta.location)
+            .field("priority", &meta.priority)
+            .field("kind", &meta.kind)
+            .finish()
+    }
+}
+
+impl fmt::Display for ReceiverInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let meta = self.meta();
+        write!(f, "`{}`", meta.name)?;
+        if let Some(uid) = &meta.dispatch_uid {
+            write!(f, " (dispatch_uid {uid:?})")?;
+        }
+        write!(f, " at {}", meta.location)
+    }
+}
+
+/// What a receiver may return: the signal's output `O` itself, or `Result<O, E>` for any error
+/// type `E`. A receiver of a signal whose output is `()` may therefore return `()` or
+/// `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "a receiver of this signal must return `{O}` or `Result<{O}, E>`, not `{Self}`",
+    label = "this receiver returns `{Self}`",
+    note = "the error type `E` must implement `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait IntoResponse<O> {
+    /// The output, or the error boxed.
+    ///
+    /// # Errors
+    ///
+    /// The receiver's own error, boxed.
+    fn into_response(self) -> Result<O, BoxError>;
+}
+
+impl<O> IntoResponse<O> for O {
+    fn into_response(self) -> Result<O, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<O, E: std::error::Error + Send + Sync + 'static> IntoResponse<O> for Result<O, E> {
+    fn into_response(self) -> Result<O, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The call shape of one group of receivers: what they are given and what they return.
+///
+/// A value-sender signal has one shape; a type-sender signal has one per sender type plus one
+/// for its any-sender receivers. Generated code names shapes only through [`StaticFn`].
+pub trait Shape: 'static {
+    /// What the receiver is told about the sender.
+    type Sender<'s>: Copy;
+    /// The argument struct, borrowed for the duration of the call.
+    type Args<'a>;
+    /// What the receiver returns on success.
+    type Output;
+}
+
+/// The `fn` pointer type of a static receiver of shape `Sh`.
+pub type StaticFn<Sh> = for<'s, 'r, 'a> fn(
+    <Sh as Shape>::Sender<'s>,
+    &'r <Sh as Shape>::Args<'a>,
+) -> Result<<Sh as Shape>::Output, BoxError>;
+
+/// A receiver connected at run time, behind an `Arc`.
+pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
+    /// Calls the receiver; `None` when it is weak and its target is gone.
+    fn call(
+        &self,
+        sender: Sh::Sender<'_>,
+        args: &Sh::Args<'_>,
+    ) -> Option<Result<Sh::Output, BoxError>>;
+
+    /// Whether it can still run (a weak receiver whose target was dropped cannot).
+    fn alive(&self) -> bool;
+}
+
+/// How to call one receiver.
+pub(crate) enum Call<Sh: Shape> {
+    Static(StaticFn<Sh>),
+    Dyn(Arc<dyn DynCall<Sh>>),
+}
+
+impl<Sh: Shape> Clone for Call<Sh> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Static(f) => Self::Static(*f),
+            Self::Dyn(f) => Self::Dyn(Arc::clone(f)),
+        }
+    }
+}
+
+impl<Sh: Shape> Call<Sh> {
+    /// Runs the receiver; `None` when it is weak and its target is gone.
+    #[inline]
+    pub(crate) fn invoke(
+        &self,
+        sender: Sh::Sender<'_>,
+        args: &Sh::Args<'_>,
+    ) -> Option<Result<Sh::Output, BoxError>> {
+        match self {
+            Self::Static(f) => Some(f(sender, args)),
+            Self::Dyn(f) => f.call(sender, args),
+        }
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        match self {
+            Self::Static(_) => true,
+            Self::Dyn(f) => f.alive(),
+        }
+    }
+}
+
+/// A receiver together with its identity: one element of a dispatch list.
+pub(crate) struct Entry<Sh: Shape> {
+    pub(crate) info: ReceiverInfo,
+    pub(crate) call: Call<Sh>,
+}
+
+impl<Sh: Shape> Clone for Entry<Sh> {
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            call: self.call.clone(),
+        }
+    }
+}
+
+/// A closure held strongly.
+pub(crate) struct Strong<C, R> {
+    f: C,
+    _returns: PhantomData<fn() -> R>,
+}
+
+impl<C, R> Strong<C, R> {
+    pub(crate) fn new(f: C) -> Self {
+        Self {
+            f,
+            _returns: PhantomData,
+        }
+    }
+}
+
+impl<Sh, C, R> DynCall<Sh> for Strong<C, R>
+where
+    Sh: Shape,
+    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    R: IntoResponse<Sh::Output>,
+{
+    #[inline]
+    fn call(
+        &self,
+        sender: Sh::Sender<'_>,
+        args: &Sh::Args<'_>,
+    ) -> Option<Result<Sh::Output, BoxError>> {
+        Some((self.f)(sender, args).into_response())
+    }
+
+    fn alive(&self) -> bool {
+        true
+    }
+}
+
+/// A closure called with a target it holds weakly; it stops firing once the target is dropped.
+pub(crate) struct WeakTarget<T, C, R> {
+    target: std::sync::Weak<T>,
+    f: C,
+    _returns: PhantomData<fn() -> R>,
+}
+
+impl<T, C, R> WeakTarget<T, C, R> {
+    pub(crate) fn new(target: &Arc<T>, f: C) -> Self {
+        Self {
+            target: Arc::downgrade(target),
+            f,
+            _returns: PhantomData,
+        }
+    }
+}
+
+impl<Sh, T, C, R> DynCall<Sh> for WeakTarget<T, C, R>
+where
+    Sh: Shape,
+    T: Send + Sync,
+    C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    R: IntoResponse<Sh::Output>,
+{
+    #[inline]
+    fn call(
+        &self,
+        sender: Sh::Sender<'_>,
+        args: &Sh::Args<'_>,
+    ) -> Option<Result<Sh::Output, BoxError>> {
+        let target = self.target.upgrade()?;
+        Some((self.f)(&target, sender, args).into_response())
+    }
+
+    fn alive(&self) -> bool {
+        self.target.strong_count() > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_of;
+
+    #[test]
+    fn module_of_strips_the_item_and_closure_suffixes() {
+        assert_eq!(
+            module_of("app::receivers::setup::{{closure}}"),
+            "app::receivers"
+        );
+        assert_eq!(module_of("app::receivers::setup"), "app::receivers");
+        assert_eq!(module_of("setup"), "");
+        assert_eq!(
+            module_of("app::hooks::make<u8>::{{closure}}::{{closure}}"),
+            "app::hooks"
+        );
+    }
+}

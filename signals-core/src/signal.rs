@@ -1,0 +1,488 @@
+//! Value-sender signals: [`Signal`], declared by a [`Signature`], whose sender is a value such
+//! as an enum variant (`SiloMode::Monolith`), a `&'static str` or an integer id.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use crate::connect::{Disconnect, ScopedConnection};
+use crate::dispatch::Responses;
+use crate::dispatch::{self, Cx, Observer};
+use crate::error::{ReceiverError, SendError, WiringError};
+use crate::receiver::{
+    Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
+    Strong, WeakTarget,
+};
+use crate::registry::{self, SignalRef};
+use crate::table::{Connection, Core, Identity, Listed, Record, Routes};
+
+/// The declaration of a value-sender signal: its argument struct, its sender type and what its
+/// receivers return.
+///
+/// Implement it on a marker type (an empty enum) and declare the signal as a
+/// `static Signal<Marker>`:
+///
+/// ```
+/// use signals_core::{Signal, Signature};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// pub enum SiloMode { Monolith, Control, Region }
+///
+/// /// The arguments of `post_upgrade`; they may borrow (`'a`).
+/// pub struct PostUpgrade<'a> { pub interactive: bool, pub database: &'a str }
+///
+/// pub enum PostUpgradeSignal {}
+/// impl Signature for PostUpgradeSignal {
+///     type Args<'a> = PostUpgrade<'a>;
+///     type Sender = SiloMode;
+///     type Output = ();
+/// }
+///
+/// /// Sent after `upgrade` completes, with the running silo mode as sender.
+/// #[allow(non_upper_case_globals)]
+/// pub static post_upgrade: Signal<PostUpgradeSignal> = Signal::new("post_upgrade");
+/// ```
+pub trait Signature: 'static {
+    /// The argument struct (Django's keyword arguments), borrowed by every receiver.
+    type Args<'a>;
+    /// The sender's type: receivers connect to one value of it, or to any.
+    type Sender: Eq + Hash + Clone + fmt::Debug + Send + Sync + 'static;
+    /// What each receiver returns, collected in the responses.
+    type Output: 'static;
+}
+
+/// The call shape of a value-sender signal's receivers: `(Option<&Sender>, &Args)`.
+pub struct ValueShape<F>(PhantomData<fn() -> F>);
+
+impl<F: Signature> Shape for ValueShape<F> {
+    type Sender<'s> = Option<&'s F::Sender>;
+    type Args<'a> = F::Args<'a>;
+    type Output = F::Output;
+}
+
+type ValueEntry<F> = Entry<ValueShape<F>>;
+type ValueCore<F> = Core<<F as Signature>::Sender, ValueEntry<F>, ValueRoutes<F>>;
+
+/// The dispatch lists of one snapshot: one for sends without a sender (the any-sender
+/// receivers) and one per sender that has receivers of its own (those and the any-sender ones,
+/// interleaved in dispatch order). A sender with no receivers of its own uses the first.
+pub(crate) struct ValueRoutes<F: Signature> {
+    any: Box<[ValueEntry<F>]>,
+    by_sender: HashMap<F::Sender, Box<[ValueEntry<F>]>>,
+}
+
+impl<F: Signature> ValueRoutes<F> {
+    #[inline]
+    fn route(&self, sender: Option<&F::Sender>) -> &[ValueEntry<F>] {
+        match sender {
+            Some(sender) if !self.by_sender.is_empty() => {
+                self.by_sender.get(sender).unwrap_or(&self.any)
+            }
+            _ => &self.any,
+        }
+    }
+}
+
+impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
+    fn build(records: &[Record<F::Sender, ValueEntry<F>>]) -> Self {
+        let mut any = Vec::new();
+        let mut by_sender: HashMap<F::Sender, Vec<ValueEntry<F>>> = HashMap::new();
+        for record in records {
+            if let Some(sender) = &record.sender {
+                by_sender.entry(sender.clone()).or_default();
+            }
+        }
+        for record in records {
+            match &record.sender {
+                None => {
+                    for list in by_sender.values_mut() {
+                        list.push(record.entry.clone());
+                    }
+                    any.push(record.entry.clone());
+                }
+                Some(sender) => {
+                    if let Some(list) = by_sender.get_mut(sender) {
+                        list.push(record.entry.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            any: any.into(),
+            by_sender: by_sender
+                .into_iter()
+                .map(|(sender, list)| (sender, list.into()))
+                .collect(),
+        }
+    }
+}
+
+/// A signal whose sender is a value of `F::Sender`.
+///
+/// Declare it as a `static` (see [`Signature`]); receivers are connected at link time by
+/// `#[receiver]` or at run time with [`connect`](Self::connect). A `Signal` is `Sync`: any
+/// thread may send, connect and disconnect at any time, and sends never wait for each other
+/// or for connects.
+///
+/// ```
+/// # use signals_core::{Signal, Signature};
+/// # #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)] pub enum SiloMode { Monolith, Region }
+/// # pub struct PostUpgrade { pub interactive: bool }
+/// # pub enum PostUpgradeSignal {}
+/// # impl Signature for PostUpgradeSignal { type Args<'a> = PostUpgrade; type Sender = SiloMode; type Output = (); }
+/// # #[allow(non_upper_case_globals)]
+/// # pub static post_upgrade: Signal<PostUpgradeSignal> = Signal::new("post_upgrade");
+/// let created = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// let seen = created.clone();
+/// post_upgrade
+///     .connector()
+///     .sender(SiloMode::Monolith)
+///     .dispatch_uid("create_first_user")
+///     .connect(move |_, args: &PostUpgrade| {
+///         if args.interactive {
+///             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+///         }
+///     });
+///
+/// post_upgrade.send(&SiloMode::Region, &PostUpgrade { interactive: true })?;   // not this sender
+/// post_upgrade.send(&SiloMode::Monolith, &PostUpgrade { interactive: true })?; // runs
+/// assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 1);
+/// # Ok::<(), signals_core::SendError>(())
+/// ```
+pub struct Signal<F: Signature> {
+    name: &'static str,
+    core: OnceLock<ValueCore<F>>,
+}
+
+impl<F: Signature> Signal<F> {
+    /// A signal named `name` (used in logs, errors and introspection).
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            core: OnceLock::new(),
+        }
+    }
+
+    /// The signal's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn core(&self) -> &ValueCore<F> {
+        self.core.get_or_init(|| {
+            let (records, problems) = registry::static_records(registry::address(self), self.name);
+            Core::new(records, problems)
+        })
+    }
+
+    /// Runs the receivers connected to `sender` and to any sender, in dispatch order, and
+    /// collects their outputs. `sender` is `&value`, or `None` to reach only the any-sender
+    /// receivers (Django's `send(sender=None)`).
+    ///
+    /// # Errors
+    ///
+    /// The first receiver that returns `Err` stops the send; the error names it. The receivers
+    /// after it do not run. A panicking receiver's panic propagates.
+    pub fn send<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError> {
+        let sender = sender.into();
+        let core = self.core();
+        let routes = core.routes();
+        let cx = Cx { sender, args };
+        dispatch::send(routes.route(sender), &cx, &self.observer(core))
+    }
+
+    /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
+    /// A receiver's `Err` or panic is logged as a `signal.failure` `tracing` event and
+    /// recorded in place of its output; the next receiver still runs.
+    ///
+    /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
+    /// raised as a panic instead.
+    pub fn send_robust<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>> {
+        let sender = sender.into();
+        let core = self.core();
+        let routes = core.routes();
+        let cx = Cx { sender, args };
+        dispatch::send_robust(routes.route(sender), &cx, &self.observer(core))
+    }
+
+    /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
+    /// return `()`, and allocates nothing unless a receiver fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn emit<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Result<(), SendError>
+    where
+        F: Signature<Output = ()>,
+    {
+        let sender = sender.into();
+        let core = self.core();
+        let routes = core.routes();
+        let cx = Cx { sender, args };
+        dispatch::emit(routes.route(sender), &cx, &self.observer(core))
+    }
+
+    /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
+    pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
+        let routes = self.core().routes();
+        routes.route(sender.into()).iter().any(Listed::alive)
+    }
+
+    /// The live receivers that would run for `sender`, in dispatch order.
+    pub fn receivers<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> Vec<ReceiverInfo> {
+        let routes = self.core().routes();
+        routes
+            .route(sender.into())
+            .iter()
+            .filter(|entry| entry.alive())
+            .map(|entry| entry.info.clone())
+            .collect()
+    }
+
+    /// Connects `receiver` for any sender, without `dispatch_uid`; see
+    /// [`connector`](Self::connector) for the options.
+    ///
+    /// A receiver takes the sender (`Option<&F::Sender>`) and the arguments, and returns the
+    /// output or `Result<output, E>`. A `fn` or a closure that captures nothing is identified
+    /// by its code, so connecting the same one twice is a no-op, as in Django; closures with
+    /// captures are distinct receivers each time.
+    #[track_caller]
+    pub fn connect<C, R>(&self, receiver: C) -> Connection
+    where
+        C: for<'s, 'r, 'a> Fn(Option<&'s F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().connect(receiver)
+    }
+
+    /// Connects `receiver` for any sender, holding `target` weakly: the receiver is called with
+    /// `&T` while `target` is alive, stops firing once it is dropped, and is then purged.
+    #[track_caller]
+    pub fn connect_weak<T, C, R>(&self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'t, 's, 'r, 'a> Fn(&'t T, Option<&'s F::Sender>, &'r F::Args<'a>) -> R
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().connect_weak(target, receiver)
+    }
+
+    /// A builder to connect a receiver with a sender, a `dispatch_uid`, weakly or scoped.
+    pub fn connector(&self) -> Connector<'_, F> {
+        Connector {
+            signal: self,
+            sender: None,
+            dispatch_uid: None,
+        }
+    }
+
+    /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
+    /// connected.
+    pub fn disconnect(&self, connection: Connection) -> bool {
+        self.core()
+            .disconnect(|record| record.connection == connection)
+    }
+
+    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender` (`None`:
+    /// the any-sender one), static receivers included; returns whether one was.
+    pub fn disconnect_uid<'s>(
+        &self,
+        dispatch_uid: &str,
+        sender: impl Into<Option<&'s F::Sender>>,
+    ) -> bool {
+        let sender = sender.into();
+        self.core().disconnect(|record| {
+            record.sender.as_ref() == sender
+                && matches!(&record.identity, Identity::Uid(uid) if uid == dispatch_uid)
+        })
+    }
+
+    fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
+        Observer {
+            signal: self.name,
+            table: core,
+        }
+    }
+}
+
+impl<F: Signature> Disconnect for Signal<F> {
+    fn disconnect_connection(&self, connection: Connection) -> bool {
+        self.disconnect(connection)
+    }
+}
+
+impl<F: Signature> SignalRef for Signal<F> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn problems(&self) -> Vec<WiringError> {
+        self.core().problems().to_vec()
+    }
+}
+
+// A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
+// edit of the table is complete before the lock is released. Sends may be retried after a
+// caught panic.
+impl<F: Signature> std::panic::RefUnwindSafe for Signal<F> {}
+impl<F: Signature> std::panic::UnwindSafe for Signal<F> {}
+
+impl<F: Signature> fmt::Debug for Signal<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder returned by [`Signal::connector`]: set a sender and a `dispatch_uid`, then connect.
+#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
+pub struct Connector<'s, F: Signature> {
+    signal: &'s Signal<F>,
+    sender: Option<F::Sender>,
+    dispatch_uid: Option<Cow<'static, str>>,
+}
+
+impl<'s, F: Signature> Connector<'s, F> {
+    /// Fire only for sends from `sender` (default: any sender).
+    pub fn sender(mut self, sender: F::Sender) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// Identify the receiver by `uid` instead of by its code: a second connect with the same
+    /// uid for the same sender is a no-op that keeps the first, and
+    /// [`disconnect_uid`](Signal::disconnect_uid) removes it. An empty uid counts as none, as
+    /// in Django.
+    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
+        let uid = uid.into();
+        self.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self
+    }
+
+    /// Connects `receiver`; see [`Signal::connect`].
+    #[track_caller]
+    pub fn connect<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
+        let call: Call<ValueShape<F>> = Call::Dyn(Arc::new(Strong::new(receiver)));
+        self.add::<C>(identity, ReceiverKind::Runtime, call)
+    }
+
+    /// Connects `receiver` with a weak hold on `target`; see [`Signal::connect_weak`]. A
+    /// zero-sized receiver bound to the same target twice is one receiver, as a bound method
+    /// is in Django.
+    #[track_caller]
+    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'t, 'x, 'r, 'a> Fn(&'t T, Option<&'x F::Sender>, &'r F::Args<'a>) -> R
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
+        let call: Call<ValueShape<F>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
+    }
+
+    /// Connects `receiver` until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.signal;
+        ScopedConnection::new(signal, self.connect(receiver))
+    }
+
+    #[track_caller]
+    fn add<C>(
+        self,
+        identity: Identity,
+        kind: ReceiverKind,
+        call: Call<ValueShape<F>>,
+    ) -> Connection {
+        let meta =
+            ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
+        let entry = Entry {
+            info: ReceiverInfo::from_runtime(meta),
+            call,
+        };
+        self.signal
+            .core()
+            .connect(Record::new(self.sender, identity, entry))
+    }
+}
+
+impl<F: Signature> fmt::Debug for Connector<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("signal", &self.signal.name)
+            .field("sender", &self.sender)
+            .field("dispatch_uid", &self.dispatch_uid)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Signal, Signature};
+
+    enum Tick {}
+    impl Signature for Tick {
+        type Args<'a> = ();
+        type Sender = u8;
+        type Output = ();
+    }
+
+    #[test]
+    fn a_send_that_meets_a_dropped_weak_target_purges_its_receiver() {
+        let signal = Signal::<Tick>::new("tick");
+        let target = Arc::new(());
+        signal.connect_weak(&target, |(): &(), _, (): &()| {});
+        signal.connect(|_, (): &()| {});
+        assert_eq!(signal.core().len(), 2);
+        drop(target);
+        assert_eq!(signal.core().len(), 2, "purged lazily, not on drop");
+        signal.emit(None, &()).unwrap();
+        assert_eq!(signal.core().len(), 1);
+    }
+
+    #[test]
+    fn a_connect_purges_receivers_whose_weak_target_is_gone() {
+        let signal = Signal::<Tick>::new("tick");
+        let target = Arc::new(());
+        signal.connect_weak(&target, |(): &(), _, (): &()| {});
+        drop(target);
+        signal.connect(|_, (): &()| {});
+        assert_eq!(signal.core().len(), 1);
+    }
+}

@@ -1,0 +1,793 @@
+//! Type-sender signals: [`TypeSignal`], whose sender is a Rust type, as Django's
+//! `sender=User` is a model class. The signal is a family over the sender type `M`: its
+//! argument struct may mention `M`, so a receiver for `User` gets `&User`, typed.
+//!
+//! Receivers for one sender type see `<F as SentBy<M>>::Args`; any-sender receivers cannot
+//! know `M` and see the family's sender-independent view, [`TypeSignature::AnyArgs`], made by
+//! [`SentBy::any_args`] (for instance the same struct over `dyn Model`).
+
+use std::any::{Any, TypeId, type_name};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use crate::connect::{Disconnect, ScopedConnection};
+use crate::dispatch::{self, Observer, Responses, Step};
+use crate::error::{BoxError, ReceiverError, SendError, WiringError};
+use crate::receiver::{
+    Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
+    Strong, WeakTarget,
+};
+use crate::registry::{self, SignalRef};
+use crate::table::{Connection, Core, Identity, Listed, Record, Routes};
+
+/// The declaration of a type-sender signal family: what its any-sender receivers see and what
+/// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
+///
+/// ```
+/// use signals_core::{SentBy, TypeSignal, TypeSignature};
+///
+/// pub trait Model: Send + Sync { fn table(&self) -> &'static str; }
+/// pub struct User { pub id: u64 }
+/// impl Model for User { fn table(&self) -> &'static str { "auth_user" } }
+///
+/// /// `post_save`'s arguments; `M: ?Sized` so that `PostSave<'_, dyn Model>` is the any view.
+/// pub struct PostSave<'a, M: ?Sized> { pub instance: &'a M, pub created: bool }
+///
+/// pub enum PostSaveSignal {}
+/// impl TypeSignature for PostSaveSignal {
+///     type AnyArgs<'a> = PostSave<'a, dyn Model>;
+///     type Output = ();
+/// }
+/// impl<M: Model + 'static> SentBy<M> for PostSaveSignal {
+///     type Args<'a> = PostSave<'a, M>;
+///     fn any_args<'b>(args: &'b PostSave<'_, M>) -> PostSave<'b, dyn Model> {
+///         PostSave { instance: args.instance, created: args.created }
+///     }
+/// }
+///
+/// /// Sent after a model instance is saved; the sender is the model type.
+/// #[allow(non_upper_case_globals)]
+/// pub static post_save: TypeSignal<PostSaveSignal> = TypeSignal::new("post_save");
+///
+/// post_save.connect::<User, _, _>(|_, args: &PostSave<'_, User>| assert_eq!(args.instance.id, 7));
+/// post_save.send::<User>(&PostSave { instance: &User { id: 7 }, created: true })?;
+/// # Ok::<(), signals_core::SendError>(())
+/// ```
+pub trait TypeSignature: 'static {
+    /// The view of the arguments that any-sender receivers get.
+    type AnyArgs<'a>;
+    /// What each receiver returns, collected in the responses.
+    type Output: 'static;
+}
+
+/// Declares that signals of the family `Self` may be sent by the type `M`, and with which
+/// arguments.
+#[diagnostic::on_unimplemented(
+    message = "`{M}` is not a sender type of the signal family `{Self}`",
+    label = "`{M}` cannot send this signal",
+    note = "the family's `SentBy` impls list the types that may send it; implement \
+            `SentBy<{M}>` for `{Self}` (or the trait its blanket impl requires) to add one"
+)]
+pub trait SentBy<M: 'static>: TypeSignature {
+    /// The argument struct for sender type `M`.
+    type Args<'a>;
+
+    /// The sender-independent view any-sender receivers get.
+    fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b>;
+}
+
+/// A sender type, as receivers of a type-sender signal are told it: its `TypeId` and name.
+#[derive(Clone, Copy)]
+pub struct TypeSender {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl TypeSender {
+    /// The sender `M`.
+    #[must_use]
+    pub fn of<M: ?Sized + 'static>() -> Self {
+        Self {
+            id: TypeId::of::<M>(),
+            name: type_name::<M>(),
+        }
+    }
+
+    /// The sender type's `TypeId`.
+    #[must_use]
+    pub fn type_id(&self) -> TypeId {
+        self.id
+    }
+
+    /// The sender type's name, as `std::any::type_name` gives it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether the sender is `M`.
+    #[must_use]
+    pub fn is<M: ?Sized + 'static>(&self) -> bool {
+        self.id == TypeId::of::<M>()
+    }
+}
+
+impl PartialEq for TypeSender {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for TypeSender {}
+
+impl Hash for TypeSender {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl fmt::Debug for TypeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for TypeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The call shape of a type-sender signal's receivers for sender type `M`.
+pub struct TypedShape<F, M>(PhantomData<fn() -> (F, M)>);
+
+impl<F: SentBy<M>, M: 'static> Shape for TypedShape<F, M> {
+    type Sender<'s> = TypeSender;
+    type Args<'a> = <F as SentBy<M>>::Args<'a>;
+    type Output = F::Output;
+}
+
+/// The call shape of a type-sender signal's any-sender receivers.
+pub struct AnyTypeShape<F>(PhantomData<fn() -> F>);
+
+impl<F: TypeSignature> Shape for AnyTypeShape<F> {
+    type Sender<'s> = TypeSender;
+    type Args<'a> = F::AnyArgs<'a>;
+    type Output = F::Output;
+}
+
+/// A receiver of a type-sender signal as the table holds it: the sender type is erased from
+/// typed receivers until a snapshot groups them by type.
+pub(crate) enum TypeEntry<F: TypeSignature> {
+    Any(Entry<AnyTypeShape<F>>),
+    Typed(Arc<dyn ErasedTyped<F>>),
+}
+
+impl<F: TypeSignature> TypeEntry<F> {
+    pub(crate) fn typed<M: 'static>(entry: Entry<TypedShape<F, M>>) -> Self
+    where
+        F: SentBy<M>,
+    {
+        Self::Typed(Arc::new(entry))
+    }
+}
+
+impl<F: TypeSignature> Clone for TypeEntry<F> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Any(entry) => Self::Any(entry.clone()),
+            Self::Typed(entry) => Self::Typed(Arc::clone(entry)),
+        }
+    }
+}
+
+impl<F: TypeSignature> Listed for TypeEntry<F> {
+    fn alive(&self) -> bool {
+        match self {
+            Self::Any(entry) => entry.alive(),
+            Self::Typed(entry) => entry.alive(),
+        }
+    }
+}
+
+/// A receiver for one sender type, with that type erased.
+pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
+    fn alive(&self) -> bool;
+    fn as_any(&self) -> &dyn Any;
+    /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
+    /// any-sender receivers and the receivers of this type, in dispatch order.
+    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList>;
+}
+
+impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
+    fn alive(&self) -> bool {
+        self.call.alive()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList> {
+        let steps = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                TypeEntry::Any(entry) => Some(TypedStep::Any(entry.clone())),
+                TypeEntry::Typed(entry) => entry
+                    .as_any()
+                    .downcast_ref::<Self>()
+                    .map(|entry| TypedStep::Typed(entry.clone())),
+            })
+            .collect();
+        Box::new(TypedList::<F, M>(steps))
+    }
+}
+
+/// One element of a sender type's dispatch list.
+enum TypedStep<F: SentBy<M>, M: 'static> {
+    Typed(Entry<TypedShape<F, M>>),
+    Any(Entry<AnyTypeShape<F>>),
+}
+
+/// The dispatch list of sender type `M`.
+struct TypedList<F: SentBy<M>, M: 'static>(Box<[TypedStep<F, M>]>);
+
+/// A sender type's dispatch list, with the type erased, for introspection.
+pub(crate) trait ErasedList: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn entries(&self) -> Vec<(&ReceiverInfo, bool)>;
+}
+
+impl<F: SentBy<M>, M: 'static> ErasedList for TypedList<F, M> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn entries(&self) -> Vec<(&ReceiverInfo, bool)> {
+        self.0
+            .iter()
+            .map(|step| match step {
+                TypedStep::Typed(entry) => (&entry.info, entry.call.alive()),
+                TypedStep::Any(entry) => (&entry.info, entry.call.alive()),
+            })
+            .collect()
+    }
+}
+
+/// What a send for sender type `M` runs its list against. The any-sender view of the
+/// arguments is made once, by the first any-sender receiver that needs it.
+struct TypedCx<'r, 'a, F: SentBy<M>, M: 'static> {
+    sender: TypeSender,
+    args: &'r <F as SentBy<M>>::Args<'a>,
+    any: OnceCell<F::AnyArgs<'r>>,
+}
+
+impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
+    type Output = F::Output;
+
+    #[inline]
+    fn info(&self) -> &ReceiverInfo {
+        match self {
+            Self::Typed(entry) => &entry.info,
+            Self::Any(entry) => &entry.info,
+        }
+    }
+
+    #[inline]
+    fn run(&self, cx: &TypedCx<'r, 'a, F, M>) -> Option<Result<F::Output, BoxError>> {
+        match self {
+            Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
+            Self::Any(entry) => {
+                let any = cx.any.get_or_init(|| F::any_args(cx.args));
+                entry.call.invoke(cx.sender, any)
+            }
+        }
+    }
+}
+
+/// The dispatch lists of one snapshot: the any-sender receivers, and one list per sender type
+/// that has receivers of its own.
+pub(crate) struct TypeRoutes<F: TypeSignature> {
+    any: Box<[Entry<AnyTypeShape<F>>]>,
+    by_type: HashMap<TypeSender, Box<dyn ErasedList>>,
+}
+
+impl<F: TypeSignature> TypeRoutes<F> {
+    /// The receivers that would run for `sender`, with whether each is alive.
+    fn entries(&self, sender: Option<TypeSender>) -> Vec<(&ReceiverInfo, bool)> {
+        match sender.and_then(|sender| self.by_type.get(&sender)) {
+            Some(list) => list.entries(),
+            None => self.any.iter().map(|e| (&e.info, e.alive())).collect(),
+        }
+    }
+}
+
+impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
+    fn build(records: &[Record<TypeSender, TypeEntry<F>>]) -> Self {
+        let mut any = Vec::new();
+        let mut first_of_type: Vec<(TypeSender, &Arc<dyn ErasedTyped<F>>)> = Vec::new();
+        for record in records {
+            match (&record.entry, record.sender) {
+                (TypeEntry::Any(entry), _) => any.push(entry.clone()),
+                (TypeEntry::Typed(entry), Some(sender)) => {
+                    if !first_of_type.iter().any(|(seen, _)| *seen == sender) {
+                        first_of_type.push((sender, entry));
+                    }
+                }
+                (TypeEntry::Typed(_), None) => {}
+            }
+        }
+        let by_type = first_of_type
+            .into_iter()
+            .map(|(sender, builder)| {
+                let entries: Vec<&TypeEntry<F>> = records
+                    .iter()
+                    .filter(|record| record.sender.is_none() || record.sender == Some(sender))
+                    .map(|record| &record.entry)
+                    .collect();
+                (sender, builder.build_list(&entries))
+            })
+            .collect();
+        Self {
+            any: any.into(),
+            by_type,
+        }
+    }
+}
+
+type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
+
+/// A signal whose sender is a type: `post_save.send::<User>(&args)`.
+///
+/// Declared by a [`TypeSignature`] and its [`SentBy`] impls. Any-sender receivers get the
+/// family's [`AnyArgs`](TypeSignature::AnyArgs) view; receivers for one type get that type's
+/// arguments. `Sync`, with the same guarantees as [`Signal`](crate::Signal).
+pub struct TypeSignal<F: TypeSignature> {
+    name: &'static str,
+    core: OnceLock<TypeCore<F>>,
+}
+
+impl<F: TypeSignature> TypeSignal<F> {
+    /// A signal named `name` (used in logs, errors and introspection).
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            core: OnceLock::new(),
+        }
+    }
+
+    /// The signal's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn core(&self) -> &TypeCore<F> {
+        self.core.get_or_init(|| {
+            let (records, problems) = registry::static_records(registry::address(self), self.name);
+            Core::new(records, problems)
+        })
+    }
+
+    fn observer<'o>(&self, core: &'o TypeCore<F>) -> Observer<'o> {
+        Observer {
+            signal: self.name,
+            table: core,
+        }
+    }
+
+    /// Runs, in dispatch order, the receivers connected to sender type `M` and to any sender,
+    /// and collects their outputs.
+    ///
+    /// # Errors
+    ///
+    /// The first receiver that returns `Err` stops the send; the error names it. A panicking
+    /// receiver's panic propagates.
+    pub fn send<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError>
+    where
+        F: SentBy<M>,
+    {
+        let core = self.core();
+        let routes = core.routes();
+        let sender = TypeSender::of::<M>();
+        let observer = self.observer(core);
+        match typed_list::<F, M>(&routes, sender) {
+            Some(list) => dispatch::send(&list.0, &typed_cx(sender, args), &observer),
+            None => dispatch::send(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+        }
+    }
+
+    /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
+    /// do; failures are logged as `signal.failure` and recorded in place of the output. See
+    /// [`Signal::send_robust`](crate::Signal::send_robust).
+    pub fn send_robust<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>>
+    where
+        F: SentBy<M>,
+    {
+        let core = self.core();
+        let routes = core.routes();
+        let sender = TypeSender::of::<M>();
+        let observer = self.observer(core);
+        match typed_list::<F, M>(&routes, sender) {
+            Some(list) => dispatch::send_robust(&list.0, &typed_cx(sender, args), &observer),
+            None => dispatch::send_robust(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+        }
+    }
+
+    /// Whether any live receiver would run for `sender` (`None`: only any-sender receivers
+    /// count).
+    pub fn has_listeners(&self, sender: impl Into<Option<TypeSender>>) -> bool {
+        let routes = self.core().routes();
+        routes
+            .entries(sender.into())
+            .iter()
+            .any(|(_, alive)| *alive)
+    }
+
+    /// The live receivers that would run for `sender`, in dispatch order.
+    pub fn receivers(&self, sender: impl Into<Option<TypeSender>>) -> Vec<ReceiverInfo> {
+        let routes = self.core().routes();
+        routes
+            .entries(sender.into())
+            .into_iter()
+            .filter(|(_, alive)| *alive)
+            .map(|(info, _)| info.clone())
+            .collect()
+    }
+
+    /// Connects `receiver` for sender type `M`, without `dispatch_uid`; see
+    /// [`connector`](Self::connector) for the options.
+    #[track_caller]
+    pub fn connect<M: 'static, C, R>(&self, receiver: C) -> Connection
+    where
+        F: SentBy<M>,
+        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().sender::<M>().connect(receiver)
+    }
+
+    /// Connects `receiver` for any sender type; it gets the [`AnyArgs`](TypeSignature::AnyArgs)
+    /// view of the arguments.
+    #[track_caller]
+    pub fn connect_any<C, R>(&self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().connect(receiver)
+    }
+
+    /// A builder to connect a receiver with a sender type, a `dispatch_uid`, weakly or scoped.
+    /// Without [`sender`](AnyTypeConnector::sender) it connects for any sender.
+    pub fn connector(&self) -> AnyTypeConnector<'_, F> {
+        AnyTypeConnector {
+            options: Options {
+                signal: self,
+                dispatch_uid: None,
+            },
+        }
+    }
+
+    /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
+    /// connected.
+    pub fn disconnect(&self, connection: Connection) -> bool {
+        self.core()
+            .disconnect(|record| record.connection == connection)
+    }
+
+    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender` (`None`:
+    /// the any-sender one), static receivers included; returns whether one was.
+    pub fn disconnect_uid(
+        &self,
+        dispatch_uid: &str,
+        sender: impl Into<Option<TypeSender>>,
+    ) -> bool {
+        let sender = sender.into();
+        self.core().disconnect(|record| {
+            record.sender == sender
+                && matches!(&record.identity, Identity::Uid(uid) if uid == dispatch_uid)
+        })
+    }
+}
+
+impl<F: TypeSignature> TypeSignal<F> {
+    /// Like [`send`](Self::send), without collecting responses: allocates nothing unless a
+    /// receiver fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn emit<M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> Result<(), SendError>
+    where
+        F: SentBy<M> + TypeSignature<Output = ()>,
+    {
+        let core = self.core();
+        let routes = core.routes();
+        let sender = TypeSender::of::<M>();
+        let observer = self.observer(core);
+        match typed_list::<F, M>(&routes, sender) {
+            Some(list) => dispatch::emit(&list.0, &typed_cx(sender, args), &observer),
+            None => dispatch::emit(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+        }
+    }
+}
+
+#[inline]
+fn typed_list<F: SentBy<M>, M: 'static>(
+    routes: &TypeRoutes<F>,
+    sender: TypeSender,
+) -> Option<&TypedList<F, M>> {
+    if routes.by_type.is_empty() {
+        return None;
+    }
+    routes.by_type.get(&sender)?.as_any().downcast_ref()
+}
+
+fn typed_cx<'r, 'a, F: SentBy<M>, M: 'static>(
+    sender: TypeSender,
+    args: &'r <F as SentBy<M>>::Args<'a>,
+) -> TypedCx<'r, 'a, F, M> {
+    TypedCx {
+        sender,
+        args,
+        any: OnceCell::new(),
+    }
+}
+
+/// The context of a send whose type has no receivers of its own: only any-sender ones run.
+/// The returned context borrows the view for the duration of the send.
+fn any_cx<'r, F: SentBy<M>, M: 'static>(
+    sender: TypeSender,
+    args: &'r <F as SentBy<M>>::Args<'_>,
+) -> AnyCx<'r, F> {
+    AnyCx {
+        sender,
+        any: F::any_args(args),
+    }
+}
+
+/// A send's context for the any-sender list: the view, owned by the send.
+struct AnyCx<'r, F: TypeSignature> {
+    sender: TypeSender,
+    any: F::AnyArgs<'r>,
+}
+
+impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
+    type Output = F::Output;
+
+    #[inline]
+    fn info(&self) -> &ReceiverInfo {
+        &self.info
+    }
+
+    #[inline]
+    fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
+        self.call.invoke(cx.sender, &cx.any)
+    }
+}
+
+impl<F: TypeSignature> Disconnect for TypeSignal<F> {
+    fn disconnect_connection(&self, connection: Connection) -> bool {
+        self.disconnect(connection)
+    }
+}
+
+impl<F: TypeSignature> SignalRef for TypeSignal<F> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn problems(&self) -> Vec<WiringError> {
+        self.core().problems().to_vec()
+    }
+}
+
+// A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
+// edit of the table is complete before the lock is released. Sends may be retried after a
+// caught panic.
+impl<F: TypeSignature> std::panic::RefUnwindSafe for TypeSignal<F> {}
+impl<F: TypeSignature> std::panic::UnwindSafe for TypeSignal<F> {}
+
+impl<F: TypeSignature> fmt::Debug for TypeSignal<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypeSignal")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Options<'s, F: TypeSignature> {
+    signal: &'s TypeSignal<F>,
+    dispatch_uid: Option<Cow<'static, str>>,
+}
+
+impl<F: TypeSignature> Options<'_, F> {
+    #[track_caller]
+    fn add<C>(
+        self,
+        sender: Option<TypeSender>,
+        identity: Identity,
+        kind: ReceiverKind,
+        entry: impl FnOnce(ReceiverInfo) -> TypeEntry<F>,
+    ) -> Connection {
+        let meta =
+            ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
+        let entry = entry(ReceiverInfo::from_runtime(meta));
+        self.signal
+            .core()
+            .connect(Record::new(sender, identity, entry))
+    }
+}
+
+/// Builder returned by [`TypeSignal::connector`]: connects for any sender type unless
+/// [`sender`](Self::sender) picks one.
+#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
+pub struct AnyTypeConnector<'s, F: TypeSignature> {
+    options: Options<'s, F>,
+}
+
+impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
+    /// Fire only for sends by the sender type `M`.
+    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M>
+    where
+        F: SentBy<M>,
+    {
+        TypeConnector {
+            options: self.options,
+            _sender: PhantomData,
+        }
+    }
+
+    /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
+    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
+        let uid = uid.into();
+        self.options.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self
+    }
+
+    /// Connects `receiver` for any sender type.
+    #[track_caller]
+    pub fn connect<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::of::<C>(self.options.dispatch_uid.as_ref());
+        self.options
+            .add::<C>(None, identity, ReceiverKind::Runtime, |info| {
+                TypeEntry::Any(Entry {
+                    info,
+                    call: Call::Dyn(Arc::new(Strong::new(receiver))),
+                })
+            })
+    }
+
+    /// Connects `receiver` for any sender type, holding `target` weakly; see
+    /// [`Signal::connect_weak`](crate::Signal::connect_weak).
+    #[track_caller]
+    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'t, 'r, 'a> Fn(&'t T, TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
+        self.options
+            .add::<C>(None, identity, ReceiverKind::Weak, |info| {
+                TypeEntry::Any(Entry {
+                    info,
+                    call: Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
+                })
+            })
+    }
+
+    /// Connects `receiver` for any sender type until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.options.signal;
+        ScopedConnection::new(signal, self.connect(receiver))
+    }
+}
+
+/// Builder for a receiver of one sender type `M`, from [`AnyTypeConnector::sender`].
+#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
+pub struct TypeConnector<'s, F: TypeSignature, M> {
+    options: Options<'s, F>,
+    _sender: PhantomData<fn() -> M>,
+}
+
+impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
+    /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
+    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
+        let uid = uid.into();
+        self.options.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self
+    }
+
+    /// Connects `receiver` for sender type `M`.
+    #[track_caller]
+    pub fn connect<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::of::<C>(self.options.dispatch_uid.as_ref());
+        let sender = Some(TypeSender::of::<M>());
+        self.options
+            .add::<C>(sender, identity, ReceiverKind::Runtime, |info| {
+                TypeEntry::typed::<M>(Entry {
+                    info,
+                    call: Call::Dyn(Arc::new(Strong::new(receiver))),
+                })
+            })
+    }
+
+    /// Connects `receiver` for sender type `M`, holding `target` weakly.
+    #[track_caller]
+    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'t, 'r, 'a> Fn(&'t T, TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
+        let sender = Some(TypeSender::of::<M>());
+        self.options
+            .add::<C>(sender, identity, ReceiverKind::Weak, |info| {
+                TypeEntry::typed::<M>(Entry {
+                    info,
+                    call: Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
+                })
+            })
+    }
+
+    /// Connects `receiver` for sender type `M` until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.options.signal;
+        ScopedConnection::new(signal, self.connect(receiver))
+    }
+}
+
+impl<F: TypeSignature> fmt::Debug for AnyTypeConnector<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyTypeConnector")
+            .field("signal", &self.options.signal.name)
+            .field("dispatch_uid", &self.options.dispatch_uid)
+            .finish()
+    }
+}
+
+impl<F: TypeSignature, M> fmt::Debug for TypeConnector<'_, F, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypeConnector")
+            .field("signal", &self.options.signal.name)
+            .field("sender", &type_name::<M>())
+            .field("dispatch_uid", &self.options.dispatch_uid)
+            .finish()
+    }
+}
