@@ -1,0 +1,115 @@
+//! `emit` performs no heap allocation, checked with a counting allocator (not a timing).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use signals_core::{Signal, Signature, TypeSignal};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every call to the system allocator; the counter is a const-initialised
+// thread-local without destructor, so touching it does not allocate.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Category {
+    Integration,
+    SentryApp,
+}
+
+struct Drained<'a> {
+    count: &'a Cell<u32>,
+}
+
+enum OutboxSignal {}
+impl Signature for OutboxSignal {
+    type Args<'a> = Drained<'a>;
+    type Sender = Category;
+    type Output = ();
+}
+
+#[allow(non_upper_case_globals)]
+static process_outbox: Signal<OutboxSignal> = Signal::new("process_outbox");
+
+#[test]
+fn emit_allocates_nothing_on_a_value_signal() {
+    process_outbox.connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    process_outbox
+        .connector()
+        .sender(Category::Integration)
+        .connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    process_outbox.emit(&Category::Integration, &args).unwrap();
+    let allocated = allocations_during(|| {
+        for _ in 0..100 {
+            process_outbox.emit(&Category::Integration, &args).unwrap();
+            process_outbox.emit(&Category::SentryApp, &args).unwrap();
+            process_outbox.emit(None, &args).unwrap();
+        }
+    });
+    assert_eq!(allocated, 0);
+    assert_eq!(count.get(), 2 + 100 * (2 + 1 + 1));
+}
+
+struct Saved<'a, M: ?Sized> {
+    instance: &'a M,
+}
+
+enum PostSave {}
+impl signals_core::TypeSignature for PostSave {
+    type AnyArgs<'a> = Saved<'a, dyn std::fmt::Debug + Sync>;
+    type Output = ();
+}
+impl signals_core::SentBy<u64> for PostSave {
+    type Args<'a> = Saved<'a, u64>;
+    fn any_args<'b>(args: &'b Saved<'_, u64>) -> Saved<'b, dyn std::fmt::Debug + Sync> {
+        Saved {
+            instance: args.instance,
+        }
+    }
+}
+
+#[allow(non_upper_case_globals)]
+static post_save: TypeSignal<PostSave> = TypeSignal::new("post_save");
+
+#[test]
+fn emit_allocates_nothing_on_a_type_signal() {
+    post_save.connect::<u64, _, _>(|_, args: &Saved<'_, u64>| assert_eq!(*args.instance, 7));
+    post_save.connect_any(|sender, _: &Saved<'_, dyn std::fmt::Debug + Sync>| {
+        assert!(sender.is::<u64>());
+    });
+    let args = Saved { instance: &7 };
+    post_save.emit::<u64>(&args).unwrap();
+    let allocated = allocations_during(|| {
+        for _ in 0..100 {
+            post_save.emit::<u64>(&args).unwrap();
+        }
+    });
+    assert_eq!(allocated, 0);
+}
