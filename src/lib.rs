@@ -1,5 +1,3 @@
-//! Django-style signals and receivers for Rust, wired at compile time.
-//!
-//! See the [README](https://github.com/signals-rs/signals#readme) for a tour.
+#![doc = include_str!("../README.md")]
 
 pub use signals_core::*;

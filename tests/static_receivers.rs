@@ -201,7 +201,7 @@ fn check_reports_a_duplicate_static_dispatch_uid_with_both_locations() {
     assert_eq!(dispatch_uid, "create_first_user");
     assert_eq!(sender, "Control");
     assert_eq!(first.file(), file!());
-    assert_eq!(second.line(), first.line() + 1);
+    assert!(second.line() > first.line());
     let message = problems[0].to_string();
     assert!(
         message.contains(&format!("at {first} and at {second}")),

@@ -159,12 +159,12 @@ fn a_weak_receiver_on_a_type_signal_stops_with_its_target() {
     let signal = TypeSignal::<PostSave>::new("post_save");
     let log = Log::default();
     let target = std::sync::Arc::new("mailer");
-    signal
-        .connector()
-        .sender::<User>()
-        .connect_weak(&target, |name: &&str, _, args: &Saved<'_, User>| {
-            args.log.push(*name)
-        });
+    signal.connector().sender::<User>().connect_weak(
+        &target,
+        |name: &&str, _, args: &Saved<'_, User>| {
+            args.log.push(*name);
+        },
+    );
     let user = User {
         email: "ada@example.com".into(),
     };
