@@ -17,7 +17,7 @@ use crate::receiver::{
     Strong, WeakTarget,
 };
 use crate::registry::{self, SignalRef};
-use crate::table::{Connection, Core, Identity, Listed, Record, Routes};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
 /// receivers return.
@@ -375,8 +375,7 @@ impl<'s, F: Signature> Connector<'s, F> {
     /// [`disconnect_uid`](Signal::disconnect_uid) removes it. An empty uid counts as none, as
     /// in Django.
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        let uid = uid.into();
-        self.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self.dispatch_uid = table::dispatch_uid(uid);
         self
     }
 

@@ -64,6 +64,13 @@ pub(crate) enum Identity {
     Unique,
 }
 
+/// A `dispatch_uid` as the connectors store it: an empty one counts as none, as Django's falsy
+/// uid does.
+pub(crate) fn dispatch_uid(uid: impl Into<Cow<'static, str>>) -> Option<Cow<'static, str>> {
+    let uid = uid.into();
+    (!uid.is_empty()).then_some(uid)
+}
+
 impl Identity {
     /// The identity of a runtime receiver of type `C`, connected with `uid`.
     pub(crate) fn of<C: 'static>(uid: Option<&Cow<'static, str>>) -> Self {

@@ -23,7 +23,7 @@ use crate::receiver::{
     Strong, WeakTarget,
 };
 use crate::registry::{self, SignalRef};
-use crate::table::{Connection, Core, Identity, Listed, Record, Routes};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
 /// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
@@ -653,8 +653,7 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
 
     /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        let uid = uid.into();
-        self.options.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self.options.dispatch_uid = table::dispatch_uid(uid);
         self
     }
 
@@ -716,8 +715,7 @@ pub struct TypeConnector<'s, F: TypeSignature, M> {
 impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
     /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        let uid = uid.into();
-        self.options.dispatch_uid = (!uid.is_empty()).then_some(uid);
+        self.options.dispatch_uid = table::dispatch_uid(uid);
         self
     }
 
