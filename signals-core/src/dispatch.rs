@@ -41,6 +41,10 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
 }
 
 impl<Sh: Shape> crate::table::Listed for Entry<Sh> {
+    fn info(&self) -> &ReceiverInfo {
+        &self.info
+    }
+
     fn alive(&self) -> bool {
         self.call.alive()
     }

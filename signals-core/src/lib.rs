@@ -42,7 +42,7 @@ pub use connect::ScopedConnection;
 pub use dispatch::{Response, Responses};
 pub use error::{BoxError, ReceiverError, SendError, WiringError};
 pub use receiver::{IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
-pub use registry::check;
+pub use registry::{ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use signal::{Connector, Signal, Signature};
 pub use table::Connection;
 pub use type_signal::{
@@ -53,10 +53,14 @@ pub use type_signal::{
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__register as register;
-    pub use crate::receiver::{ReceiverMeta, Shape, StaticFn};
+    pub use crate::receiver::{AsParam, IntoResponse, ReceiverMeta, Shape, StaticFn, copy_field};
+    pub use crate::registry::{
+        Adopt, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
+        StaticReceiver, TypeSenders, ValueSenders, any_receiver, require_async, type_receiver,
+        value_receiver,
+    };
     #[cfg(feature = "linkme")]
-    pub use crate::registry::REGISTRATIONS;
-    pub use crate::registry::{Registration, registrations};
+    pub use crate::registry::{DECLARATIONS, REGISTRATIONS};
     pub use crate::signal::ValueShape;
     pub use crate::type_signal::{AnyTypeShape, TypedShape};
     pub use crate::{BoxError, SourceLocation};

@@ -252,6 +252,62 @@ impl<O, E: std::error::Error + Send + Sync + 'static> IntoResponse<O> for Result
     }
 }
 
+/// How a receiver's reference parameter borrows a field of the signal's arguments: a field
+/// `T` or `&T` (or `Box<T>`, `Arc<T>`) lends `&T`; a `String` lends `&str` and a `Vec<T>`
+/// lends `&[T]`. Used by `#[receiver]`; `Self` is the field's type, `P` what the parameter
+/// refers to.
+#[diagnostic::on_unimplemented(
+    message = "a receiver parameter of type `&{P}` cannot borrow a signal argument of type `{Self}`",
+    label = "the signal's field has type `{Self}`",
+    note = "a reference parameter borrows the field of the same name; give it the field's type"
+)]
+pub trait AsParam<P: ?Sized> {
+    /// The field, as the parameter borrows it.
+    fn as_param(&self) -> &P;
+}
+
+impl<T: ?Sized> AsParam<T> for T {
+    fn as_param(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized> AsParam<T> for &T {
+    fn as_param(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized> AsParam<T> for Box<T> {
+    fn as_param(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized> AsParam<T> for Arc<T> {
+    fn as_param(&self) -> &T {
+        self
+    }
+}
+
+impl AsParam<str> for String {
+    fn as_param(&self) -> &str {
+        self
+    }
+}
+
+impl<T> AsParam<[T]> for Vec<T> {
+    fn as_param(&self) -> &[T] {
+        self
+    }
+}
+
+/// How a receiver's by-value parameter takes a field of the signal's arguments: by copy.
+#[must_use]
+pub const fn copy_field<T: Copy>(field: &T) -> T {
+    *field
+}
+
 /// The call shape of one group of receivers: what they are given and what they return.
 ///
 /// A value-sender signal has one shape; a type-sender signal has one per sender type plus one

@@ -1,6 +1,7 @@
 //! Value-sender signals: [`Signal`], declared by a [`Signature`], whose sender is a value such
 //! as an enum variant (`SiloMode::Monolith`), a `&'static str` or an integer id.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +17,9 @@ use crate::receiver::{
     Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
     Strong, WeakTarget,
 };
-use crate::registry::{self, SignalRef};
+use crate::registry::{
+    self, Adopt, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, ValueSenders,
+};
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
@@ -339,6 +342,32 @@ impl<F: Signature> SignalRef for Signal<F> {
     fn problems(&self) -> Vec<WiringError> {
         self.core().problems().to_vec()
     }
+
+    fn listing(&self) -> Listing {
+        Listing {
+            sender: SenderKind::Value(std::any::type_name::<F::Sender>()),
+            receivers: self.core().receivers(),
+        }
+    }
+}
+
+impl<F: Signature> SignalKind for Signal<F> {
+    type AnyShape = ValueShape<F>;
+    const ADOPT_ANY: Adopt = adopt::<F>;
+}
+
+impl<F: Signature> ValueSenders for Signal<F> {
+    type Sender = F::Sender;
+    type Shape = ValueShape<F>;
+    const ADOPT: Adopt = adopt::<F>;
+}
+
+/// The typed entry of a static receiver of a `Signal<F>`.
+fn adopt<F: Signature>(registration: &'static Registration) -> Box<dyn Any> {
+    Box::new(Adopted {
+        sender: registration.sender_value::<F::Sender>(),
+        entry: registration.entry::<Signal<F>, ValueShape<F>>(),
+    })
 }
 
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every

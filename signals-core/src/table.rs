@@ -17,6 +17,8 @@ use arc_swap::{ArcSwap, Guard};
 
 use crate::dispatch::FoundDead;
 use crate::error::WiringError;
+use crate::receiver::ReceiverInfo;
+use crate::registry::ReceiverEntry;
 
 /// A handle to one runtime connection, returned by `connect`; pass it to `disconnect`.
 ///
@@ -96,6 +98,7 @@ impl Identity {
 
 /// A dispatch list element as the table needs to see it.
 pub(crate) trait Listed: Clone + Send + Sync {
+    fn info(&self) -> &ReceiverInfo;
     fn alive(&self) -> bool;
 }
 
@@ -154,6 +157,21 @@ where
 
     pub(crate) fn problems(&self) -> &[WiringError] {
         &self.problems
+    }
+
+    /// The live receivers, for every sender, in dispatch order.
+    pub(crate) fn receivers(&self) -> Vec<ReceiverEntry>
+    where
+        K: std::fmt::Debug,
+    {
+        self.lock()
+            .iter()
+            .filter(|record| record.entry.alive())
+            .map(|record| {
+                let sender = record.sender.as_ref().map(|sender| format!("{sender:?}"));
+                ReceiverEntry::new(record.entry.info().clone(), sender)
+            })
+            .collect()
     }
 
     /// Adds `record` unless a receiver with the same lookup key is connected; returns its

@@ -22,7 +22,9 @@ use crate::receiver::{
     Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
     Strong, WeakTarget,
 };
-use crate::registry::{self, SignalRef};
+use crate::registry::{
+    self, Adopt, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, TypeSenders,
+};
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
@@ -187,6 +189,13 @@ impl<F: TypeSignature> Clone for TypeEntry<F> {
 }
 
 impl<F: TypeSignature> Listed for TypeEntry<F> {
+    fn info(&self) -> &ReceiverInfo {
+        match self {
+            Self::Any(entry) => &entry.info,
+            Self::Typed(entry) => entry.info(),
+        }
+    }
+
     fn alive(&self) -> bool {
         match self {
             Self::Any(entry) => entry.alive(),
@@ -197,6 +206,7 @@ impl<F: TypeSignature> Listed for TypeEntry<F> {
 
 /// A receiver for one sender type, with that type erased.
 pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
+    fn info(&self) -> &ReceiverInfo;
     fn alive(&self) -> bool;
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
@@ -205,6 +215,10 @@ pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
 }
 
 impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
+    fn info(&self) -> &ReceiverInfo {
+        &self.info
+    }
+
     fn alive(&self) -> bool {
         self.call.alive()
     }
@@ -593,6 +607,39 @@ impl<F: TypeSignature> SignalRef for TypeSignal<F> {
     fn problems(&self) -> Vec<WiringError> {
         self.core().problems().to_vec()
     }
+
+    fn listing(&self) -> Listing {
+        Listing {
+            sender: SenderKind::Type,
+            receivers: self.core().receivers(),
+        }
+    }
+}
+
+impl<F: TypeSignature> SignalKind for TypeSignal<F> {
+    type AnyShape = AnyTypeShape<F>;
+    const ADOPT_ANY: Adopt = adopt_any::<F>;
+}
+
+impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
+    type Shape = TypedShape<F, M>;
+    const ADOPT: Adopt = adopt_typed::<F, M>;
+}
+
+/// The typed entry of a static any-sender receiver of a `TypeSignal<F>`.
+fn adopt_any<F: TypeSignature>(registration: &'static Registration) -> Box<dyn Any> {
+    Box::new(Adopted::<TypeSender, _> {
+        sender: None,
+        entry: TypeEntry::<F>::Any(registration.entry::<TypeSignal<F>, AnyTypeShape<F>>()),
+    })
+}
+
+/// The typed entry of a static receiver of a `TypeSignal<F>` for the sender type `M`.
+fn adopt_typed<F: SentBy<M>, M: 'static>(registration: &'static Registration) -> Box<dyn Any> {
+    Box::new(Adopted {
+        sender: Some(TypeSender::of::<M>()),
+        entry: TypeEntry::typed(registration.entry::<TypeSignal<F>, TypedShape<F, M>>()),
+    })
 }
 
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every

@@ -1,0 +1,279 @@
+//! Static receivers and declared signals: the link-time collection of every [`Registration`]
+//! and [`Declaration`] in the program, the per-signal index built from it the first time a
+//! signal is used, and the program-wide views of it: [`check`] and [`registry`].
+
+mod collect;
+mod registration;
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::OnceLock;
+
+use crate::error::WiringError;
+use crate::receiver::{ReceiverInfo, SourceLocation};
+use crate::table::{Identity, Record};
+
+#[cfg(feature = "linkme")]
+pub use collect::{DECLARATIONS, REGISTRATIONS};
+pub use registration::{
+    Adopt, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
+    StaticReceiver, TypeSenders, ValueSenders, any_receiver, require_async, type_receiver,
+    value_receiver,
+};
+
+/// A registration turned back into a signal's typed entry.
+pub(crate) struct Adopted<K, E> {
+    pub(crate) sender: Option<K>,
+    pub(crate) entry: E,
+}
+
+/// The address that identifies a signal: statics have one address for the whole program.
+pub(crate) fn address<T: ?Sized>(signal: &T) -> usize {
+    std::ptr::from_ref(signal).cast::<()>().addr()
+}
+
+/// The dispatch order among one signal's static receivers: higher priority first, then by
+/// module path, source location and name, none of which depends on link order.
+fn order_key(registration: &Registration) -> impl Ord + '_ {
+    let meta = &registration.meta;
+    (
+        Reverse(meta.priority),
+        meta.module_path,
+        meta.location,
+        meta.name,
+    )
+}
+
+/// Every registration, grouped by signal and sorted in dispatch order; built once.
+fn index() -> &'static HashMap<usize, Vec<&'static Registration>> {
+    static INDEX: OnceLock<HashMap<usize, Vec<&'static Registration>>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: HashMap<usize, Vec<&'static Registration>> = HashMap::new();
+        for registration in collect::registrations() {
+            index
+                .entry(address(registration.signal))
+                .or_default()
+                .push(registration);
+        }
+        for list in index.values_mut() {
+            list.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+        }
+        index
+    })
+}
+
+/// The static receivers of the signal at `signal`, as table records in dispatch order, and the
+/// duplicate `dispatch_uid`s found (only the first of each runs).
+pub(crate) fn static_records<K, E>(
+    signal: usize,
+    name: &'static str,
+) -> (Vec<Record<K, E>>, Vec<WiringError>)
+where
+    K: Eq + Hash + Clone + Debug + 'static,
+    E: 'static,
+{
+    let registrations = index().get(&signal).map_or(&[][..], Vec::as_slice);
+    let mut records = Vec::with_capacity(registrations.len());
+    let mut problems = Vec::new();
+    let mut first_of: HashMap<(&str, Option<K>), &Registration> = HashMap::new();
+    for &registration in registrations {
+        let Adopted { sender, entry } = *registration
+            .adopt()
+            .downcast::<Adopted<K, E>>()
+            .expect("a registration adopts into the entry type of the signal it names");
+        let identity = match &registration.meta.dispatch_uid {
+            Some(uid) => {
+                match first_of.entry((uid, sender.clone())) {
+                    MapEntry::Occupied(first) => {
+                        problems.push(WiringError::DuplicateDispatchUid {
+                            signal: name,
+                            dispatch_uid: uid.to_string(),
+                            sender: sender
+                                .as_ref()
+                                .map_or_else(|| "any".to_owned(), |s| format!("{s:?}")),
+                            first: first.get().meta.location,
+                            second: registration.meta.location,
+                        });
+                        continue;
+                    }
+                    MapEntry::Vacant(slot) => slot.insert(registration),
+                };
+                Identity::Uid(uid.clone())
+            }
+            None => Identity::Unique,
+        };
+        records.push(Record::new(sender, identity, entry));
+    }
+    (records, problems)
+}
+
+/// Every signal the program declares with `signal!` or registers a static receiver with,
+/// sorted by name, with where it was declared when known.
+fn signals() -> Vec<(&'static dyn SignalRef, Option<&'static Declaration>)> {
+    let mut signals: HashMap<usize, (&'static dyn SignalRef, Option<&'static Declaration>)> =
+        HashMap::new();
+    for list in index().values() {
+        signals.insert(address(list[0].signal), (list[0].signal, None));
+    }
+    for declaration in collect::declarations() {
+        signals.insert(
+            address(declaration.signal),
+            (declaration.signal, Some(declaration)),
+        );
+    }
+    let mut signals: Vec<_> = signals.into_values().collect();
+    signals.sort_by_key(|(signal, declaration)| {
+        (
+            signal.name(),
+            declaration.map(|d| (d.module_path, d.location)),
+        )
+    });
+    signals
+}
+
+/// Every wiring problem of the program's static receivers: today, a `dispatch_uid` used twice
+/// for the same signal and sender, reported with both source locations. Indexes every signal,
+/// so it is best called once at start-up or in a test:
+///
+/// ```
+/// assert_eq!(signals_core::check(), Vec::new());
+/// ```
+#[must_use]
+pub fn check() -> Vec<WiringError> {
+    signals()
+        .iter()
+        .flat_map(|(signal, _)| signal.problems())
+        .collect()
+}
+
+/// What a signal's receivers are told about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SenderKind {
+    /// The sender is a value of the named type.
+    Value(&'static str),
+    /// The sender is a type.
+    Type,
+}
+
+/// A signal's sender kind and receivers, as the signal lists them.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub(crate) sender: SenderKind,
+    pub(crate) receivers: Vec<ReceiverEntry>,
+}
+
+/// One receiver of a signal in the [`registry`]: who it is and which sender it listens to.
+#[derive(Debug, Clone)]
+pub struct ReceiverEntry {
+    receiver: ReceiverInfo,
+    sender: Option<String>,
+}
+
+impl ReceiverEntry {
+    pub(crate) fn new(receiver: ReceiverInfo, sender: Option<String>) -> Self {
+        Self { receiver, sender }
+    }
+
+    /// The receiver's identity: name, module path, location, `dispatch_uid`, priority, kind.
+    #[must_use]
+    pub fn receiver(&self) -> &ReceiverInfo {
+        &self.receiver
+    }
+
+    /// The sender it listens to, `Debug`-formatted (a type's name for type senders), or
+    /// `None` for any sender.
+    #[must_use]
+    pub fn sender(&self) -> Option<&str> {
+        self.sender.as_deref()
+    }
+}
+
+/// One signal in the [`registry`], with its receivers in dispatch order.
+#[derive(Debug, Clone)]
+pub struct SignalEntry {
+    name: &'static str,
+    module_path: Option<&'static str>,
+    location: Option<SourceLocation>,
+    sender: SenderKind,
+    receivers: Vec<ReceiverEntry>,
+}
+
+impl SignalEntry {
+    /// The signal's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The module that declares it, when it was declared with `signal!`.
+    #[must_use]
+    pub fn module_path(&self) -> Option<&'static str> {
+        self.module_path
+    }
+
+    /// Where it is declared, when it was declared with `signal!`.
+    #[must_use]
+    pub fn location(&self) -> Option<SourceLocation> {
+        self.location
+    }
+
+    /// What its receivers are told about the sender.
+    #[must_use]
+    pub fn sender(&self) -> SenderKind {
+        self.sender
+    }
+
+    /// Its live receivers, static and runtime, for every sender, in dispatch order.
+    #[must_use]
+    pub fn receivers(&self) -> &[ReceiverEntry] {
+        &self.receivers
+    }
+}
+
+/// The program's wiring: every signal and its receivers, from [`registry`].
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub(crate) signals: Vec<SignalEntry>,
+}
+
+impl Registry {
+    /// The signals, sorted by name.
+    #[must_use]
+    pub fn signals(&self) -> &[SignalEntry] {
+        &self.signals
+    }
+
+    /// The signal named `name`, if the program has one.
+    #[must_use]
+    pub fn signal(&self, name: &str) -> Option<&SignalEntry> {
+        self.signals.iter().find(|signal| signal.name == name)
+    }
+}
+
+/// Lists every signal of the program and its receivers: the signals declared with `signal!`
+/// or having a static receiver, each with its static and runtime receivers (name, module path,
+/// location, sender, `dispatch_uid`, priority, kind) in dispatch order. Render it with
+/// [`Registry::to_mermaid`] or [`Registry::to_dot`].
+///
+/// A signal created at run time (a `Signal::new` outside a `static`) is not listed.
+#[must_use]
+pub fn registry() -> Registry {
+    let signals = signals()
+        .into_iter()
+        .map(|(signal, declaration)| {
+            let Listing { sender, receivers } = signal.listing();
+            SignalEntry {
+                name: signal.name(),
+                module_path: declaration.map(|d| d.module_path),
+                location: declaration.map(|d| d.location),
+                sender,
+                receivers,
+            }
+        })
+        .collect();
+    Registry { signals }
+}

@@ -1,0 +1,266 @@
+//! The `const` data that `#[receiver]` and `signal!` emit, and the traits that tie a receiver's
+//! call to its signal's types at compile time.
+//!
+//! A receiver registration is built in two `const` steps, so that generated code never names a
+//! signal's types: `any_receiver(&signal, |sender, args| ..)` (or `value_receiver` /
+//! `type_receiver`) infers the signal's type from the `static` and coerces the adapter closure
+//! to that signal's `fn` pointer type, checking every parameter; then [`Registration::new`]
+//! erases it behind `dyn Any`, next to a monomorphised `adopt` function that undoes the erasure
+//! once, when the signal is first indexed.
+
+use std::any::Any;
+use std::fmt::{self, Debug};
+
+use crate::error::WiringError;
+use crate::receiver::{Call, Entry, ReceiverInfo, ReceiverMeta, Shape, SourceLocation, StaticFn};
+use crate::registry::Listing;
+use crate::type_signal::TypeSender;
+
+/// Turns a registration back into its signal's typed entry.
+pub type Adopt = fn(&'static Registration) -> Box<dyn Any>;
+
+/// What the registry needs of any signal, whatever its types. Implemented by every signal type.
+pub trait SignalRef: Sync {
+    /// The signal's name.
+    fn name(&self) -> &'static str;
+    /// Indexes the signal if it was not yet, and returns the problems found.
+    fn problems(&self) -> Vec<WiringError>;
+    /// The signal's sender kind and its live receivers, in dispatch order.
+    fn listing(&self) -> Listing;
+}
+
+/// A signal that `#[receiver]` can register receivers with.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a signal",
+    label = "not a signal",
+    note = "`signal = ...` must name a `static` declared with `signals::signal!`"
+)]
+pub trait SignalKind: SignalRef + Sized + 'static {
+    /// The call shape of its any-sender receivers.
+    type AnyShape: Shape;
+    /// Adopts an any-sender registration.
+    const ADOPT_ANY: Adopt;
+}
+
+/// A signal whose sender is a value.
+#[diagnostic::on_unimplemented(
+    message = "the sender of `{Self}` is a type, not a value",
+    label = "this signal is sent by a type",
+    note = "write the sender as a type, `sender = User`; or, if this is a unit struct used as a \
+            type, force it with `sender = type User`"
+)]
+pub trait ValueSenders: SignalKind {
+    /// The sender's type.
+    type Sender: Any + Debug + Send + Sync;
+    /// The call shape of its receivers.
+    type Shape: Shape;
+    /// Adopts a registration for one sender.
+    const ADOPT: Adopt;
+}
+
+/// A signal whose sender is a type, `M` among them.
+#[diagnostic::on_unimplemented(
+    message = "the sender of `{Self}` is a value, not the type `{M}`",
+    label = "this signal is sent by a value",
+    note = "write the sender as a value, `sender = Enum::Variant`, a literal or a constant; or \
+            force a value with `sender = const VALUE`"
+)]
+pub trait TypeSenders<M: 'static>: SignalKind {
+    /// The call shape of its receivers for `M`.
+    type Shape: Shape;
+    /// Adopts a registration for `M`.
+    const ADOPT: Adopt;
+}
+
+/// A signal whose receivers may be `async fn`. Only async signals implement it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a sync signal: its receivers cannot be `async fn`",
+    label = "a sync signal",
+    note = "remove `async` from the receiver, or declare the signal `async` in `signal!`"
+)]
+pub trait AsyncReceivers: SignalKind {}
+
+/// Requires `signal` to accept `async fn` receivers; used by `#[receiver]` on an `async fn`.
+#[doc(hidden)]
+pub const fn require_async<S: AsyncReceivers>(signal: &'static S) -> &'static S {
+    signal
+}
+
+/// A sender value held by a static registration.
+pub trait SenderValue: Any + Debug + Send + Sync {
+    /// Itself, as `Any`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + Debug + Send + Sync> SenderValue for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The sender a static receiver is connected to.
+#[derive(Clone, Copy)]
+pub(crate) enum StaticSender {
+    Any,
+    Value(&'static dyn SenderValue),
+    Type(fn() -> TypeSender),
+}
+
+/// A static receiver's call, typed by its signal: the first step of a registration.
+pub struct StaticReceiver<S: 'static, Sh: Shape> {
+    signal: &'static S,
+    sender: StaticSender,
+    pub(crate) call: StaticFn<Sh>,
+    adopt: Adopt,
+}
+
+/// The call of an any-sender receiver of `signal`.
+#[must_use]
+pub const fn any_receiver<S: SignalKind>(
+    signal: &'static S,
+    call: StaticFn<S::AnyShape>,
+) -> StaticReceiver<S, S::AnyShape> {
+    StaticReceiver {
+        signal,
+        sender: StaticSender::Any,
+        call,
+        adopt: S::ADOPT_ANY,
+    }
+}
+
+/// The call of a receiver of `signal` for the sender value `sender`.
+#[must_use]
+pub const fn value_receiver<S: ValueSenders>(
+    signal: &'static S,
+    sender: &'static S::Sender,
+    call: StaticFn<<S as ValueSenders>::Shape>,
+) -> StaticReceiver<S, <S as ValueSenders>::Shape> {
+    StaticReceiver {
+        signal,
+        sender: StaticSender::Value(sender),
+        call,
+        adopt: S::ADOPT,
+    }
+}
+
+/// The call of a receiver of `signal` for the sender type `M`.
+#[must_use]
+pub const fn type_receiver<S: TypeSenders<M>, M: 'static>(
+    signal: &'static S,
+    call: StaticFn<<S as TypeSenders<M>>::Shape>,
+) -> StaticReceiver<S, <S as TypeSenders<M>>::Shape> {
+    StaticReceiver {
+        signal,
+        sender: StaticSender::Type(TypeSender::of::<M>),
+        call,
+        adopt: <S as TypeSenders<M>>::ADOPT,
+    }
+}
+
+/// One static receiver, as `#[receiver]` registers it.
+pub struct Registration {
+    pub(crate) signal: &'static dyn SignalRef,
+    pub(crate) meta: ReceiverMeta,
+    pub(crate) sender: StaticSender,
+    call: &'static (dyn Any + Send + Sync),
+    adopt: Adopt,
+}
+
+impl Registration {
+    /// Registers `receiver` with its metadata.
+    #[must_use]
+    pub const fn new<S: SignalKind, Sh: Shape>(
+        receiver: &'static StaticReceiver<S, Sh>,
+        meta: ReceiverMeta,
+    ) -> Self {
+        Self {
+            signal: receiver.signal,
+            meta,
+            sender: receiver.sender,
+            call: receiver,
+            adopt: receiver.adopt,
+        }
+    }
+
+    /// The signal's typed entry for this receiver.
+    pub(crate) fn adopt(&'static self) -> Box<dyn Any> {
+        (self.adopt)(self)
+    }
+
+    /// The receiver's call, as the signal of shape `Sh` and type `S` typed it.
+    pub(crate) fn call<S: 'static, Sh: Shape>(&'static self) -> StaticFn<Sh> {
+        self.call
+            .downcast_ref::<StaticReceiver<S, Sh>>()
+            .expect("a registration is adopted by the signal type that built it")
+            .call
+    }
+
+    /// The entry of shape `Sh` that dispatches to this receiver.
+    pub(crate) fn entry<S: 'static, Sh: Shape>(&'static self) -> Entry<Sh> {
+        Entry {
+            info: ReceiverInfo::from_static(&self.meta),
+            call: Call::Static(self.call::<S, Sh>()),
+        }
+    }
+
+    /// The sender value, for a value-sender signal whose sender type is `T`.
+    pub(crate) fn sender_value<T: Clone + 'static>(&self) -> Option<T> {
+        match self.sender {
+            StaticSender::Value(value) => value.as_any().downcast_ref::<T>().cloned(),
+            StaticSender::Any | StaticSender::Type(_) => None,
+        }
+    }
+
+    /// The sender, `Debug`-formatted (a type's name for type senders), or `None` for any.
+    pub(crate) fn sender_name(&self) -> Option<String> {
+        match self.sender {
+            StaticSender::Any => None,
+            StaticSender::Value(value) => Some(format!("{value:?}")),
+            StaticSender::Type(of) => Some(of().name().to_owned()),
+        }
+    }
+}
+
+impl Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("signal", &self.signal.name())
+            .field("receiver", &self.meta)
+            .field("sender", &self.sender_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signal's declaration, as `signal!` registers it, so that [`registry`](crate::registry)
+/// lists signals that have no static receivers.
+pub struct Declaration {
+    pub(crate) signal: &'static dyn SignalRef,
+    pub(crate) module_path: &'static str,
+    pub(crate) location: SourceLocation,
+}
+
+impl Declaration {
+    /// Declares `signal`, defined in `module_path` at `location`.
+    #[must_use]
+    pub const fn new<S: SignalKind>(
+        signal: &'static S,
+        module_path: &'static str,
+        location: SourceLocation,
+    ) -> Self {
+        Self {
+            signal,
+            module_path,
+            location,
+        }
+    }
+}
+
+impl Debug for Declaration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Declaration")
+            .field("signal", &self.signal.name())
+            .field("module_path", &self.module_path)
+            .field("location", &self.location)
+            .finish()
+    }
+}
