@@ -1,4 +1,4 @@
-//! Collects every error a macro input has, so that they are reported together (as serde_derive
+//! Collects every error a macro input has, so that they are reported together (as `serde_derive`
 //! does) instead of one per compile.
 
 use std::fmt::Display;

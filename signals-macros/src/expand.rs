@@ -12,10 +12,10 @@ use crate::args::{Args, Sender};
 use crate::ast::{self, Param};
 
 pub(crate) fn receiver(args: &Args, item: &ItemFn) -> TokenStream {
-    let private = match &args.krate {
-        Some(krate) => quote!(#krate::__private),
-        None => quote!(::signals::__private),
-    };
+    let private = args.krate.as_ref().map_or_else(
+        || quote!(::signals::__private),
+        |krate| quote!(#krate::__private),
+    );
     let registrations = args.signals.iter().map(|signal| {
         if item.sig.asyncness.is_some() {
             require_async(&private, signal)
@@ -80,10 +80,10 @@ fn registration(private: &TokenStream, signal: &Path, args: &Args, item: &ItemFn
             quote!(#build(&#signal, #adapter))
         }
     };
-    let dispatch_uid = match &args.dispatch_uid {
-        Some(uid) => quote!(::core::option::Option::Some(#uid)),
-        None => quote!(::core::option::Option::None),
-    };
+    let dispatch_uid = args.dispatch_uid.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |uid| quote!(::core::option::Option::Some(#uid)),
+    );
     let priority = args.priority;
     let location = quote_spanned! {function.span()=>
         #private::SourceLocation::new(::core::file!(), ::core::line!(), ::core::column!())

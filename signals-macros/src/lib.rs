@@ -22,16 +22,13 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = ctxt::Ctxt::default();
     let item = proc_macro2::TokenStream::from(item);
     let parsed_args = args::parse(args.into(), &mut cx);
-    let function = match syn::parse2::<syn::ItemFn>(item.clone()) {
-        Ok(function) => Some(function),
-        Err(_) => {
-            cx.error_at(
-                proc_macro2::Span::call_site(),
-                "#[receiver] goes on a function: `fn name(field: &Type, ...)`",
-            );
-            None
-        }
-    };
+    let function = syn::parse2::<syn::ItemFn>(item.clone()).ok();
+    if function.is_none() {
+        cx.error_at(
+            proc_macro2::Span::call_site(),
+            "#[receiver] goes on a function: `fn name(field: &Type, ...)`",
+        );
+    }
     if let Some(function) = &function {
         valid::check(function, &mut cx);
     }

@@ -202,9 +202,21 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
             if let Some(any_args) = &mut any_args {
                 lifetimes.visit_type_mut(any_args);
             }
-            let (any_type, any_body) = match &any_args {
-                Some(any_args) => (quote!(#any_args), quote!(::core::convert::From::from(args))),
-                None => (quote!(()), quote!(())),
+            let (any_type, any_fn) = match &any_args {
+                Some(any_args) => (
+                    quote!(#any_args),
+                    quote! {
+                        fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {
+                            ::core::convert::From::from(args)
+                        }
+                    },
+                ),
+                None => (
+                    quote!(()),
+                    quote! {
+                        fn any_args<'b>(_: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {}
+                    },
+                ),
             };
             let bounds = bounds.iter();
             let signature = quote! {
@@ -214,10 +226,7 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
                 }
                 impl<#param: #(#bounds +)* 'static> #krate::SentBy<#param> for #name {
                     type Args<#lifetime> = #args;
-                    #[allow(unused_variables)]
-                    fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {
-                        #any_body
-                    }
+                    #any_fn
                 }
             };
             (signature, quote!(#krate::TypeSignal))
@@ -230,9 +239,10 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
                      a signal sent by a value gives them its arguments",
                 );
             }
-            let sender = match sender {
-                Some(SenderDecl::Value(ty)) => quote!(#ty),
-                _ => quote!(()),
+            let sender = if let Some(SenderDecl::Value(ty)) = sender {
+                quote!(#ty)
+            } else {
+                quote!(())
             };
             let signature = quote! {
                 impl #krate::Signature for #name {

@@ -1,0 +1,79 @@
+//! A `dispatch_uid` used twice for the same signal and sender: only the first receiver runs,
+//! and `signals::check()` reports both source locations. (A test binary of its own, since
+//! `check()` covers the whole program.)
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use signals::{WiringError, receiver, signal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SiloMode {
+    Monolith,
+    Region,
+}
+
+/// Which receivers ran, one bit each.
+struct Ran<'a> {
+    bits: &'a AtomicU32,
+}
+
+signal! {
+    static post_upgrade: Signal<Ran<'_>, sender = SiloMode>;
+}
+
+#[receiver(signal = post_upgrade, sender = SiloMode::Monolith, dispatch_uid = "create_first_user")]
+fn create_first_user(bits: &AtomicU32) {
+    bits.fetch_or(1, Ordering::SeqCst);
+}
+
+#[receiver(signal = post_upgrade, sender = SiloMode::Monolith, dispatch_uid = "create_first_user")]
+fn create_first_user_again(bits: &AtomicU32) {
+    bits.fetch_or(2, Ordering::SeqCst);
+}
+
+#[receiver(signal = post_upgrade, sender = SiloMode::Region, dispatch_uid = "create_first_user")]
+fn create_first_user_in_region(bits: &AtomicU32) {
+    bits.fetch_or(4, Ordering::SeqCst);
+}
+
+#[test]
+fn only_the_first_receiver_with_a_duplicate_uid_runs() {
+    let bits = AtomicU32::new(0);
+    post_upgrade
+        .send(&SiloMode::Monolith, &Ran { bits: &bits })
+        .unwrap();
+    assert_eq!(bits.load(Ordering::SeqCst), 1);
+    post_upgrade
+        .send(&SiloMode::Region, &Ran { bits: &bits })
+        .unwrap();
+    assert_eq!(bits.load(Ordering::SeqCst), 1 | 4);
+}
+
+#[test]
+fn check_reports_a_duplicate_uid_with_both_locations() {
+    let problems = signals::check();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let WiringError::DuplicateDispatchUid {
+        signal,
+        dispatch_uid,
+        sender,
+        first,
+        second,
+    } = &problems[0]
+    else {
+        panic!("unexpected problem {:?}", problems[0]);
+    };
+    assert_eq!(*signal, "post_upgrade");
+    assert_eq!(dispatch_uid, "create_first_user");
+    assert_eq!(sender, "Monolith");
+    assert_eq!((first.file(), second.file()), (file!(), file!()));
+    assert_eq!(second.line(), first.line() + 5, "the two receivers are 5 lines apart");
+    assert_eq!(
+        problems[0].to_string(),
+        format!(
+            "signal `post_upgrade`: dispatch_uid \"create_first_user\" is used twice for sender \
+             Monolith, at {first} and at {second}; only the one at {first} runs. Give one of \
+             them another dispatch_uid or remove it"
+        )
+    );
+}
