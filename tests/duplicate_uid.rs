@@ -67,7 +67,11 @@ fn check_reports_a_duplicate_uid_with_both_locations() {
     assert_eq!(dispatch_uid, "create_first_user");
     assert_eq!(sender, "Monolith");
     assert_eq!((first.file(), second.file()), (file!(), file!()));
-    assert_eq!(second.line(), first.line() + 5, "the two receivers are 5 lines apart");
+    assert_eq!(
+        second.line(),
+        first.line() + 5,
+        "the two receivers are 5 lines apart"
+    );
     assert_eq!(
         problems[0].to_string(),
         format!(

@@ -486,5 +486,21 @@ fn registry_lists_declared_signals_with_their_static_receivers() {
         ]
     );
     assert!(registry.signal("team_created").is_some());
+    let mermaid = registry.to_mermaid();
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    let node = |label: &str| {
+        let line = mermaid.lines().find(|line| line.contains(label)).unwrap();
+        line.trim().split(['[', '(']).next().unwrap().to_owned()
+    };
+    let edge = format!(
+        "{} -->|\"User\"| {}",
+        node("([\"post_save\"])"),
+        node("[\"create_user_email\"]")
+    );
+    assert!(
+        mermaid.lines().any(|line| line.trim() == edge),
+        "{edge} in\n{mermaid}"
+    );
+    assert!(registry.to_dot().contains("[label=\"create_user_email\""));
     assert_eq!(signals::check(), Vec::new());
 }

@@ -31,6 +31,7 @@
 mod connect;
 mod dispatch;
 mod error;
+mod graph;
 mod receiver;
 mod registry;
 mod signal;
@@ -68,4 +69,25 @@ pub mod __private {
     pub use inventory;
     #[cfg(feature = "linkme")]
     pub use linkme;
+}
+
+/// Links crates whose receivers the program needs but whose items it does not name.
+///
+/// A crate that nothing names is left out of the program by the compiler, and its
+/// `#[receiver]` registrations with it, with either backend. Name each such crate once, in
+/// the binary (or the test) that sends the signals:
+///
+/// ```text
+/// signals::link!(billing_receivers, audit_receivers);
+/// ```
+///
+/// It expands to `use billing_receivers as _;` for each crate.
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),+ $(,)?) => {
+        $(
+            #[allow(unused_imports)]
+            use $krate as _;
+        )+
+    };
 }

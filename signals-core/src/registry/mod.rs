@@ -203,6 +203,20 @@ pub struct SignalEntry {
 }
 
 impl SignalEntry {
+    pub(crate) fn new(
+        name: &'static str,
+        sender: SenderKind,
+        receivers: Vec<ReceiverEntry>,
+    ) -> Self {
+        Self {
+            name,
+            module_path: None,
+            location: None,
+            sender,
+            receivers,
+        }
+    }
+
     /// The signal's name.
     #[must_use]
     pub fn name(&self) -> &'static str {
@@ -267,11 +281,9 @@ pub fn registry() -> Registry {
         .map(|(signal, declaration)| {
             let Listing { sender, receivers } = signal.listing();
             SignalEntry {
-                name: signal.name(),
                 module_path: declaration.map(|d| d.module_path),
                 location: declaration.map(|d| d.location),
-                sender,
-                receivers,
+                ..SignalEntry::new(signal.name(), sender, receivers)
             }
         })
         .collect();

@@ -1,0 +1,290 @@
+//! Draws the program's wiring, as [`registry`](crate::registry) lists it, as a Mermaid
+//! flowchart or a Graphviz DOT graph: one node per signal, one per receiver function, and an
+//! edge `signal --> receiver` per connection, labelled with its sender when it has one.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::receiver::{ReceiverInfo, SourceLocation};
+use crate::registry::{Registry, SignalEntry};
+
+/// One edge of the drawing: a signal, a receiver node and the sender label.
+struct Edge<'r> {
+    signal: usize,
+    receiver: usize,
+    sender: Option<&'r str>,
+}
+
+/// The graph both renderers draw: signals, receivers (one node per function, even when it
+/// receives several signals) and edges, in registry order.
+struct Graph<'r> {
+    signals: Vec<&'static str>,
+    receivers: Vec<&'r ReceiverInfo>,
+    edges: Vec<Edge<'r>>,
+}
+
+impl<'r> Graph<'r> {
+    fn of(registry: &'r Registry) -> Self {
+        let mut receivers = Vec::new();
+        let mut receiver_ids: HashMap<(&'static str, SourceLocation), usize> = HashMap::new();
+        let mut edges = Vec::new();
+        for (signal, entry) in registry.signals().iter().enumerate() {
+            for listed in entry.receivers() {
+                let info = listed.receiver();
+                let key = (info.name(), info.location());
+                let receiver = *receiver_ids.entry(key).or_insert_with(|| {
+                    receivers.push(info);
+                    receivers.len() - 1
+                });
+                edges.push(Edge {
+                    signal,
+                    receiver,
+                    sender: listed.sender(),
+                });
+            }
+        }
+        Self {
+            signals: registry.signals().iter().map(SignalEntry::name).collect(),
+            receivers,
+            edges,
+        }
+    }
+}
+
+/// A receiver's label: its name without the module path (`create_user_email`), or, for a
+/// closure, the function it is defined in.
+fn receiver_label(info: &ReceiverInfo) -> String {
+    let name = info.name();
+    let name = name
+        .strip_suffix("::{{closure}}")
+        .map_or(name.to_owned(), |outer| {
+            format!("{} (closure)", last_segment(outer))
+        });
+    if name.ends_with("(closure)") {
+        name
+    } else {
+        last_segment(&name).to_owned()
+    }
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// A sender's label: module paths removed from type names (`app::models::User` is `User`).
+fn sender_label(sender: &str) -> String {
+    let mut label = String::with_capacity(sender.len());
+    let mut word = String::new();
+    let mut chars = sender.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            label.push_str(&word);
+            word.clear();
+            label.push(c);
+        }
+    }
+    label.push_str(&word);
+    label
+}
+
+impl Registry {
+    /// The wiring as a Mermaid flowchart: signals as rounded nodes, receivers as boxes, an
+    /// edge `signal -->|sender| receiver` per connection.
+    ///
+    /// ```text
+    /// flowchart LR
+    ///     S0(["post_save"])
+    ///     R0["create_user_email"]
+    ///     S0 -->|User| R0
+    /// ```
+    #[must_use]
+    pub fn to_mermaid(&self) -> String {
+        let graph = Graph::of(self);
+        let mut out = String::from("flowchart LR\n");
+        for (id, name) in graph.signals.iter().enumerate() {
+            let _ = writeln!(out, "    S{id}([\"{}\"])", mermaid_text(name));
+        }
+        for (id, info) in graph.receivers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    R{id}[\"{}\"]",
+                mermaid_text(&receiver_label(info))
+            );
+        }
+        for edge in &graph.edges {
+            let (signal, receiver) = (edge.signal, edge.receiver);
+            match edge.sender {
+                Some(sender) => {
+                    let label = mermaid_text(&sender_label(sender));
+                    let _ = writeln!(out, "    S{signal} -->|\"{label}\"| R{receiver}");
+                }
+                None => {
+                    let _ = writeln!(out, "    S{signal} --> R{receiver}");
+                }
+            }
+        }
+        out
+    }
+
+    /// The wiring as a Graphviz DOT digraph: signals as rounded boxes, receivers as ellipses
+    /// (with their source location as tooltip), an edge per connection labelled with its
+    /// sender. Render it with `dot -Tsvg`.
+    #[must_use]
+    pub fn to_dot(&self) -> String {
+        let graph = Graph::of(self);
+        let mut out = String::from(
+            "digraph signals {\n    rankdir=LR;\n    node [fontname=\"Helvetica\"];\n",
+        );
+        for (id, name) in graph.signals.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    S{id} [label=\"{}\", shape=box, style=rounded];",
+                dot_text(name)
+            );
+        }
+        for (id, info) in graph.receivers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    R{id} [label=\"{}\", tooltip=\"{} at {}\"];",
+                dot_text(&receiver_label(info)),
+                dot_text(info.name()),
+                dot_text(&info.location().to_string()),
+            );
+        }
+        for edge in &graph.edges {
+            let (signal, receiver) = (edge.signal, edge.receiver);
+            match edge.sender {
+                Some(sender) => {
+                    let label = dot_text(&sender_label(sender));
+                    let _ = writeln!(out, "    S{signal} -> R{receiver} [label=\"{label}\"];");
+                }
+                None => {
+                    let _ = writeln!(out, "    S{signal} -> R{receiver};");
+                }
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// Text inside a quoted Mermaid label: quotes become the `#quot;` entity.
+fn mermaid_text(text: &str) -> String {
+    text.replace('"', "#quot;")
+}
+
+/// Text inside a quoted DOT string.
+fn dot_text(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sender_label;
+    use crate::receiver::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
+    use crate::registry::{ReceiverEntry, Registry, SenderKind, SignalEntry};
+
+    fn receiver(name: &'static str, line: u32) -> ReceiverInfo {
+        let mut meta = ReceiverMeta::new_static(
+            name,
+            "app::receivers",
+            SourceLocation::new("src/receivers.rs", line, 4),
+            None,
+            0,
+        );
+        meta.kind = ReceiverKind::Static;
+        ReceiverInfo::from_runtime(meta)
+    }
+
+    fn closure_receiver<C>(_: C) -> ReceiverInfo {
+        ReceiverInfo::from_runtime(ReceiverMeta::new_runtime::<C>(
+            SourceLocation::new("src/main.rs", 5, 9),
+            None,
+            ReceiverKind::Runtime,
+        ))
+    }
+
+    /// `post_save` (User → `create_user_email`, any → audit) and `project_created` (any →
+    /// audit, which receives both signals).
+    fn small_wiring() -> Registry {
+        let audit = receiver("app::receivers::audit", 30);
+        Registry {
+            signals: vec![
+                SignalEntry::new(
+                    "post_save",
+                    SenderKind::Type,
+                    vec![
+                        ReceiverEntry::new(
+                            receiver("app::receivers::create_user_email", 10),
+                            Some("app::models::User".into()),
+                        ),
+                        ReceiverEntry::new(audit.clone(), None),
+                    ],
+                ),
+                SignalEntry::new(
+                    "project_created",
+                    SenderKind::Value("&str"),
+                    vec![
+                        ReceiverEntry::new(audit, Some("\"web\"".into())),
+                        ReceiverEntry::new(closure_receiver(|| ()), None),
+                    ],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn mermaid_draws_signals_receivers_and_labelled_edges() {
+        assert_eq!(
+            small_wiring().to_mermaid(),
+            "flowchart LR\n\
+             \x20   S0([\"post_save\"])\n\
+             \x20   S1([\"project_created\"])\n\
+             \x20   R0[\"create_user_email\"]\n\
+             \x20   R1[\"audit\"]\n\
+             \x20   R2[\"small_wiring (closure)\"]\n\
+             \x20   S0 -->|\"User\"| R0\n\
+             \x20   S0 --> R1\n\
+             \x20   S1 -->|\"#quot;web#quot;\"| R1\n\
+             \x20   S1 --> R2\n"
+        );
+    }
+
+    #[test]
+    fn dot_draws_the_same_graph_with_locations() {
+        assert_eq!(
+            small_wiring().to_dot(),
+            "digraph signals {\n\
+             \x20   rankdir=LR;\n\
+             \x20   node [fontname=\"Helvetica\"];\n\
+             \x20   S0 [label=\"post_save\", shape=box, style=rounded];\n\
+             \x20   S1 [label=\"project_created\", shape=box, style=rounded];\n\
+             \x20   R0 [label=\"create_user_email\", tooltip=\"app::receivers::create_user_email at src/receivers.rs:10:4\"];\n\
+             \x20   R1 [label=\"audit\", tooltip=\"app::receivers::audit at src/receivers.rs:30:4\"];\n\
+             \x20   R2 [label=\"small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
+             \x20   S0 -> R0 [label=\"User\"];\n\
+             \x20   S0 -> R1;\n\
+             \x20   S1 -> R1 [label=\"\\\"web\\\"\"];\n\
+             \x20   S1 -> R2;\n\
+             }\n"
+        );
+    }
+
+    #[test]
+    fn sender_labels_drop_module_paths() {
+        assert_eq!(sender_label("app::models::User"), "User");
+        assert_eq!(sender_label("Vec<app::models::User>"), "Vec<User>");
+        assert_eq!(sender_label("Monolith"), "Monolith");
+        assert_eq!(
+            sender_label("\"resolved_with_commit\""),
+            "\"resolved_with_commit\""
+        );
+    }
+}
