@@ -54,11 +54,12 @@ pub use type_signal::{
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__register as register;
-    pub use crate::receiver::{AsParam, IntoResponse, ReceiverMeta, Shape, StaticFn, copy_field};
+    pub use crate::receiver::{
+        AsParam, Callable, IntoResponse, ReceiverMeta, Shape, copy_field, respond,
+    };
     pub use crate::registry::{
-        Adopt, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
-        StaticReceiver, TypeSenders, ValueSenders, any_receiver, require_async, type_receiver,
-        value_receiver,
+        AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
+        ValueSenders, any_receiver, require_async, type_receiver, value_receiver,
     };
     #[cfg(feature = "linkme")]
     pub use crate::registry::{DECLARATIONS, REGISTRATIONS};

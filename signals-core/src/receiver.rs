@@ -252,6 +252,30 @@ impl<O, E: std::error::Error + Send + Sync + 'static> IntoResponse<O> for Result
     }
 }
 
+/// Keeps [`IntoResponse`]'s output ambiguous until the signal fixes it: with a second impl for
+/// every type, the compiler cannot guess the output from the receiver's return type, so a wrong
+/// return type is reported against the signal's output by `IntoResponse`'s own message. Never
+/// a signal's output.
+#[doc(hidden)]
+pub struct Unfixed<T>(PhantomData<T>);
+
+#[doc(hidden)]
+impl<T> IntoResponse<Unfixed<T>> for T {
+    fn into_response(self) -> Result<Unfixed<T>, BoxError> {
+        Ok(Unfixed(PhantomData))
+    }
+}
+
+/// A receiver's return value as a response to a signal whose output is `O`; `O` comes from
+/// the signal, so that a wrong return type is reported as such.
+///
+/// # Errors
+///
+/// The receiver's own error, boxed.
+pub fn respond<O, R: IntoResponse<O>>(response: R) -> Result<O, BoxError> {
+    response.into_response()
+}
+
 /// How a receiver's reference parameter borrows a field of the signal's arguments: a field
 /// `T` or `&T` (or `Box<T>`, `Arc<T>`) lends `&T`; a `String` lends `&str` and a `Vec<T>`
 /// lends `&[T]`. Used by `#[receiver]`; `Self` is the field's type, `P` what the parameter
@@ -311,7 +335,7 @@ pub const fn copy_field<T: Copy>(field: &T) -> T {
 /// The call shape of one group of receivers: what they are given and what they return.
 ///
 /// A value-sender signal has one shape; a type-sender signal has one per sender type plus one
-/// for its any-sender receivers. Generated code names shapes only through [`StaticFn`].
+/// for its any-sender receivers.
 pub trait Shape: 'static {
     /// What the receiver is told about the sender.
     type Sender<'s>: Copy;
@@ -321,11 +345,31 @@ pub trait Shape: 'static {
     type Output;
 }
 
-/// The `fn` pointer type of a static receiver of shape `Sh`.
-pub type StaticFn<Sh> = for<'s, 'r, 'a> fn(
-    <Sh as Shape>::Sender<'s>,
-    &'r <Sh as Shape>::Args<'a>,
-) -> Result<<Sh as Shape>::Output, BoxError>;
+/// A static receiver of shape `Sh`: the adapter closure `#[receiver]` generates, or any
+/// `fn` with that signature.
+pub(crate) type StaticCall<Sh> = dyn for<'s, 'r, 'a> Fn(
+        <Sh as Shape>::Sender<'s>,
+        &'r <Sh as Shape>::Args<'a>,
+    ) -> Result<<Sh as Shape>::Output, BoxError>
+    + Send
+    + Sync;
+
+/// What a static receiver of shape `Sh` is: a `'static`, thread-safe function of the shape.
+pub trait Callable<Sh: Shape>:
+    for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> Result<Sh::Output, BoxError>
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<Sh: Shape, C> Callable<Sh> for C where
+    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> Result<Sh::Output, BoxError>
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// A receiver connected at run time, behind an `Arc`.
 pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
@@ -342,7 +386,7 @@ pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
 
 /// How to call one receiver.
 pub(crate) enum Call<Sh: Shape> {
-    Static(StaticFn<Sh>),
+    Static(&'static StaticCall<Sh>),
     Dyn(Arc<dyn DynCall<Sh>>),
 }
 

@@ -14,11 +14,11 @@ use crate::dispatch::Responses;
 use crate::dispatch::{self, Cx, Observer};
 use crate::error::{ReceiverError, SendError, WiringError};
 use crate::receiver::{
-    Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
-    Strong, WeakTarget,
+    Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape,
+    SourceLocation, Strong, WeakTarget,
 };
 use crate::registry::{
-    self, Adopt, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, ValueSenders,
+    self, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, ValueSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
@@ -353,21 +353,22 @@ impl<F: Signature> SignalRef for Signal<F> {
 
 impl<F: Signature> SignalKind for Signal<F> {
     type AnyShape = ValueShape<F>;
-    const ADOPT_ANY: Adopt = adopt::<F>;
+
+    fn adopt_any<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
+        Self::adopt::<C>(registration)
+    }
 }
 
 impl<F: Signature> ValueSenders for Signal<F> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
-    const ADOPT: Adopt = adopt::<F>;
-}
 
-/// The typed entry of a static receiver of a `Signal<F>`.
-fn adopt<F: Signature>(registration: &'static Registration) -> Box<dyn Any> {
-    Box::new(Adopted {
-        sender: registration.sender_value::<F::Sender>(),
-        entry: registration.entry::<Signal<F>, ValueShape<F>>(),
-    })
+    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
+        Box::new(Adopted {
+            sender: registration.sender_value::<F::Sender>(),
+            entry: registration.entry::<ValueShape<F>, C>(),
+        })
+    }
 }
 
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every

@@ -19,11 +19,11 @@ use crate::connect::{Disconnect, ScopedConnection};
 use crate::dispatch::{self, Observer, Responses, Step};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::receiver::{
-    Call, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape, SourceLocation,
-    Strong, WeakTarget,
+    Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape,
+    SourceLocation, Strong, WeakTarget,
 };
 use crate::registry::{
-    self, Adopt, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, TypeSenders,
+    self, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, TypeSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
@@ -618,28 +618,26 @@ impl<F: TypeSignature> SignalRef for TypeSignal<F> {
 
 impl<F: TypeSignature> SignalKind for TypeSignal<F> {
     type AnyShape = AnyTypeShape<F>;
-    const ADOPT_ANY: Adopt = adopt_any::<F>;
+
+    fn adopt_any<C: Callable<AnyTypeShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Box::new(Adopted::<TypeSender, _> {
+            sender: None,
+            entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, C>()),
+        })
+    }
 }
 
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
     type Shape = TypedShape<F, M>;
-    const ADOPT: Adopt = adopt_typed::<F, M>;
-}
 
-/// The typed entry of a static any-sender receiver of a `TypeSignal<F>`.
-fn adopt_any<F: TypeSignature>(registration: &'static Registration) -> Box<dyn Any> {
-    Box::new(Adopted::<TypeSender, _> {
-        sender: None,
-        entry: TypeEntry::<F>::Any(registration.entry::<TypeSignal<F>, AnyTypeShape<F>>()),
-    })
-}
-
-/// The typed entry of a static receiver of a `TypeSignal<F>` for the sender type `M`.
-fn adopt_typed<F: SentBy<M>, M: 'static>(registration: &'static Registration) -> Box<dyn Any> {
-    Box::new(Adopted {
-        sender: Some(TypeSender::of::<M>()),
-        entry: TypeEntry::typed(registration.entry::<TypeSignal<F>, TypedShape<F, M>>()),
-    })
+    fn adopt<C: Callable<TypedShape<F, M>>>(registration: &'static Registration) -> Box<dyn Any> {
+        Box::new(Adopted {
+            sender: Some(TypeSender::of::<M>()),
+            entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, C>()),
+        })
+    }
 }
 
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every

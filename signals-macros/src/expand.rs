@@ -1,26 +1,29 @@
 //! Expands a checked `#[receiver]` into the user's function followed by one registration per
 //! signal. Each registration's adapter is a non-capturing closure that calls the function with
-//! its parameters taken by name from the signal's argument struct; type errors in it are
-//! spanned at the user's tokens.
+//! its parameters taken by name from the signal's argument struct.
+//!
+//! Every generated expression that a mistake can break is spanned at the user's token that
+//! decides it (the parameter, the return type, the sender, the signal), so that the compiler's
+//! error lands there and not on the attribute.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Path, ReturnType};
 
 use crate::args::{Args, Sender};
 use crate::ast::{self, Param};
 
+/// The adapter closure's parameters: hygienic (`mixed_site`), wherever they are written.
+const SENDER: &str = "__signals_sender";
+const ARGUMENTS: &str = "__signals_args";
+
 pub(crate) fn receiver(args: &Args, item: &ItemFn) -> TokenStream {
-    let private = args.krate.as_ref().map_or_else(
-        || quote!(::signals::__private),
-        |krate| quote!(#krate::__private),
-    );
     let registrations = args.signals.iter().map(|signal| {
         if item.sig.asyncness.is_some() {
-            require_async(&private, signal)
+            require_async(args, signal)
         } else {
-            registration(&private, signal, args, item)
+            registration(args, signal, item)
         }
     });
     quote! {
@@ -29,75 +32,120 @@ pub(crate) fn receiver(args: &Args, item: &ItemFn) -> TokenStream {
     }
 }
 
-/// An `async fn` needs an async signal; sync signals reject it with a spanned message.
-fn require_async(private: &TokenStream, signal: &Path) -> TokenStream {
-    let check = quote_spanned!(signal.span()=> #private::require_async(&#signal));
-    quote! {
+/// The runtime's hidden module, with every token located at `span`.
+fn private(args: &Args, span: Span) -> TokenStream {
+    let path = args.krate.as_ref().map_or_else(
+        || quote!(::signals::__private),
+        |krate| quote!(#krate::__private),
+    );
+    located_at(path, span)
+}
+
+/// `tokens` with every token located at `span`, keeping its name resolution.
+fn located_at(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut located = Group::new(group.delimiter(), located_at(group.stream(), span));
+                located.set_span(group.span().located_at(span));
+                TokenTree::Group(located)
+            }
+            mut other => {
+                other.set_span(other.span().located_at(span));
+                other
+            }
+        })
+        .collect()
+}
+
+/// A hygienic identifier of the adapter, located at `span`.
+fn local(name: &str, span: Span) -> Ident {
+    Ident::new(name, Span::mixed_site().located_at(span))
+}
+
+/// An `async fn` needs an async signal; sync signals reject it, at the signal.
+fn require_async(args: &Args, signal: &Path) -> TokenStream {
+    let span = signal.span();
+    let private = private(args, span);
+    quote_spanned! {span=>
         const _: () = {
-            #check;
+            #private::require_async(&#signal);
         };
     }
 }
 
-fn registration(private: &TokenStream, signal: &Path, args: &Args, item: &ItemFn) -> TokenStream {
+fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
     let function = &item.sig.ident;
-    let sender = Ident::new("__signals_sender", Span::mixed_site());
-    let arguments = Ident::new("__signals_args", Span::mixed_site());
     let call_args = ast::params(item).into_iter().map(|param| match param {
-        Param::Sender { span } => quote_spanned!(span=> #sender),
-        Param::Field {
-            name,
-            by_ref: true,
-            span,
-        } => quote_spanned!(span=> #private::AsParam::as_param(&#arguments.#name)),
-        Param::Field {
-            name,
-            by_ref: false,
-            span,
-        } => quote_spanned!(span=> #private::copy_field(&#arguments.#name)),
-        Param::Whole { span } => quote_spanned!(span=> #arguments),
+        Param::Sender { span } => local(SENDER, span).into_token_stream(),
+        Param::Field { name, by_ref, span } => {
+            let private = private(args, span);
+            let arguments = local(ARGUMENTS, span);
+            if by_ref {
+                quote_spanned!(span=> #private::AsParam::as_param(&#arguments.#name))
+            } else {
+                quote_spanned!(span=> #private::copy_field(&#arguments.#name))
+            }
+        }
+        Param::Whole { span } => local(ARGUMENTS, span).into_token_stream(),
     });
     let output_span = match &item.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => function.span(),
     };
+    let respond = private(args, output_span);
     let call = quote_spanned! {output_span=>
-        #private::IntoResponse::into_response(#function(#(#call_args),*))
+        #respond::respond(#function(#(#call_args),*))
     };
+    let sender = local(SENDER, Span::call_site());
+    let arguments = local(ARGUMENTS, Span::call_site());
     let adapter = quote!(|#sender, #arguments| #call);
-    let receiver = match &args.sender {
-        None => {
-            let build = quote_spanned!(signal.span()=> #private::any_receiver);
-            quote!(#build(&#signal, #adapter))
-        }
-        Some(Sender::Value(value)) => {
-            let build = quote_spanned!(value.span()=> #private::value_receiver);
-            let value = quote_spanned!(value.span()=> &#value);
-            quote!(#build(&#signal, #value, #adapter))
-        }
-        Some(Sender::Type(ty)) => {
-            let build = quote_spanned!(ty.span()=> #private::type_receiver::<_, #ty>);
-            quote!(#build(&#signal, #adapter))
-        }
-    };
-    let dispatch_uid = args.dispatch_uid.as_ref().map_or_else(
-        || quote!(::core::option::Option::None),
-        |uid| quote!(::core::option::Option::Some(#uid)),
-    );
-    let priority = args.priority;
-    let location = quote_spanned! {function.span()=>
-        #private::SourceLocation::new(::core::file!(), ::core::line!(), ::core::column!())
-    };
-    quote! {
-        #private::register!(receiver: #private::Registration::new(
-            &#receiver,
+
+    let meta = {
+        let private = private(args, Span::call_site());
+        let location = quote_spanned! {function.span()=>
+            #private::SourceLocation::new(::core::file!(), ::core::line!(), ::core::column!())
+        };
+        let dispatch_uid = args.dispatch_uid.as_ref().map_or_else(
+            || quote!(::core::option::Option::None),
+            |uid| quote!(::core::option::Option::Some(#uid)),
+        );
+        let priority = args.priority;
+        quote! {
             #private::ReceiverMeta::new_static(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#function)),
                 ::core::module_path!(),
                 #location,
                 #dispatch_uid,
                 #priority,
-            ),
-        ));
+            )
+        }
+    };
+
+    // The registration is spanned at the token that decides the signal-kind check: the signal
+    // for an any-sender receiver, the sender otherwise.
+    let register = match &args.sender {
+        None => {
+            let span = signal.span();
+            let private = private(args, span);
+            quote_spanned!(span=> #private::any_receiver(&#signal, &#adapter, #meta))
+        }
+        Some(Sender::Value(value)) => {
+            let span = value.span();
+            let private = private(args, span);
+            quote_spanned!(span=> #private::value_receiver(&#signal, &#value, &#adapter, #meta))
+        }
+        Some(Sender::Type(ty)) => {
+            let span = ty.span();
+            let private = private(args, span);
+            quote_spanned! {span=>
+                #private::type_receiver::<_, #ty, _>(&#signal, &#adapter, #meta)
+            }
+        }
+    };
+    let private = private(args, Span::call_site());
+    quote! {
+        #private::register!(receiver: #register);
     }
 }

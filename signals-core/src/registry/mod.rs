@@ -19,9 +19,8 @@ use crate::table::{Identity, Record};
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
 pub use registration::{
-    Adopt, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
-    StaticReceiver, TypeSenders, ValueSenders, any_receiver, require_async, type_receiver,
-    value_receiver,
+    AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
+    ValueSenders, any_receiver, require_async, type_receiver, value_receiver,
 };
 
 /// A registration turned back into a signal's typed entry.

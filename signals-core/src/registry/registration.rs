@@ -1,23 +1,24 @@
 //! The `const` data that `#[receiver]` and `signal!` emit, and the traits that tie a receiver's
 //! call to its signal's types at compile time.
 //!
-//! A receiver registration is built in two `const` steps, so that generated code never names a
-//! signal's types: `any_receiver(&signal, |sender, args| ..)` (or `value_receiver` /
-//! `type_receiver`) infers the signal's type from the `static` and coerces the adapter closure
-//! to that signal's `fn` pointer type, checking every parameter; then [`Registration::new`]
-//! erases it behind `dyn Any`, next to a monomorphised `adopt` function that undoes the erasure
-//! once, when the signal is first indexed.
+//! Generated code never names a signal's types: `any_receiver(&signal, &|sender, args| ..,
+//! meta)` (or `value_receiver` / `type_receiver`) infers them from the `static`, which gives
+//! the adapter closure its parameter types, so that every parameter is checked against the
+//! signal. The closure is erased behind `dyn Any`, next to an `adopt` function monomorphised
+//! for it that undoes the erasure once, when the signal is first indexed.
 
 use std::any::Any;
 use std::fmt::{self, Debug};
 
-use crate::error::WiringError;
-use crate::receiver::{Call, Entry, ReceiverInfo, ReceiverMeta, Shape, SourceLocation, StaticFn};
+use crate::error::{BoxError, WiringError};
+use crate::receiver::{
+    Call, Callable, Entry, ReceiverInfo, ReceiverMeta, Shape, SourceLocation, StaticCall,
+};
 use crate::registry::Listing;
 use crate::type_signal::TypeSender;
 
 /// Turns a registration back into its signal's typed entry.
-pub type Adopt = fn(&'static Registration) -> Box<dyn Any>;
+pub(crate) type Adopt = fn(&'static Registration) -> Box<dyn Any>;
 
 /// What the registry needs of any signal, whatever its types. Implemented by every signal type.
 pub trait SignalRef: Sync {
@@ -38,8 +39,8 @@ pub trait SignalRef: Sync {
 pub trait SignalKind: SignalRef + Sized + 'static {
     /// The call shape of its any-sender receivers.
     type AnyShape: Shape;
-    /// Adopts an any-sender registration.
-    const ADOPT_ANY: Adopt;
+    /// Adopts an any-sender registration whose call is a `C`.
+    fn adopt_any<C: Callable<Self::AnyShape>>(registration: &'static Registration) -> Box<dyn Any>;
 }
 
 /// A signal whose sender is a value.
@@ -54,8 +55,10 @@ pub trait ValueSenders: SignalKind {
     type Sender: Any + Debug + Send + Sync;
     /// The call shape of its receivers.
     type Shape: Shape;
-    /// Adopts a registration for one sender.
-    const ADOPT: Adopt;
+    /// Adopts a registration for one sender whose call is a `C`.
+    fn adopt<C: Callable<<Self as ValueSenders>::Shape>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any>;
 }
 
 /// A signal whose sender is a type, `M` among them.
@@ -68,8 +71,10 @@ pub trait ValueSenders: SignalKind {
 pub trait TypeSenders<M: 'static>: SignalKind {
     /// The call shape of its receivers for `M`.
     type Shape: Shape;
-    /// Adopts a registration for `M`.
-    const ADOPT: Adopt;
+    /// Adopts a registration for `M` whose call is a `C`.
+    fn adopt<C: Callable<<Self as TypeSenders<M>>::Shape>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any>;
 }
 
 /// A signal whose receivers may be `async fn`. Only async signals implement it.
@@ -106,58 +111,8 @@ pub(crate) enum StaticSender {
     Type(fn() -> TypeSender),
 }
 
-/// A static receiver's call, typed by its signal: the first step of a registration.
-pub struct StaticReceiver<S: 'static, Sh: Shape> {
-    signal: &'static S,
-    sender: StaticSender,
-    pub(crate) call: StaticFn<Sh>,
-    adopt: Adopt,
-}
-
-/// The call of an any-sender receiver of `signal`.
-#[must_use]
-pub const fn any_receiver<S: SignalKind>(
-    signal: &'static S,
-    call: StaticFn<S::AnyShape>,
-) -> StaticReceiver<S, S::AnyShape> {
-    StaticReceiver {
-        signal,
-        sender: StaticSender::Any,
-        call,
-        adopt: S::ADOPT_ANY,
-    }
-}
-
-/// The call of a receiver of `signal` for the sender value `sender`.
-#[must_use]
-pub const fn value_receiver<S: ValueSenders>(
-    signal: &'static S,
-    sender: &'static S::Sender,
-    call: StaticFn<<S as ValueSenders>::Shape>,
-) -> StaticReceiver<S, <S as ValueSenders>::Shape> {
-    StaticReceiver {
-        signal,
-        sender: StaticSender::Value(sender),
-        call,
-        adopt: S::ADOPT,
-    }
-}
-
-/// The call of a receiver of `signal` for the sender type `M`.
-#[must_use]
-pub const fn type_receiver<S: TypeSenders<M>, M: 'static>(
-    signal: &'static S,
-    call: StaticFn<<S as TypeSenders<M>>::Shape>,
-) -> StaticReceiver<S, <S as TypeSenders<M>>::Shape> {
-    StaticReceiver {
-        signal,
-        sender: StaticSender::Type(TypeSender::of::<M>),
-        call,
-        adopt: <S as TypeSenders<M>>::ADOPT,
-    }
-}
-
-/// One static receiver, as `#[receiver]` registers it.
+/// One static receiver, as `#[receiver]` registers it. Built only by [`any_receiver`],
+/// [`value_receiver`] and [`type_receiver`], which tie its call to its signal's types.
 pub struct Registration {
     pub(crate) signal: &'static dyn SignalRef,
     pub(crate) meta: ReceiverMeta,
@@ -166,40 +121,105 @@ pub struct Registration {
     adopt: Adopt,
 }
 
-impl Registration {
-    /// Registers `receiver` with its metadata.
-    #[must_use]
-    pub const fn new<S: SignalKind, Sh: Shape>(
-        receiver: &'static StaticReceiver<S, Sh>,
-        meta: ReceiverMeta,
-    ) -> Self {
-        Self {
-            signal: receiver.signal,
-            meta,
-            sender: receiver.sender,
-            call: receiver,
-            adopt: receiver.adopt,
-        }
+/// Registers `call` as an any-sender receiver of `signal`.
+#[must_use]
+pub const fn any_receiver<S, C>(
+    signal: &'static S,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: SignalKind,
+    C: for<'s, 'r, 'a> Fn(
+            <S::AnyShape as Shape>::Sender<'s>,
+            &'r <S::AnyShape as Shape>::Args<'a>,
+        ) -> Result<<S::AnyShape as Shape>::Output, BoxError>
+        + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Any,
+        call,
+        adopt: S::adopt_any::<C>,
     }
+}
 
+/// Registers `call` as a receiver of `signal` for the sender value `sender`.
+#[must_use]
+pub const fn value_receiver<S, V, C>(
+    signal: &'static S,
+    sender: &'static V,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: ValueSenders<Sender = V>,
+    V: SenderValue,
+    C: for<'s, 'r, 'a> Fn(
+            <<S as ValueSenders>::Shape as Shape>::Sender<'s>,
+            &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
+        )
+            -> Result<<<S as ValueSenders>::Shape as Shape>::Output, BoxError>
+        + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Value(sender),
+        call,
+        adopt: S::adopt::<C>,
+    }
+}
+
+/// Registers `call` as a receiver of `signal` for the sender type `M`.
+#[must_use]
+pub const fn type_receiver<S, M, C>(
+    signal: &'static S,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: TypeSenders<M>,
+    M: 'static,
+    C: for<'s, 'r, 'a> Fn(
+            <<S as TypeSenders<M>>::Shape as Shape>::Sender<'s>,
+            &'r <<S as TypeSenders<M>>::Shape as Shape>::Args<'a>,
+        )
+            -> Result<<<S as TypeSenders<M>>::Shape as Shape>::Output, BoxError>
+        + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Type(TypeSender::of::<M>),
+        call,
+        adopt: <S as TypeSenders<M>>::adopt::<C>,
+    }
+}
+
+impl Registration {
     /// The signal's typed entry for this receiver.
     pub(crate) fn adopt(&'static self) -> Box<dyn Any> {
         (self.adopt)(self)
     }
 
-    /// The receiver's call, as the signal of shape `Sh` and type `S` typed it.
-    pub(crate) fn call<S: 'static, Sh: Shape>(&'static self) -> StaticFn<Sh> {
-        self.call
-            .downcast_ref::<StaticReceiver<S, Sh>>()
-            .expect("a registration is adopted by the signal type that built it")
+    /// The entry of shape `Sh` that dispatches to this receiver, whose call is a `C`.
+    pub(crate) fn entry<Sh: Shape, C: Callable<Sh>>(&'static self) -> Entry<Sh> {
+        let call: &'static C = self
             .call
-    }
-
-    /// The entry of shape `Sh` that dispatches to this receiver.
-    pub(crate) fn entry<S: 'static, Sh: Shape>(&'static self) -> Entry<Sh> {
+            .downcast_ref()
+            .expect("a registration is adopted with the call type that built it");
+        let call: &'static StaticCall<Sh> = call;
         Entry {
             info: ReceiverInfo::from_static(&self.meta),
-            call: Call::Static(self.call::<S, Sh>()),
+            call: Call::Static(call),
         }
     }
 

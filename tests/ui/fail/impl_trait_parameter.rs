@@ -1,0 +1,22 @@
+use signals::{receiver, signal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SiloMode {
+    Monolith,
+}
+
+pub struct Upgrade<'a> {
+    pub interactive: bool,
+    pub database: &'a str,
+}
+
+signal! {
+    pub static post_upgrade: Signal<Upgrade<'_>, sender = SiloMode>;
+}
+
+#[receiver(signal = post_upgrade)]
+fn create_first_user(database: impl AsRef<str>) {
+    let _ = database.as_ref();
+}
+
+fn main() {}

@@ -1,0 +1,33 @@
+use signals::{receiver, signal};
+
+pub trait Model {}
+
+pub struct User {
+    pub email: String,
+}
+
+impl Model for User {}
+
+pub struct Team;
+
+pub struct PostSave<'a, M> {
+    pub instance: &'a M,
+    pub created: bool,
+    pub email: String,
+}
+
+signal! {
+    pub static post_save: Signal<PostSave<'_, M>, sender = type M: Model>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SiloMode {
+    Monolith,
+}
+
+#[receiver(signal = post_save, sender = SiloMode::Monolith)]
+fn create_user_email(created: bool) {
+    let _ = created;
+}
+
+fn main() {}
