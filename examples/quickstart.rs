@@ -1,4 +1,5 @@
-//! Declares a signal, connects receivers to it, sends it and prints what ran.
+//! Declares a signal, wires receivers to it with `#[receiver]` and at run time, sends it and
+//! prints what ran.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -6,9 +7,9 @@
 
 use std::fmt;
 
-use signals::{ReceiverError, Signal, Signature};
+use signals::{ReceiverError, receiver, signal};
 
-/// Which part of the deployment is running (the sender of `user_created`).
+/// Which part of the deployment is running: the sender of `user_created`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum SiloMode {
     Monolith,
@@ -18,18 +19,28 @@ enum SiloMode {
 /// `user_created`'s arguments, borrowed from the caller: sending clones nothing.
 struct UserCreated<'a> {
     email: &'a str,
+    via_invite: bool,
 }
 
-/// Sent after a user signs up; receivers answer with a line describing what they did.
-enum UserCreatedSignal {}
-impl Signature for UserCreatedSignal {
-    type Args<'a> = UserCreated<'a>;
-    type Sender = SiloMode;
-    type Output = String;
+signal! {
+    /// Sent after a user signs up; each receiver answers with a line saying what it did.
+    static user_created: Signal<UserCreated<'_>, sender = SiloMode, output = String>;
 }
 
-#[allow(non_upper_case_globals)]
-static user_created: Signal<UserCreatedSignal> = Signal::new("user_created");
+#[receiver(signal = user_created, dispatch_uid = "create_user_email")]
+fn create_user_email(email: &str) -> String {
+    format!("inserted UserEmail({email})")
+}
+
+#[receiver(signal = user_created, sender = SiloMode::Region, priority = 10)]
+fn send_welcome_mail(via_invite: bool, email: &str) -> String {
+    let template = if via_invite {
+        "invite-accepted"
+    } else {
+        "welcome"
+    };
+    format!("queued {template} mail to {email}")
+}
 
 #[derive(Debug)]
 struct BackendDown;
@@ -42,44 +53,29 @@ impl fmt::Display for BackendDown {
 
 impl std::error::Error for BackendDown {}
 
-fn create_user_email(_: Option<&SiloMode>, args: &UserCreated<'_>) -> String {
-    format!("inserted UserEmail({})", args.email)
-}
-
-fn send_welcome_mail(_: Option<&SiloMode>, args: &UserCreated<'_>) -> String {
-    format!("queued welcome mail to {}", args.email)
-}
-
-fn record_signup(_: Option<&SiloMode>, _: &UserCreated<'_>) -> Result<String, BackendDown> {
+#[receiver(signal = user_created, dispatch_uid = "record_signup", priority = -10)]
+fn record_signup() -> Result<String, BackendDown> {
     Err(BackendDown)
 }
 
 fn main() {
-    // Wiring: who listens to what. The same dispatch_uid twice is a no-op, as in Django.
-    user_created
-        .connector()
-        .dispatch_uid("create_user_email")
-        .connect(create_user_email);
-    user_created
-        .connector()
-        .dispatch_uid("create_user_email")
-        .connect(create_user_email);
-    user_created
-        .connector()
-        .sender(SiloMode::Region)
-        .connect(send_welcome_mail);
-    user_created
-        .connector()
-        .dispatch_uid("record_signup")
-        .connect(record_signup);
+    // A receiver connected at run time runs after the static ones.
+    user_created.connect(|sender: Option<&SiloMode>, args: &UserCreated<'_>| {
+        format!("audit: {} signed up on {sender:?}", args.email)
+    });
 
-    println!("receivers of `{}`:", user_created.name());
+    println!("wiring:\n{}", signals::registry().to_mermaid());
+
+    println!("receivers of `user_created` for SiloMode::Region, in dispatch order:");
     for receiver in user_created.receivers(&SiloMode::Region) {
         println!("  {receiver}");
     }
 
     let email = String::from("ada@example.com");
-    let args = UserCreated { email: &email };
+    let args = UserCreated {
+        email: &email,
+        via_invite: false,
+    };
 
     println!("\nsend(&SiloMode::Monolith): stops at the first error");
     match user_created.send(&SiloMode::Monolith, &args) {
@@ -98,7 +94,7 @@ fn main() {
             Err(ReceiverError::Failed(error)) => {
                 println!("  {} failed: {error}", response.receiver.name());
             }
-            Err(error) => println!("  {} failed: {error}", response.receiver.name()),
+            Err(error) => println!("  {}: {error}", response.receiver.name()),
         }
     }
 }

@@ -2,4 +2,84 @@
 
 pub use signals_core::*;
 
-pub use signals_macros::{receiver, signal};
+/// Declares signals: for each, a `static` and the types and registration it needs.
+///
+/// ```
+/// use signals::signal;
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// pub enum SiloMode { Monolith, Control, Region }
+///
+/// pub trait Model: Sync { fn table(&self) -> &'static str; }
+///
+/// pub struct PostUpgrade { pub interactive: bool }
+/// pub struct UserCreated<'a> { pub email: &'a str }
+/// pub struct PostSave<'a, M: ?Sized> { pub instance: &'a M, pub created: bool }
+///
+/// /// The view any-sender receivers of `post_save` get: the instance as `&dyn Model`.
+/// impl<'b, 'x: 'b, M: Model + 'static> From<&'b PostSave<'x, M>> for PostSave<'b, dyn Model> {
+///     fn from(args: &'b PostSave<'x, M>) -> Self {
+///         PostSave { instance: args.instance, created: args.created }
+///     }
+/// }
+///
+/// signal! {
+///     /// Sent after `upgrade`, by the running silo mode.
+///     pub static post_upgrade: Signal<PostUpgrade, sender = SiloMode>;
+///     /// Sent when a user signs up, by the channel; receivers answer with a line of text.
+///     pub static user_created: Signal<UserCreated<'_>, sender = &'static str, output = String>;
+///     /// Sent after a model is saved, by its type.
+///     pub static post_save: Signal<PostSave<'_, M>, sender = type M: Model, any = PostSave<'_, dyn Model>>;
+/// }
+///
+/// fn main() {
+///     assert_eq!(post_upgrade.name(), "post_upgrade");
+///     assert!(!user_created.has_listeners(&"web"));
+///     assert!(signals::registry().signal("post_save").is_some());
+/// }
+/// ```
+///
+/// The syntax is `vis static name: Signal<Args, key = value, ...>;` with the keys `sender`
+/// (a value type, or `type M` with optional bounds for a signal sent by a type), `output` and
+/// `any` (type senders only). See the crate documentation for each.
+pub use signals_macros::signal;
+
+/// Registers a function as a receiver of one or more signals, at link time.
+///
+/// ```
+/// use signals::{receiver, signal};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// pub enum OutboxCategory { IntegrationUpdate, SentryAppUpdate }
+///
+/// pub struct Drained<'a> { pub object_id: u64, pub region: &'a str }
+///
+/// signal! {
+///     pub static process_control_outbox: Signal<Drained<'_>, sender = OutboxCategory, output = u64>;
+/// }
+///
+/// /// Parameters are taken by name from `Drained`, in any order.
+/// #[receiver(
+///     signal = process_control_outbox,
+///     sender = OutboxCategory::IntegrationUpdate,
+///     dispatch_uid = "process_integration_updates",
+/// )]
+/// fn process_integration_updates(region: &str, object_id: u64) -> u64 {
+///     assert_eq!(region, "us");
+///     object_id
+/// }
+///
+/// fn main() -> Result<(), signals::SendError> {
+///     let args = Drained { object_id: 7, region: "us" };
+///     let responses = process_control_outbox.send(&OutboxCategory::IntegrationUpdate, &args)?;
+///     assert_eq!(responses.into_outputs(), [7]);
+///     let responses = process_control_outbox.send(&OutboxCategory::SentryAppUpdate, &args)?;
+///     assert!(responses.is_empty());
+///     Ok(())
+/// }
+/// ```
+///
+/// The keys are `signal` (required), `sender`, `dispatch_uid`, `priority` and `crate`; see the
+/// crate documentation for each, for how parameters are matched and for what the compiler
+/// checks.
+pub use signals_macros::receiver;
