@@ -241,8 +241,6 @@ fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observ
         dispatch_uid = receiver.dispatch_uid(),
         location = %receiver.location(),
         error = %error,
-        "receiver {} of signal `{}` failed under send_robust",
-        receiver,
-        observer.signal,
+        "a receiver failed; the other receivers still run",
     );
 }

@@ -12,10 +12,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The receivers before it ran; the ones after it did not. Use `send_robust` to run every
 /// receiver whatever the others return.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "receiver {receiver} failed, so the receivers after it did not run \
-     (send_robust runs them all): {source}"
-)]
+#[error("receiver {receiver} failed, which stopped the send: {source}")]
 pub struct SendError {
     receiver: ReceiverInfo,
     #[source]

@@ -195,7 +195,7 @@ fn send_stops_at_the_first_error_and_names_the_receiver() {
     assert_eq!(error.error().to_string(), "refused: no");
     let message = error.to_string();
     assert!(message.contains("dispatch_uid \"refuser\""), "{message}");
-    assert!(message.contains("send_robust"), "{message}");
+    assert!(message.contains("stopped the send"), "{message}");
 }
 
 #[test]

@@ -1,0 +1,195 @@
+//! What the application does that sends signals: upgrading, signing up, receiving events,
+//! feedback and members. In Sentry these live in commands, views and the event pipeline.
+
+use crate::context::Context;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::models::{
+    self, OrganizationMember, Project, Table, User, UserReport, flags, model_name,
+};
+use crate::projectflags::set_project_flag_and_signal;
+use crate::signals::{
+    Event, MemberJoined, ProjectArgs, ProjectEvent, SiloMode, Upgrade, event_processed,
+    first_event_received, first_transaction_received, member_joined, post_upgrade,
+    user_feedback_received,
+};
+use crate::trace;
+
+/// `sentry upgrade`: the schema is up to date; tell the receivers, with `send`, so that an
+/// error aborts the upgrade.
+pub(crate) fn upgrade(
+    ctx: &Context,
+    db: &Db,
+    silo: SiloMode,
+    interactive: bool,
+) -> Result<(), AppError> {
+    trace::send(ctx, "post_upgrade", format!("{silo:?}"), || {
+        post_upgrade.send(
+            &silo,
+            &Upgrade {
+                interactive,
+                db,
+                ctx,
+            },
+        )
+    })?;
+    Ok(())
+}
+
+/// A sign-up: saves the user, which cascades to `UserEmail` and `Email`.
+pub(crate) fn sign_up(ctx: &Context, db: &Db, email: &str, name: &str) -> Result<User, AppError> {
+    db.transaction(|tx| {
+        let mut user = User {
+            id: None,
+            email: email.into(),
+            name: name.into(),
+            is_superuser: false,
+        };
+        models::save(ctx, tx, &mut user)?;
+        Ok(user)
+    })
+}
+
+fn project(tx: &crate::db::Tx<'_>, project_id: i64) -> Result<Project, AppError> {
+    Project::load(tx, project_id)?
+        .ok_or_else(|| AppError::Validation(format!("no project {project_id}")))
+}
+
+/// An event arrives for `project_id`: the project's first sends `first_event_received`, and
+/// every event `event_processed`, both robustly (a failing receiver is logged, not raised).
+pub(crate) fn receive_event(
+    ctx: &Context,
+    db: &Db,
+    project_id: i64,
+    event: &Event,
+) -> Result<(), AppError> {
+    db.transaction(|tx| {
+        let mut project = project(tx, project_id)?;
+        let sender = model_name::<Project>();
+        if !project.first_event {
+            tx.execute(
+                "UPDATE sentry_project SET first_event = 1 WHERE id = ?1",
+                [project_id],
+            )?;
+            project.first_event = true;
+            trace::send_robust(ctx, "first_event_received", sender, || {
+                first_event_received.send_robust::<Project>(&ProjectEvent {
+                    project: &project,
+                    event,
+                    tx,
+                    ctx,
+                })
+            });
+        }
+        trace::send_robust(ctx, "event_processed", sender, || {
+            event_processed.send_robust::<Project>(&ProjectEvent {
+                project: &project,
+                event,
+                tx,
+                ctx,
+            })
+        });
+        Ok(())
+    })
+}
+
+/// A transaction arrives for `project_id`: sets `HAS_TRANSACTIONS` and, the first time, sends
+/// `first_transaction_received`. Returns whether this was the first.
+pub(crate) fn receive_transaction(
+    ctx: &Context,
+    db: &Db,
+    project_id: i64,
+) -> Result<bool, AppError> {
+    db.transaction(|tx| {
+        let project = project(tx, project_id)?;
+        set_project_flag_and_signal(
+            ctx,
+            tx,
+            &project,
+            flags::HAS_TRANSACTIONS,
+            &first_transaction_received,
+        )
+    })
+}
+
+/// A user leaves feedback on an event.
+pub(crate) fn leave_feedback(
+    ctx: &Context,
+    db: &Db,
+    project_id: i64,
+    event_id: &str,
+    email: &str,
+    comments: &str,
+) -> Result<UserReport, AppError> {
+    db.transaction(|tx| {
+        let project = project(tx, project_id)?;
+        let mut report = UserReport {
+            id: None,
+            project_id,
+            event_id: event_id.into(),
+            email: email.into(),
+            comments: comments.into(),
+        };
+        models::save(ctx, tx, &mut report)?;
+        trace::send_robust(
+            ctx,
+            "user_feedback_received",
+            model_name::<Project>(),
+            || {
+                user_feedback_received.send_robust::<Project>(&ProjectArgs {
+                    project: &project,
+                    user_id: None,
+                    tx,
+                    ctx,
+                })
+            },
+        );
+        Ok(report)
+    })
+}
+
+/// A user joins an organisation with `role`.
+pub(crate) fn join(
+    ctx: &Context,
+    db: &Db,
+    organization_id: i64,
+    user_id: i64,
+    role: &str,
+) -> Result<OrganizationMember, AppError> {
+    db.transaction(|tx| {
+        let mut member = OrganizationMember {
+            id: None,
+            organization_id,
+            user_id,
+            role: role.into(),
+        };
+        models::save(ctx, tx, &mut member)?;
+        trace::send_robust(ctx, "member_joined", "invite_helper", || {
+            member_joined.send_robust(
+                &"invite_helper",
+                &MemberJoined {
+                    organization_id,
+                    user_id,
+                    tx,
+                    ctx,
+                },
+            )
+        });
+        Ok(member)
+    })
+}
+
+/// Changes a member's role; `pre_save` receivers may veto it.
+pub(crate) fn change_role(
+    ctx: &Context,
+    db: &Db,
+    member_id: i64,
+    role: &str,
+) -> Result<(), AppError> {
+    db.transaction(|tx| {
+        let mut member = OrganizationMember::load(tx, member_id)?
+            .ok_or_else(|| AppError::Validation(format!("no member {member_id}")))?;
+        member.role = role.into();
+        models::save(ctx, tx, &mut member)
+    })
+}

@@ -1,0 +1,217 @@
+//! `SQLite` storage: the schema, transactions, and savepoints for receivers that must not abort
+//! the enclosing transaction.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use rusqlite::{Connection, Params};
+
+use crate::error::AppError;
+
+/// The schema: real tables with the unique constraints the receivers rely on.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS auth_user (
+    id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    is_superuser INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sentry_useremail (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES auth_user(id),
+    email TEXT NOT NULL, UNIQUE (user_id, email)
+);
+CREATE TABLE IF NOT EXISTS sentry_email (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS sentry_organization (
+    id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_organizationmember (
+    id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    role TEXT NOT NULL, UNIQUE (organization_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS sentry_organizationmapping (
+    organization_id INTEGER PRIMARY KEY, region_name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_project (
+    id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, slug TEXT NOT NULL,
+    platform TEXT, flags INTEGER NOT NULL DEFAULT 0, first_event INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (organization_id, slug)
+);
+CREATE TABLE IF NOT EXISTS sentry_projectkey (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, label TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_organizationonboardingtask (
+    id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, task TEXT NOT NULL,
+    status TEXT NOT NULL, project_id INTEGER, user_id INTEGER, UNIQUE (organization_id, task)
+);
+CREATE TABLE IF NOT EXISTS sentry_featureadoption (
+    id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, feature TEXT NOT NULL,
+    UNIQUE (organization_id, feature)
+);
+CREATE TABLE IF NOT EXISTS sentry_userreport (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, event_id TEXT NOT NULL,
+    email TEXT NOT NULL, comments TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_integration (
+    id INTEGER PRIMARY KEY, provider TEXT NOT NULL, name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_sentryapp (
+    id INTEGER PRIMARY KEY, application_id INTEGER NOT NULL UNIQUE, slug TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_sentryappinstallation (
+    id INTEGER PRIMARY KEY, sentry_app_id INTEGER NOT NULL, organization_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_controloutbox (
+    id INTEGER PRIMARY KEY, shard_scope TEXT NOT NULL, shard_identifier INTEGER NOT NULL,
+    category TEXT NOT NULL, object_identifier INTEGER NOT NULL, region_name TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentry_regiontombstone (
+    id INTEGER PRIMARY KEY, region_name TEXT NOT NULL, table_name TEXT NOT NULL,
+    object_identifier INTEGER NOT NULL, UNIQUE (region_name, table_name, object_identifier)
+);
+";
+
+/// The tables, in the order the trace reports rows written.
+pub(crate) const TABLES: &[&str] = &[
+    "auth_user",
+    "sentry_useremail",
+    "sentry_email",
+    "sentry_organization",
+    "sentry_organizationmember",
+    "sentry_organizationmapping",
+    "sentry_project",
+    "sentry_projectkey",
+    "sentry_organizationonboardingtask",
+    "sentry_featureadoption",
+    "sentry_userreport",
+    "sentry_integration",
+    "sentry_sentryapp",
+    "sentry_sentryappinstallation",
+    "sentry_controloutbox",
+    "sentry_regiontombstone",
+];
+
+/// A database: one `SQLite` connection, to a file or in memory.
+pub(crate) struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// An empty database in memory, with the schema.
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Result<Self, AppError> {
+        Self::with(Connection::open_in_memory()?)
+    }
+
+    /// The database in the file at `path`, created with the schema if needed.
+    pub(crate) fn open(path: &Path) -> Result<Self, AppError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::with(conn)
+    }
+
+    fn with(conn: Connection) -> Result<Self, AppError> {
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `work` in a transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub(crate) fn transaction<T>(
+        &self,
+        work: impl FnOnce(&Tx<'_>) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let tx = Tx {
+            conn: &self.conn,
+            savepoints: Cell::new(0),
+        };
+        match work(&tx) {
+            Ok(value) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.conn.execute_batch("ROLLBACK")?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `sql` outside any transaction (schema changes in tests).
+    #[cfg(test)]
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), AppError> {
+        Ok(self.conn.execute_batch(sql)?)
+    }
+
+    /// How many rows `table` has.
+    pub(crate) fn count(&self, table: &str) -> Result<i64, AppError> {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        Ok(self.conn.query_row(&sql, [], |row| row.get(0))?)
+    }
+}
+
+/// An open transaction, lent to receivers so that their writes commit or roll back with the
+/// operation that sent the signal.
+pub(crate) struct Tx<'c> {
+    conn: &'c Connection,
+    savepoints: Cell<u32>,
+}
+
+impl Tx<'_> {
+    /// The connection, for queries.
+    pub(crate) fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    /// Executes one statement; returns the number of rows changed.
+    pub(crate) fn execute(&self, sql: &str, params: impl Params) -> Result<usize, AppError> {
+        Ok(self.conn.execute(sql, params)?)
+    }
+
+    /// Inserts with `sql` and returns the new row's id.
+    pub(crate) fn insert(&self, sql: &str, params: impl Params) -> Result<i64, AppError> {
+        self.conn.execute(sql, params)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Runs `work` in a savepoint: released if it returns `Ok`, rolled back (leaving the
+    /// enclosing transaction intact) if it returns `Err`.
+    pub(crate) fn savepoint<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let depth = self.savepoints.get() + 1;
+        self.savepoints.set(depth);
+        let name = format!("sp_{depth}");
+        self.conn.execute_batch(&format!("SAVEPOINT {name}"))?;
+        let result = work(self);
+        self.savepoints.set(depth - 1);
+        match result {
+            Ok(value) => {
+                self.conn.execute_batch(&format!("RELEASE {name}"))?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.conn
+                    .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `work` in a savepoint and turns a unique-constraint violation into `Ok(None)`:
+    /// Django's `try: with transaction.atomic(): create() except IntegrityError: pass`.
+    pub(crate) fn ignore_conflict<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, AppError>,
+    ) -> Result<Option<T>, AppError> {
+        match self.savepoint(work) {
+            Ok(value) => Ok(Some(value)),
+            Err(AppError::Db(rusqlite::Error::SqliteFailure(failure, _)))
+                if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The application's errors: what a save, a receiver or a drain can fail with.
+
+use ::signals::SendError;
+
+/// Everything the application can fail with.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppError {
+    /// The database refused a statement.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A model failed validation; nothing was written.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// A receiver of a signal sent with `send` failed, which stopped the operation.
+    #[error(transparent)]
+    Receiver(#[from] SendError),
+    /// The analytics backend failed.
+    #[error(transparent)]
+    Analytics(#[from] crate::analytics::AnalyticsDown),
+    /// Asking the operator failed.
+    #[error("prompt: {0}")]
+    Prompt(#[from] std::io::Error),
+    /// An outbox message was written with a category outside its scope.
+    #[error("outbox category {category:?} belongs to scope {expected:?}, not {given:?}")]
+    WrongScope {
+        /// The category written.
+        category: crate::outbox::OutboxCategory,
+        /// The scope the category belongs to.
+        expected: crate::outbox::OutboxScope,
+        /// The scope it was written into.
+        given: crate::outbox::OutboxScope,
+    },
+}
+
+impl AppError {
+    /// Whether this is a database error about the schema (a missing table or column) or the
+    /// database being unavailable: what `core::handle_db_failure` swallows, as Sentry's does
+    /// with Django's `ProgrammingError` and `OperationalError`.
+    pub(crate) fn is_schema_or_operational(&self) -> bool {
+        let error = match self {
+            Self::Db(error) => error,
+            Self::Receiver(error) => {
+                return error
+                    .error()
+                    .downcast_ref::<Self>()
+                    .is_some_and(Self::is_schema_or_operational);
+            }
+            _ => return false,
+        };
+        match error {
+            rusqlite::Error::SqliteFailure(failure, message) => {
+                use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, ReadOnly};
+                let schema = message.as_deref().is_some_and(|message| {
+                    message.starts_with("no such table") || message.starts_with("no such column")
+                });
+                schema
+                    || matches!(
+                        failure.code,
+                        DatabaseBusy | DatabaseLocked | ReadOnly | CannotOpen
+                    )
+            }
+            _ => false,
+        }
+    }
+}

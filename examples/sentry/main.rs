@@ -1,0 +1,435 @@
+//! A small Sentry, wired the way Sentry's `src/sentry/receivers/` is: models on `SQLite`, the
+//! signals of `signals.rs`, and receivers in `receivers/`, one file per concern, each connected
+//! by `#[receiver]`. This command creates a fresh database, prints the wiring, then runs a short
+//! story and traces every signal sent, every receiver run and every row written.
+//!
+//! ```sh
+//! cargo run --example sentry                       # the story, on a fresh database
+//! cargo run --example sentry -- --mermaid wiring.mmd --dot wiring.dot
+//! cargo run --example sentry -- --db story.sqlite3 # keep the database
+//! ```
+
+mod actions;
+mod analytics;
+mod context;
+mod db;
+mod error;
+mod models;
+mod outbox;
+mod projectflags;
+mod receivers;
+mod signals;
+#[cfg(test)]
+mod tests;
+mod trace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::context::{Console, Context, Settings};
+use crate::db::{Db, TABLES};
+use crate::error::AppError;
+use crate::models::{Integration, Project, SentryApp, SentryAppInstallation, User};
+use crate::outbox::OutboxCategory;
+use crate::signals::{Event, SiloMode};
+
+const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid FILE] [--dot FILE]
+
+  --db FILE       write the database to FILE (which must not exist) and keep it
+  --mermaid FILE  also write the wiring graph, as Mermaid, to FILE
+  --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE";
+
+/// The command line.
+#[derive(Debug, Default)]
+struct Options {
+    db: Option<PathBuf>,
+    mermaid: Option<PathBuf>,
+    dot: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut options = Self::default();
+        while let Some(arg) = args.next() {
+            let slot = match arg.as_str() {
+                "--db" => &mut options.db,
+                "--mermaid" => &mut options.mermaid,
+                "--dot" => &mut options.dot,
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            };
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{arg} needs a FILE\n\n{USAGE}"))?;
+            *slot = Some(PathBuf::from(value));
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let _logs = tracing::subscriber::set_default(log::Printer);
+    let problems = ::signals::check();
+    if !problems.is_empty() {
+        return Err(format!("wiring problems: {problems:?}").into());
+    }
+    let registry = ::signals::registry();
+    println!("# The wiring ({} signals)\n", registry.signals().len());
+    println!("```mermaid\n{}```", registry.to_mermaid());
+    for (path, graph) in [
+        (&options.mermaid, registry.to_mermaid()),
+        (&options.dot, registry.to_dot()),
+    ] {
+        if let Some(path) = path {
+            std::fs::write(path, graph)?;
+            println!("(wrote {})", path.display());
+        }
+    }
+
+    let (path, keep) = match &options.db {
+        Some(path) if path.exists() => {
+            return Err(format!(
+                "{} exists; the story needs a fresh database",
+                path.display()
+            )
+            .into());
+        }
+        Some(path) => (path.clone(), true),
+        None => (
+            std::env::temp_dir().join(format!("signals-sentry-{}.sqlite3", std::process::id())),
+            false,
+        ),
+    };
+    let db = Db::open(&path)?;
+    println!("\n# The story, on a fresh database at {}", path.display());
+    let ctx = Context {
+        console: Console::printing(),
+        ..Context::new(Settings::default(), &[])
+    };
+    let result = story(&ctx, &db);
+    drop(db);
+    if !keep {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    result?;
+    println!("\nanalytics recorded: {:?}", ctx.analytics.names());
+    println!(
+        "metrics: objects.created.auth_user = {}, objects.created.sentry_project = {}",
+        ctx.metrics.get("objects.created.auth_user"),
+        ctx.metrics.get("objects.created.sentry_project")
+    );
+    Ok(())
+}
+
+/// Runs `step` and prints the rows it wrote, table by table.
+fn step<T>(
+    ctx: &Context,
+    db: &Db,
+    title: &str,
+    step: impl FnOnce() -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    println!("\n## {title}");
+    let before = counts(db)?;
+    let result = step();
+    let after = counts(db)?;
+    let written: Vec<String> = TABLES
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (before, after))| before != after)
+        .map(|(table, (before, after))| format!("{table} {:+}", after - before))
+        .collect();
+    match &result {
+        Ok(_) => ctx.console.line(format!(
+            "rows written: {}",
+            if written.is_empty() {
+                "none".into()
+            } else {
+                written.join(", ")
+            }
+        )),
+        Err(error) => ctx.console.line(format!(
+            "refused: {error}; rows written: {}",
+            if written.is_empty() {
+                "none".into()
+            } else {
+                written.join(", ")
+            }
+        )),
+    }
+    result
+}
+
+fn counts(db: &Db) -> Result<Vec<i64>, AppError> {
+    TABLES.iter().map(|table| db.count(table)).collect()
+}
+
+fn story(ctx: &Context, db: &Db) -> Result<(), AppError> {
+    let ada = install(ctx, db)?;
+    onboarding(ctx, db)?;
+    members(ctx, db, ada.id.expect("saved"))?;
+    control_silo(ctx, db)
+}
+
+/// Upgrade, then a sign-up: the model-signal cascade and the silo filter.
+fn install(ctx: &Context, db: &Db) -> Result<User, AppError> {
+    step(
+        ctx,
+        db,
+        "1. `sentry upgrade` on a monolith, non-interactive",
+        || actions::upgrade(ctx, db, SiloMode::Monolith, false),
+    )?;
+    step(
+        ctx,
+        db,
+        "2. the same upgrade on control and region silos: only the any-sender receiver runs",
+        || {
+            actions::upgrade(ctx, db, SiloMode::Control, false)?;
+            actions::upgrade(ctx, db, SiloMode::Region, false)
+        },
+    )?;
+    step(ctx, db, "3. Ada signs up", || {
+        actions::sign_up(ctx, db, "ada@example.com", "Ada")
+    })
+}
+
+/// First events, a failing analytics backend, a first transaction, feedback.
+fn onboarding(ctx: &Context, db: &Db) -> Result<(), AppError> {
+    let internal = 1;
+    step(ctx, db, "4. the first event of project `internal`", || {
+        actions::receive_event(ctx, db, internal, &event("e1", "python", true))
+    })?;
+    let frontend = step(ctx, db, "5. project `frontend` is created", || {
+        db.transaction(|tx| {
+            let mut project = Project {
+                id: None,
+                organization_id: 1,
+                slug: "frontend".into(),
+                platform: Some("javascript".into()),
+                flags: 0,
+                first_event: false,
+            };
+            models::save(ctx, tx, &mut project)?;
+            Ok(project.id.expect("saved"))
+        })
+    })?;
+    ctx.analytics.set_down(true);
+    step(
+        ctx,
+        db,
+        "6. its first event, while the analytics backend is down",
+        || actions::receive_event(ctx, db, frontend, &event("e2", "javascript", false)),
+    )?;
+    ctx.analytics.set_down(false);
+    step(
+        ctx,
+        db,
+        "7. a first transaction, twice: the signal fires once",
+        || {
+            let first = actions::receive_transaction(ctx, db, internal)?;
+            let second = actions::receive_transaction(ctx, db, internal)?;
+            ctx.console
+                .line(format!("first call signalled: {first}; second: {second}"));
+            Ok(())
+        },
+    )?;
+    step(ctx, db, "8. Ada leaves feedback on an event", || {
+        actions::leave_feedback(ctx, db, internal, "e1", "ada@example.com", "the page froze")
+    })?;
+    Ok(())
+}
+
+fn event(id: &str, platform: &str, has_minified_stack_trace: bool) -> Event {
+    Event {
+        id: id.into(),
+        platform: Some(platform.into()),
+        has_minified_stack_trace,
+    }
+}
+
+/// A member joins; demoting the last owner is vetoed.
+fn members(ctx: &Context, db: &Db, ada: i64) -> Result<(), AppError> {
+    step(
+        ctx,
+        db,
+        "9. Ada joins organisation `sentry` as a member",
+        || actions::join(ctx, db, 1, ada, "member"),
+    )?;
+    let vetoed = step(
+        ctx,
+        db,
+        "10. demoting the last owner is vetoed by a pre_save receiver",
+        || actions::change_role(ctx, db, 1, "member"),
+    );
+    if vetoed.is_ok() {
+        return Err(AppError::Validation("the last owner was demoted".into()));
+    }
+    Ok(())
+}
+
+/// Control-silo writes, replicated through the outbox to every region.
+fn control_silo(ctx: &Context, db: &Db) -> Result<(), AppError> {
+    let integration = step(
+        ctx,
+        db,
+        "11. control-silo writes: an integration updated three times, a Sentry app installed",
+        || db.transaction(|tx| control_writes(ctx, tx)),
+    )?;
+    step(
+        ctx,
+        db,
+        "12. drain the control outbox: one delivery per object and region",
+        || {
+            let report = outbox::drain(ctx, db, None)?;
+            for delivery in &report.delivered {
+                ctx.console.line(format!(
+                    "delivered {:?} #{} to {} (the newest of {} row(s)), {} receiver(s) ran",
+                    delivery.category,
+                    delivery.object_identifier,
+                    delivery.region_name,
+                    delivery.rows,
+                    delivery.receivers.len()
+                ));
+            }
+            for region in &ctx.settings.regions {
+                let cached = ctx.cache.contains(region, APPLICATION_KEY);
+                ctx.console
+                    .line(format!("{region} cache holds {APPLICATION_KEY}: {cached}"));
+            }
+            Ok(())
+        },
+    )?;
+    step(
+        ctx,
+        db,
+        "13. the integration is deleted; the drain tombstones it in every region",
+        || {
+            db.transaction(|tx| {
+                outbox::delete_replicated(ctx, tx, &integration, OutboxCategory::IntegrationUpdate)
+            })?;
+            outbox::drain(ctx, db, None)
+        },
+    )?;
+    Ok(())
+}
+
+const APPLICATION_KEY: &str = "app_service.get_by_application_id:42";
+
+fn control_writes(ctx: &Context, tx: &db::Tx<'_>) -> Result<Integration, AppError> {
+    let mut integration = Integration {
+        id: None,
+        provider: "github".into(),
+        name: String::new(),
+    };
+    for name in ["GitHub", "GitHub (acme)", "GitHub (acme-corp)"] {
+        integration.name = name.into();
+        let payload = format!("{{\"name\": \"{name}\"}}");
+        outbox::save_replicated(
+            ctx,
+            tx,
+            &mut integration,
+            OutboxCategory::IntegrationUpdate,
+            &payload,
+        )?;
+    }
+    let mut app = SentryApp {
+        id: None,
+        application_id: 42,
+        slug: "linear".into(),
+    };
+    outbox::save_replicated(ctx, tx, &mut app, OutboxCategory::SentryAppUpdate, "{}")?;
+    let mut installation = SentryAppInstallation {
+        id: None,
+        sentry_app_id: app.id.expect("saved"),
+        organization_id: 1,
+    };
+    models::save(ctx, tx, &mut installation)?;
+    let installation_key = format!(
+        "app_service.get_installation:{}",
+        installation.id.expect("saved")
+    );
+    for region in &ctx.settings.regions {
+        ctx.cache.set(region, APPLICATION_KEY, "linear");
+        ctx.cache.set(region, &installation_key, "linear@sentry");
+    }
+    Ok(integration)
+}
+
+/// Prints the `tracing` events the signals emit (`signal.failure` above all) in the trace.
+mod log {
+    use std::fmt::{self, Write as _};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    /// A subscriber that prints warnings and errors into the trace.
+    pub(crate) struct Printer;
+
+    struct Fields(String);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.0.insert_str(0, &format!("{value:?} "));
+            } else {
+                let _ = write!(self.0, "{}={value:?} ", field.name());
+            }
+        }
+
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                self.0.insert_str(0, &format!("{value} "));
+            } else {
+                let _ = write!(self.0, "{}={value} ", field.name());
+            }
+        }
+    }
+
+    impl Subscriber for Printer {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            *metadata.level() <= Level::WARN
+        }
+
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            crate::trace::log_line(format!(
+                "{} {}: {}",
+                event.metadata().level(),
+                event.metadata().name(),
+                fields.0.trim_end()
+            ));
+        }
+
+        fn enter(&self, _: &Id) {}
+
+        fn exit(&self, _: &Id) {}
+    }
+}

@@ -1,0 +1,81 @@
+//! `outbox/control.py`: receivers of control outbox messages, by category. Each first checks
+//! whether the object still exists; if not, it records a tombstone for the region and stops.
+
+use ::signals::receiver;
+use rusqlite::params;
+
+use crate::context::Context;
+use crate::db::Tx;
+use crate::error::AppError;
+use crate::models::{Integration, SentryApp};
+use crate::outbox::{OutboxCategory, maybe_process_tombstone};
+use crate::signals::process_control_outbox;
+use crate::trace;
+
+/// An integration changed: only the tombstone check; nothing else is replicated.
+#[receiver(signal = process_control_outbox, sender = OutboxCategory::IntegrationUpdate)]
+fn process_integration_updates(
+    object_identifier: i64,
+    region_name: &str,
+    tx: &Tx<'_>,
+    ctx: &Context,
+) -> Result<(), AppError> {
+    match maybe_process_tombstone::<Integration>(tx, object_identifier, region_name)? {
+        Some(integration) => trace::note(
+            ctx,
+            format!(
+                "integration {object_identifier} ({}) is current in {region_name}",
+                integration.name
+            ),
+        ),
+        None => trace::note(
+            ctx,
+            format!("integration {object_identifier} tombstoned in {region_name}"),
+        ),
+    }
+    Ok(())
+}
+
+/// A Sentry app changed: after the tombstone check, purge the region's caches of it: the
+/// application-id lookup, and the installations of the organisations that live in this region.
+#[receiver(signal = process_control_outbox, sender = OutboxCategory::SentryAppUpdate)]
+fn process_sentry_app_updates(
+    object_identifier: i64,
+    region_name: &str,
+    tx: &Tx<'_>,
+    ctx: &Context,
+) -> Result<(), AppError> {
+    let Some(app) = maybe_process_tombstone::<SentryApp>(tx, object_identifier, region_name)?
+    else {
+        return Ok(());
+    };
+    let mut statement = tx.conn().prepare(
+        "SELECT installation.id FROM sentry_sentryappinstallation AS installation \
+         JOIN sentry_organizationmapping AS mapping \
+           ON mapping.organization_id = installation.organization_id \
+         WHERE installation.sentry_app_id = ?1 AND mapping.region_name = ?2",
+    )?;
+    let installations = statement
+        .query_map(params![object_identifier, region_name], |row| {
+            row.get::<_, i64>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.cache.clear_key(
+        &format!("app_service.get_by_application_id:{}", app.application_id),
+        region_name,
+    );
+    for installation in &installations {
+        ctx.cache.clear_key(
+            &format!("app_service.get_installation:{installation}"),
+            region_name,
+        );
+    }
+    trace::note(
+        ctx,
+        format!(
+            "purged {region_name} caches of sentry app {object_identifier} ({} installation(s))",
+            installations.len()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! E3: onboarding on `first_event_received` and siblings, sent with `send_robust`; project
+//! flags; analytics recorded exactly once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Barrier, Mutex};
+
+use rusqlite::OptionalExtension;
+use tracing::field::{Field, Visit};
+
+use super::{fresh, installed, rows};
+use crate::actions;
+use crate::analytics::AnalyticsEvent;
+use crate::context::{Context, Settings};
+use crate::db::Db;
+use crate::models::{self, Organization, Project, Table, flags};
+use crate::receivers::onboarding::task;
+use crate::signals::{Event, SiloMode};
+
+fn event(minified: bool) -> Event {
+    Event {
+        id: "abc".into(),
+        platform: Some("python".into()),
+        has_minified_stack_trace: minified,
+    }
+}
+
+fn new_project(ctx: &Context, db: &Db, organization_id: i64, slug: &str) -> i64 {
+    db.transaction(|tx| {
+        let mut project = Project {
+            id: None,
+            organization_id,
+            slug: slug.into(),
+            platform: None,
+            flags: 0,
+            first_event: false,
+        };
+        models::save(ctx, tx, &mut project)?;
+        Ok(project.id.expect("saved"))
+    })
+    .unwrap()
+}
+
+/// The project of the organisation's `task`, if the task is complete and has one.
+fn task_project(db: &Db, organization_id: i64, task: &str) -> Option<i64> {
+    db.transaction(|tx| {
+        Ok(tx
+            .conn()
+            .query_row(
+                "SELECT project_id FROM sentry_organizationonboardingtask \
+                 WHERE organization_id = ?1 AND task = ?2 AND status = 'complete'",
+                rusqlite::params![organization_id, task],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten())
+    })
+    .unwrap()
+}
+
+fn count(ctx: &Context, name: &str) -> usize {
+    ctx.analytics.names().iter().filter(|n| **n == name).count()
+}
+
+#[test]
+fn an_organizations_first_event_completes_first_event_and_records_both_events() {
+    let (ctx, db) = installed();
+    actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    assert_eq!(task_project(&db, 1, task::FIRST_EVENT), Some(1));
+    assert!(
+        ctx.analytics
+            .events()
+            .contains(&AnalyticsEvent::FirstEventForProjectSent {
+                user_id: 1,
+                organization_id: 1,
+                project_id: 1,
+                platform: Some("python".into()),
+            })
+    );
+    assert!(
+        ctx.analytics
+            .events()
+            .contains(&AnalyticsEvent::FirstEventSent {
+                user_id: 1,
+                organization_id: 1,
+                project_id: 1,
+            })
+    );
+}
+
+#[test]
+fn a_second_projects_first_event_records_only_the_project_event() {
+    let (ctx, db) = installed();
+    actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    let second = new_project(&ctx, &db, 1, "web");
+    actions::receive_event(&ctx, &db, second, &event(false)).unwrap();
+    assert_eq!(count(&ctx, "first_event_for_project.sent"), 2);
+    assert_eq!(count(&ctx, "first_event.sent"), 1);
+    assert_eq!(task_project(&db, 1, task::FIRST_EVENT), Some(1));
+}
+
+#[test]
+fn a_project_whose_first_event_was_recorded_does_not_signal_again() {
+    let (ctx, db) = installed();
+    actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    assert_eq!(count(&ctx, "first_event_for_project.sent"), 1);
+}
+
+#[test]
+fn an_organization_without_owner_records_nothing_and_logs_why() {
+    let (ctx, db) = fresh();
+    let organization_id = db
+        .transaction(|tx| {
+            let mut organization = Organization {
+                id: None,
+                slug: "orphan".into(),
+                name: "Orphan".into(),
+            };
+            models::save(&ctx, tx, &mut organization)?;
+            Ok(organization.id.expect("saved"))
+        })
+        .unwrap();
+    let project_id = new_project(&ctx, &db, organization_id, "web");
+    actions::receive_event(&ctx, &db, project_id, &event(false)).unwrap();
+    assert_eq!(rows(&db, "sentry_organizationonboardingtask"), 0);
+    assert!(ctx.analytics.events().is_empty());
+    assert!(
+        ctx.console
+            .lines()
+            .iter()
+            .any(|line| line.contains("has no owner")),
+        "{:#?}",
+        ctx.console.lines()
+    );
+}
+
+#[test]
+fn set_project_flag_and_signal_sets_the_flag_and_signals_once() {
+    let (ctx, db) = installed();
+    assert!(actions::receive_transaction(&ctx, &db, 1).unwrap());
+    assert!(!actions::receive_transaction(&ctx, &db, 1).unwrap());
+    let project = db
+        .transaction(|tx| Ok(Project::load(tx, 1)?.unwrap()))
+        .unwrap();
+    assert_eq!(
+        project.flags & flags::HAS_TRANSACTIONS,
+        flags::HAS_TRANSACTIONS
+    );
+    assert_eq!(count(&ctx, "first_transaction.sent"), 1);
+    assert_eq!(task_project(&db, 1, task::FIRST_TRANSACTION), Some(1));
+}
+
+#[test]
+fn compare_and_set_records_the_minified_stack_trace_event_once_under_two_writers() {
+    let directory = std::env::temp_dir().join(format!(
+        "signals-e3-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("race.sqlite3");
+    let _ = std::fs::remove_file(&path);
+    let ctx = Context::new(Settings::default(), &[]);
+    actions::upgrade(&ctx, &Db::open(&path).unwrap(), SiloMode::Monolith, false).unwrap();
+    let start = Arc::new(Barrier::new(2));
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (ctx, path, start) = (&ctx, &path, Arc::clone(&start));
+            scope.spawn(move || {
+                let db = Db::open(path).unwrap();
+                start.wait();
+                for _ in 0..20 {
+                    actions::receive_event(ctx, &db, 1, &event(true)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        count(
+            &ctx,
+            "first_event_with_minified_stack_trace_for_project.sent"
+        ),
+        1
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn raise_on_send_makes_the_failing_receiver_raise_out_of_send_robust() {
+    let (ctx, db) = installed();
+    ctx.analytics.set_down(true);
+    let _raise = ::signals::testing::raise_on_send();
+    let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        actions::receive_event(&ctx, &db, 1, &event(false))
+    }));
+    let payload = raised.unwrap_err();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("onboarding::record_first_event"),
+        "{message}"
+    );
+    assert!(
+        message.contains("analytics backend unavailable"),
+        "{message}"
+    );
+}
+
+/// Records every `tracing` event's name and fields.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+/// An event's name and fields.
+type Recorded = (String, BTreeMap<String, String>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+}
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().name().into(), fields));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn a_failing_analytics_backend_is_logged_as_signal_failure_and_the_others_run() {
+    let (ctx, db) = installed();
+    ctx.analytics.set_down(true);
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    });
+    let events = recorder.0.lock().unwrap().clone();
+    let failure = events
+        .iter()
+        .find(|(name, _)| name == "signal.failure")
+        .expect("a signal.failure event");
+    assert_eq!(failure.1["signal"], "first_event_received");
+    assert_eq!(
+        failure.1["receiver"],
+        "sentry::receivers::onboarding::record_first_event"
+    );
+    assert!(failure.1["error"].contains("analytics backend unavailable"));
+    assert_eq!(
+        rows(&db, "sentry_featureadoption"),
+        1,
+        "the other receiver ran"
+    );
+}
