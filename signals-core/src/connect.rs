@@ -1,6 +1,19 @@
-//! Connection guards: [`ScopedConnection`] disconnects its receiver when dropped.
+//! Connection guards: [`ScopedConnection`] disconnects its receiver when dropped; and the
+//! [`mode`] markers that tell a connector whether it may connect async receivers.
 
 use std::fmt;
+
+/// Which receivers a connector may connect: `Sync` (plain functions; the connectors of sync
+/// signals) or `Async` (plain and `async` functions; the connectors of async signals).
+pub mod mode {
+    /// Plain receivers only: a sync signal's connector.
+    #[derive(Debug)]
+    pub enum Sync {}
+
+    /// Plain and async receivers: an async signal's connector.
+    #[derive(Debug)]
+    pub enum Async {}
+}
 
 use crate::table::Connection;
 

@@ -1,13 +1,16 @@
-//! The three ways to run a dispatch list, shared by every kind of signal: `send` (stops at
-//! the first error), `send_robust` (records every error and panic, runs the rest) and `emit`
-//! (like `send`, without collecting responses, so without allocating).
+//! The ways to run a dispatch list, shared by every kind of signal: `send` (stops at the first
+//! error), `send_robust` (records every error and panic, runs the rest) and `emit` (like
+//! `send`, without collecting responses, so without allocating), and the async `send` and
+//! `send_robust`, which run the sync receivers in order, then the async ones concurrently.
 
 use std::any::Any;
+use std::future::poll_fn;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError};
-use crate::receiver::{Entry, ReceiverInfo, Shape};
+use crate::receiver::{BoxFuture, Entry, ReceiverInfo, Shape, Started};
 use crate::testing;
 
 /// One element of a dispatch list, run against a send's context `Cx`.
@@ -18,6 +21,12 @@ pub(crate) trait Step<Cx> {
 
     /// Runs the receiver; `None` when it is weak and its target is gone.
     fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
+
+    /// Whether the receiver is async.
+    fn is_async(&self) -> bool;
+
+    /// Starts the receiver for an async send.
+    fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, Self::Output>;
 }
 
 /// What a receiver of shape `Sh` is called with.
@@ -37,6 +46,14 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
     #[inline]
     fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
         self.call.invoke(cx.sender, cx.args)
+    }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
+    }
+
+    fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
+        self.call.start(cx.sender, cx.args)
     }
 }
 
@@ -130,7 +147,7 @@ pub(crate) struct Observer<'o> {
 }
 
 /// Told by a send that a weak receiver's target is gone.
-pub(crate) trait FoundDead {
+pub(crate) trait FoundDead: Sync {
     fn found_dead(&self);
 }
 
@@ -181,19 +198,16 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
 ) -> Responses<Result<S::Output, ReceiverError>> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        let output = match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
-            Ok(Some(Ok(output))) => Ok(output),
-            Ok(Some(Err(error))) => Err(failed(step.info(), error, observer)),
-            Ok(None) => {
-                observer.table.found_dead();
-                continue;
-            }
-            Err(payload) => Err(panicked(step.info(), payload, observer)),
-        };
-        items.push(Response {
-            receiver: step.info().clone(),
-            output,
-        });
+        if let Some(output) = settle(
+            step,
+            catch_unwind(AssertUnwindSafe(|| step.run(cx))),
+            observer,
+        ) {
+            items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            });
+        }
     }
     Responses { items }
 }
@@ -243,4 +257,174 @@ fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observ
         error = %error,
         "a receiver failed; the other receivers still run",
     );
+}
+
+/// An async receiver in flight: where its response goes, and its future until it completes.
+struct InFlight<'c, S, O> {
+    step: &'c S,
+    future: Option<BoxFuture<'c, Result<O, BoxError>>>,
+    output: Option<Result<O, ReceiverError>>,
+}
+
+/// The async `send`: the sync receivers in order, then the async ones, started together and
+/// awaited concurrently. The first `Err` (sync or async) stops the send and drops the async
+/// receivers still running; panics propagate. Responses: sync ones in dispatch order, then
+/// async ones in dispatch order.
+pub(crate) async fn send_async<Cx, S: Step<Cx>>(
+    steps: &[S],
+    cx: &Cx,
+    observer: &Observer<'_>,
+) -> Result<Responses<S::Output>, SendError> {
+    let mut items = Vec::with_capacity(steps.len());
+    for step in steps.iter().filter(|step| !step.is_async()) {
+        match step.run(cx) {
+            Some(Ok(output)) => items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            }),
+            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
+            None => observer.table.found_dead(),
+        }
+    }
+    let mut in_flight = Vec::new();
+    for step in steps.iter().filter(|step| step.is_async()) {
+        let (future, output) = match step.start(cx) {
+            Started::Pending(future) => (Some(future), None),
+            Started::Ready(Some(Ok(output))) => (None, Some(Ok(output))),
+            Started::Ready(Some(Err(error))) => {
+                return Err(SendError::new(step.info().clone(), error));
+            }
+            Started::Ready(None) => {
+                observer.table.found_dead();
+                continue;
+            }
+        };
+        in_flight.push(InFlight {
+            step,
+            future,
+            output,
+        });
+    }
+    poll_fn(|task| {
+        let mut done = true;
+        for receiver in &mut in_flight {
+            let Some(future) = &mut receiver.future else {
+                continue;
+            };
+            match future.as_mut().poll(task) {
+                Poll::Ready(Ok(output)) => {
+                    receiver.future = None;
+                    receiver.output = Some(Ok(output));
+                }
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(Err(SendError::new(receiver.step.info().clone(), error)));
+                }
+                Poll::Pending => done = false,
+            }
+        }
+        if done {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    items.extend(in_flight.into_iter().filter_map(|receiver| {
+        let output = receiver.output?.ok()?;
+        Some(Response {
+            receiver: receiver.step.info().clone(),
+            output,
+        })
+    }));
+    Ok(Responses { items })
+}
+
+/// The async `send_robust`: every receiver runs, sync ones in order, then async ones
+/// concurrently; an `Err` or a panic (while starting or polling) is logged and recorded in
+/// place of the response, and the other receivers complete.
+pub(crate) async fn send_robust_async<Cx, S: Step<Cx>>(
+    steps: &[S],
+    cx: &Cx,
+    observer: &Observer<'_>,
+) -> Responses<Result<S::Output, ReceiverError>> {
+    let sync: Vec<&S> = steps.iter().filter(|step| !step.is_async()).collect();
+    let mut items = Vec::with_capacity(steps.len());
+    for step in sync {
+        if let Some(output) = settle(
+            step,
+            catch_unwind(AssertUnwindSafe(|| step.run(cx))),
+            observer,
+        ) {
+            items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            });
+        }
+    }
+    let mut in_flight = Vec::new();
+    for step in steps.iter().filter(|step| step.is_async()) {
+        let (future, output) = match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
+            Ok(Started::Pending(future)) => (Some(future), None),
+            Ok(Started::Ready(ready)) => match settle(step, Ok(ready), observer) {
+                Some(output) => (None, Some(output)),
+                None => continue,
+            },
+            Err(payload) => (None, Some(Err(panicked(step.info(), payload, observer)))),
+        };
+        in_flight.push(InFlight {
+            step,
+            future,
+            output,
+        });
+    }
+    poll_fn(|task| {
+        let mut done = true;
+        for receiver in &mut in_flight {
+            let Some(future) = &mut receiver.future else {
+                continue;
+            };
+            let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task)));
+            let result = match polled {
+                Ok(Poll::Pending) => {
+                    done = false;
+                    continue;
+                }
+                Ok(Poll::Ready(result)) => Ok(Some(result)),
+                Err(payload) => Err(payload),
+            };
+            receiver.future = None;
+            receiver.output = settle(receiver.step, result, observer);
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    items.extend(in_flight.into_iter().filter_map(|receiver| {
+        Some(Response {
+            receiver: receiver.step.info().clone(),
+            output: receiver.output?,
+        })
+    }));
+    Responses { items }
+}
+
+/// How a run ended: the receiver's result (`None` for a weak receiver whose target is gone),
+/// or the payload of its panic.
+type Outcome<O> = Result<Option<Result<O, BoxError>>, Box<dyn Any + Send>>;
+
+/// A robust receiver's outcome as a response: its output, its recorded error or panic, or
+/// `None` for a weak receiver whose target is gone.
+fn settle<Cx, S: Step<Cx>>(
+    step: &S,
+    outcome: Outcome<S::Output>,
+    observer: &Observer<'_>,
+) -> Option<Result<S::Output, ReceiverError>> {
+    match outcome {
+        Ok(Some(Ok(output))) => Some(Ok(output)),
+        Ok(Some(Err(error))) => Some(Err(failed(step.info(), error, observer))),
+        Ok(None) => {
+            observer.table.found_dead();
+            None
+        }
+        Err(payload) => Some(Err(panicked(step.info(), payload, observer))),
+    }
 }

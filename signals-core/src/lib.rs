@@ -39,15 +39,15 @@ mod table;
 pub mod testing;
 mod type_signal;
 
-pub use connect::ScopedConnection;
+pub use connect::{ScopedConnection, mode};
 pub use dispatch::{Response, Responses};
 pub use error::{BoxError, ReceiverError, SendError, WiringError};
-pub use receiver::{IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
+pub use receiver::{BoxFuture, IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
 pub use registry::{ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
-pub use signal::{Connector, Signal, Signature};
+pub use signal::{AsyncSignal, Connector, Signal, Signature};
 pub use table::Connection;
 pub use type_signal::{
-    AnyTypeConnector, SentBy, TypeConnector, TypeSender, TypeSignal, TypeSignature,
+    AnyTypeConnector, AsyncTypeSignal, SentBy, TypeConnector, TypeSender, TypeSignal, TypeSignature,
 };
 
 /// What generated code uses. Not a public API: it changes without notice.
@@ -55,11 +55,12 @@ pub use type_signal::{
 pub mod __private {
     pub use crate::__register as register;
     pub use crate::receiver::{
-        AsParam, Callable, IntoResponse, ReceiverMeta, Shape, copy_field, respond,
+        AsParam, AsyncCallable, Callable, IntoResponse, ReceiverMeta, Shape, copy_field, respond,
     };
     pub use crate::registry::{
         AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
-        ValueSenders, any_receiver, require_async, type_receiver, value_receiver,
+        ValueSenders, any_receiver, async_any_receiver, async_type_receiver, async_value_receiver,
+        type_receiver, value_receiver,
     };
     #[cfg(feature = "linkme")]
     pub use crate::registry::{DECLARATIONS, REGISTRATIONS};

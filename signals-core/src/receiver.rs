@@ -8,8 +8,10 @@
 use std::any::type_name;
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::BoxError;
@@ -371,6 +373,39 @@ impl<Sh: Shape, C> Callable<Sh> for C where
 {
 }
 
+/// A boxed future that may borrow for `'a`: what async receivers return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A static async receiver of shape `Sh`: the adapter closure `#[receiver]` generates for an
+/// `async fn`.
+pub(crate) type StaticAsyncCall<Sh> = dyn for<'r, 'a> Fn(
+        <Sh as Shape>::Sender<'r>,
+        &'r <Sh as Shape>::Args<'a>,
+    ) -> BoxFuture<'r, Result<<Sh as Shape>::Output, BoxError>>
+    + Send
+    + Sync;
+
+/// What a static async receiver of shape `Sh` is: a `'static`, thread-safe function of the
+/// shape returning a boxed future that may borrow the arguments.
+pub trait AsyncCallable<Sh: Shape>:
+    for<'r, 'a> Fn(Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, Result<Sh::Output, BoxError>>
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<Sh: Shape, C> AsyncCallable<Sh> for C where
+    C: for<'r, 'a> Fn(
+            Sh::Sender<'r>,
+            &'r Sh::Args<'a>,
+        ) -> BoxFuture<'r, Result<Sh::Output, BoxError>>
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A receiver connected at run time, behind an `Arc`.
 pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
     /// Calls the receiver; `None` when it is weak and its target is gone.
@@ -384,10 +419,26 @@ pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
     fn alive(&self) -> bool;
 }
 
-/// How to call one receiver.
+/// An async receiver connected at run time, behind an `Arc`.
+pub(crate) trait DynAsyncCall<Sh: Shape>: Send + Sync {
+    /// Starts the receiver; `None` when it is weak and its target is gone.
+    fn call<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>>;
+
+    /// Whether it can still run.
+    fn alive(&self) -> bool;
+}
+
+/// How to call one receiver. Sync signals only ever hold the first two kinds: only async
+/// signals accept async receivers, at compile time (`#[receiver]`) and in their API (`connect`).
 pub(crate) enum Call<Sh: Shape> {
     Static(&'static StaticCall<Sh>),
     Dyn(Arc<dyn DynCall<Sh>>),
+    StaticAsync(&'static StaticAsyncCall<Sh>),
+    DynAsync(Arc<dyn DynAsyncCall<Sh>>),
 }
 
 impl<Sh: Shape> Clone for Call<Sh> {
@@ -395,12 +446,21 @@ impl<Sh: Shape> Clone for Call<Sh> {
         match self {
             Self::Static(f) => Self::Static(*f),
             Self::Dyn(f) => Self::Dyn(Arc::clone(f)),
+            Self::StaticAsync(f) => Self::StaticAsync(*f),
+            Self::DynAsync(f) => Self::DynAsync(Arc::clone(f)),
         }
     }
 }
 
+/// A receiver started by an async send: done already (a sync receiver, or a weak one whose
+/// target is gone), or a future to await.
+pub(crate) enum Started<'r, O> {
+    Ready(Option<Result<O, BoxError>>),
+    Pending(BoxFuture<'r, Result<O, BoxError>>),
+}
+
 impl<Sh: Shape> Call<Sh> {
-    /// Runs the receiver; `None` when it is weak and its target is gone.
+    /// Runs a sync receiver; `None` when it is weak and its target is gone.
     #[inline]
     pub(crate) fn invoke(
         &self,
@@ -410,13 +470,38 @@ impl<Sh: Shape> Call<Sh> {
         match self {
             Self::Static(f) => Some(f(sender, args)),
             Self::Dyn(f) => f.call(sender, args),
+            Self::StaticAsync(_) | Self::DynAsync(_) => {
+                unreachable!("async receivers are only connected to async signals")
+            }
         }
+    }
+
+    /// Starts the receiver for an async send.
+    pub(crate) fn start<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Started<'r, Sh::Output> {
+        match self {
+            Self::Static(_) | Self::Dyn(_) => Started::Ready(self.invoke(sender, args)),
+            Self::StaticAsync(f) => Started::Pending(f(sender, args)),
+            Self::DynAsync(f) => match f.call(sender, args) {
+                Some(future) => Started::Pending(future),
+                None => Started::Ready(None),
+            },
+        }
+    }
+
+    /// Whether the receiver is an `async` one, which async sends start after the sync ones.
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self, Self::StaticAsync(_) | Self::DynAsync(_))
     }
 
     pub(crate) fn alive(&self) -> bool {
         match self {
-            Self::Static(_) => true,
+            Self::Static(_) | Self::StaticAsync(_) => true,
             Self::Dyn(f) => f.alive(),
+            Self::DynAsync(f) => f.alive(),
         }
     }
 }
@@ -503,6 +588,66 @@ where
     ) -> Option<Result<Sh::Output, BoxError>> {
         let target = self.target.upgrade()?;
         Some((self.f)(&target, sender, args).into_response())
+    }
+
+    fn alive(&self) -> bool {
+        self.target.strong_count() > 0
+    }
+}
+
+impl<Sh, C, R> DynAsyncCall<Sh> for Strong<C, R>
+where
+    Sh: Shape,
+    C: for<'r, 'a> Fn(Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync,
+    R: IntoResponse<Sh::Output> + 'static,
+{
+    fn call<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+        let future = (self.f)(sender, args);
+        Some(Box::pin(async move { future.await.into_response() }))
+    }
+
+    fn alive(&self) -> bool {
+        true
+    }
+}
+
+/// An async closure called with a target it holds weakly: it gets the target as an `Arc`, kept
+/// alive until its future completes, and stops firing once the target is dropped.
+pub(crate) struct WeakAsyncTarget<T, C, R> {
+    target: std::sync::Weak<T>,
+    f: C,
+    _returns: PhantomData<fn() -> R>,
+}
+
+impl<T, C, R> WeakAsyncTarget<T, C, R> {
+    pub(crate) fn new(target: &Arc<T>, f: C) -> Self {
+        Self {
+            target: Arc::downgrade(target),
+            f,
+            _returns: PhantomData,
+        }
+    }
+}
+
+impl<Sh, T, C, R> DynAsyncCall<Sh> for WeakAsyncTarget<T, C, R>
+where
+    Sh: Shape,
+    T: Send + Sync,
+    C: for<'r, 'a> Fn(Arc<T>, Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync,
+    R: IntoResponse<Sh::Output> + 'static,
+{
+    fn call<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+        let target = self.target.upgrade()?;
+        let future = (self.f)(target, sender, args);
+        Some(Box::pin(async move { future.await.into_response() }))
     }
 
     fn alive(&self) -> bool {

@@ -9,16 +9,17 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use crate::connect::{Disconnect, ScopedConnection};
+use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
 use crate::dispatch::{self, Cx, Observer};
 use crate::error::{ReceiverError, SendError, WiringError};
 use crate::receiver::{
-    Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape,
-    SourceLocation, Strong, WeakTarget,
+    AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
+    ReceiverMeta, Shape, SourceLocation, Strong, WeakAsyncTarget, WeakTarget,
 };
 use crate::registry::{
-    self, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, ValueSenders,
+    self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
+    ValueSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
@@ -67,7 +68,7 @@ impl<F: Signature> Shape for ValueShape<F> {
 }
 
 type ValueEntry<F> = Entry<ValueShape<F>>;
-type ValueCore<F> = Core<<F as Signature>::Sender, ValueEntry<F>, ValueRoutes<F>>;
+pub(crate) type ValueCore<F> = Core<<F as Signature>::Sender, ValueEntry<F>, ValueRoutes<F>>;
 
 /// The dispatch lists of one snapshot: one for sends without a sender (the any-sender
 /// receivers) and one per sender that has receivers of its own (those and the any-sender ones,
@@ -79,7 +80,7 @@ pub(crate) struct ValueRoutes<F: Signature> {
 
 impl<F: Signature> ValueRoutes<F> {
     #[inline]
-    fn route(&self, sender: Option<&F::Sender>) -> &[ValueEntry<F>] {
+    pub(crate) fn route(&self, sender: Option<&F::Sender>) -> &[ValueEntry<F>] {
         match sender {
             Some(sender) if !self.by_sender.is_empty() => {
                 self.by_sender.get(sender).unwrap_or(&self.any)
@@ -176,7 +177,7 @@ impl<F: Signature> Signal<F> {
         self.name
     }
 
-    fn core(&self) -> &ValueCore<F> {
+    pub(crate) fn core(&self) -> &ValueCore<F> {
         self.core.get_or_init(|| {
             let (records, problems) = registry::static_records(registry::address(self), self.name);
             Core::new(records, problems)
@@ -292,11 +293,7 @@ impl<F: Signature> Signal<F> {
 
     /// A builder to connect a receiver with a sender, a `dispatch_uid`, weakly or scoped.
     pub fn connector(&self) -> Connector<'_, F> {
-        Connector {
-            signal: self,
-            sender: None,
-            dispatch_uid: None,
-        }
+        Connector::new(self)
     }
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
@@ -320,7 +317,7 @@ impl<F: Signature> Signal<F> {
         })
     }
 
-    fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
+    pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
         Observer {
             signal: self.name,
             table: core,
@@ -357,6 +354,12 @@ impl<F: Signature> SignalKind for Signal<F> {
     fn adopt_any<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
         Self::adopt::<C>(registration)
     }
+
+    fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Self::adopt_async::<C>(registration)
+    }
 }
 
 impl<F: Signature> ValueSenders for Signal<F> {
@@ -367,6 +370,15 @@ impl<F: Signature> ValueSenders for Signal<F> {
         Box::new(Adopted {
             sender: registration.sender_value::<F::Sender>(),
             entry: registration.entry::<ValueShape<F>, C>(),
+        })
+    }
+
+    fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Box::new(Adopted {
+            sender: registration.sender_value::<F::Sender>(),
+            entry: registration.async_entry::<ValueShape<F>, C>(),
         })
     }
 }
@@ -385,15 +397,27 @@ impl<F: Signature> fmt::Debug for Signal<F> {
     }
 }
 
-/// Builder returned by [`Signal::connector`]: set a sender and a `dispatch_uid`, then connect.
+/// Builder returned by [`Signal::connector`] and [`AsyncSignal::connector`]: set a sender and
+/// a `dispatch_uid`, then connect. `M` is [`mode::Async`] for async signals, whose connectors
+/// also connect async receivers.
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct Connector<'s, F: Signature> {
+pub struct Connector<'s, F: Signature, M = mode::Sync> {
     signal: &'s Signal<F>,
     sender: Option<F::Sender>,
     dispatch_uid: Option<Cow<'static, str>>,
+    _mode: PhantomData<M>,
 }
 
-impl<'s, F: Signature> Connector<'s, F> {
+impl<'s, F: Signature, M> Connector<'s, F, M> {
+    fn new(signal: &'s Signal<F>) -> Self {
+        Self {
+            signal,
+            sender: None,
+            dispatch_uid: None,
+            _mode: PhantomData,
+        }
+    }
+
     /// Fire only for sends from `sender` (default: any sender).
     pub fn sender(mut self, sender: F::Sender) -> Self {
         self.sender = Some(sender);
@@ -469,13 +493,257 @@ impl<'s, F: Signature> Connector<'s, F> {
     }
 }
 
-impl<F: Signature> fmt::Debug for Connector<'_, F> {
+impl<'s, F: Signature> Connector<'s, F, mode::Async> {
+    /// Connects the async `receiver`: a closure that returns a boxed future, which may borrow
+    /// the sender and the arguments:
+    /// `|_, args: &Args<'_>| Box::pin(async move { .. })`.
+    #[track_caller]
+    pub fn connect_async<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
+        let call: Call<ValueShape<F>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
+        self.add::<C>(identity, ReceiverKind::Runtime, call)
+    }
+
+    /// Connects the async `receiver` with a weak hold on `target`: while the target lives, the
+    /// receiver gets it as an `Arc`, which its future keeps alive until it completes.
+    #[track_caller]
+    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'r, 'a> Fn(Arc<T>, Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
+        let call: Call<ValueShape<F>> =
+            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
+    }
+
+    /// Connects the async `receiver` until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.signal;
+        ScopedConnection::new(signal, self.connect_async(receiver))
+    }
+}
+
+impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
             .field("signal", &self.signal.name)
             .field("sender", &self.sender)
             .field("dispatch_uid", &self.dispatch_uid)
             .finish()
+    }
+}
+
+/// A value-sender signal whose receivers may be `async fn`: `send(..).await`.
+///
+/// Declared like a [`Signal`] (with `async Signal<..>` in `signal!`). It accepts plain and
+/// async receivers. A send runs the plain receivers first, in dispatch order, on the task that
+/// awaits it; then it starts every async receiver and awaits them concurrently, in that task
+/// (no executor is needed: it works under any runtime or a plain `block_on`). Responses list
+/// the plain receivers, then the async ones, each group in dispatch order, as Django's `asend`.
+/// Async receivers' futures must be `Send`.
+///
+/// ```
+/// use signals_core::{AsyncSignal, Signature};
+/// # enum Checkin {}
+/// # impl Signature for Checkin { type Args<'a> = &'a str; type Sender = u64; type Output = usize; }
+/// static checkin: AsyncSignal<Checkin> = AsyncSignal::new("checkin");
+///
+/// checkin.connect(|_, slug: &&str| slug.len());
+/// checkin.connect_async(|_, slug: &&str| Box::pin(async move { slug.len() * 2 }));
+/// let responses = futures_lite_block_on(checkin.send(&7, &"cron"));
+/// assert_eq!(responses.unwrap().into_outputs(), [4, 8]);
+/// # fn futures_lite_block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let waker = std::task::Waker::noop();
+/// #     loop {
+/// #         if let std::task::Poll::Ready(t) = f.as_mut().poll(&mut std::task::Context::from_waker(&waker)) { return t; }
+/// #     }
+/// # }
+/// ```
+#[repr(transparent)]
+pub struct AsyncSignal<F: Signature>(Signal<F>);
+
+impl<F: Signature> AsyncSignal<F> {
+    /// An async signal named `name`.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self(Signal::new(name))
+    }
+
+    /// The signal's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    /// Runs the receivers of `sender` and of any sender: the plain ones in order, then the
+    /// async ones concurrently. See [`AsyncSignal`] for the order of the responses.
+    ///
+    /// # Errors
+    ///
+    /// The first receiver to return `Err` stops the send (the async receivers still running
+    /// are dropped); the error names it. Panics propagate.
+    pub async fn send<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError> {
+        let sender = sender.into();
+        let core = self.0.core();
+        let routes = core.routes_full();
+        let cx = Cx { sender, args };
+        dispatch::send_async(routes.route(sender), &cx, &self.0.observer(core)).await
+    }
+
+    /// Runs every receiver of `sender` and of any sender, whatever the others do: an `Err` or a
+    /// panic (of a plain receiver, or of an async one while it is polled) is logged as
+    /// `signal.failure` and recorded in place of its output; the other receivers complete.
+    pub async fn send_robust<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>> {
+        let sender = sender.into();
+        let core = self.0.core();
+        let routes = core.routes_full();
+        let cx = Cx { sender, args };
+        dispatch::send_robust_async(routes.route(sender), &cx, &self.0.observer(core)).await
+    }
+
+    /// Whether any live receiver would run for `sender`; see [`Signal::has_listeners`].
+    pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
+        self.0.has_listeners(sender)
+    }
+
+    /// The live receivers that would run for `sender`, in dispatch order.
+    pub fn receivers<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> Vec<ReceiverInfo> {
+        self.0.receivers(sender)
+    }
+
+    /// Connects the plain `receiver` for any sender; see [`Signal::connect`].
+    #[track_caller]
+    pub fn connect<C, R>(&self, receiver: C) -> Connection
+    where
+        C: for<'s, 'r, 'a> Fn(Option<&'s F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().connect(receiver)
+    }
+
+    /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].
+    #[track_caller]
+    pub fn connect_async<C, R>(&self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        self.connector().connect_async(receiver)
+    }
+
+    /// A builder to connect a plain or async receiver with a sender, a `dispatch_uid`, weakly
+    /// or scoped.
+    pub fn connector(&self) -> Connector<'_, F, mode::Async> {
+        Connector::new(&self.0)
+    }
+
+    /// Disconnects the receiver `connect` returned `connection` for.
+    pub fn disconnect(&self, connection: Connection) -> bool {
+        self.0.disconnect(connection)
+    }
+
+    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
+    pub fn disconnect_uid<'s>(
+        &self,
+        dispatch_uid: &str,
+        sender: impl Into<Option<&'s F::Sender>>,
+    ) -> bool {
+        self.0.disconnect_uid(dispatch_uid, sender)
+    }
+}
+
+impl<F: Signature> SignalRef for AsyncSignal<F> {
+    fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    fn problems(&self) -> Vec<WiringError> {
+        self.0.problems()
+    }
+
+    fn listing(&self) -> Listing {
+        self.0.listing()
+    }
+}
+
+impl<F: Signature> SignalKind for AsyncSignal<F> {
+    type AnyShape = ValueShape<F>;
+
+    fn adopt_any<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
+        Signal::<F>::adopt_any::<C>(registration)
+    }
+
+    fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Signal::<F>::adopt_any_async::<C>(registration)
+    }
+}
+
+impl<F: Signature> ValueSenders for AsyncSignal<F> {
+    type Sender = F::Sender;
+    type Shape = ValueShape<F>;
+
+    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
+        <Signal<F> as ValueSenders>::adopt::<C>(registration)
+    }
+
+    fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        <Signal<F> as ValueSenders>::adopt_async::<C>(registration)
+    }
+}
+
+impl<F: Signature> AsyncReceivers for AsyncSignal<F> {}
+
+impl<F: Signature> Disconnect for AsyncSignal<F> {
+    fn disconnect_connection(&self, connection: Connection) -> bool {
+        self.0.disconnect(connection)
+    }
+}
+
+impl<F: Signature> std::panic::RefUnwindSafe for AsyncSignal<F> {}
+impl<F: Signature> std::panic::UnwindSafe for AsyncSignal<F> {}
+
+impl<F: Signature> fmt::Debug for AsyncSignal<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSignal")
+            .field("name", &self.0.name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -155,6 +155,11 @@ where
         self.routes.load()
     }
 
+    /// The current snapshot, owned: for async sends, whose futures may move between threads.
+    pub(crate) fn routes_full(&self) -> Arc<R> {
+        self.routes.load_full()
+    }
+
     pub(crate) fn problems(&self) -> &[WiringError] {
         &self.problems
     }

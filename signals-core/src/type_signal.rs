@@ -8,22 +8,22 @@
 
 use std::any::{Any, TypeId, type_name};
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use crate::connect::{Disconnect, ScopedConnection};
+use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::{self, Observer, Responses, Step};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::receiver::{
-    Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind, ReceiverMeta, Shape,
-    SourceLocation, Strong, WeakTarget,
+    AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
+    ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakAsyncTarget, WeakTarget,
 };
 use crate::registry::{
-    self, Adopted, Listing, Registration, SenderKind, SignalKind, SignalRef, TypeSenders,
+    self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
+    TypeSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
@@ -273,12 +273,12 @@ impl<F: SentBy<M>, M: 'static> ErasedList for TypedList<F, M> {
     }
 }
 
-/// What a send for sender type `M` runs its list against. The any-sender view of the
-/// arguments is made once, by the first any-sender receiver that needs it.
+/// What a send for sender type `M` runs its list against: the arguments, and their any-sender
+/// view, made once per send.
 struct TypedCx<'r, 'a, F: SentBy<M>, M: 'static> {
     sender: TypeSender,
     args: &'r <F as SentBy<M>>::Args<'a>,
-    any: OnceCell<F::AnyArgs<'r>>,
+    any: F::AnyArgs<'r>,
 }
 
 impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
@@ -296,10 +296,21 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
     fn run(&self, cx: &TypedCx<'r, 'a, F, M>) -> Option<Result<F::Output, BoxError>> {
         match self {
             Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
-            Self::Any(entry) => {
-                let any = cx.any.get_or_init(|| F::any_args(cx.args));
-                entry.call.invoke(cx.sender, any)
-            }
+            Self::Any(entry) => entry.call.invoke(cx.sender, &cx.any),
+        }
+    }
+
+    fn is_async(&self) -> bool {
+        match self {
+            Self::Typed(entry) => entry.call.is_async(),
+            Self::Any(entry) => entry.call.is_async(),
+        }
+    }
+
+    fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
+        match self {
+            Self::Typed(entry) => entry.call.start(cx.sender, cx.args),
+            Self::Any(entry) => entry.call.start(cx.sender, &cx.any),
         }
     }
 }
@@ -382,14 +393,14 @@ impl<F: TypeSignature> TypeSignal<F> {
         self.name
     }
 
-    fn core(&self) -> &TypeCore<F> {
+    pub(crate) fn core(&self) -> &TypeCore<F> {
         self.core.get_or_init(|| {
             let (records, problems) = registry::static_records(registry::address(self), self.name);
             Core::new(records, problems)
         })
     }
 
-    fn observer<'o>(&self, core: &'o TypeCore<F>) -> Observer<'o> {
+    pub(crate) fn observer<'o>(&self, core: &'o TypeCore<F>) -> Observer<'o> {
         Observer {
             signal: self.name,
             table: core,
@@ -487,12 +498,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     /// A builder to connect a receiver with a sender type, a `dispatch_uid`, weakly or scoped.
     /// Without [`sender`](AnyTypeConnector::sender) it connects for any sender.
     pub fn connector(&self) -> AnyTypeConnector<'_, F> {
-        AnyTypeConnector {
-            options: Options {
-                signal: self,
-                dispatch_uid: None,
-            },
-        }
+        AnyTypeConnector::new(self)
     }
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
@@ -557,7 +563,7 @@ fn typed_cx<'r, 'a, F: SentBy<M>, M: 'static>(
     TypedCx {
         sender,
         args,
-        any: OnceCell::new(),
+        any: F::any_args(args),
     }
 }
 
@@ -590,6 +596,14 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
     #[inline]
     fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
         self.call.invoke(cx.sender, &cx.any)
+    }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
+    }
+
+    fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
+        self.call.start(cx.sender, &cx.any)
     }
 }
 
@@ -627,6 +641,15 @@ impl<F: TypeSignature> SignalKind for TypeSignal<F> {
             entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, C>()),
         })
     }
+
+    fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Box::new(Adopted::<TypeSender, _> {
+            sender: None,
+            entry: TypeEntry::<F>::Any(registration.async_entry::<AnyTypeShape<F>, C>()),
+        })
+    }
 }
 
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
@@ -636,6 +659,15 @@ impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
         Box::new(Adopted {
             sender: Some(TypeSender::of::<M>()),
             entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, C>()),
+        })
+    }
+
+    fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        Box::new(Adopted {
+            sender: Some(TypeSender::of::<M>()),
+            entry: TypeEntry::typed(registration.async_entry::<TypedShape<F, M>, C>()),
         })
     }
 }
@@ -677,16 +709,28 @@ impl<F: TypeSignature> Options<'_, F> {
     }
 }
 
-/// Builder returned by [`TypeSignal::connector`]: connects for any sender type unless
-/// [`sender`](Self::sender) picks one.
+/// Builder returned by [`TypeSignal::connector`] and [`AsyncTypeSignal::connector`]: connects
+/// for any sender type unless [`sender`](Self::sender) picks one. `Md` is [`mode::Async`] for
+/// async signals, whose connectors also connect async receivers.
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct AnyTypeConnector<'s, F: TypeSignature> {
+pub struct AnyTypeConnector<'s, F: TypeSignature, Md = mode::Sync> {
     options: Options<'s, F>,
+    _mode: PhantomData<Md>,
 }
 
-impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
+impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
+    fn new(signal: &'s TypeSignal<F>) -> Self {
+        Self {
+            options: Options {
+                signal,
+                dispatch_uid: None,
+            },
+            _mode: PhantomData,
+        }
+    }
+
     /// Fire only for sends by the sender type `M`.
-    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M>
+    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M, Md>
     where
         F: SentBy<M>,
     {
@@ -709,14 +753,8 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
         C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
         R: IntoResponse<F::Output> + 'static,
     {
-        let identity = Identity::of::<C>(self.options.dispatch_uid.as_ref());
-        self.options
-            .add::<C>(None, identity, ReceiverKind::Runtime, |info| {
-                TypeEntry::Any(Entry {
-                    info,
-                    call: Call::Dyn(Arc::new(Strong::new(receiver))),
-                })
-            })
+        let call: Call<AnyTypeShape<F>> = Call::Dyn(Arc::new(Strong::new(receiver)));
+        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
     }
 
     /// Connects `receiver` for any sender type, holding `target` weakly; see
@@ -729,13 +767,8 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
         R: IntoResponse<F::Output> + 'static,
     {
         let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        self.options
-            .add::<C>(None, identity, ReceiverKind::Weak, |info| {
-                TypeEntry::Any(Entry {
-                    info,
-                    call: Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
-                })
-            })
+        let call: Call<AnyTypeShape<F>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 
     /// Connects `receiver` for any sender type until the returned guard is dropped.
@@ -748,16 +781,81 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F> {
         let signal = self.options.signal;
         ScopedConnection::new(signal, self.connect(receiver))
     }
+
+    /// Adds an any-sender receiver; a `Unique` identity is replaced by the code's identity.
+    #[track_caller]
+    fn add<C: 'static>(
+        self,
+        identity: Identity,
+        kind: ReceiverKind,
+        call: Call<AnyTypeShape<F>>,
+    ) -> Connection {
+        let identity = match identity {
+            Identity::Unique => Identity::of::<C>(self.options.dispatch_uid.as_ref()),
+            other => other,
+        };
+        self.options.add::<C>(None, identity, kind, |info| {
+            TypeEntry::Any(Entry { info, call })
+        })
+    }
+}
+
+impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, mode::Async> {
+    /// Connects the async `receiver` for any sender type: a closure that returns a boxed
+    /// future, which may borrow the arguments.
+    #[track_caller]
+    pub fn connect_async<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let call: Call<AnyTypeShape<F>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
+        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
+    }
+
+    /// Connects the async `receiver` for any sender type with a weak hold on `target`.
+    #[track_caller]
+    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'r, 'a> Fn(Arc<T>, TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
+        let call: Call<AnyTypeShape<F>> =
+            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
+    }
+
+    /// Connects the async `receiver` for any sender type until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.options.signal;
+        ScopedConnection::new(signal, self.connect_async(receiver))
+    }
 }
 
 /// Builder for a receiver of one sender type `M`, from [`AnyTypeConnector::sender`].
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct TypeConnector<'s, F: TypeSignature, M> {
+pub struct TypeConnector<'s, F: TypeSignature, M, Md = mode::Sync> {
     options: Options<'s, F>,
-    _sender: PhantomData<fn() -> M>,
+    _sender: PhantomData<fn() -> (M, Md)>,
 }
 
-impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
+impl<'s, F: SentBy<M>, M: 'static, Md> TypeConnector<'s, F, M, Md> {
     /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
         self.options.dispatch_uid = table::dispatch_uid(uid);
@@ -771,15 +869,8 @@ impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
         C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
         R: IntoResponse<F::Output> + 'static,
     {
-        let identity = Identity::of::<C>(self.options.dispatch_uid.as_ref());
-        let sender = Some(TypeSender::of::<M>());
-        self.options
-            .add::<C>(sender, identity, ReceiverKind::Runtime, |info| {
-                TypeEntry::typed::<M>(Entry {
-                    info,
-                    call: Call::Dyn(Arc::new(Strong::new(receiver))),
-                })
-            })
+        let call: Call<TypedShape<F, M>> = Call::Dyn(Arc::new(Strong::new(receiver)));
+        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
     }
 
     /// Connects `receiver` for sender type `M`, holding `target` weakly.
@@ -794,14 +885,8 @@ impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
         R: IntoResponse<F::Output> + 'static,
     {
         let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        let sender = Some(TypeSender::of::<M>());
-        self.options
-            .add::<C>(sender, identity, ReceiverKind::Weak, |info| {
-                TypeEntry::typed::<M>(Entry {
-                    info,
-                    call: Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
-                })
-            })
+        let call: Call<TypedShape<F, M>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 
     /// Connects `receiver` for sender type `M` until the returned guard is dropped.
@@ -814,9 +899,74 @@ impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M> {
         let signal = self.options.signal;
         ScopedConnection::new(signal, self.connect(receiver))
     }
+
+    /// Adds a receiver for `M`; a `Unique` identity is replaced by the code's identity.
+    #[track_caller]
+    fn add<C: 'static>(
+        self,
+        identity: Identity,
+        kind: ReceiverKind,
+        call: Call<TypedShape<F, M>>,
+    ) -> Connection {
+        let identity = match identity {
+            Identity::Unique => Identity::of::<C>(self.options.dispatch_uid.as_ref()),
+            other => other,
+        };
+        let sender = Some(TypeSender::of::<M>());
+        self.options.add::<C>(sender, identity, kind, |info| {
+            TypeEntry::typed::<M>(Entry { info, call })
+        })
+    }
 }
 
-impl<F: TypeSignature> fmt::Debug for AnyTypeConnector<'_, F> {
+impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, mode::Async> {
+    /// Connects the async `receiver` for sender type `M`.
+    #[track_caller]
+    pub fn connect_async<C, R>(self, receiver: C) -> Connection
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let call: Call<TypedShape<F, M>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
+        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
+    }
+
+    /// Connects the async `receiver` for sender type `M` with a weak hold on `target`.
+    #[track_caller]
+    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
+    where
+        T: Send + Sync + 'static,
+        C: for<'r, 'a> Fn(Arc<T>, TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
+        let call: Call<TypedShape<F, M>> =
+            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+        self.add::<C>(identity, ReceiverKind::Weak, call)
+    }
+
+    /// Connects the async `receiver` for sender type `M` until the returned guard is dropped.
+    #[track_caller]
+    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
+    where
+        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
+            + Send
+            + Sync
+            + 'static,
+        R: IntoResponse<F::Output> + 'static,
+    {
+        let signal = self.options.signal;
+        ScopedConnection::new(signal, self.connect_async(receiver))
+    }
+}
+
+impl<F: TypeSignature, Md> fmt::Debug for AnyTypeConnector<'_, F, Md> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyTypeConnector")
             .field("signal", &self.options.signal.name)
@@ -825,12 +975,172 @@ impl<F: TypeSignature> fmt::Debug for AnyTypeConnector<'_, F> {
     }
 }
 
-impl<F: TypeSignature, M> fmt::Debug for TypeConnector<'_, F, M> {
+impl<F: TypeSignature, M, Md> fmt::Debug for TypeConnector<'_, F, M, Md> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypeConnector")
             .field("signal", &self.options.signal.name)
             .field("sender", &type_name::<M>())
             .field("dispatch_uid", &self.options.dispatch_uid)
             .finish()
+    }
+}
+
+/// A type-sender signal whose receivers may be `async fn`: `send::<M>(..).await`. See
+/// [`AsyncSignal`](crate::AsyncSignal) for how a send runs plain and async receivers.
+#[repr(transparent)]
+pub struct AsyncTypeSignal<F: TypeSignature>(TypeSignal<F>);
+
+impl<F: TypeSignature> AsyncTypeSignal<F> {
+    /// An async signal named `name`.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self(TypeSignal::new(name))
+    }
+
+    /// The signal's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    /// Runs the receivers of sender type `M` and of any sender: the plain ones in order, then
+    /// the async ones concurrently.
+    ///
+    /// # Errors
+    ///
+    /// The first receiver to return `Err` stops the send; the error names it.
+    pub async fn send<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError>
+    where
+        F: SentBy<M>,
+    {
+        let core = self.0.core();
+        let routes = core.routes_full();
+        let sender = TypeSender::of::<M>();
+        let observer = self.0.observer(core);
+        match typed_list::<F, M>(&routes, sender) {
+            Some(list) => dispatch::send_async(&list.0, &typed_cx(sender, args), &observer).await,
+            None => {
+                dispatch::send_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await
+            }
+        }
+    }
+
+    /// Runs every receiver of sender type `M` and of any sender, whatever the others do;
+    /// failures are logged as `signal.failure` and recorded in place of the output.
+    pub async fn send_robust<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>>
+    where
+        F: SentBy<M>,
+    {
+        let core = self.0.core();
+        let routes = core.routes_full();
+        let sender = TypeSender::of::<M>();
+        let observer = self.0.observer(core);
+        match typed_list::<F, M>(&routes, sender) {
+            Some(list) => {
+                dispatch::send_robust_async(&list.0, &typed_cx(sender, args), &observer).await
+            }
+            None => {
+                dispatch::send_robust_async(&routes.any, &any_cx::<F, M>(sender, args), &observer)
+                    .await
+            }
+        }
+    }
+
+    /// Whether any live receiver would run for `sender`.
+    pub fn has_listeners(&self, sender: impl Into<Option<TypeSender>>) -> bool {
+        self.0.has_listeners(sender)
+    }
+
+    /// The live receivers that would run for `sender`, in dispatch order.
+    pub fn receivers(&self, sender: impl Into<Option<TypeSender>>) -> Vec<ReceiverInfo> {
+        self.0.receivers(sender)
+    }
+
+    /// A builder to connect a plain or async receiver.
+    pub fn connector(&self) -> AnyTypeConnector<'_, F, mode::Async> {
+        AnyTypeConnector::new(&self.0)
+    }
+
+    /// Disconnects the receiver `connect` returned `connection` for.
+    pub fn disconnect(&self, connection: Connection) -> bool {
+        self.0.disconnect(connection)
+    }
+
+    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
+    pub fn disconnect_uid(
+        &self,
+        dispatch_uid: &str,
+        sender: impl Into<Option<TypeSender>>,
+    ) -> bool {
+        self.0.disconnect_uid(dispatch_uid, sender)
+    }
+}
+
+impl<F: TypeSignature> SignalRef for AsyncTypeSignal<F> {
+    fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    fn problems(&self) -> Vec<WiringError> {
+        self.0.problems()
+    }
+
+    fn listing(&self) -> Listing {
+        self.0.listing()
+    }
+}
+
+impl<F: TypeSignature> SignalKind for AsyncTypeSignal<F> {
+    type AnyShape = AnyTypeShape<F>;
+
+    fn adopt_any<C: Callable<AnyTypeShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        TypeSignal::<F>::adopt_any::<C>(registration)
+    }
+
+    fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        TypeSignal::<F>::adopt_any_async::<C>(registration)
+    }
+}
+
+impl<F: SentBy<M>, M: 'static> TypeSenders<M> for AsyncTypeSignal<F> {
+    type Shape = TypedShape<F, M>;
+
+    fn adopt<C: Callable<TypedShape<F, M>>>(registration: &'static Registration) -> Box<dyn Any> {
+        <TypeSignal<F> as TypeSenders<M>>::adopt::<C>(registration)
+    }
+
+    fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any> {
+        <TypeSignal<F> as TypeSenders<M>>::adopt_async::<C>(registration)
+    }
+}
+
+impl<F: TypeSignature> AsyncReceivers for AsyncTypeSignal<F> {}
+
+impl<F: TypeSignature> Disconnect for AsyncTypeSignal<F> {
+    fn disconnect_connection(&self, connection: Connection) -> bool {
+        self.0.disconnect(connection)
+    }
+}
+
+impl<F: TypeSignature> std::panic::RefUnwindSafe for AsyncTypeSignal<F> {}
+impl<F: TypeSignature> std::panic::UnwindSafe for AsyncTypeSignal<F> {}
+
+impl<F: TypeSignature> fmt::Debug for AsyncTypeSignal<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTypeSignal")
+            .field("name", &self.0.name)
+            .finish_non_exhaustive()
     }
 }

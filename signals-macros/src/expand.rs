@@ -19,13 +19,10 @@ const SENDER: &str = "__signals_sender";
 const ARGUMENTS: &str = "__signals_args";
 
 pub(crate) fn receiver(args: &Args, item: &ItemFn) -> TokenStream {
-    let registrations = args.signals.iter().map(|signal| {
-        if item.sig.asyncness.is_some() {
-            require_async(args, signal)
-        } else {
-            registration(args, signal, item)
-        }
-    });
+    let registrations = args
+        .signals
+        .iter()
+        .map(|signal| registration(args, signal, item));
     quote! {
         #item
         #(#registrations)*
@@ -64,17 +61,6 @@ fn local(name: &str, span: Span) -> Ident {
     Ident::new(name, Span::mixed_site().located_at(span))
 }
 
-/// An `async fn` needs an async signal; sync signals reject it, at the signal.
-fn require_async(args: &Args, signal: &Path) -> TokenStream {
-    let span = signal.span();
-    let private = private(args, span);
-    quote_spanned! {span=>
-        const _: () = {
-            #private::require_async(&#signal);
-        };
-    }
-}
-
 fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
     let function = &item.sig.ident;
     let call_args = ast::params(item).into_iter().map(|param| match param {
@@ -95,12 +81,27 @@ fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
         ReturnType::Default => function.span(),
     };
     let respond = private(args, output_span);
-    let call = quote_spanned! {output_span=>
-        #respond::respond(#function(#(#call_args),*))
-    };
     let sender = local(SENDER, Span::call_site());
     let arguments = local(ARGUMENTS, Span::call_site());
-    let adapter = quote!(|#sender, #arguments| #call);
+    // An `async fn` becomes a closure returning its boxed future, which borrows the arguments;
+    // the coercion to a `Send` future is spanned at `async`, where a non-`Send` future errs.
+    let (adapter, prefix) = match &item.sig.asyncness {
+        None => {
+            let call = quote_spanned! {output_span=>
+                #respond::respond(#function(#(#call_args),*))
+            };
+            (quote!(|#sender, #arguments| #call), "")
+        }
+        Some(asyncness) => {
+            let call = quote_spanned! {output_span=>
+                #respond::respond(#function(#(#call_args),*).await)
+            };
+            let future = quote_spanned! {asyncness.span()=>
+                ::std::boxed::Box::pin(async move { #call })
+            };
+            (quote!(|#sender, #arguments| #future), "async_")
+        }
+    };
 
     let meta = {
         let private = private(args, Span::call_site());
@@ -129,19 +130,20 @@ fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
         None => {
             let span = signal.span();
             let private = private(args, span);
-            quote_spanned!(span=> #private::any_receiver(&#signal, &#adapter, #meta))
+            let build = Ident::new(&format!("{prefix}any_receiver"), span);
+            quote_spanned!(span=> #private::#build(&#signal, &#adapter, #meta))
         }
         Some(Sender::Value(value)) => {
             let span = value.span();
             let private = private(args, span);
-            quote_spanned!(span=> #private::value_receiver(&#signal, &#value, &#adapter, #meta))
+            let build = Ident::new(&format!("{prefix}value_receiver"), span);
+            quote_spanned!(span=> #private::#build(&#signal, &#value, &#adapter, #meta))
         }
         Some(Sender::Type(ty)) => {
             let span = ty.span();
             let private = private(args, span);
-            quote_spanned! {span=>
-                #private::type_receiver::<_, #ty, _>(&#signal, &#adapter, #meta)
-            }
+            let build = Ident::new(&format!("{prefix}type_receiver"), span);
+            quote_spanned!(span=> #private::#build::<_, #ty, _>(&#signal, &#adapter, #meta))
         }
     };
     let private = private(args, Span::call_site());

@@ -24,6 +24,8 @@ struct Declaration {
     attrs: Vec<Attribute>,
     vis: Visibility,
     name: Ident,
+    /// `async Signal<..>`: receivers may be `async fn`; sends are awaited.
+    asynchronous: bool,
     args: Type,
     sender: Option<SenderDecl>,
     output: Option<Type>,
@@ -55,11 +57,12 @@ impl Parse for Declaration {
         input.parse::<Token![static]>()?;
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
+        let asynchronous = input.parse::<Option<Token![async]>>()?.is_some();
         let kind: Ident = input.parse()?;
         if kind != "Signal" {
             return Err(syn::Error::new(
                 kind.span(),
-                "expected `Signal<Args, sender = ...>`",
+                "expected `Signal<Args, sender = ...>` or `async Signal<Args, sender = ...>`",
             ));
         }
         input.parse::<Token![<]>()?;
@@ -68,6 +71,7 @@ impl Parse for Declaration {
             attrs,
             vis,
             name,
+            asynchronous,
             args,
             sender: None,
             output: None,
@@ -183,53 +187,40 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
         attrs,
         vis,
         name,
+        asynchronous,
         mut args,
         sender,
         output,
         any,
     } = declaration;
     let krate = quote!(::signals);
-    let lifetime = Lifetime::new("'a", Span::mixed_site());
     let mut lifetimes = ArgsLifetime {
-        lifetime: lifetime.clone(),
+        lifetime: Lifetime::new("'a", Span::mixed_site()),
         cx,
     };
     lifetimes.visit_type_mut(&mut args);
     let output = output.map_or_else(|| quote!(()), |output| quote!(#output));
     let (signature, signal_type) = match sender {
         Some(SenderDecl::Type { param, bounds }) => {
-            let mut any_args = any.map(|(_, ty)| ty);
-            if let Some(any_args) = &mut any_args {
-                lifetimes.visit_type_mut(any_args);
+            let mut any = any.map(|(_, ty)| ty);
+            if let Some(any) = &mut any {
+                lifetimes.visit_type_mut(any);
             }
-            let (any_type, any_fn) = match &any_args {
-                Some(any_args) => (
-                    quote!(#any_args),
-                    quote! {
-                        fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {
-                            ::core::convert::From::from(args)
-                        }
-                    },
-                ),
-                None => (
-                    quote!(()),
-                    quote! {
-                        fn any_args<'b>(_: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {}
-                    },
-                ),
+            let signature = type_signature(
+                &name,
+                &lifetimes.lifetime,
+                &param,
+                &bounds,
+                &args,
+                any.as_ref(),
+                &output,
+            );
+            let signal_type = if asynchronous {
+                quote!(#krate::AsyncTypeSignal)
+            } else {
+                quote!(#krate::TypeSignal)
             };
-            let bounds = bounds.iter();
-            let signature = quote! {
-                impl #krate::TypeSignature for #name {
-                    type AnyArgs<#lifetime> = #any_type;
-                    type Output = #output;
-                }
-                impl<#param: #(#bounds +)* 'static> #krate::SentBy<#param> for #name {
-                    type Args<#lifetime> = #args;
-                    #any_fn
-                }
-            };
-            (signature, quote!(#krate::TypeSignal))
+            (signature, signal_type)
         }
         sender => {
             if let Some((key, _)) = &any {
@@ -244,6 +235,7 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
             } else {
                 quote!(())
             };
+            let lifetime = &lifetimes.lifetime;
             let signature = quote! {
                 impl #krate::Signature for #name {
                     type Args<#lifetime> = #args;
@@ -251,7 +243,12 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
                     type Output = #output;
                 }
             };
-            (signature, quote!(#krate::Signal))
+            let signal_type = if asynchronous {
+                quote!(#krate::AsyncSignal)
+            } else {
+                quote!(#krate::Signal)
+            };
+            (signature, signal_type)
         }
     };
     let location = quote_spanned! {name.span()=>
@@ -273,5 +270,46 @@ fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
             ::core::module_path!(),
             #location,
         ));
+    }
+}
+
+/// The `TypeSignature` and `SentBy` impls of a signal sent by a type: receivers for one type get
+/// `args`, any-sender receivers the `any` view (made by `From`), or `()` without one.
+fn type_signature(
+    name: &Ident,
+    lifetime: &Lifetime,
+    param: &Ident,
+    bounds: &Punctuated<TypeParamBound, Token![+]>,
+    args: &Type,
+    any: Option<&Type>,
+    output: &TokenStream,
+) -> TokenStream {
+    let krate = quote!(::signals);
+    let (any_type, any_fn) = match any {
+        Some(any) => (
+            quote!(#any),
+            quote! {
+                fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {
+                    ::core::convert::From::from(args)
+                }
+            },
+        ),
+        None => (
+            quote!(()),
+            quote! {
+                fn any_args<'b>(_: &'b Self::Args<'_>) -> Self::AnyArgs<'b> {}
+            },
+        ),
+    };
+    let bounds = bounds.iter();
+    quote! {
+        impl #krate::TypeSignature for #name {
+            type AnyArgs<#lifetime> = #any_type;
+            type Output = #output;
+        }
+        impl<#param: #(#bounds +)* 'static> #krate::SentBy<#param> for #name {
+            type Args<#lifetime> = #args;
+            #any_fn
+        }
     }
 }

@@ -20,7 +20,8 @@ use crate::table::{Identity, Record};
 pub use collect::{DECLARATIONS, REGISTRATIONS};
 pub use registration::{
     AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
-    ValueSenders, any_receiver, require_async, type_receiver, value_receiver,
+    ValueSenders, any_receiver, async_any_receiver, async_type_receiver, async_value_receiver,
+    type_receiver, value_receiver,
 };
 
 /// A registration turned back into a signal's typed entry.

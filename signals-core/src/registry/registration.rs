@@ -12,7 +12,8 @@ use std::fmt::{self, Debug};
 
 use crate::error::{BoxError, WiringError};
 use crate::receiver::{
-    Call, Callable, Entry, ReceiverInfo, ReceiverMeta, Shape, SourceLocation, StaticCall,
+    AsyncCallable, BoxFuture, Call, Callable, Entry, ReceiverInfo, ReceiverMeta, Shape,
+    SourceLocation, StaticAsyncCall, StaticCall,
 };
 use crate::registry::Listing;
 use crate::type_signal::TypeSender;
@@ -41,6 +42,10 @@ pub trait SignalKind: SignalRef + Sized + 'static {
     type AnyShape: Shape;
     /// Adopts an any-sender registration whose call is a `C`.
     fn adopt_any<C: Callable<Self::AnyShape>>(registration: &'static Registration) -> Box<dyn Any>;
+    /// Adopts an async any-sender registration whose call is a `C`.
+    fn adopt_any_async<C: AsyncCallable<Self::AnyShape>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any>;
 }
 
 /// A signal whose sender is a value.
@@ -59,6 +64,10 @@ pub trait ValueSenders: SignalKind {
     fn adopt<C: Callable<<Self as ValueSenders>::Shape>>(
         registration: &'static Registration,
     ) -> Box<dyn Any>;
+    /// Adopts an async registration for one sender whose call is a `C`.
+    fn adopt_async<C: AsyncCallable<<Self as ValueSenders>::Shape>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any>;
 }
 
 /// A signal whose sender is a type, `M` among them.
@@ -75,6 +84,10 @@ pub trait TypeSenders<M: 'static>: SignalKind {
     fn adopt<C: Callable<<Self as TypeSenders<M>>::Shape>>(
         registration: &'static Registration,
     ) -> Box<dyn Any>;
+    /// Adopts an async registration for `M` whose call is a `C`.
+    fn adopt_async<C: AsyncCallable<<Self as TypeSenders<M>>::Shape>>(
+        registration: &'static Registration,
+    ) -> Box<dyn Any>;
 }
 
 /// A signal whose receivers may be `async fn`. Only async signals implement it.
@@ -84,12 +97,6 @@ pub trait TypeSenders<M: 'static>: SignalKind {
     note = "remove `async` from the receiver, or declare the signal `async` in `signal!`"
 )]
 pub trait AsyncReceivers: SignalKind {}
-
-/// Requires `signal` to accept `async fn` receivers; used by `#[receiver]` on an `async fn`.
-#[doc(hidden)]
-pub const fn require_async<S: AsyncReceivers>(signal: &'static S) -> &'static S {
-    signal
-}
 
 /// A sender value held by a static registration.
 pub trait SenderValue: Any + Debug + Send + Sync {
@@ -204,6 +211,92 @@ where
     }
 }
 
+/// Registers the async `call` as an any-sender receiver of the async `signal`.
+#[must_use]
+pub const fn async_any_receiver<S, C>(
+    signal: &'static S,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: AsyncReceivers,
+    C: for<'r, 'a> Fn(
+            <S::AnyShape as Shape>::Sender<'r>,
+            &'r <S::AnyShape as Shape>::Args<'a>,
+        ) -> BoxFuture<'r, Result<<S::AnyShape as Shape>::Output, BoxError>>
+        + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Any,
+        call,
+        adopt: S::adopt_any_async::<C>,
+    }
+}
+
+/// Registers the async `call` as a receiver of the async `signal` for the sender value
+/// `sender`.
+#[must_use]
+pub const fn async_value_receiver<S, V, C>(
+    signal: &'static S,
+    sender: &'static V,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: AsyncReceivers + ValueSenders<Sender = V>,
+    V: SenderValue,
+    C: for<'r, 'a> Fn(
+            <<S as ValueSenders>::Shape as Shape>::Sender<'r>,
+            &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
+        ) -> BoxFuture<
+            'r,
+            Result<<<S as ValueSenders>::Shape as Shape>::Output, BoxError>,
+        > + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Value(sender),
+        call,
+        adopt: S::adopt_async::<C>,
+    }
+}
+
+/// Registers the async `call` as a receiver of the async `signal` for the sender type `M`.
+#[must_use]
+pub const fn async_type_receiver<S, M, C>(
+    signal: &'static S,
+    call: &'static C,
+    meta: ReceiverMeta,
+) -> Registration
+where
+    S: AsyncReceivers + TypeSenders<M>,
+    M: 'static,
+    C: for<'r, 'a> Fn(
+            <<S as TypeSenders<M>>::Shape as Shape>::Sender<'r>,
+            &'r <<S as TypeSenders<M>>::Shape as Shape>::Args<'a>,
+        ) -> BoxFuture<
+            'r,
+            Result<<<S as TypeSenders<M>>::Shape as Shape>::Output, BoxError>,
+        > + Send
+        + Sync
+        + 'static,
+{
+    Registration {
+        signal,
+        meta,
+        sender: StaticSender::Type(TypeSender::of::<M>),
+        call,
+        adopt: <S as TypeSenders<M>>::adopt_async::<C>,
+    }
+}
+
 impl Registration {
     /// The signal's typed entry for this receiver.
     pub(crate) fn adopt(&'static self) -> Box<dyn Any> {
@@ -220,6 +313,19 @@ impl Registration {
         Entry {
             info: ReceiverInfo::from_static(&self.meta),
             call: Call::Static(call),
+        }
+    }
+
+    /// The entry of shape `Sh` that dispatches to this async receiver, whose call is a `C`.
+    pub(crate) fn async_entry<Sh: Shape, C: AsyncCallable<Sh>>(&'static self) -> Entry<Sh> {
+        let call: &'static C = self
+            .call
+            .downcast_ref()
+            .expect("a registration is adopted with the call type that built it");
+        let call: &'static StaticAsyncCall<Sh> = call;
+        Entry {
+            info: ReceiverInfo::from_static(&self.meta),
+            call: Call::StaticAsync(call),
         }
     }
 
