@@ -98,6 +98,21 @@ fn plain_receivers_run_first_then_async_ones_concurrently_under_block_on() {
     );
 }
 
+#[test]
+fn the_registry_lists_which_receivers_are_async() {
+    let registry = signals::registry();
+    let receivers: Vec<(&str, bool)> = registry
+        .signal("checkin")
+        .unwrap()
+        .receivers()
+        .iter()
+        .map(|entry| (entry.receiver().name(), entry.is_async()))
+        .collect();
+    assert!(receivers.contains(&("async_receivers::async_first", true)));
+    assert!(receivers.contains(&("async_receivers::plain_after_in_source", false)));
+    assert!(registry.to_mermaid().contains("[\"async async_first\"]"));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_async_send_filters_senders_under_tokio_current_thread() {
     let lines = Mutex::new(Vec::new());

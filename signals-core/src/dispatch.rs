@@ -65,6 +65,10 @@ impl<Sh: Shape> crate::table::Listed for Entry<Sh> {
     fn alive(&self) -> bool {
         self.call.alive()
     }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
+    }
 }
 
 /// One receiver's response to a send: who answered, and what.

@@ -19,7 +19,7 @@ struct Edge<'r> {
 /// receives several signals) and edges, in registry order.
 struct Graph<'r> {
     signals: Vec<&'static str>,
-    receivers: Vec<&'r ReceiverInfo>,
+    receivers: Vec<(&'r ReceiverInfo, bool)>,
     edges: Vec<Edge<'r>>,
 }
 
@@ -33,7 +33,7 @@ impl<'r> Graph<'r> {
                 let info = listed.receiver();
                 let key = (info.name(), info.location());
                 let receiver = *receiver_ids.entry(key).or_insert_with(|| {
-                    receivers.push(info);
+                    receivers.push((info, listed.is_async()));
                     receivers.len() - 1
                 });
                 edges.push(Edge {
@@ -52,18 +52,17 @@ impl<'r> Graph<'r> {
 }
 
 /// A receiver's label: its name without the module path (`create_user_email`), or, for a
-/// closure, the function it is defined in.
-fn receiver_label(info: &ReceiverInfo) -> String {
+/// closure, the function it is defined in; `async` receivers say so.
+fn receiver_label(info: &ReceiverInfo, is_async: bool) -> String {
     let name = info.name();
-    let name = name
-        .strip_suffix("::{{closure}}")
-        .map_or(name.to_owned(), |outer| {
-            format!("{} (closure)", last_segment(outer))
-        });
-    if name.ends_with("(closure)") {
-        name
+    let label = match name.strip_suffix("::{{closure}}") {
+        Some(outer) => format!("{} (closure)", last_segment(outer)),
+        None => last_segment(name).to_owned(),
+    };
+    if is_async {
+        format!("async {label}")
     } else {
-        last_segment(&name).to_owned()
+        label
     }
 }
 
@@ -111,12 +110,9 @@ impl Registry {
         for (id, name) in graph.signals.iter().enumerate() {
             let _ = writeln!(out, "    S{id}([\"{}\"])", mermaid_text(name));
         }
-        for (id, info) in graph.receivers.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "    R{id}[\"{}\"]",
-                mermaid_text(&receiver_label(info))
-            );
+        for (id, (info, is_async)) in graph.receivers.iter().enumerate() {
+            let label = mermaid_text(&receiver_label(info, *is_async));
+            let _ = writeln!(out, "    R{id}[\"{label}\"]");
         }
         for edge in &graph.edges {
             let (signal, receiver) = (edge.signal, edge.receiver);
@@ -149,11 +145,11 @@ impl Registry {
                 dot_text(name)
             );
         }
-        for (id, info) in graph.receivers.iter().enumerate() {
+        for (id, (info, is_async)) in graph.receivers.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "    R{id} [label=\"{}\", tooltip=\"{} at {}\"];",
-                dot_text(&receiver_label(info)),
+                dot_text(&receiver_label(info, *is_async)),
                 dot_text(info.name()),
                 dot_text(&info.location().to_string()),
             );
@@ -224,16 +220,17 @@ mod tests {
                         ReceiverEntry::new(
                             receiver("app::receivers::create_user_email", 10),
                             Some("app::models::User".into()),
+                            false,
                         ),
-                        ReceiverEntry::new(audit.clone(), None),
+                        ReceiverEntry::new(audit.clone(), None, false),
                     ],
                 ),
                 SignalEntry::new(
                     "project_created",
                     SenderKind::Value("&str"),
                     vec![
-                        ReceiverEntry::new(audit, Some("\"web\"".into())),
-                        ReceiverEntry::new(closure_receiver(|| ()), None),
+                        ReceiverEntry::new(audit, Some("\"web\"".into()), false),
+                        ReceiverEntry::new(closure_receiver(|| ()), None, true),
                     ],
                 ),
             ],
@@ -249,7 +246,7 @@ mod tests {
              \x20   S1([\"project_created\"])\n\
              \x20   R0[\"create_user_email\"]\n\
              \x20   R1[\"audit\"]\n\
-             \x20   R2[\"small_wiring (closure)\"]\n\
+             \x20   R2[\"async small_wiring (closure)\"]\n\
              \x20   S0 -->|\"User\"| R0\n\
              \x20   S0 --> R1\n\
              \x20   S1 -->|\"#quot;web#quot;\"| R1\n\
@@ -268,7 +265,7 @@ mod tests {
              \x20   S1 [label=\"project_created\", shape=box, style=rounded];\n\
              \x20   R0 [label=\"create_user_email\", tooltip=\"app::receivers::create_user_email at src/receivers.rs:10:4\"];\n\
              \x20   R1 [label=\"audit\", tooltip=\"app::receivers::audit at src/receivers.rs:30:4\"];\n\
-             \x20   R2 [label=\"small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
+             \x20   R2 [label=\"async small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
              \x20   S0 -> R0 [label=\"User\"];\n\
              \x20   S0 -> R1;\n\
              \x20   S1 -> R1 [label=\"\\\"web\\\"\"];\n\

@@ -100,6 +100,7 @@ impl Identity {
 pub(crate) trait Listed: Clone + Send + Sync {
     fn info(&self) -> &ReceiverInfo;
     fn alive(&self) -> bool;
+    fn is_async(&self) -> bool;
 }
 
 /// One connected receiver.
@@ -174,7 +175,7 @@ where
             .filter(|record| record.entry.alive())
             .map(|record| {
                 let sender = record.sender.as_ref().map(|sender| format!("{sender:?}"));
-                ReceiverEntry::new(record.entry.info().clone(), sender)
+                ReceiverEntry::new(record.entry.info().clone(), sender, record.entry.is_async())
             })
             .collect()
     }

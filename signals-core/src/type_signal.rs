@@ -202,12 +202,20 @@ impl<F: TypeSignature> Listed for TypeEntry<F> {
             Self::Typed(entry) => entry.alive(),
         }
     }
+
+    fn is_async(&self) -> bool {
+        match self {
+            Self::Any(entry) => entry.call.is_async(),
+            Self::Typed(entry) => entry.is_async(),
+        }
+    }
 }
 
 /// A receiver for one sender type, with that type erased.
 pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
     fn info(&self) -> &ReceiverInfo;
     fn alive(&self) -> bool;
+    fn is_async(&self) -> bool;
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
     /// any-sender receivers and the receivers of this type, in dispatch order.
@@ -221,6 +229,10 @@ impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
 
     fn alive(&self) -> bool {
         self.call.alive()
+    }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
     }
 
     fn as_any(&self) -> &dyn Any {

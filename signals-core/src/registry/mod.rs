@@ -171,11 +171,22 @@ pub struct Listing {
 pub struct ReceiverEntry {
     receiver: ReceiverInfo,
     sender: Option<String>,
+    is_async: bool,
 }
 
 impl ReceiverEntry {
-    pub(crate) fn new(receiver: ReceiverInfo, sender: Option<String>) -> Self {
-        Self { receiver, sender }
+    pub(crate) fn new(receiver: ReceiverInfo, sender: Option<String>, is_async: bool) -> Self {
+        Self {
+            receiver,
+            sender,
+            is_async,
+        }
+    }
+
+    /// Whether the receiver is `async` (it can only be on an async signal).
+    #[must_use]
+    pub fn is_async(&self) -> bool {
+        self.is_async
     }
 
     /// The receiver's identity: name, module path, location, `dispatch_uid`, priority, kind.
@@ -270,7 +281,7 @@ impl Registry {
 
 /// Lists every signal of the program and its receivers: the signals declared with `signal!`
 /// or having a static receiver, each with its static and runtime receivers (name, module path,
-/// location, sender, `dispatch_uid`, priority, kind) in dispatch order. Render it with
+/// location, sender, `dispatch_uid`, priority, kind, sync or async) in dispatch order. Render it with
 /// [`Registry::to_mermaid`] or [`Registry::to_dot`].
 ///
 /// A signal created at run time (a `Signal::new` outside a `static`) is not listed.
