@@ -88,6 +88,11 @@ pub struct Responses<T> {
 }
 
 impl<T> Responses<T> {
+    /// No responses: a send that reached no receiver.
+    pub(crate) fn none() -> Self {
+        Self { items: Vec::new() }
+    }
+
     /// The outputs alone, in dispatch order.
     #[must_use]
     pub fn outputs(&self) -> impl ExactSizeIterator<Item = &T> + '_ {

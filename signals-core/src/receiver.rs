@@ -199,6 +199,11 @@ impl ReceiverInfo {
     pub fn kind(&self) -> ReceiverKind {
         self.meta().kind
     }
+
+    /// Whether both describe the same connected receiver (not merely equal metadata).
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        std::ptr::eq(self.meta(), other.meta())
+    }
 }
 
 impl fmt::Debug for ReceiverInfo {

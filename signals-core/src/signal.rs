@@ -21,7 +21,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
     ValueSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes, summary};
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
 /// receivers return.
@@ -72,10 +72,11 @@ pub(crate) type ValueCore<F> = Core<<F as Signature>::Sender, ValueEntry<F>, Val
 
 /// The dispatch lists of one snapshot: one for sends without a sender (the any-sender
 /// receivers) and one per sender that has receivers of its own (those and the any-sender ones,
-/// interleaved in dispatch order). A sender with no receivers of its own uses the first.
+/// interleaved in dispatch order). A sender with no receivers of its own uses the first. Lists
+/// are shared between snapshots, so that an edit copies only the lists it changes.
 pub(crate) struct ValueRoutes<F: Signature> {
-    any: Box<[ValueEntry<F>]>,
-    by_sender: HashMap<F::Sender, Box<[ValueEntry<F>]>>,
+    any: Arc<[ValueEntry<F>]>,
+    by_sender: HashMap<F::Sender, Arc<[ValueEntry<F>]>, foldhash::fast::RandomState>,
 }
 
 impl<F: Signature> ValueRoutes<F> {
@@ -90,11 +91,26 @@ impl<F: Signature> ValueRoutes<F> {
     }
 }
 
+/// `list` with `entry` appended.
+fn appended<E: Clone>(list: &[E], entry: &E) -> Arc<[E]> {
+    list.iter().chain([entry]).cloned().collect()
+}
+
+/// `list` without `entry`.
+fn without<Sh: Shape>(list: &[Entry<Sh>], entry: &Entry<Sh>) -> Arc<[Entry<Sh>]> {
+    list.iter()
+        .filter(|e| !e.info.same(&entry.info))
+        .cloned()
+        .collect()
+}
+
 impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
-    fn build(records: &[Record<F::Sender, ValueEntry<F>>]) -> Self {
+    fn build<'r>(
+        records: impl Iterator<Item = &'r Record<F::Sender, ValueEntry<F>>> + Clone,
+    ) -> Self {
         let mut any = Vec::new();
         let mut by_sender: HashMap<F::Sender, Vec<ValueEntry<F>>> = HashMap::new();
-        for record in records {
+        for record in records.clone() {
             if let Some(sender) = &record.sender {
                 by_sender.entry(sender.clone()).or_default();
             }
@@ -121,6 +137,66 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
                 .map(|(sender, list)| (sender, list.into()))
                 .collect(),
         }
+    }
+
+    fn connected(&self, record: &Record<F::Sender, ValueEntry<F>>) -> Option<Self> {
+        let entry = &record.entry;
+        Some(match &record.sender {
+            Some(sender) => {
+                let list = appended(self.by_sender.get(sender).unwrap_or(&self.any), entry);
+                let mut by_sender = self.by_sender.clone();
+                by_sender.insert(sender.clone(), list);
+                Self {
+                    any: Arc::clone(&self.any),
+                    by_sender,
+                }
+            }
+            None => Self {
+                any: appended(&self.any, entry),
+                by_sender: self
+                    .by_sender
+                    .iter()
+                    .map(|(sender, list)| (sender.clone(), appended(list, entry)))
+                    .collect(),
+            },
+        })
+    }
+
+    fn disconnected(&self, record: &Record<F::Sender, ValueEntry<F>>) -> Option<Self> {
+        let entry = &record.entry;
+        Some(match &record.sender {
+            Some(sender) => {
+                let mut by_sender = self.by_sender.clone();
+                if let Some(list) = self.by_sender.get(sender) {
+                    let list = without(list, entry);
+                    if list.len() == self.any.len() {
+                        // Only any-sender receivers left: the sender needs no list of its own.
+                        by_sender.remove(sender);
+                    } else {
+                        by_sender.insert(sender.clone(), list);
+                    }
+                }
+                Self {
+                    any: Arc::clone(&self.any),
+                    by_sender,
+                }
+            }
+            None => Self {
+                any: without(&self.any, entry),
+                by_sender: self
+                    .by_sender
+                    .iter()
+                    .map(|(sender, list)| (sender.clone(), without(list, entry)))
+                    .collect(),
+            },
+        })
+    }
+
+    fn summary(&self) -> u64 {
+        let any = if self.any.is_empty() { 0 } else { summary::ANY };
+        self.by_sender
+            .keys()
+            .fold(any, |bits, sender| bits | summary::bit(sender))
     }
 }
 
@@ -199,9 +275,11 @@ impl<F: Signature> Signal<F> {
     ) -> Result<Responses<F::Output>, SendError> {
         let sender = sender.into();
         let core = self.core();
-        let routes = core.routes();
+        if !core.may_reach(sender) {
+            return Ok(Responses::none());
+        }
         let cx = Cx { sender, args };
-        dispatch::send(routes.route(sender), &cx, &self.observer(core))
+        core.with_routes(|routes| dispatch::send(routes.route(sender), &cx, &self.observer(core)))
     }
 
     /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
@@ -217,9 +295,13 @@ impl<F: Signature> Signal<F> {
     ) -> Responses<Result<F::Output, ReceiverError>> {
         let sender = sender.into();
         let core = self.core();
-        let routes = core.routes();
+        if !core.may_reach(sender) {
+            return Responses::none();
+        }
         let cx = Cx { sender, args };
-        dispatch::send_robust(routes.route(sender), &cx, &self.observer(core))
+        core.with_routes(|routes| {
+            dispatch::send_robust(routes.route(sender), &cx, &self.observer(core))
+        })
     }
 
     /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
@@ -238,26 +320,31 @@ impl<F: Signature> Signal<F> {
     {
         let sender = sender.into();
         let core = self.core();
-        let routes = core.routes();
+        if !core.may_reach(sender) {
+            return Ok(());
+        }
         let cx = Cx { sender, args };
-        dispatch::emit(routes.route(sender), &cx, &self.observer(core))
+        core.with_routes(|routes| dispatch::emit(routes.route(sender), &cx, &self.observer(core)))
     }
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
     pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
-        let routes = self.core().routes();
-        routes.route(sender.into()).iter().any(Listed::alive)
+        let sender = sender.into();
+        self.core()
+            .with_routes(|routes| routes.route(sender).iter().any(Listed::alive))
     }
 
     /// The live receivers that would run for `sender`, in dispatch order.
     pub fn receivers<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> Vec<ReceiverInfo> {
-        let routes = self.core().routes();
-        routes
-            .route(sender.into())
-            .iter()
-            .filter(|entry| entry.alive())
-            .map(|entry| entry.info.clone())
-            .collect()
+        let sender = sender.into();
+        self.core().with_routes(|routes| {
+            routes
+                .route(sender)
+                .iter()
+                .filter(|entry| entry.alive())
+                .map(|entry| entry.info.clone())
+                .collect()
+        })
     }
 
     /// Connects `receiver` for any sender, without `dispatch_uid`; see
@@ -299,8 +386,7 @@ impl<F: Signature> Signal<F> {
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
     /// connected.
     pub fn disconnect(&self, connection: Connection) -> bool {
-        self.core()
-            .disconnect(|record| record.connection == connection)
+        self.core().disconnect(connection)
     }
 
     /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender` (`None`:
@@ -310,11 +396,8 @@ impl<F: Signature> Signal<F> {
         dispatch_uid: &str,
         sender: impl Into<Option<&'s F::Sender>>,
     ) -> bool {
-        let sender = sender.into();
-        self.core().disconnect(|record| {
-            record.sender.as_ref() == sender
-                && matches!(&record.identity, Identity::Uid(uid) if uid == dispatch_uid)
-        })
+        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
+        self.core().disconnect_key(identity, sender.into().cloned())
     }
 
     pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
@@ -611,6 +694,9 @@ impl<F: Signature> AsyncSignal<F> {
     ) -> Result<Responses<F::Output>, SendError> {
         let sender = sender.into();
         let core = self.0.core();
+        if !core.may_reach(sender) {
+            return Ok(Responses::none());
+        }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
         dispatch::send_async(routes.route(sender), &cx, &self.0.observer(core)).await
@@ -626,6 +712,9 @@ impl<F: Signature> AsyncSignal<F> {
     ) -> Responses<Result<F::Output, ReceiverError>> {
         let sender = sender.into();
         let core = self.0.core();
+        if !core.may_reach(sender) {
+            return Responses::none();
+        }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
         dispatch::send_robust_async(routes.route(sender), &cx, &self.0.observer(core)).await

@@ -1,19 +1,28 @@
 //! The receivers of one signal: an ordered table that connects and disconnects edit under a
-//! lock, and an immutable routing snapshot, rebuilt after each edit, that sends read without
+//! lock, and an immutable routing snapshot, updated after each edit, that sends read without
 //! taking any lock.
 //!
 //! A send loads the current snapshot once and dispatches from it, so the set of receivers is
 //! fixed when the send starts (Django's semantics): a receiver disconnected during the send
 //! still runs, one connected during it does not. Edits never wait for sends and sends never
 //! wait for edits or for each other.
+//!
+//! Three things keep the send path cheap. Until the first runtime edit, a signal dispatches
+//! from the snapshot of its static receivers, which never changes, without touching the
+//! `arc-swap` pointer. A summary word (are there any-sender receivers; a Bloom filter of the
+//! senders that have receivers of their own) lets a send that can reach nobody return after
+//! one load. And edits update the snapshot incrementally where they can: a connect copies the
+//! lists of its sender, not the whole table.
 
 use std::any::TypeId;
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::mem;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::ArcSwap;
 
 use crate::dispatch::FoundDead;
 use crate::error::WiringError;
@@ -52,7 +61,7 @@ fn next_connection() -> Connection {
 
 /// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
 /// receiver's own identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Identity {
     /// Connected with a `dispatch_uid`.
     Uid(Cow<'static, str>),
@@ -90,10 +99,6 @@ impl Identity {
             other => other,
         }
     }
-
-    fn same_receiver(&self, other: &Self) -> bool {
-        !matches!(self, Self::Unique) && self == other
-    }
 }
 
 /// A dispatch list element as the table needs to see it.
@@ -122,43 +127,175 @@ impl<K, E> Record<K, E> {
     }
 }
 
-/// A routing snapshot, built from the table in dispatch order.
+/// What a send needs to know before loading a snapshot: whether any-sender receivers exist,
+/// and a Bloom filter of the senders with receivers of their own. `0` means no receivers.
+pub(crate) mod summary {
+    use std::hash::{BuildHasher, Hash};
+
+    /// The bit set when any-sender receivers exist.
+    pub(crate) const ANY: u64 = 1 << 63;
+
+    /// The Bloom bit of `sender`.
+    #[inline]
+    pub(crate) fn bit<K: Hash + ?Sized>(sender: &K) -> u64 {
+        let hash = foldhash::fast::FixedState::with_seed(0x5157_4e41_4c53).hash_one(sender);
+        1 << (hash % 63)
+    }
+
+    /// Whether a send from `sender` (`None`: without sender) may reach a receiver.
+    #[inline]
+    pub(crate) fn may_reach<K: Hash + ?Sized>(summary: u64, sender: Option<&K>) -> bool {
+        summary & ANY != 0 || sender.is_some_and(|sender| summary & bit(sender) != 0)
+    }
+}
+
+/// A routing snapshot, in dispatch order.
 pub(crate) trait Routes<K, E>: Send + Sync + Sized {
-    fn build(records: &[Record<K, E>]) -> Self;
+    /// The snapshot of `records`, in order.
+    fn build<'r>(records: impl Iterator<Item = &'r Record<K, E>> + Clone) -> Self
+    where
+        K: 'r,
+        E: 'r;
+
+    /// This snapshot with `record` appended, or `None` if it must be rebuilt.
+    fn connected(&self, record: &Record<K, E>) -> Option<Self>;
+
+    /// This snapshot without `record`, or `None` if it must be rebuilt.
+    fn disconnected(&self, record: &Record<K, E>) -> Option<Self>;
+
+    /// The summary of this snapshot: see [`summary`].
+    fn summary(&self) -> u64;
+}
+
+/// The receivers of a signal: in dispatch order, and indexed by handle and lookup key.
+struct Table<K, E> {
+    records: BTreeMap<u64, Record<K, E>>,
+    by_connection: HashMap<Connection, u64, foldhash::fast::RandomState>,
+    by_key: HashMap<(Identity, Option<K>), u64, foldhash::fast::RandomState>,
+    next: u64,
+    /// The size at which the next edit sweeps for weak receivers whose target is gone, twice
+    /// the size after the last sweep: sweeping costs O(1) per edit, amortised, and dead
+    /// receivers never make up more than half the table.
+    sweep_at: usize,
+}
+
+impl<K: Eq + Hash + Clone, E: Listed> Table<K, E> {
+    fn new(records: Vec<Record<K, E>>) -> Self {
+        let mut table = Self {
+            records: BTreeMap::new(),
+            by_connection: HashMap::default(),
+            by_key: HashMap::default(),
+            next: 0,
+            sweep_at: 0,
+        };
+        for record in records {
+            table.insert(record);
+        }
+        table
+    }
+
+    /// The record with the same lookup key, if one is connected and alive.
+    fn duplicate_of(&self, record: &Record<K, E>) -> Option<u64> {
+        if record.identity == Identity::Unique {
+            return None;
+        }
+        let key = (record.identity.clone(), record.sender.clone());
+        self.by_key.get(&key).copied()
+    }
+
+    fn insert(&mut self, record: Record<K, E>) {
+        let position = self.next;
+        self.next += 1;
+        self.by_connection.insert(record.connection, position);
+        if record.identity != Identity::Unique {
+            self.by_key
+                .insert((record.identity.clone(), record.sender.clone()), position);
+        }
+        self.records.insert(position, record);
+    }
+
+    fn remove(&mut self, position: u64) -> Option<Record<K, E>> {
+        let record = self.records.remove(&position)?;
+        self.by_connection.remove(&record.connection);
+        if record.identity != Identity::Unique {
+            self.by_key
+                .remove(&(record.identity.clone(), record.sender.clone()));
+        }
+        Some(record)
+    }
+
+    /// Removes every weak receiver whose target is gone.
+    fn purge_dead(&mut self) -> Vec<Record<K, E>> {
+        let dead: Vec<u64> = self
+            .records
+            .iter()
+            .filter(|(_, record)| !record.entry.alive())
+            .map(|(position, _)| *position)
+            .collect();
+        let removed = dead.into_iter().filter_map(|p| self.remove(p)).collect();
+        self.sweep_at = (2 * self.records.len()).max(1);
+        removed
+    }
 }
 
 /// The live state of one signal.
 pub(crate) struct Core<K, E, R> {
-    table: Mutex<Vec<Record<K, E>>>,
+    table: Mutex<Table<K, E>>,
     routes: ArcSwap<R>,
+    /// The snapshot of the static receivers, dispatched from until the first edit.
+    initial: Arc<R>,
+    edited: AtomicBool,
+    /// The published snapshot's summary.
+    summary: AtomicU64,
+    /// Set by a send that met a weak receiver whose target is gone.
+    dead: AtomicBool,
     /// Problems found while indexing the static receivers.
     problems: Vec<WiringError>,
 }
 
 impl<K, E, R> Core<K, E, R>
 where
-    K: Eq + Send,
+    K: Eq + Hash + Clone + Send,
     E: Listed,
     R: Routes<K, E>,
 {
     pub(crate) fn new(records: Vec<Record<K, E>>, problems: Vec<WiringError>) -> Self {
-        let routes = ArcSwap::from_pointee(R::build(&records));
+        let initial = Arc::new(R::build(records.iter()));
+        let summary = initial.summary();
         Self {
-            table: Mutex::new(records),
-            routes,
+            table: Mutex::new(Table::new(records)),
+            routes: ArcSwap::new(Arc::clone(&initial)),
+            initial,
+            edited: AtomicBool::new(false),
+            summary: AtomicU64::new(summary),
+            dead: AtomicBool::new(false),
             problems,
         }
     }
 
-    /// The current snapshot. Holding it does not block anything.
+    /// Whether a send from `sender` may reach a receiver; `false` means it reaches none.
     #[inline]
-    pub(crate) fn routes(&self) -> Guard<Arc<R>> {
-        self.routes.load()
+    pub(crate) fn may_reach<S: Hash + ?Sized>(&self, sender: Option<&S>) -> bool {
+        summary::may_reach(self.summary.load(Ordering::Acquire), sender)
+    }
+
+    /// Runs `f` with the current snapshot. Holding it does not block anything.
+    #[inline]
+    pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&R) -> T) -> T {
+        if self.edited.load(Ordering::Acquire) {
+            f(&self.routes.load())
+        } else {
+            f(&self.initial)
+        }
     }
 
     /// The current snapshot, owned: for async sends, whose futures may move between threads.
     pub(crate) fn routes_full(&self) -> Arc<R> {
-        self.routes.load_full()
+        if self.edited.load(Ordering::Acquire) {
+            self.routes.load_full()
+        } else {
+            Arc::clone(&self.initial)
+        }
     }
 
     pub(crate) fn problems(&self) -> &[WiringError] {
@@ -171,7 +308,8 @@ where
         K: std::fmt::Debug,
     {
         self.lock()
-            .iter()
+            .records
+            .values()
             .filter(|record| record.entry.alive())
             .map(|record| {
                 let sender = record.sender.as_ref().map(|sender| format!("{sender:?}"));
@@ -180,23 +318,33 @@ where
             .collect()
     }
 
-    /// Adds `record` unless a receiver with the same lookup key is connected; returns its
+    /// Adds `record` unless a live receiver with the same lookup key is connected; returns its
     /// handle, or [`Connection::DUPLICATE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
         let mut table = self.lock();
-        let mut removed = Self::purge_dead(&mut table);
-        let duplicate = table
-            .iter()
-            .any(|r| r.sender == record.sender && r.identity.same_receiver(&record.identity));
-        let connection = if duplicate {
-            removed.push(record);
-            Connection::DUPLICATE
+        let mut removed = self.take_dead(&mut table);
+        if let Some(existing) = table.duplicate_of(&record) {
+            let alive = table
+                .records
+                .get(&existing)
+                .is_some_and(|r| r.entry.alive());
+            if alive {
+                drop(table);
+                drop((removed, record));
+                return Connection::DUPLICATE;
+            }
+            // A weak receiver whose target is gone does not count: purge it now, so that a new
+            // target at the same address is not taken for it.
+            removed.extend(table.remove(existing));
+        }
+        let connection = record.connection;
+        let incremental = if removed.is_empty() {
+            self.routes.load().connected(&record)
         } else {
-            let connection = record.connection;
-            table.push(record);
-            connection
+            None
         };
-        let old = self.publish(&table);
+        table.insert(record);
+        let old = self.publish(&table, incremental);
         drop(table);
         // User closures and their captures are dropped here, outside the lock, so that their
         // `Drop` may connect or disconnect on this signal.
@@ -204,23 +352,57 @@ where
         connection
     }
 
-    /// Removes the receivers `remove` selects; returns whether any was removed.
-    pub(crate) fn disconnect(&self, mut remove: impl FnMut(&Record<K, E>) -> bool) -> bool {
-        let mut table = self.lock();
-        let mut removed = Self::purge_dead(&mut table);
-        let before = removed.len();
-        extract(&mut table, &mut removed, &mut remove);
-        let found = removed.len() > before;
-        let old = (!removed.is_empty()).then(|| self.publish(&table));
+    /// Disconnects the receiver connected with `connection`; returns whether it was connected
+    /// (and alive).
+    pub(crate) fn disconnect(&self, connection: Connection) -> bool {
+        let table = self.lock();
+        let position = table.by_connection.get(&connection).copied();
+        self.remove(table, position)
+    }
+
+    /// Disconnects the receiver with `identity` for exactly `sender`.
+    pub(crate) fn disconnect_key(&self, identity: Identity, sender: Option<K>) -> bool {
+        let table = self.lock();
+        let position = table.by_key.get(&(identity, sender)).copied();
+        self.remove(table, position)
+    }
+
+    fn remove(&self, mut table: MutexGuard<'_, Table<K, E>>, position: Option<u64>) -> bool {
+        let mut removed = self.take_dead(&mut table);
+        let purged = !removed.is_empty();
+        let record = position.and_then(|position| table.remove(position));
+        let found = record.as_ref().is_some_and(|record| record.entry.alive());
+        let mut old = None;
+        if let Some(record) = record {
+            let incremental = if purged {
+                None
+            } else {
+                self.routes.load().disconnected(&record)
+            };
+            old = Some(self.publish(&table, incremental));
+            removed.push(record);
+        } else if purged {
+            old = Some(self.publish(&table, None));
+        }
         drop(table);
         drop((removed, old));
         found
+    }
+
+    /// Purges weak receivers whose target is gone if a send met one, or if the table has
+    /// doubled since the last sweep.
+    fn take_dead(&self, table: &mut Table<K, E>) -> Vec<Record<K, E>> {
+        if self.dead.swap(false, Ordering::AcqRel) || table.records.len() >= table.sweep_at {
+            table.purge_dead()
+        } else {
+            Vec::new()
+        }
     }
 }
 
 impl<K, E, R> FoundDead for Core<K, E, R>
 where
-    K: Eq + Send,
+    K: Eq + Hash + Clone + Send + Sync,
     E: Listed,
     R: Routes<K, E>,
 {
@@ -228,11 +410,12 @@ where
     /// them to the next edit. Never blocks.
     #[cold]
     fn found_dead(&self) {
+        self.dead.store(true, Ordering::Release);
         let Ok(mut table) = self.table.try_lock() else {
             return;
         };
-        let removed = Self::purge_dead(&mut table);
-        let old = (!removed.is_empty()).then(|| self.publish(&table));
+        let removed = self.take_dead(&mut table);
+        let old = (!removed.is_empty()).then(|| self.publish(&table, None));
         drop(table);
         drop((removed, old));
     }
@@ -240,45 +423,31 @@ where
 
 impl<K, E, R> Core<K, E, R>
 where
-    K: Eq + Send,
+    K: Eq + Hash + Clone + Send,
     E: Listed,
     R: Routes<K, E>,
 {
     /// How many receivers the table holds, dead weak ones included until they are purged.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Record<K, E>>> {
+    fn lock(&self) -> MutexGuard<'_, Table<K, E>> {
         // Nothing that can panic runs between the edits of one lock, except a user sender's
-        // `PartialEq`; the table is consistent after every single edit, so a poisoned lock is
-        // safe to use.
+        // `Hash` or `PartialEq`; the table is consistent after every single edit, so a
+        // poisoned lock is safe to use.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn purge_dead(table: &mut Vec<Record<K, E>>) -> Vec<Record<K, E>> {
-        let mut removed = Vec::new();
-        extract(table, &mut removed, |record| !record.entry.alive());
-        removed
+    /// Publishes `next`, or a snapshot rebuilt from `table`; returns the previous one, to be
+    /// dropped by the caller once the lock is released.
+    fn publish(&self, table: &Table<K, E>, next: Option<R>) -> Arc<R> {
+        let routes = next.unwrap_or_else(|| R::build(table.records.values()));
+        let summary = routes.summary();
+        let old = self.routes.swap(Arc::new(routes));
+        self.edited.store(true, Ordering::Release);
+        self.summary.store(summary, Ordering::Release);
+        old
     }
-
-    /// Publishes a snapshot of `table`; returns the previous one, to be dropped by the caller
-    /// once the lock is released.
-    fn publish(&self, table: &[Record<K, E>]) -> Arc<R> {
-        self.routes.swap(Arc::new(R::build(table)))
-    }
-}
-
-/// Moves the records `pred` selects from `table` to `out`, keeping the order of the rest.
-fn extract<T>(table: &mut Vec<T>, out: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) {
-    let mut kept = Vec::with_capacity(table.len());
-    for item in table.drain(..) {
-        if pred(&item) {
-            out.push(item);
-        } else {
-            kept.push(item);
-        }
-    }
-    *table = kept;
 }

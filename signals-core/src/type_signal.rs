@@ -25,7 +25,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
     TypeSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes, summary};
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
 /// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
@@ -345,10 +345,12 @@ impl<F: TypeSignature> TypeRoutes<F> {
 }
 
 impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
-    fn build(records: &[Record<TypeSender, TypeEntry<F>>]) -> Self {
+    fn build<'r>(
+        records: impl Iterator<Item = &'r Record<TypeSender, TypeEntry<F>>> + Clone,
+    ) -> Self {
         let mut any = Vec::new();
         let mut first_of_type: Vec<(TypeSender, &Arc<dyn ErasedTyped<F>>)> = Vec::new();
-        for record in records {
+        for record in records.clone() {
             match (&record.entry, record.sender) {
                 (TypeEntry::Any(entry), _) => any.push(entry.clone()),
                 (TypeEntry::Typed(entry), Some(sender)) => {
@@ -363,7 +365,7 @@ impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
             .into_iter()
             .map(|(sender, builder)| {
                 let entries: Vec<&TypeEntry<F>> = records
-                    .iter()
+                    .clone()
                     .filter(|record| record.sender.is_none() || record.sender == Some(sender))
                     .map(|record| &record.entry)
                     .collect();
@@ -374,6 +376,23 @@ impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
             any: any.into(),
             by_type,
         }
+    }
+
+    // Type signals' receivers connect at start-up; a rebuild per edit keeps the typed lists
+    // simple.
+    fn connected(&self, _: &Record<TypeSender, TypeEntry<F>>) -> Option<Self> {
+        None
+    }
+
+    fn disconnected(&self, _: &Record<TypeSender, TypeEntry<F>>) -> Option<Self> {
+        None
+    }
+
+    fn summary(&self) -> u64 {
+        let any = if self.any.is_empty() { 0 } else { summary::ANY };
+        self.by_type
+            .keys()
+            .fold(any, |bits, sender| bits | summary::bit(sender))
     }
 }
 
@@ -434,13 +453,15 @@ impl<F: TypeSignature> TypeSignal<F> {
         F: SentBy<M>,
     {
         let core = self.core();
-        let routes = core.routes();
         let sender = TypeSender::of::<M>();
+        if !core.may_reach(Some(&sender)) {
+            return Ok(Responses::none());
+        }
         let observer = self.observer(core);
-        match typed_list::<F, M>(&routes, sender) {
+        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => dispatch::send(&list.0, &typed_cx(sender, args), &observer),
             None => dispatch::send(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        }
+        })
     }
 
     /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
@@ -454,34 +475,36 @@ impl<F: TypeSignature> TypeSignal<F> {
         F: SentBy<M>,
     {
         let core = self.core();
-        let routes = core.routes();
         let sender = TypeSender::of::<M>();
+        if !core.may_reach(Some(&sender)) {
+            return Responses::none();
+        }
         let observer = self.observer(core);
-        match typed_list::<F, M>(&routes, sender) {
+        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => dispatch::send_robust(&list.0, &typed_cx(sender, args), &observer),
             None => dispatch::send_robust(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        }
+        })
     }
 
     /// Whether any live receiver would run for `sender` (`None`: only any-sender receivers
     /// count).
     pub fn has_listeners(&self, sender: impl Into<Option<TypeSender>>) -> bool {
-        let routes = self.core().routes();
-        routes
-            .entries(sender.into())
-            .iter()
-            .any(|(_, alive)| *alive)
+        let sender = sender.into();
+        self.core()
+            .with_routes(|routes| routes.entries(sender).iter().any(|(_, alive)| *alive))
     }
 
     /// The live receivers that would run for `sender`, in dispatch order.
     pub fn receivers(&self, sender: impl Into<Option<TypeSender>>) -> Vec<ReceiverInfo> {
-        let routes = self.core().routes();
-        routes
-            .entries(sender.into())
-            .into_iter()
-            .filter(|(_, alive)| *alive)
-            .map(|(info, _)| info.clone())
-            .collect()
+        let sender = sender.into();
+        self.core().with_routes(|routes| {
+            routes
+                .entries(sender)
+                .into_iter()
+                .filter(|(_, alive)| *alive)
+                .map(|(info, _)| info.clone())
+                .collect()
+        })
     }
 
     /// Connects `receiver` for sender type `M`, without `dispatch_uid`; see
@@ -516,8 +539,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
     /// connected.
     pub fn disconnect(&self, connection: Connection) -> bool {
-        self.core()
-            .disconnect(|record| record.connection == connection)
+        self.core().disconnect(connection)
     }
 
     /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender` (`None`:
@@ -527,11 +549,8 @@ impl<F: TypeSignature> TypeSignal<F> {
         dispatch_uid: &str,
         sender: impl Into<Option<TypeSender>>,
     ) -> bool {
-        let sender = sender.into();
-        self.core().disconnect(|record| {
-            record.sender == sender
-                && matches!(&record.identity, Identity::Uid(uid) if uid == dispatch_uid)
-        })
+        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
+        self.core().disconnect_key(identity, sender.into())
     }
 }
 
@@ -547,13 +566,15 @@ impl<F: TypeSignature> TypeSignal<F> {
         F: SentBy<M> + TypeSignature<Output = ()>,
     {
         let core = self.core();
-        let routes = core.routes();
         let sender = TypeSender::of::<M>();
+        if !core.may_reach(Some(&sender)) {
+            return Ok(());
+        }
         let observer = self.observer(core);
-        match typed_list::<F, M>(&routes, sender) {
+        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => dispatch::emit(&list.0, &typed_cx(sender, args), &observer),
             None => dispatch::emit(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        }
+        })
     }
 }
 
@@ -1029,8 +1050,11 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
         F: SentBy<M>,
     {
         let core = self.0.core();
-        let routes = core.routes_full();
         let sender = TypeSender::of::<M>();
+        if !core.may_reach(Some(&sender)) {
+            return Ok(Responses::none());
+        }
+        let routes = core.routes_full();
         let observer = self.0.observer(core);
         match typed_list::<F, M>(&routes, sender) {
             Some(list) => dispatch::send_async(&list.0, &typed_cx(sender, args), &observer).await,
@@ -1050,8 +1074,11 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
         F: SentBy<M>,
     {
         let core = self.0.core();
-        let routes = core.routes_full();
         let sender = TypeSender::of::<M>();
+        if !core.may_reach(Some(&sender)) {
+            return Responses::none();
+        }
+        let routes = core.routes_full();
         let observer = self.0.observer(core);
         match typed_list::<F, M>(&routes, sender) {
             Some(list) => {

@@ -1,0 +1,344 @@
+#![allow(missing_docs, non_upper_case_globals)] // criterion_group! emits an undocumented fn
+//! The send path against hand-written baselines and a peer, in one run. Every receiver is a
+//! distinct function (a const-generic instantiation), so that no design is flattered by the CPU
+//! predicting one call target. Report ratios between benchmarks of the same run.
+//!
+//! `cargo bench --bench dispatch`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use signals::{Signal, Signature, receiver, signal};
+
+/// The arguments every receiver gets.
+pub struct Args {
+    x: u64,
+}
+
+enum Bench {}
+impl Signature for Bench {
+    type Args<'a> = Args;
+    type Sender = u32;
+    type Output = ();
+}
+
+/// A receiver of the floor.
+type Boxed = Box<dyn Fn(&Args) + Send + Sync>;
+/// Connects one distinct receiver to a signal, for the given sender.
+type Connect = Box<dyn Fn(&Signal<Bench>, Option<u32>) -> signals::Connection>;
+/// Connects one distinct weak receiver to a signal.
+type ConnectWeak = Box<dyn Fn(&Signal<Bench>, &Arc<u64>) -> signals::Connection>;
+/// Connects one distinct slot to a `signals2` signal.
+type ConnectSlot = Box<dyn Fn(&signals2::Signal<(u64,)>)>;
+
+/// Calls `$f::<K>()` for K in 0..100, into an array.
+macro_rules! hundred {
+    ($f:ident) => {
+        hundred!(@ $f; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27
+            28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55
+            56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83
+            84 85 86 87 88 89 90 91 92 93 94 95 96 97 98 99)
+    };
+    (@ $f:ident; $($k:literal)*) => {
+        [$($f::<$k>()),*]
+    };
+}
+
+/// The floor: a boxed closure per receiver.
+fn boxed<const K: u64>() -> Boxed {
+    Box::new(|args: &Args| {
+        black_box(args.x.wrapping_add(K));
+    })
+}
+
+/// The static floor: a function pointer per receiver.
+fn pointer<const K: u64>() -> fn(&Args) {
+    |args: &Args| {
+        black_box(args.x.wrapping_add(K));
+    }
+}
+
+/// A runtime receiver of the signal: a distinct closure type per `K`.
+fn closure<const K: u64>() -> Connect {
+    Box::new(|signal, sender| {
+        let mut connector = signal.connector();
+        if let Some(sender) = sender {
+            connector = connector.sender(sender);
+        }
+        connector.connect(|_, args: &Args| {
+            black_box(args.x.wrapping_add(K));
+        })
+    })
+}
+
+/// A weak receiver of the signal.
+fn weak<const K: u64>() -> ConnectWeak {
+    Box::new(|signal, target| {
+        signal.connect_weak(target, |target: &u64, _, args: &Args| {
+            black_box(args.x.wrapping_add(K).wrapping_add(*target));
+        })
+    })
+}
+
+/// A `signals2` slot.
+fn slot<const K: u64>() -> ConnectSlot {
+    Box::new(|signal| {
+        use signals2::Connect1;
+        signal.connect(|x: u64| {
+            black_box(x.wrapping_add(K));
+        });
+    })
+}
+
+const SIZES: [usize; 3] = [1, 10, 100];
+
+fn runtime_sends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("send");
+    let args = Args { x: 7 };
+    for n in SIZES {
+        let floor: Vec<Boxed> = hundred!(boxed).into_iter().take(n).collect();
+        group.bench_with_input(BenchmarkId::new("floor_box_dyn", n), &n, |b, _| {
+            b.iter(|| {
+                for receiver in &floor {
+                    receiver(black_box(&args));
+                }
+            });
+        });
+
+        let signal = Signal::<Bench>::new("bench");
+        for connect in hundred!(closure).iter().take(n) {
+            connect(&signal, None);
+        }
+        group.bench_with_input(BenchmarkId::new("emit", n), &n, |b, _| {
+            b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("send", n), &n, |b, _| {
+            b.iter(|| signal.send(black_box(&1), black_box(&args)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("send_robust", n), &n, |b, _| {
+            b.iter(|| signal.send_robust(black_box(&1), black_box(&args)));
+        });
+
+        let weak_signal = Signal::<Bench>::new("weak");
+        let target = Arc::new(3);
+        for connect in hundred!(weak).iter().take(n) {
+            connect(&weak_signal, &target);
+        }
+        group.bench_with_input(BenchmarkId::new("emit_weak", n), &n, |b, _| {
+            b.iter(|| weak_signal.emit(black_box(&1), black_box(&args)).unwrap());
+        });
+
+        let peer: signals2::Signal<(u64,)> = signals2::Signal::new();
+        for connect in hundred!(slot).iter().take(n) {
+            connect(&peer);
+        }
+        group.bench_with_input(BenchmarkId::new("signals2", n), &n, |b, _| {
+            use signals2::Emit1;
+            b.iter(|| peer.emit(black_box(7)));
+        });
+    }
+    group.finish();
+}
+
+signal! {
+    /// Ten static receivers.
+    static static_ten: Signal<Args, sender = u32>;
+    /// One static receiver.
+    static static_one: Signal<Args, sender = u32>;
+}
+
+macro_rules! static_receivers {
+    ($signal:ident; $($k:literal)*) => {
+        $(
+            const _: () = {
+                #[receiver(signal = $signal)]
+                fn static_receiver(x: u64) {
+                    black_box(x.wrapping_add($k));
+                }
+            };
+        )*
+    };
+}
+
+static_receivers!(static_ten; 0 1 2 3 4 5 6 7 8 9);
+static_receivers!(static_one; 0);
+
+fn static_sends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("static");
+    let args = Args { x: 7 };
+    macro_rules! compare {
+        ($n:literal, $signal:ident) => {
+            let floor: Vec<fn(&Args)> = hundred!(pointer).into_iter().take($n).collect();
+            group.bench_with_input(BenchmarkId::new("floor_fn_pointer", $n), &$n, |b, _| {
+                b.iter(|| {
+                    for receiver in &floor {
+                        receiver(black_box(&args));
+                    }
+                });
+            });
+            assert_eq!($signal.receivers(&1).len(), $n);
+            group.bench_with_input(BenchmarkId::new("emit", $n), &$n, |b, _| {
+                b.iter(|| $signal.emit(black_box(&1), black_box(&args)).unwrap());
+            });
+        };
+    }
+    compare!(1, static_one);
+    compare!(10, static_ten);
+    group.finish();
+}
+
+fn empty_and_filtered(c: &mut Criterion) {
+    let mut group = c.benchmark_group("filter");
+    let args = Args { x: 7 };
+    let nothing = Signal::<Bench>::new("nothing");
+    group.bench_function("no_receivers", |b| {
+        b.iter(|| nothing.emit(black_box(&1), black_box(&args)).unwrap());
+    });
+    let others = Signal::<Bench>::new("others");
+    for (sender, connect) in hundred!(closure).iter().enumerate().take(10) {
+        connect(&others, Some(u32::try_from(sender).unwrap() + 100));
+    }
+    group.bench_function("other_senders_only", |b| {
+        b.iter(|| others.emit(black_box(&1), black_box(&args)).unwrap());
+    });
+
+    // 1,000 receivers over 100 senders, 10 per sender; one send reaches 10 of them.
+    let spread = Signal::<Bench>::new("spread");
+    let connects = hundred!(closure);
+    for sender in 0..100 {
+        for connect in connects.iter().take(10) {
+            connect(&spread, Some(sender));
+        }
+    }
+    assert_eq!(spread.receivers(&42).len(), 10);
+    group.bench_function("10_of_1000_over_100_senders", |b| {
+        b.iter(|| spread.emit(black_box(&42), black_box(&args)).unwrap());
+    });
+    let ten = Signal::<Bench>::new("ten");
+    for connect in connects.iter().take(10) {
+        connect(&ten, None);
+    }
+    group.bench_function("10_without_filter", |b| {
+        b.iter(|| ten.emit(black_box(&42), black_box(&args)).unwrap());
+    });
+    group.finish();
+}
+
+fn connects(c: &mut Criterion) {
+    let mut group = c.benchmark_group("connect");
+    group.sample_size(10);
+    for n in [1_000_u32, 10_000] {
+        group.bench_with_input(BenchmarkId::new("connect_with_uid", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let signal = Signal::<Bench>::new("connects");
+                    let start = Instant::now();
+                    for i in 0..n {
+                        signal
+                            .connector()
+                            .sender(i % 100)
+                            .dispatch_uid(format!("receiver-{i}"))
+                            .connect(|_, args: &Args| {
+                                black_box(args.x);
+                            });
+                    }
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("disconnect_one", n), &n, |b, &n| {
+            let signal = Signal::<Bench>::new("disconnects");
+            for i in 0..n {
+                signal
+                    .connector()
+                    .dispatch_uid(format!("receiver-{i}"))
+                    .connect(|_, _: &Args| {});
+            }
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let connection = signal.connect(|_, _: &Args| {});
+                    let start = Instant::now();
+                    black_box(signal.disconnect(connection));
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Two threads sending on one signal, against two threads looping over one shared `Vec`: the
+/// time for each thread to do `iters` sends, one thread alone and two at once.
+fn threads(c: &mut Criterion) {
+    static shared: Signal<Bench> = Signal::new("shared");
+    let mut group = c.benchmark_group("threads");
+    let floor: Arc<Vec<Boxed>> = Arc::new(hundred!(boxed).into_iter().take(10).collect());
+    for connect in hundred!(closure).iter().take(10) {
+        connect(&shared, None);
+    }
+    let floor_send = move || {
+        let args = Args { x: 7 };
+        for receiver in floor.iter() {
+            receiver(black_box(&args));
+        }
+    };
+    let signal_send = || {
+        let args = Args { x: 7 };
+        shared.emit(black_box(&1), black_box(&args)).unwrap();
+    };
+    for threads in [1, 2] {
+        let floor_send = floor_send.clone();
+        group.bench_with_input(
+            BenchmarkId::new("floor", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| in_parallel(threads, iters, &floor_send));
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("emit", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| in_parallel(threads, iters, &signal_send));
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Runs `send` `iters` times on each of `threads` threads at once; the wall time.
+fn in_parallel(threads: usize, iters: u64, send: &(impl Fn() + Sync)) -> Duration {
+    let start = std::sync::Barrier::new(threads);
+    let times: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let began = Instant::now();
+                    for _ in 0..iters {
+                        send();
+                    }
+                    began.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    times.into_iter().max().unwrap_or_default()
+}
+
+criterion_group!(
+    benches,
+    runtime_sends,
+    static_sends,
+    empty_and_filtered,
+    connects,
+    threads
+);
+criterion_main!(benches);
