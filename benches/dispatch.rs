@@ -235,17 +235,20 @@ fn connects(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let signal = Signal::<Bench>::new("connects");
+                    let uids: Vec<String> = (0..n).map(|i| format!("receiver-{i}")).collect();
                     let start = Instant::now();
-                    for i in 0..n {
+                    for (i, uid) in (0..n).zip(uids) {
                         signal
                             .connector()
                             .sender(i % 100)
-                            .dispatch_uid(format!("receiver-{i}"))
+                            .dispatch_uid(uid)
                             .connect(|_, args: &Args| {
                                 black_box(args.x);
                             });
                     }
                     total += start.elapsed();
+                    // Dropped out of the timing: the receivers, and their uids.
+                    drop(signal);
                 }
                 total
             });
@@ -258,13 +261,25 @@ fn connects(c: &mut Criterion) {
                     .dispatch_uid(format!("receiver-{i}"))
                     .connect(|_, _: &Args| {});
             }
+            // Disconnects in batches of up to 1,000 receivers, connected untimed beforehand.
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let connection = signal.connect(|_, _: &Args| {});
+                let mut left = iters;
+                while left > 0 {
+                    let batch = left.min(1_000);
+                    let connections: Vec<_> = (0..batch)
+                        .map(|i| {
+                            signal.connect(move |_, _: &Args| {
+                                black_box(i);
+                            })
+                        })
+                        .collect();
                     let start = Instant::now();
-                    black_box(signal.disconnect(connection));
+                    for connection in connections {
+                        black_box(signal.disconnect(connection));
+                    }
                     total += start.elapsed();
+                    left -= batch;
                 }
                 total
             });

@@ -80,7 +80,8 @@ pub enum ReceiverKind {
 #[derive(Debug)]
 pub struct ReceiverMeta {
     pub(crate) name: &'static str,
-    pub(crate) module_path: &'static str,
+    /// `None`: the module part of `name`, a type name, worked out when asked for.
+    pub(crate) module_path: Option<&'static str>,
     pub(crate) location: SourceLocation,
     pub(crate) dispatch_uid: Option<Cow<'static, str>>,
     pub(crate) priority: i32,
@@ -100,7 +101,7 @@ impl ReceiverMeta {
     ) -> Self {
         Self {
             name,
-            module_path,
+            module_path: Some(module_path),
             location,
             dispatch_uid: match dispatch_uid {
                 Some(uid) => Some(Cow::Borrowed(uid)),
@@ -117,10 +118,9 @@ impl ReceiverMeta {
         dispatch_uid: Option<Cow<'static, str>>,
         kind: ReceiverKind,
     ) -> Self {
-        let name = type_name::<C>();
         Self {
-            name,
-            module_path: module_of(name),
+            name: type_name::<C>(),
+            module_path: None,
             location,
             dispatch_uid,
             priority: 0,
@@ -173,7 +173,8 @@ impl ReceiverInfo {
     /// The module the receiver is defined in.
     #[must_use]
     pub fn module_path(&self) -> &'static str {
-        self.meta().module_path
+        let meta = self.meta();
+        meta.module_path.unwrap_or_else(|| module_of(meta.name))
     }
 
     /// Where the receiver was defined (static) or connected (runtime).
@@ -198,11 +199,6 @@ impl ReceiverInfo {
     #[must_use]
     pub fn kind(&self) -> ReceiverKind {
         self.meta().kind
-    }
-
-    /// Whether both describe the same connected receiver (not merely equal metadata).
-    pub(crate) fn same(&self, other: &Self) -> bool {
-        std::ptr::eq(self.meta(), other.meta())
     }
 }
 

@@ -21,7 +21,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
     ValueSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes, summary};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
 /// receivers return.
@@ -91,19 +91,6 @@ impl<F: Signature> ValueRoutes<F> {
     }
 }
 
-/// `list` with `entry` appended.
-fn appended<E: Clone>(list: &[E], entry: &E) -> Arc<[E]> {
-    list.iter().chain([entry]).cloned().collect()
-}
-
-/// `list` without `entry`.
-fn without<Sh: Shape>(list: &[Entry<Sh>], entry: &Entry<Sh>) -> Arc<[Entry<Sh>]> {
-    list.iter()
-        .filter(|e| !e.info.same(&entry.info))
-        .cloned()
-        .collect()
-}
-
 impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
     fn build<'r>(
         records: impl Iterator<Item = &'r Record<F::Sender, ValueEntry<F>>> + Clone,
@@ -137,66 +124,6 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
                 .map(|(sender, list)| (sender, list.into()))
                 .collect(),
         }
-    }
-
-    fn connected(&self, record: &Record<F::Sender, ValueEntry<F>>) -> Option<Self> {
-        let entry = &record.entry;
-        Some(match &record.sender {
-            Some(sender) => {
-                let list = appended(self.by_sender.get(sender).unwrap_or(&self.any), entry);
-                let mut by_sender = self.by_sender.clone();
-                by_sender.insert(sender.clone(), list);
-                Self {
-                    any: Arc::clone(&self.any),
-                    by_sender,
-                }
-            }
-            None => Self {
-                any: appended(&self.any, entry),
-                by_sender: self
-                    .by_sender
-                    .iter()
-                    .map(|(sender, list)| (sender.clone(), appended(list, entry)))
-                    .collect(),
-            },
-        })
-    }
-
-    fn disconnected(&self, record: &Record<F::Sender, ValueEntry<F>>) -> Option<Self> {
-        let entry = &record.entry;
-        Some(match &record.sender {
-            Some(sender) => {
-                let mut by_sender = self.by_sender.clone();
-                if let Some(list) = self.by_sender.get(sender) {
-                    let list = without(list, entry);
-                    if list.len() == self.any.len() {
-                        // Only any-sender receivers left: the sender needs no list of its own.
-                        by_sender.remove(sender);
-                    } else {
-                        by_sender.insert(sender.clone(), list);
-                    }
-                }
-                Self {
-                    any: Arc::clone(&self.any),
-                    by_sender,
-                }
-            }
-            None => Self {
-                any: without(&self.any, entry),
-                by_sender: self
-                    .by_sender
-                    .iter()
-                    .map(|(sender, list)| (sender.clone(), without(list, entry)))
-                    .collect(),
-            },
-        })
-    }
-
-    fn summary(&self) -> u64 {
-        let any = if self.any.is_empty() { 0 } else { summary::ANY };
-        self.by_sender
-            .keys()
-            .fold(any, |bits, sender| bits | summary::bit(sender))
     }
 }
 
@@ -397,7 +324,7 @@ impl<F: Signature> Signal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
     ) -> bool {
         let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
-        self.core().disconnect_key(identity, sender.into().cloned())
+        self.core().disconnect_key(&identity, sender.into())
     }
 
     pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
@@ -850,16 +777,61 @@ mod tests {
     }
 
     #[test]
-    fn a_send_that_meets_a_dropped_weak_target_purges_its_receiver() {
+    fn a_send_that_meets_a_dropped_weak_target_has_the_next_send_purge_it() {
         let signal = Signal::<Tick>::new("tick");
         let target = Arc::new(());
         signal.connect_weak(&target, |(): &(), _, (): &()| {});
         signal.connect(|_, (): &()| {});
-        assert_eq!(signal.core().len(), 2);
+        signal.emit(None, &()).unwrap();
         drop(target);
         assert_eq!(signal.core().len(), 2, "purged lazily, not on drop");
         signal.emit(None, &()).unwrap();
+        assert_eq!(signal.core().len(), 2, "the send that meets it only marks it");
+        signal.emit(None, &()).unwrap();
         assert_eq!(signal.core().len(), 1);
+    }
+
+    #[test]
+    fn disconnects_compact_the_table_and_keep_order_and_lookups() {
+        let signal = Signal::<Tick>::new("tick");
+        let connections: Vec<_> = (0..100_u8)
+            .map(|i| {
+                signal
+                    .connector()
+                    .sender(i % 3)
+                    .dispatch_uid(format!("r{i}"))
+                    .connect(|_, (): &()| {})
+            })
+            .collect();
+        // Every disconnect but the last few leaves a hole; holes past half compact the table.
+        for (i, connection) in connections.iter().enumerate() {
+            if i % 4 != 0 {
+                assert!(signal.disconnect(*connection));
+            }
+        }
+        assert_eq!(signal.core().len(), 25);
+        let uids = |sender| -> Vec<String> {
+            signal
+                .receivers(&sender)
+                .iter()
+                .map(|info| info.dispatch_uid().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let expected = |sender| -> Vec<String> {
+            (0..100_u8)
+                .filter(|i| i % 4 == 0 && i % 3 == sender)
+                .map(|i| format!("r{i}"))
+                .collect()
+        };
+        assert_eq!(uids(1), expected(1));
+        // Lookups by handle, and by key for dedupe and disconnect_uid, survive the compaction.
+        assert!(!signal.disconnect(connections[1]));
+        assert!(signal.disconnect(connections[96]));
+        assert!(signal.disconnect_uid("r92", &2));
+        let again = signal.connector().sender(0).dispatch_uid("r0").connect(|_, (): &()| {});
+        assert!(again.is_duplicate());
+        assert_eq!(signal.core().len(), 23);
+        assert_eq!(uids(0), expected(0)[..expected(0).len() - 1]);
     }
 
     #[test]

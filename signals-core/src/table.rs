@@ -1,28 +1,28 @@
 //! The receivers of one signal: an ordered table that connects and disconnects edit under a
-//! lock, and an immutable routing snapshot, updated after each edit, that sends read without
-//! taking any lock.
+//! lock, and an immutable routing snapshot that sends read without taking any lock.
 //!
 //! A send loads the current snapshot once and dispatches from it, so the set of receivers is
 //! fixed when the send starts (Django's semantics): a receiver disconnected during the send
-//! still runs, one connected during it does not. Edits never wait for sends and sends never
-//! wait for edits or for each other.
+//! still runs, one connected during it does not. Sends never wait for each other; a send
+//! waits for the table only when it is the first after an edit, to rebuild the snapshot.
 //!
 //! Three things keep the send path cheap. Until the first runtime edit, a signal dispatches
 //! from the snapshot of its static receivers, which never changes, without touching the
 //! `arc-swap` pointer. A summary word (are there any-sender receivers; a Bloom filter of the
 //! senders that have receivers of their own) lets a send that can reach nobody return after
-//! one load. And edits update the snapshot incrementally where they can: a connect copies the
-//! lists of its sender, not the whole table.
+//! one load. And edits cost O(1): they change the table and leave the rebuild to the next
+//! send, so a burst of connects costs one rebuild.
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
+use hashbrown::HashTable;
 
 use crate::dispatch::FoundDead;
 use crate::error::WiringError;
@@ -156,97 +156,155 @@ pub(crate) trait Routes<K, E>: Send + Sync + Sized {
     where
         K: 'r,
         E: 'r;
-
-    /// This snapshot with `record` appended, or `None` if it must be rebuilt.
-    fn connected(&self, record: &Record<K, E>) -> Option<Self>;
-
-    /// This snapshot without `record`, or `None` if it must be rebuilt.
-    fn disconnected(&self, record: &Record<K, E>) -> Option<Self>;
-
-    /// The summary of this snapshot: see [`summary`].
-    fn summary(&self) -> u64;
 }
 
-/// The receivers of a signal: in dispatch order, and indexed by handle and lookup key.
+/// The receivers of a signal, in dispatch order, indexed by handle and by lookup key.
+///
+/// Records sit in connection order in `slots`; a disconnect leaves a hole, and the slots are
+/// compacted once holes make up half of them, so that every edit costs O(1), amortised.
 struct Table<K, E> {
-    records: BTreeMap<u64, Record<K, E>>,
-    by_connection: HashMap<Connection, u64, foldhash::fast::RandomState>,
-    by_key: HashMap<(Identity, Option<K>), u64, foldhash::fast::RandomState>,
-    next: u64,
+    slots: Vec<Option<Record<K, E>>>,
+    live: usize,
+    by_connection: HashMap<Connection, usize, foldhash::fast::RandomState>,
+    /// `(hash of (identity, sender), slot)` of the records with an identity; the hash is kept
+    /// so that growing the index does not read every record.
+    by_key: HashTable<(u64, usize)>,
+    hasher: foldhash::fast::RandomState,
     /// The size at which the next edit sweeps for weak receivers whose target is gone, twice
     /// the size after the last sweep: sweeping costs O(1) per edit, amortised, and dead
     /// receivers never make up more than half the table.
     sweep_at: usize,
 }
 
-impl<K: Eq + Hash + Clone, E: Listed> Table<K, E> {
+impl<K: Eq + Hash, E: Listed> Table<K, E> {
     fn new(records: Vec<Record<K, E>>) -> Self {
         let mut table = Self {
-            records: BTreeMap::new(),
+            slots: Vec::with_capacity(records.len()),
+            live: 0,
             by_connection: HashMap::default(),
-            by_key: HashMap::default(),
-            next: 0,
+            by_key: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             sweep_at: 0,
         };
         for record in records {
-            table.insert(record);
+            table.append(record);
         }
         table
     }
 
-    /// The record with the same lookup key, if one is connected and alive.
-    fn duplicate_of(&self, record: &Record<K, E>) -> Option<u64> {
-        if record.identity == Identity::Unique {
-            return None;
-        }
-        let key = (record.identity.clone(), record.sender.clone());
-        self.by_key.get(&key).copied()
+    fn append(&mut self, record: Record<K, E>) {
+        let hash = self.key_hash(&record.identity, record.sender.as_ref());
+        self.insert(record, hash);
     }
 
-    fn insert(&mut self, record: Record<K, E>) {
-        let position = self.next;
-        self.next += 1;
-        self.by_connection.insert(record.connection, position);
-        if record.identity != Identity::Unique {
+    fn records(&self) -> impl Iterator<Item = &Record<K, E>> + Clone {
+        self.slots.iter().flatten()
+    }
+
+    /// The hash of a lookup key; `None` for receivers without one.
+    fn key_hash(&self, identity: &Identity, sender: Option<&K>) -> Option<u64> {
+        (*identity != Identity::Unique).then(|| self.hasher.hash_one((identity, sender)))
+    }
+
+    /// The slot of the record with this lookup key, whose hash is `hash`.
+    fn find(&self, hash: Option<u64>, identity: &Identity, sender: Option<&K>) -> Option<usize> {
+        let slots = &self.slots;
+        self.by_key
+            .find(hash?, |&(_, slot)| {
+                slots[slot].as_ref().is_some_and(|record| {
+                    record.identity == *identity && record.sender.as_ref() == sender
+                })
+            })
+            .map(|&(_, slot)| slot)
+    }
+
+    /// Appends `record`, whose lookup key hashes to `hash`.
+    fn insert(&mut self, record: Record<K, E>, hash: Option<u64>) {
+        let slot = self.slots.len();
+        self.by_connection.insert(record.connection, slot);
+        if let Some(hash) = hash {
             self.by_key
-                .insert((record.identity.clone(), record.sender.clone()), position);
+                .insert_unique(hash, (hash, slot), |&(hash, _)| hash);
         }
-        self.records.insert(position, record);
+        self.slots.push(Some(record));
+        self.live += 1;
     }
 
-    fn remove(&mut self, position: u64) -> Option<Record<K, E>> {
-        let record = self.records.remove(&position)?;
+    fn remove(&mut self, slot: usize) -> Option<Record<K, E>> {
+        let record = self.slots.get_mut(slot)?.take()?;
+        self.live -= 1;
         self.by_connection.remove(&record.connection);
-        if record.identity != Identity::Unique {
-            self.by_key
-                .remove(&(record.identity.clone(), record.sender.clone()));
+        if let Some(hash) = self.key_hash(&record.identity, record.sender.as_ref())
+            && let Ok(found) = self.by_key.find_entry(hash, |&(_, s)| s == slot)
+        {
+            found.remove();
+        }
+        if self.slots.len() >= 32 && self.live * 2 < self.slots.len() {
+            self.compact();
         }
         Some(record)
     }
 
+    /// Closes the holes left by disconnects and re-indexes.
+    fn compact(&mut self) {
+        let records: Vec<_> = mem::take(&mut self.slots).into_iter().flatten().collect();
+        self.live = 0;
+        self.by_connection.clear();
+        self.by_key.clear();
+        for record in records {
+            self.append(record);
+        }
+    }
+
     /// Removes every weak receiver whose target is gone.
     fn purge_dead(&mut self) -> Vec<Record<K, E>> {
-        let dead: Vec<u64> = self
-            .records
-            .iter()
-            .filter(|(_, record)| !record.entry.alive())
-            .map(|(position, _)| *position)
+        let dead: Vec<usize> = (0..self.slots.len())
+            .filter(|&slot| self.slots[slot].as_ref().is_some_and(|r| !r.entry.alive()))
             .collect();
-        let removed = dead.into_iter().filter_map(|p| self.remove(p)).collect();
-        self.sweep_at = (2 * self.records.len()).max(1);
+        let removed = dead
+            .into_iter()
+            .filter_map(|slot| self.remove(slot))
+            .collect();
+        self.sweep_at = (2 * self.live).max(1);
         removed
+    }
+
+    /// The summary of every record: see [`summary`].
+    fn summary(&self) -> u64 {
+        self.records()
+            .fold(0, |bits, record| bits | summary_of(record))
     }
 }
 
+fn summary_of<K: Hash, E>(record: &Record<K, E>) -> u64 {
+    record.sender.as_ref().map_or(summary::ANY, summary::bit)
+}
+
+/// The snapshot a send dispatches from (see [`Core::state`]).
+mod state {
+    /// The static receivers' snapshot: nothing was ever connected or disconnected at run time.
+    pub(super) const INITIAL: u8 = 0;
+    /// The published snapshot.
+    pub(super) const CURRENT: u8 = 1;
+    /// The table was edited since the snapshot was published: the next send rebuilds it.
+    pub(super) const STALE: u8 = 2;
+}
+
 /// The live state of one signal.
+///
+/// Edits change the table and mark the snapshot stale; the first send after them rebuilds
+/// and publishes it, as Django's first send after a `connect` rebuilds its sender cache. A
+/// burst of connects at start-up costs O(1) each, and one rebuild.
 pub(crate) struct Core<K, E, R> {
     table: Mutex<Table<K, E>>,
+    /// Which snapshot sends use: one of the [`state`] constants.
+    state: AtomicU8,
+    /// A superset of the table's summary: bits are added by connects, and cleared when the
+    /// snapshot is rebuilt.
+    summary: AtomicU64,
     routes: ArcSwap<R>,
     /// The snapshot of the static receivers, dispatched from until the first edit.
     initial: Arc<R>,
-    edited: AtomicBool,
-    /// The published snapshot's summary.
-    summary: AtomicU64,
     /// Set by a send that met a weak receiver whose target is gone.
     dead: AtomicBool,
     /// Problems found while indexing the static receivers.
@@ -260,14 +318,14 @@ where
     R: Routes<K, E>,
 {
     pub(crate) fn new(records: Vec<Record<K, E>>, problems: Vec<WiringError>) -> Self {
-        let initial = Arc::new(R::build(records.iter()));
-        let summary = initial.summary();
+        let table = Table::new(records);
+        let initial = Arc::new(R::build(table.records()));
         Self {
-            table: Mutex::new(Table::new(records)),
+            summary: AtomicU64::new(table.summary()),
+            table: Mutex::new(table),
+            state: AtomicU8::new(state::INITIAL),
             routes: ArcSwap::new(Arc::clone(&initial)),
             initial,
-            edited: AtomicBool::new(false),
-            summary: AtomicU64::new(summary),
             dead: AtomicBool::new(false),
             problems,
         }
@@ -282,20 +340,44 @@ where
     /// Runs `f` with the current snapshot. Holding it does not block anything.
     #[inline]
     pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&R) -> T) -> T {
-        if self.edited.load(Ordering::Acquire) {
-            f(&self.routes.load())
-        } else {
-            f(&self.initial)
+        match self.state.load(Ordering::Acquire) {
+            state::INITIAL => f(&self.initial),
+            state::CURRENT => f(&self.routes.load()),
+            _ => {
+                self.refresh();
+                f(&self.routes.load())
+            }
         }
     }
 
     /// The current snapshot, owned: for async sends, whose futures may move between threads.
     pub(crate) fn routes_full(&self) -> Arc<R> {
-        if self.edited.load(Ordering::Acquire) {
-            self.routes.load_full()
-        } else {
-            Arc::clone(&self.initial)
+        match self.state.load(Ordering::Acquire) {
+            state::INITIAL => Arc::clone(&self.initial),
+            state::CURRENT => self.routes.load_full(),
+            _ => {
+                self.refresh();
+                self.routes.load_full()
+            }
         }
+    }
+
+    /// Rebuilds and publishes the snapshot after edits.
+    #[cold]
+    #[inline(never)]
+    fn refresh(&self) {
+        let mut table = self.lock();
+        if self.state.load(Ordering::Acquire) != state::STALE {
+            return; // another send got there first
+        }
+        let removed = self.take_dead(&mut table);
+        let old = self.routes.swap(Arc::new(R::build(table.records())));
+        self.summary.store(table.summary(), Ordering::Release);
+        self.state.store(state::CURRENT, Ordering::Release);
+        drop(table);
+        // Disconnected closures and their captures are dropped here, outside the lock, so
+        // that their `Drop` may connect, disconnect or send on this signal.
+        drop((removed, old));
     }
 
     pub(crate) fn problems(&self) -> &[WiringError] {
@@ -308,8 +390,7 @@ where
         K: std::fmt::Debug,
     {
         self.lock()
-            .records
-            .values()
+            .records()
             .filter(|record| record.entry.alive())
             .map(|record| {
                 let sender = record.sender.as_ref().map(|sender| format!("{sender:?}"));
@@ -323,10 +404,10 @@ where
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
         let mut table = self.lock();
         let mut removed = self.take_dead(&mut table);
-        if let Some(existing) = table.duplicate_of(&record) {
-            let alive = table
-                .records
-                .get(&existing)
+        let hash = table.key_hash(&record.identity, record.sender.as_ref());
+        if let Some(existing) = table.find(hash, &record.identity, record.sender.as_ref()) {
+            let alive = table.slots[existing]
+                .as_ref()
                 .is_some_and(|r| r.entry.alive());
             if alive {
                 drop(table);
@@ -338,17 +419,14 @@ where
             removed.extend(table.remove(existing));
         }
         let connection = record.connection;
-        let incremental = if removed.is_empty() {
-            self.routes.load().connected(&record)
-        } else {
-            None
-        };
-        table.insert(record);
-        let old = self.publish(&table, incremental);
+        let summary = self.summary.load(Ordering::Relaxed) | summary_of(&record);
+        table.insert(record, hash);
+        self.summary.store(summary, Ordering::Release);
+        self.state.store(state::STALE, Ordering::Release);
         drop(table);
         // User closures and their captures are dropped here, outside the lock, so that their
         // `Drop` may connect or disconnect on this signal.
-        drop((removed, old));
+        drop(removed);
         connection
     }
 
@@ -356,81 +434,44 @@ where
     /// (and alive).
     pub(crate) fn disconnect(&self, connection: Connection) -> bool {
         let table = self.lock();
-        let position = table.by_connection.get(&connection).copied();
-        self.remove(table, position)
+        let slot = table.by_connection.get(&connection).copied();
+        self.remove(table, slot)
     }
 
     /// Disconnects the receiver with `identity` for exactly `sender`.
-    pub(crate) fn disconnect_key(&self, identity: Identity, sender: Option<K>) -> bool {
+    pub(crate) fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
         let table = self.lock();
-        let position = table.by_key.get(&(identity, sender)).copied();
-        self.remove(table, position)
+        let slot = table.find(table.key_hash(identity, sender), identity, sender);
+        self.remove(table, slot)
     }
 
-    fn remove(&self, mut table: MutexGuard<'_, Table<K, E>>, position: Option<u64>) -> bool {
+    fn remove(&self, mut table: MutexGuard<'_, Table<K, E>>, slot: Option<usize>) -> bool {
         let mut removed = self.take_dead(&mut table);
-        let purged = !removed.is_empty();
-        let record = position.and_then(|position| table.remove(position));
+        let record = slot.and_then(|slot| table.remove(slot));
         let found = record.as_ref().is_some_and(|record| record.entry.alive());
-        let mut old = None;
-        if let Some(record) = record {
-            let incremental = if purged {
-                None
-            } else {
-                self.routes.load().disconnected(&record)
-            };
-            old = Some(self.publish(&table, incremental));
-            removed.push(record);
-        } else if purged {
-            old = Some(self.publish(&table, None));
+        removed.extend(record);
+        if !removed.is_empty() {
+            self.state.store(state::STALE, Ordering::Release);
         }
         drop(table);
-        drop((removed, old));
+        drop(removed);
         found
     }
 
     /// Purges weak receivers whose target is gone if a send met one, or if the table has
     /// doubled since the last sweep.
     fn take_dead(&self, table: &mut Table<K, E>) -> Vec<Record<K, E>> {
-        if self.dead.swap(false, Ordering::AcqRel) || table.records.len() >= table.sweep_at {
+        if self.dead.swap(false, Ordering::AcqRel) || table.live >= table.sweep_at {
             table.purge_dead()
         } else {
             Vec::new()
         }
     }
-}
 
-impl<K, E, R> FoundDead for Core<K, E, R>
-where
-    K: Eq + Hash + Clone + Send + Sync,
-    E: Listed,
-    R: Routes<K, E>,
-{
-    /// Purges weak receivers whose target is gone now if the table is free, otherwise leaves
-    /// them to the next edit. Never blocks.
-    #[cold]
-    fn found_dead(&self) {
-        self.dead.store(true, Ordering::Release);
-        let Ok(mut table) = self.table.try_lock() else {
-            return;
-        };
-        let removed = self.take_dead(&mut table);
-        let old = (!removed.is_empty()).then(|| self.publish(&table, None));
-        drop(table);
-        drop((removed, old));
-    }
-}
-
-impl<K, E, R> Core<K, E, R>
-where
-    K: Eq + Hash + Clone + Send,
-    E: Listed,
-    R: Routes<K, E>,
-{
     /// How many receivers the table holds, dead weak ones included until they are purged.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().records.len()
+        self.lock().live
     }
 
     fn lock(&self) -> MutexGuard<'_, Table<K, E>> {
@@ -439,15 +480,25 @@ where
         // poisoned lock is safe to use.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Publishes `next`, or a snapshot rebuilt from `table`; returns the previous one, to be
-    /// dropped by the caller once the lock is released.
-    fn publish(&self, table: &Table<K, E>, next: Option<R>) -> Arc<R> {
-        let routes = next.unwrap_or_else(|| R::build(table.records.values()));
-        let summary = routes.summary();
-        let old = self.routes.swap(Arc::new(routes));
-        self.edited.store(true, Ordering::Release);
-        self.summary.store(summary, Ordering::Release);
-        old
+impl<K, E, R> FoundDead for Core<K, E, R>
+where
+    K: Send + Sync,
+    E: Send + Sync,
+    R: Send + Sync,
+{
+    /// Marks the snapshot stale, so that the next send purges receivers whose target is gone
+    /// and rebuilds it. Never blocks.
+    #[cold]
+    fn found_dead(&self) {
+        self.dead.store(true, Ordering::Release);
+        // Only published snapshots hold weak receivers: static ones are never weak.
+        let _ = self.state.compare_exchange(
+            state::CURRENT,
+            state::STALE,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
     TypeSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes, summary};
+use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
 /// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
@@ -377,23 +377,6 @@ impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
             by_type,
         }
     }
-
-    // Type signals' receivers connect at start-up; a rebuild per edit keeps the typed lists
-    // simple.
-    fn connected(&self, _: &Record<TypeSender, TypeEntry<F>>) -> Option<Self> {
-        None
-    }
-
-    fn disconnected(&self, _: &Record<TypeSender, TypeEntry<F>>) -> Option<Self> {
-        None
-    }
-
-    fn summary(&self) -> u64 {
-        let any = if self.any.is_empty() { 0 } else { summary::ANY };
-        self.by_type
-            .keys()
-            .fold(any, |bits, sender| bits | summary::bit(sender))
-    }
 }
 
 type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
@@ -550,7 +533,8 @@ impl<F: TypeSignature> TypeSignal<F> {
         sender: impl Into<Option<TypeSender>>,
     ) -> bool {
         let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
-        self.core().disconnect_key(identity, sender.into())
+        self.core()
+            .disconnect_key(&identity, sender.into().as_ref())
     }
 }
 
