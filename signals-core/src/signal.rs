@@ -361,14 +361,18 @@ impl<F: Signature> SignalRef for Signal<F> {
 impl<F: Signature> SignalKind for Signal<F> {
     type AnyShape = ValueShape<F>;
 
-    fn adopt_any<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
-        Self::adopt::<C>(registration)
+    fn adopt_any<C: Callable<ValueShape<F>>>(
+        registration: &'static Registration,
+        out: &mut dyn Any,
+    ) {
+        Self::adopt::<C>(registration, out);
     }
 
     fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Self::adopt_async::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        Self::adopt_async::<C>(registration, out);
     }
 }
 
@@ -376,20 +380,27 @@ impl<F: Signature> ValueSenders for Signal<F> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
 
-    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
-        Box::new(Adopted {
-            sender: registration.sender_value::<F::Sender>(),
-            entry: registration.entry::<ValueShape<F>, C>(),
-        })
+    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration, out: &mut dyn Any) {
+        registry::put(
+            out,
+            Adopted {
+                sender: registration.sender_value::<F::Sender>(),
+                entry: registration.entry::<ValueShape<F>, C>(),
+            },
+        );
     }
 
     fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Box::new(Adopted {
-            sender: registration.sender_value::<F::Sender>(),
-            entry: registration.async_entry::<ValueShape<F>, C>(),
-        })
+        out: &mut dyn Any,
+    ) {
+        registry::put(
+            out,
+            Adopted {
+                sender: registration.sender_value::<F::Sender>(),
+                entry: registration.async_entry::<ValueShape<F>, C>(),
+            },
+        );
     }
 }
 
@@ -718,14 +729,18 @@ impl<F: Signature> SignalRef for AsyncSignal<F> {
 impl<F: Signature> SignalKind for AsyncSignal<F> {
     type AnyShape = ValueShape<F>;
 
-    fn adopt_any<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
-        Signal::<F>::adopt_any::<C>(registration)
+    fn adopt_any<C: Callable<ValueShape<F>>>(
+        registration: &'static Registration,
+        out: &mut dyn Any,
+    ) {
+        Signal::<F>::adopt_any::<C>(registration, out);
     }
 
     fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Signal::<F>::adopt_any_async::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        Signal::<F>::adopt_any_async::<C>(registration, out);
     }
 }
 
@@ -733,14 +748,15 @@ impl<F: Signature> ValueSenders for AsyncSignal<F> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
 
-    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration) -> Box<dyn Any> {
-        <Signal<F> as ValueSenders>::adopt::<C>(registration)
+    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration, out: &mut dyn Any) {
+        <Signal<F> as ValueSenders>::adopt::<C>(registration, out);
     }
 
     fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        <Signal<F> as ValueSenders>::adopt_async::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        <Signal<F> as ValueSenders>::adopt_async::<C>(registration, out);
     }
 }
 
@@ -786,7 +802,11 @@ mod tests {
         drop(target);
         assert_eq!(signal.core().len(), 2, "purged lazily, not on drop");
         signal.emit(None, &()).unwrap();
-        assert_eq!(signal.core().len(), 2, "the send that meets it only marks it");
+        assert_eq!(
+            signal.core().len(),
+            2,
+            "the send that meets it only marks it"
+        );
         signal.emit(None, &()).unwrap();
         assert_eq!(signal.core().len(), 1);
     }
@@ -828,7 +848,11 @@ mod tests {
         assert!(!signal.disconnect(connections[1]));
         assert!(signal.disconnect(connections[96]));
         assert!(signal.disconnect_uid("r92", &2));
-        let again = signal.connector().sender(0).dispatch_uid("r0").connect(|_, (): &()| {});
+        let again = signal
+            .connector()
+            .sender(0)
+            .dispatch_uid("r0")
+            .connect(|_, (): &()| {});
         assert!(again.is_duplicate());
         assert_eq!(signal.core().len(), 23);
         assert_eq!(uids(0), expected(0)[..expected(0).len() - 1]);

@@ -39,9 +39,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The handle of a connect that changed nothing because its `dispatch_uid` (or its
-    /// receiver) was already connected for that sender.
-    pub(crate) const DUPLICATE: Self = Self { id: 0 };
+    /// No handle: that of a connect that changed nothing because its `dispatch_uid` (or its
+    /// receiver) was already connected for that sender, and of static receivers.
+    pub(crate) const NONE: Self = Self { id: 0 };
 
     /// Whether the connect that returned this handle was a no-op, because a receiver with the
     /// same lookup key (`dispatch_uid`, or the same function, and sender) was already
@@ -117,9 +117,20 @@ pub(crate) struct Record<K, E> {
 }
 
 impl<K, E> Record<K, E> {
+    /// A runtime receiver, with a fresh handle.
     pub(crate) fn new(sender: Option<K>, identity: Identity, entry: E) -> Self {
         Self {
             connection: next_connection(),
+            sender,
+            identity,
+            entry,
+        }
+    }
+
+    /// A static receiver: it has no handle, as nothing connected it.
+    pub(crate) fn new_static(sender: Option<K>, identity: Identity, entry: E) -> Self {
+        Self {
+            connection: Connection::NONE,
             sender,
             identity,
             entry,
@@ -221,7 +232,9 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
     /// Appends `record`, whose lookup key hashes to `hash`.
     fn insert(&mut self, record: Record<K, E>, hash: Option<u64>) {
         let slot = self.slots.len();
-        self.by_connection.insert(record.connection, slot);
+        if record.connection != Connection::NONE {
+            self.by_connection.insert(record.connection, slot);
+        }
         if let Some(hash) = hash {
             self.by_key
                 .insert_unique(hash, (hash, slot), |&(hash, _)| hash);
@@ -400,7 +413,7 @@ where
     }
 
     /// Adds `record` unless a live receiver with the same lookup key is connected; returns its
-    /// handle, or [`Connection::DUPLICATE`].
+    /// handle, or [`Connection::NONE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
         let mut table = self.lock();
         let mut removed = self.take_dead(&mut table);
@@ -412,7 +425,7 @@ where
             if alive {
                 drop(table);
                 drop((removed, record));
-                return Connection::DUPLICATE;
+                return Connection::NONE;
             }
             // A weak receiver whose target is gone does not count: purge it now, so that a new
             // target at the same address is not taken for it.

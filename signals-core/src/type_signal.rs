@@ -652,40 +652,58 @@ impl<F: TypeSignature> SignalKind for TypeSignal<F> {
 
     fn adopt_any<C: Callable<AnyTypeShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Box::new(Adopted::<TypeSender, _> {
-            sender: None,
-            entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, C>()),
-        })
+        out: &mut dyn Any,
+    ) {
+        registry::put(
+            out,
+            Adopted::<TypeSender, _> {
+                sender: None,
+                entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, C>()),
+            },
+        );
     }
 
     fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Box::new(Adopted::<TypeSender, _> {
-            sender: None,
-            entry: TypeEntry::<F>::Any(registration.async_entry::<AnyTypeShape<F>, C>()),
-        })
+        out: &mut dyn Any,
+    ) {
+        registry::put(
+            out,
+            Adopted::<TypeSender, _> {
+                sender: None,
+                entry: TypeEntry::<F>::Any(registration.async_entry::<AnyTypeShape<F>, C>()),
+            },
+        );
     }
 }
 
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
     type Shape = TypedShape<F, M>;
 
-    fn adopt<C: Callable<TypedShape<F, M>>>(registration: &'static Registration) -> Box<dyn Any> {
-        Box::new(Adopted {
-            sender: Some(TypeSender::of::<M>()),
-            entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, C>()),
-        })
+    fn adopt<C: Callable<TypedShape<F, M>>>(
+        registration: &'static Registration,
+        out: &mut dyn Any,
+    ) {
+        registry::put(
+            out,
+            Adopted {
+                sender: Some(TypeSender::of::<M>()),
+                entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, C>()),
+            },
+        );
     }
 
     fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        Box::new(Adopted {
-            sender: Some(TypeSender::of::<M>()),
-            entry: TypeEntry::typed(registration.async_entry::<TypedShape<F, M>, C>()),
-        })
+        out: &mut dyn Any,
+    ) {
+        registry::put(
+            out,
+            Adopted {
+                sender: Some(TypeSender::of::<M>()),
+                entry: TypeEntry::typed(registration.async_entry::<TypedShape<F, M>, C>()),
+            },
+        );
     }
 }
 
@@ -1124,28 +1142,34 @@ impl<F: TypeSignature> SignalKind for AsyncTypeSignal<F> {
 
     fn adopt_any<C: Callable<AnyTypeShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        TypeSignal::<F>::adopt_any::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        TypeSignal::<F>::adopt_any::<C>(registration, out);
     }
 
     fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        TypeSignal::<F>::adopt_any_async::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        TypeSignal::<F>::adopt_any_async::<C>(registration, out);
     }
 }
 
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for AsyncTypeSignal<F> {
     type Shape = TypedShape<F, M>;
 
-    fn adopt<C: Callable<TypedShape<F, M>>>(registration: &'static Registration) -> Box<dyn Any> {
-        <TypeSignal<F> as TypeSenders<M>>::adopt::<C>(registration)
+    fn adopt<C: Callable<TypedShape<F, M>>>(
+        registration: &'static Registration,
+        out: &mut dyn Any,
+    ) {
+        <TypeSignal<F> as TypeSenders<M>>::adopt::<C>(registration, out);
     }
 
     fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any> {
-        <TypeSignal<F> as TypeSenders<M>>::adopt_async::<C>(registration)
+        out: &mut dyn Any,
+    ) {
+        <TypeSignal<F> as TypeSenders<M>>::adopt_async::<C>(registration, out);
     }
 }
 

@@ -5,7 +5,8 @@
 mod collect;
 mod registration;
 
-use std::cmp::Reverse;
+use std::any::Any;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt::Debug;
@@ -35,16 +36,33 @@ pub(crate) fn address<T: ?Sized>(signal: &T) -> usize {
     std::ptr::from_ref(signal).cast::<()>().addr()
 }
 
+/// Writes `value` to `out`, an `Option<T>`: how a registration hands its typed entry to the
+/// signal that adopts it, without allocating.
+pub(crate) fn put<T: 'static>(out: &mut dyn Any, value: T) {
+    *out.downcast_mut::<Option<T>>()
+        .expect("a registration adopts into the entry type of the signal it names") = Some(value);
+}
+
 /// The dispatch order among one signal's static receivers: higher priority first, then by
 /// module path, source location and name, none of which depends on link order.
-fn order_key(registration: &Registration) -> impl Ord + '_ {
-    let meta = &registration.meta;
-    (
-        Reverse(meta.priority),
-        meta.module_path,
-        meta.location,
-        meta.name,
-    )
+fn order(a: &Registration, b: &Registration) -> Ordering {
+    /// Receivers of one crate share their module and file strings: compare addresses first.
+    fn strs(a: &'static str, b: &'static str) -> Ordering {
+        if std::ptr::eq(a, b) {
+            Ordering::Equal
+        } else {
+            a.cmp(b)
+        }
+    }
+    let (a, b) = (&a.meta, &b.meta);
+    b.priority
+        .cmp(&a.priority)
+        .then_with(|| strs(a.module_path.unwrap_or(""), b.module_path.unwrap_or("")))
+        .then_with(|| strs(a.location.file(), b.location.file()))
+        .then_with(|| {
+            (a.location.line(), a.location.column()).cmp(&(b.location.line(), b.location.column()))
+        })
+        .then_with(|| strs(a.name, b.name))
 }
 
 /// Every registration, grouped by signal and sorted in dispatch order; built once.
@@ -59,7 +77,7 @@ fn index() -> &'static HashMap<usize, Vec<&'static Registration>> {
                 .push(registration);
         }
         for list in index.values_mut() {
-            list.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+            list.sort_by(|a, b| order(a, b));
         }
         index
     })
@@ -80,10 +98,9 @@ where
     let mut problems = Vec::new();
     let mut first_of: HashMap<(&str, Option<K>), &Registration> = HashMap::new();
     for &registration in registrations {
-        let Adopted { sender, entry } = *registration
-            .adopt()
-            .downcast::<Adopted<K, E>>()
-            .expect("a registration adopts into the entry type of the signal it names");
+        let mut adopted: Option<Adopted<K, E>> = None;
+        registration.adopt(&mut adopted);
+        let Adopted { sender, entry } = adopted.expect("adopting writes the entry");
         let identity = match &registration.meta.dispatch_uid {
             Some(uid) => {
                 match first_of.entry((uid, sender.clone())) {
@@ -105,7 +122,7 @@ where
             }
             None => Identity::Unique,
         };
-        records.push(Record::new(sender, identity, entry));
+        records.push(Record::new_static(sender, identity, entry));
     }
     (records, problems)
 }

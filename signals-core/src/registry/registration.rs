@@ -19,7 +19,7 @@ use crate::registry::Listing;
 use crate::type_signal::TypeSender;
 
 /// Turns a registration back into its signal's typed entry.
-pub(crate) type Adopt = fn(&'static Registration) -> Box<dyn Any>;
+pub(crate) type Adopt = fn(&'static Registration, &mut dyn Any);
 
 /// What the registry needs of any signal, whatever its types. Implemented by every signal type.
 pub trait SignalRef: Sync {
@@ -41,11 +41,15 @@ pub trait SignalKind: SignalRef + Sized + 'static {
     /// The call shape of its any-sender receivers.
     type AnyShape: Shape;
     /// Adopts an any-sender registration whose call is a `C`.
-    fn adopt_any<C: Callable<Self::AnyShape>>(registration: &'static Registration) -> Box<dyn Any>;
+    fn adopt_any<C: Callable<Self::AnyShape>>(
+        registration: &'static Registration,
+        out: &mut dyn Any,
+    );
     /// Adopts an async any-sender registration whose call is a `C`.
     fn adopt_any_async<C: AsyncCallable<Self::AnyShape>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any>;
+        out: &mut dyn Any,
+    );
 }
 
 /// A signal whose sender is a value.
@@ -63,11 +67,13 @@ pub trait ValueSenders: SignalKind {
     /// Adopts a registration for one sender whose call is a `C`.
     fn adopt<C: Callable<<Self as ValueSenders>::Shape>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any>;
+        out: &mut dyn Any,
+    );
     /// Adopts an async registration for one sender whose call is a `C`.
     fn adopt_async<C: AsyncCallable<<Self as ValueSenders>::Shape>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any>;
+        out: &mut dyn Any,
+    );
 }
 
 /// A signal whose sender is a type, `M` among them.
@@ -83,11 +89,13 @@ pub trait TypeSenders<M: 'static>: SignalKind {
     /// Adopts a registration for `M` whose call is a `C`.
     fn adopt<C: Callable<<Self as TypeSenders<M>>::Shape>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any>;
+        out: &mut dyn Any,
+    );
     /// Adopts an async registration for `M` whose call is a `C`.
     fn adopt_async<C: AsyncCallable<<Self as TypeSenders<M>>::Shape>>(
         registration: &'static Registration,
-    ) -> Box<dyn Any>;
+        out: &mut dyn Any,
+    );
 }
 
 /// A signal whose receivers may be `async fn`. Only async signals implement it.
@@ -298,9 +306,10 @@ where
 }
 
 impl Registration {
-    /// The signal's typed entry for this receiver.
-    pub(crate) fn adopt(&'static self) -> Box<dyn Any> {
-        (self.adopt)(self)
+    /// The signal's typed entry for this receiver, an `Adopted<K, E>`, written to `out`, an
+    /// `Option<Adopted<K, E>>`.
+    pub(crate) fn adopt(&'static self, out: &mut dyn Any) {
+        (self.adopt)(self, out);
     }
 
     /// The entry of shape `Sh` that dispatches to this receiver, whose call is a `C`.
