@@ -162,6 +162,7 @@ pub(crate) trait FoundDead: Sync {
 
 /// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's
 /// identity. Panics propagate.
+#[inline]
 pub(crate) fn send<Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
@@ -182,6 +183,7 @@ pub(crate) fn send<Cx, S: Step<Cx>>(
 }
 
 /// Like [`send`], without collecting responses: allocates nothing unless a receiver fails.
+#[inline]
 pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
     steps: &[S],
     cx: &Cx,
@@ -200,6 +202,7 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
 /// Runs every step; an `Err` or a panic is logged as `signal.failure` and recorded in place of
 /// the response, and the next receiver runs. Under [`testing::raise_on_send`] the first
 /// failure is raised instead.
+#[inline]
 pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,

@@ -180,7 +180,18 @@ impl<F: Signature> Signal<F> {
         self.name
     }
 
+    #[inline]
     pub(crate) fn core(&self) -> &ValueCore<F> {
+        match self.core.get() {
+            Some(core) => core,
+            None => self.first_use(),
+        }
+    }
+
+    /// Indexes the static receivers, on first use.
+    #[cold]
+    #[inline(never)]
+    fn first_use(&self) -> &ValueCore<F> {
         self.core.get_or_init(|| {
             let (records, problems) = registry::static_records(registry::address(self), self.name);
             Core::new(records, problems)
@@ -195,6 +206,7 @@ impl<F: Signature> Signal<F> {
     ///
     /// The first receiver that returns `Err` stops the send; the error names it. The receivers
     /// after it do not run. A panicking receiver's panic propagates.
+    #[inline]
     pub fn send<'s>(
         &self,
         sender: impl Into<Option<&'s F::Sender>>,
@@ -215,6 +227,7 @@ impl<F: Signature> Signal<F> {
     ///
     /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
     /// raised as a panic instead.
+    #[inline]
     pub fn send_robust<'s>(
         &self,
         sender: impl Into<Option<&'s F::Sender>>,
@@ -237,6 +250,7 @@ impl<F: Signature> Signal<F> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
+    #[inline]
     pub fn emit<'s>(
         &self,
         sender: impl Into<Option<&'s F::Sender>>,

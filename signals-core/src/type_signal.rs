@@ -407,7 +407,18 @@ impl<F: TypeSignature> TypeSignal<F> {
         self.name
     }
 
+    #[inline]
     pub(crate) fn core(&self) -> &TypeCore<F> {
+        match self.core.get() {
+            Some(core) => core,
+            None => self.first_use(),
+        }
+    }
+
+    /// Indexes the static receivers, on first use.
+    #[cold]
+    #[inline(never)]
+    fn first_use(&self) -> &TypeCore<F> {
         self.core.get_or_init(|| {
             let (records, problems) = registry::static_records(registry::address(self), self.name);
             Core::new(records, problems)
@@ -428,6 +439,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     ///
     /// The first receiver that returns `Err` stops the send; the error names it. A panicking
     /// receiver's panic propagates.
+    #[inline]
     pub fn send<M: 'static>(
         &self,
         args: &<F as SentBy<M>>::Args<'_>,
@@ -450,6 +462,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
     /// do; failures are logged as `signal.failure` and recorded in place of the output. See
     /// [`Signal::send_robust`](crate::Signal::send_robust).
+    #[inline]
     pub fn send_robust<M: 'static>(
         &self,
         args: &<F as SentBy<M>>::Args<'_>,
@@ -545,6 +558,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
+    #[inline]
     pub fn emit<M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> Result<(), SendError>
     where
         F: SentBy<M> + TypeSignature<Output = ()>,
