@@ -156,7 +156,8 @@ pub(crate) mod summary {
     /// Whether a send from `sender` (`None`: without sender) may reach a receiver.
     #[inline]
     pub(crate) fn may_reach<K: Hash + ?Sized>(summary: u64, sender: Option<&K>) -> bool {
-        summary & ANY != 0 || sender.is_some_and(|sender| summary & bit(sender) != 0)
+        summary & ANY != 0
+            || (summary != 0 && sender.is_some_and(|sender| summary & bit(sender) != 0))
     }
 }
 
