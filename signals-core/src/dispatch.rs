@@ -13,11 +13,14 @@ use crate::error::{BoxError, ReceiverError, SendError};
 use crate::receiver::{BoxFuture, Entry, ReceiverInfo, Shape, Started};
 use crate::testing;
 
-/// One element of a dispatch list, run against a send's context `Cx`.
-pub(crate) trait Step<Cx> {
-    type Output;
-
+/// The identity of one element of a dispatch list.
+pub(crate) trait Info {
     fn info(&self) -> &ReceiverInfo;
+}
+
+/// One element of a dispatch list, run against a send's context `Cx`.
+pub(crate) trait Step<Cx>: Info {
+    type Output;
 
     /// Runs the receiver; `None` when it is weak and its target is gone.
     fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
@@ -35,13 +38,15 @@ pub(crate) struct Cx<'r, 'a, Sh: Shape> {
     pub(crate) args: &'r Sh::Args<'a>,
 }
 
-impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
-    type Output = Sh::Output;
-
+impl<Sh: Shape> Info for Entry<Sh> {
     #[inline]
     fn info(&self) -> &ReceiverInfo {
         &self.info
     }
+}
+
+impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
+    type Output = Sh::Output;
 
     #[inline]
     fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
@@ -246,16 +251,22 @@ fn panicked(
     if testing::raises_on_send() {
         resume_unwind(payload);
     }
-    let message = if let Some(message) = payload.downcast_ref::<&str>() {
+    let error = ReceiverError::Panicked {
+        message: panic_message(&*payload),
+    };
+    log_failure(receiver, &error, observer);
+    error
+}
+
+/// The message of a panic, if its payload is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = payload.downcast_ref::<String>() {
         message.clone()
     } else {
         "(the panic payload is not a string)".to_owned()
-    };
-    let error = ReceiverError::Panicked { message };
-    log_failure(receiver, &error, observer);
-    error
+    }
 }
 
 fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observer<'_>) {

@@ -31,6 +31,7 @@
 mod connect;
 mod dispatch;
 mod error;
+mod explain;
 mod graph;
 mod receiver;
 mod registry;
@@ -38,10 +39,14 @@ mod signal;
 mod table;
 pub mod testing;
 mod type_signal;
+mod watch;
 
 pub use connect::{ScopedConnection, mode};
 pub use dispatch::{Response, Responses};
 pub use error::{BoxError, ReceiverError, SendError, WiringError};
+pub use explain::{
+    AnySignal, Explain, Explained, Explanation, Verdict, explain, explain_by_name, report,
+};
 pub use receiver::{BoxFuture, IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
 pub use registry::{ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use signal::{AsyncSignal, Connector, Signal, Signature};

@@ -202,6 +202,13 @@ impl ReceiverInfo {
     }
 }
 
+impl ReceiverInfo {
+    /// Whether both describe the same receiver (not merely equal metadata).
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        std::ptr::eq(self.meta(), other.meta())
+    }
+}
+
 impl fmt::Debug for ReceiverInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let meta = self.meta();

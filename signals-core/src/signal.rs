@@ -13,6 +13,7 @@ use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
 use crate::dispatch::{self, Cx, Observer};
 use crate::error::{ReceiverError, SendError, WiringError};
+use crate::explain::{Explain, Row};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
     ReceiverMeta, Shape, SourceLocation, Strong, WeakAsyncTarget, WeakTarget,
@@ -22,6 +23,9 @@ use crate::registry::{
     ValueSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
+use crate::testing::Capturable;
+use crate::watch::{self, Watch, Watched};
+use tracing::Instrument;
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
 /// receivers return.
@@ -214,6 +218,14 @@ impl<F: Signature> Signal<F> {
     ) -> Result<Responses<F::Output>, SendError> {
         let sender = sender.into();
         let core = self.core();
+        if watch::active() {
+            return self.watched(
+                sender,
+                args,
+                Ok(Responses::none()),
+                |steps, cx, observer| dispatch::send(steps, cx, observer),
+            );
+        }
         if !core.may_reach(sender) {
             return Ok(Responses::none());
         }
@@ -235,6 +247,11 @@ impl<F: Signature> Signal<F> {
     ) -> Responses<Result<F::Output, ReceiverError>> {
         let sender = sender.into();
         let core = self.core();
+        if watch::active() {
+            return self.watched(sender, args, Responses::none(), |steps, cx, observer| {
+                dispatch::send_robust(steps, cx, observer)
+            });
+        }
         if !core.may_reach(sender) {
             return Responses::none();
         }
@@ -261,6 +278,11 @@ impl<F: Signature> Signal<F> {
     {
         let sender = sender.into();
         let core = self.core();
+        if watch::active() {
+            return self.watched(sender, args, Ok(()), |steps, cx, observer| {
+                dispatch::emit(steps, cx, observer)
+            });
+        }
         if !core.may_reach(sender) {
             return Ok(());
         }
@@ -347,6 +369,88 @@ impl<F: Signature> Signal<F> {
             table: core,
         }
     }
+
+    /// Starts watching a send (see [`watch`]) and records its arguments for the captures.
+    fn watch(&self, sender: Option<&F::Sender>, args: &F::Args<'_>) -> Watch {
+        let watch = Watch::begin(
+            self.name,
+            registry::address(self),
+            sender.map(|sender| sender as &dyn fmt::Debug),
+        );
+        watch.args(|render| {
+            render
+                .downcast_ref::<RenderArgs<F>>()
+                .map(|render| (render.0)(args))
+        });
+        watch
+    }
+
+    /// A sync send while someone watches: `muted` if the signal is muted on this thread,
+    /// otherwise `run` over the receivers that are not, inside the send's span.
+    #[cold]
+    #[inline(never)]
+    fn watched<T>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+        muted: T,
+        run: impl FnOnce(&[Watched<'_, ValueEntry<F>>], &Cx<'_, '_, ValueShape<F>>, &Observer<'_>) -> T,
+    ) -> T {
+        let core = self.core();
+        let watch = self.watch(sender, args);
+        if watch.muted() {
+            return muted;
+        }
+        let _entered = watch.span().enter();
+        let cx = Cx { sender, args };
+        core.with_routes(|routes| {
+            run(
+                &watch.steps(routes.route(sender)),
+                &cx,
+                &self.observer(core),
+            )
+        })
+    }
+}
+
+/// Renders the arguments of a [`Signal<F>`] for [`testing::capture`](crate::testing::capture).
+#[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
+pub(crate) struct RenderArgs<F: Signature>(
+    Box<dyn for<'a, 'b> Fn(&'b F::Args<'a>) -> String + Send + Sync>,
+);
+
+impl<F: Signature> Capturable for Signal<F>
+where
+    for<'a> F::Args<'a>: fmt::Debug,
+{
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(RenderArgs::<F>(Box::new(|args| format!("{args:?}"))))
+    }
+}
+
+impl<F: Signature> Capturable for AsyncSignal<F>
+where
+    for<'a> F::Args<'a>: fmt::Debug,
+{
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
+        self.0.renderer()
+    }
+}
+
+impl<F: Signature> Explain for Signal<F> {
+    type Sender<'s> = Option<&'s F::Sender>;
+
+    fn sender_label(sender: Self::Sender<'_>) -> Option<String> {
+        sender.map(|sender| format!("{sender:?}"))
+    }
+}
+
+impl<F: Signature> Explain for AsyncSignal<F> {
+    type Sender<'s> = Option<&'s F::Sender>;
+
+    fn sender_label(sender: Self::Sender<'_>) -> Option<String> {
+        Signal::<F>::sender_label(sender)
+    }
 }
 
 impl<F: Signature> Disconnect for Signal<F> {
@@ -369,6 +473,14 @@ impl<F: Signature> SignalRef for Signal<F> {
             sender: SenderKind::Value(std::any::type_name::<F::Sender>()),
             receivers: self.core().receivers(),
         }
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        registry::explain_rows::<F::Sender, ValueEntry<F>>(
+            registry::address(self),
+            self.name,
+            self.core().rows(),
+        )
     }
 }
 
@@ -646,6 +758,18 @@ impl<F: Signature> AsyncSignal<F> {
     ) -> Result<Responses<F::Output>, SendError> {
         let sender = sender.into();
         let core = self.0.core();
+        if watch::active() {
+            let watch = self.0.watch(sender, args);
+            if watch.muted() {
+                return Ok(Responses::none());
+            }
+            let routes = core.routes_full();
+            let cx = Cx { sender, args };
+            let steps = watch.steps(routes.route(sender));
+            let observer = self.0.observer(core);
+            let send = dispatch::send_async(&steps, &cx, &observer);
+            return send.instrument(watch.span().clone()).await;
+        }
         if !core.may_reach(sender) {
             return Ok(Responses::none());
         }
@@ -664,6 +788,18 @@ impl<F: Signature> AsyncSignal<F> {
     ) -> Responses<Result<F::Output, ReceiverError>> {
         let sender = sender.into();
         let core = self.0.core();
+        if watch::active() {
+            let watch = self.0.watch(sender, args);
+            if watch.muted() {
+                return Responses::none();
+            }
+            let routes = core.routes_full();
+            let cx = Cx { sender, args };
+            let steps = watch.steps(routes.route(sender));
+            let observer = self.0.observer(core);
+            let send = dispatch::send_robust_async(&steps, &cx, &observer);
+            return send.instrument(watch.span().clone()).await;
+        }
         if !core.may_reach(sender) {
             return Responses::none();
         }
@@ -737,6 +873,10 @@ impl<F: Signature> SignalRef for AsyncSignal<F> {
 
     fn listing(&self) -> Listing {
         self.0.listing()
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        self.0.rows()
     }
 }
 

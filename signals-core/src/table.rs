@@ -413,6 +413,24 @@ where
             .collect()
     }
 
+    /// Every receiver in the table, dead weak ones included, in dispatch order.
+    pub(crate) fn rows(&self) -> Vec<crate::explain::Row>
+    where
+        K: std::fmt::Debug,
+    {
+        self.lock()
+            .records()
+            .map(|record| crate::explain::Row {
+                receiver: record.entry.info().clone(),
+                sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
+                is_async: record.entry.is_async(),
+                state: crate::explain::RowState::Connected {
+                    alive: record.entry.alive(),
+                },
+            })
+            .collect()
+    }
+
     /// Adds `record` unless a live receiver with the same lookup key is connected; returns its
     /// handle, or [`Connection::NONE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {

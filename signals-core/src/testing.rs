@@ -1,19 +1,129 @@
-//! Aids for tests of code that sends signals.
+//! Aids for tests of code that sends signals: [`capture`] and [`assert_sent!`](crate::assert_sent)
+//! to check what was sent, [`mute`] and [`mute_receiver`] to keep receivers out of a test,
+//! [`raise_on_send`] to make robust sends fail loudly, and [`connected_to`] for a receiver that
+//! lasts one test.
+//!
+//! # Scope
+//!
+//! Every aid is a guard, and a guard acts on the sends **started on the thread that created
+//! it, while it lives**. `cargo test` runs each test on its own thread, so tests running in
+//! parallel in one test binary never see each other's mutes or captures. Sends started on
+//! other threads (threads the test spawns, the workers of a multi-threaded async runtime) are
+//! not affected; under `#[tokio::test]`, whose default runtime runs every task on the test's
+//! thread, they are. An async send counts where it is first polled. Guards are not `Send`, so
+//! they are dropped on the thread that made them, and they nest.
+//!
+//! While no guard is alive anywhere in the process, sends pay one relaxed atomic load for all
+//! of this.
+//!
+//! ```
+//! use signals_core::{Signal, Signature, testing};
+//!
+//! #[derive(Debug)]
+//! pub struct Saved { pub id: u64, pub created: bool }
+//! pub enum SavedSignal {}
+//! impl Signature for SavedSignal { type Args<'a> = Saved; type Sender = &'static str; type Output = (); }
+//! # #[allow(non_upper_case_globals)]
+//! static post_save: Signal<SavedSignal> = Signal::new("post_save");
+//!
+//! post_save.connector().dispatch_uid("send_welcome").connect(|_, _: &Saved| {});
+//!
+//! let sent = testing::capture(&post_save);
+//! let _quiet = testing::mute_receiver("send_welcome");
+//! post_save.emit(&"User", &Saved { id: 7, created: true }).unwrap();
+//!
+//! signals_core::assert_sent!(post_save, sender = "User", created = true);
+//! assert_eq!(sent.sends()[0].responses[0].1, testing::Outcome::Muted);
+//! ```
 
-use std::cell::Cell;
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::connect::ScopedConnection;
+use crate::explain::AnySignal;
+use crate::receiver::{IntoResponse, ReceiverInfo};
+use crate::signal::{Signal, Signature};
 
 thread_local! {
     static RAISE_ON_SEND: Cell<usize> = const { Cell::new(0) };
+    static AIDS: RefCell<Aids> = RefCell::new(Aids::default());
+}
+
+/// How many mute and capture guards are alive in the process: sends look for them only when
+/// some are.
+static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a mute or capture guard is alive on some thread.
+#[inline]
+pub(crate) fn guards_alive() -> bool {
+    GUARDS.load(Ordering::Relaxed) != 0
+}
+
+fn next_guard() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    GUARDS.fetch_add(1, Ordering::Relaxed);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The mute and capture guards alive on one thread.
+#[derive(Default)]
+struct Aids {
+    muted: Vec<(u64, usize)>,
+    muted_uids: Vec<(u64, Cow<'static, str>)>,
+    captures: Vec<(u64, usize, Attached)>,
+}
+
+/// A capture's log and the renderer of the captured signal's arguments.
+#[derive(Clone)]
+pub(crate) struct Attached {
+    pub(crate) log: Arc<Mutex<Vec<Sent>>>,
+    pub(crate) render: Arc<dyn Any + Send + Sync>,
+}
+
+/// What the guards of this thread say about the signal at `address`.
+pub(crate) struct Seen {
+    pub(crate) muted: bool,
+    pub(crate) muted_uids: Vec<Cow<'static, str>>,
+    pub(crate) captures: Vec<Attached>,
+}
+
+/// What the guards of this thread say about the signal at `address`.
+pub(crate) fn seen(address: usize) -> Seen {
+    AIDS.with(|aids| {
+        let aids = aids.borrow();
+        Seen {
+            muted: aids.muted.iter().any(|&(_, muted)| muted == address),
+            muted_uids: aids.muted_uids.iter().map(|(_, uid)| uid.clone()).collect(),
+            captures: aids
+                .captures
+                .iter()
+                .filter(|(_, captured, _)| *captured == address)
+                .map(|(_, _, attached)| attached.clone())
+                .collect(),
+        }
+    })
+}
+
+fn remove(id: u64) {
+    AIDS.with(|aids| {
+        let mut aids = aids.borrow_mut();
+        aids.muted.retain(|&(guard, _)| guard != id);
+        aids.muted_uids.retain(|(guard, _)| *guard != id);
+        aids.captures.retain(|(guard, _, _)| *guard != id);
+    });
+    GUARDS.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Makes `send_robust` on this thread re-raise the first failure instead of recording it, until
 /// the returned guard is dropped: a receiver's panic is resumed and an `Err` becomes a panic
 /// naming the receiver (Sentry's `receivers_raise_on_send`). A test then fails at the
-/// receiver that broke instead of passing with a logged error.
-///
-/// The switch is per thread, so tests running in parallel threads of one test binary do not
-/// affect each other; sends made on threads the test spawns are not affected. Guards nest.
+/// receiver that broke instead of passing with a logged error. Scoped to this thread, like
+/// every aid (see [the module](self)).
 ///
 /// ```
 /// # use signals_core::{Signal, Signature};
@@ -49,4 +159,363 @@ impl Drop for RaiseOnSend {
 /// Whether robust sends on this thread re-raise.
 pub(crate) fn raises_on_send() -> bool {
     RAISE_ON_SEND.with(|count| count.get() > 0)
+}
+
+/// Mutes `signal` on this thread until the guard is dropped: its sends run no receiver and
+/// return no responses (blinker's `muted()`, `factory_boy`'s `mute_signals`). A [`capture`]
+/// still records them, marked [`Sent::muted`].
+///
+/// ```
+/// # use signals_core::{Signal, Signature, testing};
+/// # enum Ping {}
+/// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
+/// # static ping: Signal<Ping> = Signal::new("ping");
+/// ping.connect(|_, _: &()| -> () { panic!("must not run") });
+/// let _muted = testing::mute(&ping);
+/// ping.emit(&1, &()).unwrap();
+/// ```
+#[must_use = "the signal is unmuted as soon as the guard is dropped"]
+pub fn mute<S: AnySignal + ?Sized>(signal: &S) -> Mute {
+    let id = next_guard();
+    let address = signal.address();
+    AIDS.with(|aids| aids.borrow_mut().muted.push((id, address)));
+    Mute {
+        id,
+        _not_send: PhantomData,
+    }
+}
+
+/// Guard returned by [`mute`].
+#[derive(Debug)]
+pub struct Mute {
+    id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Mute {
+    fn drop(&mut self) {
+        remove(self.id);
+    }
+}
+
+/// Keeps the receivers connected with `dispatch_uid` (static or runtime, on any signal) from
+/// running in sends started on this thread, until the guard is dropped; the other receivers
+/// run. A [`capture`] records them as [`Outcome::Muted`].
+#[must_use = "the receiver runs again as soon as the guard is dropped"]
+pub fn mute_receiver(dispatch_uid: impl Into<Cow<'static, str>>) -> MuteReceiver {
+    let id = next_guard();
+    let uid = dispatch_uid.into();
+    AIDS.with(|aids| aids.borrow_mut().muted_uids.push((id, uid)));
+    MuteReceiver {
+        id,
+        _not_send: PhantomData,
+    }
+}
+
+/// Guard returned by [`mute_receiver`].
+#[derive(Debug)]
+pub struct MuteReceiver {
+    id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for MuteReceiver {
+    fn drop(&mut self) {
+        remove(self.id);
+    }
+}
+
+/// Whether `signal` is muted on this thread.
+pub(crate) fn is_muted(address: usize) -> bool {
+    AIDS.with(|aids| {
+        aids.borrow()
+            .muted
+            .iter()
+            .any(|&(_, muted)| muted == address)
+    })
+}
+
+/// Whether the receivers with `dispatch_uid` are muted on this thread.
+pub(crate) fn is_muted_uid(dispatch_uid: &str) -> bool {
+    AIDS.with(|aids| {
+        aids.borrow()
+            .muted_uids
+            .iter()
+            .any(|(_, uid)| uid == dispatch_uid)
+    })
+}
+
+/// A signal whose sends can be captured: its arguments (the any-sender view for type
+/// signals) implement `Debug`. Implemented by every signal type.
+pub trait Capturable: AnySignal {
+    /// Renders a send's arguments; downcast by the send path of this signal's type.
+    #[doc(hidden)]
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// Records every send of `signal` started on this thread until the guard is dropped: the
+/// sender and the arguments (both `Debug`-formatted) and how each receiver ended. Check them
+/// with [`Capture::sends`] or [`assert_sent!`](crate::assert_sent).
+#[must_use = "nothing is recorded once the guard is dropped"]
+pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
+    let id = next_guard();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let attached = Attached {
+        log: Arc::clone(&log),
+        render: signal.renderer(),
+    };
+    let address = signal.address();
+    AIDS.with(|aids| aids.borrow_mut().captures.push((id, address, attached)));
+    Capture {
+        id,
+        signal: signal.name(),
+        log,
+        _not_send: PhantomData,
+    }
+}
+
+/// Guard returned by [`capture`]: the sends recorded so far.
+pub struct Capture {
+    id: u64,
+    signal: &'static str,
+    log: Arc<Mutex<Vec<Sent>>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Capture {
+    /// The sends recorded so far, oldest first.
+    #[must_use]
+    pub fn sends(&self) -> Vec<Sent> {
+        self.log().clone()
+    }
+
+    /// How many sends were recorded.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.log().len()
+    }
+
+    /// Whether no send was recorded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.log().is_empty()
+    }
+
+    /// Forgets the sends recorded so far.
+    pub fn clear(&self) {
+        self.log().clear();
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Vec<Sent>> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("signal", &self.signal)
+            .field("sends", &*self.log())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        remove(self.id);
+    }
+}
+
+/// One captured send.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Sent {
+    /// The sender, `Debug`-formatted (a type's name for type signals), or `None` for a send
+    /// without sender.
+    pub sender: Option<String>,
+    /// The arguments, `Debug`-formatted (`{:?}`).
+    pub args: String,
+    /// Each receiver the send reached, in the order they ended, and how.
+    pub responses: Vec<(ReceiverInfo, Outcome)>,
+    /// Whether the signal was muted on the sending thread, so that no receiver ran.
+    pub muted: bool,
+}
+
+impl Sent {
+    pub(crate) fn new(sender: Option<String>, muted: bool) -> Self {
+        Self {
+            sender,
+            args: String::new(),
+            responses: Vec::new(),
+            muted,
+        }
+    }
+
+    /// The names of the receivers that ran (and returned, failed or panicked), in order.
+    #[must_use]
+    pub fn ran(&self) -> Vec<&'static str> {
+        self.responses
+            .iter()
+            .filter(|(_, outcome)| outcome.ran())
+            .map(|(receiver, _)| receiver.name())
+            .collect()
+    }
+}
+
+/// How one receiver of a captured send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It returned a response.
+    Ok,
+    /// It returned an error, shown here.
+    Failed(String),
+    /// It panicked, with this message.
+    Panicked(String),
+    /// It was muted by [`mute_receiver`] and did not run.
+    Muted,
+    /// It was a weak receiver whose target was dropped; it did not run.
+    TargetDropped,
+    /// It was an async receiver still running when the send stopped at another's error.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Whether the receiver ran (returned, failed or panicked).
+    #[must_use]
+    pub fn ran(&self) -> bool {
+        matches!(self, Self::Ok | Self::Failed(_) | Self::Panicked(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok => f.write_str("ok"),
+            Self::Failed(error) => write!(f, "failed: {error}"),
+            Self::Panicked(message) => write!(f, "panicked: {message}"),
+            Self::Muted => f.write_str("muted"),
+            Self::TargetDropped => f.write_str("weak target dropped"),
+            Self::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// Connects `receiver` to `signal` for any sender until the returned guard is dropped
+/// (blinker's `connected_to`); see [`Connector::connect_scoped`](crate::Connector::connect_scoped)
+/// for a sender, a `dispatch_uid`, and type signals. Unlike the other aids, the receiver is
+/// connected for every thread.
+#[track_caller]
+pub fn connected_to<F, C, R>(signal: &Signal<F>, receiver: C) -> ScopedConnection<'_>
+where
+    F: Signature,
+    C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
+    R: IntoResponse<F::Output> + 'static,
+{
+    signal.connector().connect_scoped(receiver)
+}
+
+/// Asserts that a [`capture`] on this thread recorded a send of `signal` whose sender and
+/// arguments match, and panics with every captured send otherwise.
+///
+/// `sender = X` matches the sender by how it is written: a type's name (`User` for a type
+/// signal), an enum variant (`SiloMode::Monolith` matches the value `Monolith`) or a literal
+/// (`42`, `"user"`); only the last path segment is compared. Each `field = value` matches when
+/// the arguments' `Debug` rendering contains `field: {value:?}`.
+///
+/// ```
+/// # use signals_core::{Signal, Signature, testing};
+/// # #[derive(Debug)] pub struct Upgrade { pub interactive: bool }
+/// # enum PostUpgrade {}
+/// # impl Signature for PostUpgrade { type Args<'a> = Upgrade; type Sender = u32; type Output = (); }
+/// # #[allow(non_upper_case_globals)]
+/// # static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+/// let _sent = testing::capture(&post_upgrade);
+/// post_upgrade.emit(&1, &Upgrade { interactive: false }).unwrap();
+/// signals_core::assert_sent!(post_upgrade, sender = 1, interactive = false);
+/// ```
+#[macro_export]
+macro_rules! assert_sent {
+    ($signal:expr, sender = $sender:expr $(, $field:ident = $value:expr)* $(,)?) => {
+        $crate::testing::__assert_sent(
+            &$signal,
+            ::core::option::Option::Some(::core::stringify!($sender)),
+            &[$((::core::stringify!($field), ::std::format!("{:?}", $value))),*],
+        )
+    };
+    ($signal:expr $(, $field:ident = $value:expr)* $(,)?) => {
+        $crate::testing::__assert_sent(
+            &$signal,
+            ::core::option::Option::None,
+            &[$((::core::stringify!($field), ::std::format!("{:?}", $value))),*],
+        )
+    };
+}
+
+/// What [`assert_sent!`](crate::assert_sent) expands to.
+#[doc(hidden)]
+#[track_caller]
+pub fn __assert_sent<S: AnySignal + ?Sized>(
+    signal: &S,
+    sender: Option<&str>,
+    fields: &[(&str, String)],
+) {
+    let seen = seen(signal.address());
+    assert!(
+        !seen.captures.is_empty(),
+        "assert_sent!({}): no capture of `{}` is alive on this thread; start one with \
+         `let _sent = signals::testing::capture(&{});` before the send",
+        signal.name(),
+        signal.name(),
+        signal.name(),
+    );
+    let sends: Vec<Sent> = seen
+        .captures
+        .iter()
+        .flat_map(|attached| {
+            attached
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+        .collect();
+    let matches = |sent: &Sent| {
+        sender.is_none_or(|wanted| {
+            sent.sender
+                .as_deref()
+                .is_some_and(|actual| crate::explain::same_sender(actual, wanted))
+        }) && fields
+            .iter()
+            .all(|(field, value)| sent.args.contains(&format!("{field}: {value}")))
+    };
+    if sends.iter().any(matches) {
+        return;
+    }
+    let wanted: Vec<String> = sender
+        .map(|sender| format!("sender = {sender}"))
+        .into_iter()
+        .chain(
+            fields
+                .iter()
+                .map(|(field, value)| format!("{field} = {value}")),
+        )
+        .collect();
+    let mut report = String::new();
+    for sent in &sends {
+        let sender = sent.sender.as_deref().unwrap_or("none");
+        let _ = write!(report, "\n  sender {sender}: {}", sent.args);
+    }
+    if sends.is_empty() {
+        report.push_str("\n  (nothing was sent)");
+    }
+    panic!(
+        "assert_sent!({}): no send with {}; captured sends:{report}",
+        signal.name(),
+        if wanted.is_empty() {
+            "anything".to_owned()
+        } else {
+            wanted.join(", ")
+        },
+    );
 }

@@ -15,8 +15,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
-use crate::dispatch::{self, Observer, Responses, Step};
+use crate::dispatch::{self, Info, Observer, Responses, Step};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
+use crate::explain::{Explain, Row};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
     ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakAsyncTarget, WeakTarget,
@@ -26,6 +27,9 @@ use crate::registry::{
     TypeSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
+use crate::testing::Capturable;
+use crate::watch::{self, Watch};
+use tracing::Instrument;
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
 /// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
@@ -293,9 +297,7 @@ struct TypedCx<'r, 'a, F: SentBy<M>, M: 'static> {
     any: F::AnyArgs<'r>,
 }
 
-impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
-    type Output = F::Output;
-
+impl<F: SentBy<M>, M: 'static> Info for TypedStep<F, M> {
     #[inline]
     fn info(&self) -> &ReceiverInfo {
         match self {
@@ -303,6 +305,10 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
             Self::Any(entry) => &entry.info,
         }
     }
+}
+
+impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
+    type Output = F::Output;
 
     #[inline]
     fn run(&self, cx: &TypedCx<'r, 'a, F, M>) -> Option<Result<F::Output, BoxError>> {
@@ -432,6 +438,21 @@ impl<F: TypeSignature> TypeSignal<F> {
         }
     }
 
+    /// Starts watching a send from `M` (see [`watch`]) and records the any-sender view of its
+    /// arguments for the captures.
+    fn watch<M: 'static>(&self, sender: TypeSender, args: &<F as SentBy<M>>::Args<'_>) -> Watch
+    where
+        F: SentBy<M>,
+    {
+        let watch = Watch::begin(self.name, registry::address(self), Some(&sender));
+        watch.args(|render| {
+            render
+                .downcast_ref::<RenderAnyArgs<F>>()
+                .map(|render| (render.0)(&F::any_args(args)))
+        });
+        watch
+    }
+
     /// Runs, in dispatch order, the receivers connected to sender type `M` and to any sender,
     /// and collects their outputs.
     ///
@@ -449,6 +470,24 @@ impl<F: TypeSignature> TypeSignal<F> {
     {
         let core = self.core();
         let sender = TypeSender::of::<M>();
+        if watch::active() {
+            let watch = self.watch::<M>(sender, args);
+            if watch.muted() {
+                return Ok(Responses::none());
+            }
+            let _entered = watch.span().enter();
+            let observer = self.observer(core);
+            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+                Some(list) => {
+                    dispatch::send(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
+                }
+                None => dispatch::send(
+                    &watch.steps(&routes.any),
+                    &any_cx::<F, M>(sender, args),
+                    &observer,
+                ),
+            });
+        }
         if !core.may_reach(Some(&sender)) {
             return Ok(Responses::none());
         }
@@ -472,6 +511,24 @@ impl<F: TypeSignature> TypeSignal<F> {
     {
         let core = self.core();
         let sender = TypeSender::of::<M>();
+        if watch::active() {
+            let watch = self.watch::<M>(sender, args);
+            if watch.muted() {
+                return Responses::none();
+            }
+            let _entered = watch.span().enter();
+            let observer = self.observer(core);
+            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+                Some(list) => {
+                    dispatch::send_robust(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
+                }
+                None => dispatch::send_robust(
+                    &watch.steps(&routes.any),
+                    &any_cx::<F, M>(sender, args),
+                    &observer,
+                ),
+            });
+        }
         if !core.may_reach(Some(&sender)) {
             return Responses::none();
         }
@@ -565,6 +622,24 @@ impl<F: TypeSignature> TypeSignal<F> {
     {
         let core = self.core();
         let sender = TypeSender::of::<M>();
+        if watch::active() {
+            let watch = self.watch::<M>(sender, args);
+            if watch.muted() {
+                return Ok(());
+            }
+            let _entered = watch.span().enter();
+            let observer = self.observer(core);
+            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+                Some(list) => {
+                    dispatch::emit(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
+                }
+                None => dispatch::emit(
+                    &watch.steps(&routes.any),
+                    &any_cx::<F, M>(sender, args),
+                    &observer,
+                ),
+            });
+        }
         if !core.may_reach(Some(&sender)) {
             return Ok(());
         }
@@ -620,11 +695,6 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
     type Output = F::Output;
 
     #[inline]
-    fn info(&self) -> &ReceiverInfo {
-        &self.info
-    }
-
-    #[inline]
     fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
         self.call.invoke(cx.sender, &cx.any)
     }
@@ -658,6 +728,55 @@ impl<F: TypeSignature> SignalRef for TypeSignal<F> {
             sender: SenderKind::Type,
             receivers: self.core().receivers(),
         }
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        registry::explain_rows::<TypeSender, TypeEntry<F>>(
+            registry::address(self),
+            self.name,
+            self.core().rows(),
+        )
+    }
+}
+
+/// Renders the any-sender view of a [`TypeSignal<F>`]'s arguments for
+/// [`testing::capture`](crate::testing::capture).
+#[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
+pub(crate) struct RenderAnyArgs<F: TypeSignature>(
+    Box<dyn for<'a, 'b> Fn(&'b F::AnyArgs<'a>) -> String + Send + Sync>,
+);
+
+impl<F: TypeSignature> Capturable for TypeSignal<F>
+where
+    for<'a> F::AnyArgs<'a>: fmt::Debug,
+{
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(RenderAnyArgs::<F>(Box::new(|args| format!("{args:?}"))))
+    }
+}
+
+impl<F: TypeSignature> Capturable for AsyncTypeSignal<F>
+where
+    for<'a> F::AnyArgs<'a>: fmt::Debug,
+{
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
+        self.0.renderer()
+    }
+}
+
+impl<F: TypeSignature> Explain for TypeSignal<F> {
+    type Sender<'s> = Option<TypeSender>;
+
+    fn sender_label(sender: Option<TypeSender>) -> Option<String> {
+        sender.map(|sender| sender.name().to_owned())
+    }
+}
+
+impl<F: TypeSignature> Explain for AsyncTypeSignal<F> {
+    type Sender<'s> = Option<TypeSender>;
+
+    fn sender_label(sender: Option<TypeSender>) -> Option<String> {
+        TypeSignal::<F>::sender_label(sender)
     }
 }
 
@@ -1067,6 +1186,26 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
     {
         let core = self.0.core();
         let sender = TypeSender::of::<M>();
+        if watch::active() {
+            let watch = self.0.watch::<M>(sender, args);
+            if watch.muted() {
+                return Ok(Responses::none());
+            }
+            let routes = core.routes_full();
+            let observer = self.0.observer(core);
+            let span = watch.span().clone();
+            if let Some(list) = typed_list::<F, M>(&routes, sender) {
+                let steps = watch.steps(&list.0);
+                return dispatch::send_async(&steps, &typed_cx(sender, args), &observer)
+                    .instrument(span)
+                    .await;
+            }
+            let steps = watch.steps(&routes.any);
+            let cx = any_cx::<F, M>(sender, args);
+            return dispatch::send_async(&steps, &cx, &observer)
+                .instrument(span)
+                .await;
+        }
         if !core.may_reach(Some(&sender)) {
             return Ok(Responses::none());
         }
@@ -1091,6 +1230,26 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
     {
         let core = self.0.core();
         let sender = TypeSender::of::<M>();
+        if watch::active() {
+            let watch = self.0.watch::<M>(sender, args);
+            if watch.muted() {
+                return Responses::none();
+            }
+            let routes = core.routes_full();
+            let observer = self.0.observer(core);
+            let span = watch.span().clone();
+            if let Some(list) = typed_list::<F, M>(&routes, sender) {
+                let steps = watch.steps(&list.0);
+                return dispatch::send_robust_async(&steps, &typed_cx(sender, args), &observer)
+                    .instrument(span)
+                    .await;
+            }
+            let steps = watch.steps(&routes.any);
+            let cx = any_cx::<F, M>(sender, args);
+            return dispatch::send_robust_async(&steps, &cx, &observer)
+                .instrument(span)
+                .await;
+        }
         if !core.may_reach(Some(&sender)) {
             return Responses::none();
         }
@@ -1148,6 +1307,10 @@ impl<F: TypeSignature> SignalRef for AsyncTypeSignal<F> {
 
     fn listing(&self) -> Listing {
         self.0.listing()
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        self.0.rows()
     }
 }
 

@@ -1,4 +1,6 @@
-//! What a failing receiver leaves behind under `send_robust`: a `signal.failure` event.
+//! What sends leave behind in `tracing`: a `signal.send` span per send (signal, sender,
+//! receivers), a `signal.receiver` event per receiver at `debug`, and a `signal.failure` event
+//! at `error` for each failure under `send_robust`.
 
 mod support;
 
@@ -7,23 +9,53 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use signals_core::Signal;
-use support::{Event, Log, Plain};
+use support::{Event, Log, Plain, Silo};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata, Subscriber};
 
-/// One recorded event: its name, level, target and fields.
+/// One recorded event: its name, level, target, fields and the span it is in.
 #[derive(Debug, Clone)]
 struct Recorded {
     name: &'static str,
     level: Level,
     target: String,
     fields: BTreeMap<&'static str, String>,
+    span: Option<usize>,
 }
 
-/// A subscriber that records every event.
+/// One recorded span: its name, level and fields, as recorded by the end.
+#[derive(Debug, Clone)]
+struct RecordedSpan {
+    name: &'static str,
+    level: Level,
+    fields: BTreeMap<&'static str, String>,
+}
+
+/// A subscriber that records every span and event, and which span each event is in.
 #[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+struct Recorder {
+    events: Arc<Mutex<Vec<Recorded>>>,
+    spans: Arc<Mutex<Vec<RecordedSpan>>>,
+    entered: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Recorded> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn named(&self, name: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.name == name)
+            .collect()
+    }
+
+    fn spans(&self) -> Vec<RecordedSpan> {
+        self.spans.lock().unwrap().clone()
+    }
+}
 
 struct Fields<'a>(&'a mut BTreeMap<&'static str, String>);
 
@@ -37,33 +69,58 @@ impl Visit for Fields<'_> {
     }
 }
 
+fn index(id: &Id) -> usize {
+    usize::try_from(id.into_u64()).unwrap() - 1
+}
+
 impl Subscriber for Recorder {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let mut fields = BTreeMap::new();
+        attributes.record(&mut Fields(&mut fields));
+        let mut spans = self.spans.lock().unwrap();
+        spans.push(RecordedSpan {
+            name: attributes.metadata().name(),
+            level: *attributes.metadata().level(),
+            fields,
+        });
+        Id::from_u64(u64::try_from(spans.len()).unwrap())
     }
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut spans = self.spans.lock().unwrap();
+        values.record(&mut Fields(&mut spans[index(span)].fields));
+    }
 
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Recorded {
+        let span = match event.parent() {
+            Some(parent) => Some(index(parent)),
+            None if event.is_contextual() => self.entered.lock().unwrap().last().copied(),
+            None => None,
+        };
+        self.events.lock().unwrap().push(Recorded {
             name: event.metadata().name(),
             level: *event.metadata().level(),
             target: event.metadata().target().to_owned(),
             fields,
+            span,
         });
     }
 
-    fn enter(&self, _: &Id) {}
+    fn enter(&self, span: &Id) {
+        self.entered.lock().unwrap().push(index(span));
+    }
 
-    fn exit(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {
+        self.entered.lock().unwrap().pop();
+    }
 }
 
 #[derive(Debug)]
@@ -96,7 +153,7 @@ fn send_robust_logs_a_signal_failure_event_naming_the_receiver() {
             },
         );
     });
-    let events = recorder.0.lock().unwrap().clone();
+    let events = recorder.named("signal.failure");
     assert_eq!(events.len(), 1, "{events:#?}");
     let event = &events[0];
     assert_eq!(event.name, "signal.failure");
@@ -134,5 +191,117 @@ fn send_does_not_log_the_error_it_returns() {
                 .is_err()
         );
     });
-    assert!(recorder.0.lock().unwrap().is_empty());
+    let errors: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|event| event.level == Level::ERROR)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn a_send_is_a_span_with_an_event_per_receiver_outcome() {
+    let signal = Signal::<Plain>::new("member_joined");
+    signal
+        .connector()
+        .sender(Silo::Control)
+        .dispatch_uid("notify_owner")
+        .connect(|_, _: &Event<'_>| {});
+    signal
+        .connector()
+        .dispatch_uid("record_analytics")
+        .connect(|_, _: &Event<'_>| Err(Down));
+    signal
+        .connector()
+        .sender(Silo::Region)
+        .connect(|_, _: &Event<'_>| {});
+    let recorder = Recorder::default();
+    let log = Log::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        signal.send_robust(
+            &Silo::Control,
+            &Event {
+                log: &log,
+                value: 0,
+            },
+        );
+    });
+
+    let spans = recorder.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "signal.send");
+    assert_eq!(span.level, Level::DEBUG);
+    assert_eq!(span.fields["signal"], "member_joined");
+    assert_eq!(span.fields["sender"], "Control");
+    assert_eq!(span.fields["receivers"], "2");
+    assert_eq!(span.fields["muted"], "false");
+
+    let outcomes = recorder.named("signal.receiver");
+    assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
+    assert!(outcomes.iter().all(|event| event.level == Level::DEBUG));
+    assert!(outcomes.iter().all(|event| event.target == "signals"));
+    assert!(outcomes.iter().all(|event| event.span == Some(0)));
+    assert_eq!(outcomes[0].fields["dispatch_uid"], "notify_owner");
+    assert_eq!(outcomes[0].fields["outcome"], "ok");
+    assert_eq!(outcomes[1].fields["dispatch_uid"], "record_analytics");
+    assert_eq!(
+        outcomes[1].fields["outcome"],
+        "failed: analytics backend down"
+    );
+    assert!(outcomes[1].fields["location"].starts_with(file!()));
+
+    let failure = &recorder.named("signal.failure")[0];
+    assert_eq!(
+        failure.span,
+        Some(0),
+        "the failure is logged inside the send's span"
+    );
+    assert_eq!(failure.fields["dispatch_uid"], "record_analytics");
+}
+
+#[test]
+fn a_subscriber_that_does_not_want_debug_gets_no_span() {
+    #[derive(Clone, Default)]
+    struct ErrorsOnly(Recorder);
+    impl Subscriber for ErrorsOnly {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            *metadata.level() == Level::ERROR
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::ERROR)
+        }
+        fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+            self.0.new_span(attributes)
+        }
+        fn record(&self, span: &Id, values: &Record<'_>) {
+            self.0.record(span, values);
+        }
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            self.0.event(event);
+        }
+        fn enter(&self, span: &Id) {
+            self.0.enter(span);
+        }
+        fn exit(&self, span: &Id) {
+            self.0.exit(span);
+        }
+    }
+    let signal = Signal::<Plain>::new("project_created");
+    signal.connect(|_, _: &Event<'_>| Err(Down));
+    let subscriber = ErrorsOnly::default();
+    let log = Log::default();
+    tracing::subscriber::with_default(subscriber.clone(), || {
+        signal.send_robust(
+            None,
+            &Event {
+                log: &log,
+                value: 0,
+            },
+        );
+    });
+    assert!(subscriber.0.spans().is_empty());
+    assert_eq!(subscriber.0.events().len(), 1);
+    assert_eq!(subscriber.0.events()[0].name, "signal.failure");
 }

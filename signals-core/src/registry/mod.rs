@@ -14,8 +14,9 @@ use std::hash::Hash;
 use std::sync::OnceLock;
 
 use crate::error::WiringError;
+use crate::explain::{Row, RowState};
 use crate::receiver::{ReceiverInfo, SourceLocation};
-use crate::table::{Identity, Record};
+use crate::table::{Identity, Listed, Record};
 
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
@@ -149,6 +150,52 @@ fn signals() -> Vec<(&'static dyn SignalRef, Option<&'static Declaration>)> {
         )
     });
     signals
+}
+
+/// Every signal of the program, as [`signals`] lists them.
+pub(crate) fn all_signals() -> Vec<&'static dyn SignalRef> {
+    signals().into_iter().map(|(signal, _)| signal).collect()
+}
+
+/// The rows of [`explain`](crate::explain) for the signal at `signal`: its table's `rows`,
+/// then its static receivers that are not in the table, disconnected or left out as
+/// duplicates.
+pub(crate) fn explain_rows<K, E>(signal: usize, name: &'static str, mut rows: Vec<Row>) -> Vec<Row>
+where
+    K: Eq + Hash + Clone + Debug + 'static,
+    E: Listed + 'static,
+{
+    let (records, problems) = static_records::<K, E>(signal, name);
+    for record in records {
+        let info = record.entry.info();
+        if rows.iter().any(|row| row.receiver.same(info)) {
+            continue;
+        }
+        rows.push(Row {
+            receiver: info.clone(),
+            sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
+            is_async: record.entry.is_async(),
+            state: RowState::Disconnected,
+        });
+    }
+    let registrations = index().get(&signal).map_or(&[][..], Vec::as_slice);
+    for problem in problems {
+        let WiringError::DuplicateDispatchUid {
+            sender,
+            first,
+            second,
+            ..
+        } = problem;
+        if let Some(registration) = registrations.iter().find(|r| r.meta.location == second) {
+            rows.push(Row {
+                receiver: ReceiverInfo::from_static(&registration.meta),
+                sender: (sender != "any").then_some(sender),
+                is_async: false,
+                state: RowState::Duplicate { first },
+            });
+        }
+    }
+    rows
 }
 
 /// Every wiring problem of the program's static receivers: today, a `dispatch_uid` used twice

@@ -11,6 +11,7 @@ use std::any::Any;
 use std::fmt::{self, Debug};
 
 use crate::error::{BoxError, WiringError};
+use crate::explain::Row;
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, ReceiverInfo, ReceiverMeta, Shape,
     SourceLocation, StaticAsyncCall, StaticCall,
@@ -29,6 +30,15 @@ pub trait SignalRef: Sync {
     fn problems(&self) -> Vec<WiringError>;
     /// The signal's sender kind and its live receivers, in dispatch order.
     fn listing(&self) -> Listing;
+    /// The address that identifies the signal.
+    #[doc(hidden)]
+    fn address(&self) -> usize {
+        crate::registry::address(self)
+    }
+    /// Every receiver the signal has or had, for [`explain`](crate::explain): the table in
+    /// dispatch order, then static receivers that are not in it.
+    #[doc(hidden)]
+    fn rows(&self) -> Vec<Row>;
 }
 
 /// A signal that `#[receiver]` can register receivers with.

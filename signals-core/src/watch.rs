@@ -1,0 +1,249 @@
+//! What a send does when it is watched: by a testing aid on the sending thread (a mute, a
+//! capture) or by a `tracing` subscriber that wants the `signals` target at `debug`.
+//!
+//! Unwatched sends take the plain path and pay for [`active`] alone. A watched send opens a
+//! `signal.send` span (signal, sender, number of receivers), leaves out muted receivers, and
+//! wraps every other one in a [`Watched`] step that reports how it ended: a `signal.receiver`
+//! event at `debug`, and a line in each capture of the signal.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tracing::{Level, Span, field};
+
+use crate::dispatch::{Info, Step, panic_message};
+use crate::error::BoxError;
+use crate::receiver::{BoxFuture, ReceiverInfo, Started};
+use crate::testing::{self, Attached, Outcome, Sent};
+
+/// Whether a send must look for watchers: a testing guard is alive somewhere in the process,
+/// or a subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
+#[inline]
+pub(crate) fn active() -> bool {
+    testing::guards_alive()
+        || (tracing::level_enabled!(Level::DEBUG)
+            && tracing::enabled!(target: "signals", Level::DEBUG))
+}
+
+/// One watched send.
+pub(crate) struct Watch {
+    signal: &'static str,
+    span: Span,
+    muted: bool,
+    muted_uids: Vec<Cow<'static, str>>,
+    captures: Vec<Attached>,
+    /// The send as the captures will record it, if there are any.
+    sent: Mutex<Option<Sent>>,
+}
+
+impl Watch {
+    /// Starts watching a send of the signal named `signal`, at `address`, from `sender`.
+    pub(crate) fn begin(signal: &'static str, address: usize, sender: Option<&dyn Debug>) -> Self {
+        let seen = testing::seen(address);
+        let span = tracing::debug_span!(
+            target: "signals",
+            "signal.send",
+            signal,
+            sender = field::Empty,
+            receivers = field::Empty,
+            muted = seen.muted,
+        );
+        match sender {
+            Some(sender) => span.record("sender", field::debug(sender)),
+            None => span.record("sender", "none"),
+        };
+        let sent = (!seen.captures.is_empty())
+            .then(|| Sent::new(sender.map(|sender| format!("{sender:?}")), seen.muted));
+        Self {
+            signal,
+            span,
+            muted: seen.muted,
+            muted_uids: seen.muted_uids,
+            captures: seen.captures,
+            sent: Mutex::new(sent),
+        }
+    }
+
+    /// The span of the send, to enter while it runs.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Whether the signal is muted on the sending thread: the send runs no receiver.
+    pub(crate) fn muted(&self) -> bool {
+        self.muted
+    }
+
+    /// Records the arguments for the captures: `render` gets a capture's renderer, which the
+    /// signal's send path downcasts to its own type.
+    pub(crate) fn args(&self, render: impl FnOnce(&(dyn Any + Send + Sync)) -> Option<String>) {
+        let Some(capture) = self.captures.first() else {
+            return;
+        };
+        if let Some(args) = render(&*capture.render)
+            && let Some(sent) = self.sent().as_mut()
+        {
+            sent.args = args;
+        }
+    }
+
+    /// `steps` without the receivers muted on the sending thread, each wrapped to report how
+    /// it ends.
+    pub(crate) fn steps<'w, S: Info>(&'w self, steps: &'w [S]) -> Vec<Watched<'w, S>> {
+        let mut watched = Vec::with_capacity(steps.len());
+        for step in steps {
+            let info = step.info();
+            let muted = info
+                .dispatch_uid()
+                .is_some_and(|uid| self.muted_uids.iter().any(|muted| muted == uid));
+            if muted {
+                self.ended(info, Outcome::Muted);
+            } else {
+                watched.push(Watched { step, watch: self });
+            }
+        }
+        self.span.record("receivers", watched.len());
+        watched
+    }
+
+    fn ended(&self, info: &ReceiverInfo, outcome: Outcome) {
+        tracing::debug!(
+            name: "signal.receiver",
+            target: "signals",
+            parent: &self.span,
+            signal = self.signal,
+            receiver = info.name(),
+            dispatch_uid = info.dispatch_uid(),
+            location = %info.location(),
+            outcome = %outcome,
+            "receiver {outcome}",
+        );
+        if let Some(sent) = self.sent().as_mut() {
+            sent.responses.push((info.clone(), outcome));
+        }
+    }
+
+    /// Reports a receiver's panic, and resumes it.
+    fn panicked(&self, info: &ReceiverInfo, payload: Box<dyn Any + Send>) -> ! {
+        self.ended(info, Outcome::Panicked(panic_message(&*payload)));
+        resume_unwind(payload)
+    }
+
+    fn sent(&self) -> std::sync::MutexGuard<'_, Option<Sent>> {
+        self.sent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Watch {
+    /// Hands the recorded send to the captures, also when a receiver's panic unwinds the send.
+    fn drop(&mut self) {
+        let Some(sent) = self.sent().take() else {
+            return;
+        };
+        for capture in &self.captures {
+            capture
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(sent.clone());
+        }
+    }
+}
+
+/// A receiver of a watched send: runs as the receiver it wraps, and reports how it ended.
+pub(crate) struct Watched<'w, S> {
+    step: &'w S,
+    watch: &'w Watch,
+}
+
+/// How a receiver that returned ended, for the watch.
+fn ran<O>(result: Option<&Result<O, BoxError>>) -> Outcome {
+    match result {
+        Some(Ok(_)) => Outcome::Ok,
+        Some(Err(error)) => Outcome::Failed(error.to_string()),
+        None => Outcome::TargetDropped,
+    }
+}
+
+impl<S: Info> Info for Watched<'_, S> {
+    fn info(&self) -> &ReceiverInfo {
+        self.step.info()
+    }
+}
+
+impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
+    type Output = S::Output;
+
+    fn run(&self, cx: &Cx) -> Option<Result<S::Output, BoxError>> {
+        match catch_unwind(AssertUnwindSafe(|| self.step.run(cx))) {
+            Ok(result) => {
+                self.watch.ended(self.step.info(), ran(result.as_ref()));
+                result
+            }
+            Err(payload) => self.watch.panicked(self.step.info(), payload),
+        }
+    }
+
+    fn is_async(&self) -> bool {
+        self.step.is_async()
+    }
+
+    fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, S::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.step.start(cx))) {
+            Ok(Started::Pending(future)) => Started::Pending(Box::pin(Reported {
+                future: Some(future),
+                info: self.step.info(),
+                watch: self.watch,
+            })),
+            Ok(Started::Ready(result)) => {
+                self.watch.ended(self.step.info(), ran(result.as_ref()));
+                Started::Ready(result)
+            }
+            Err(payload) => self.watch.panicked(self.step.info(), payload),
+        }
+    }
+}
+
+/// An async receiver's future that reports how it ended; `Cancelled` if it is dropped
+/// before it completes.
+struct Reported<'c, O> {
+    future: Option<BoxFuture<'c, Result<O, BoxError>>>,
+    info: &'c ReceiverInfo,
+    watch: &'c Watch,
+}
+
+impl<O> Future for Reported<'_, O> {
+    type Output = Result<O, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.future.as_mut() else {
+            panic!("a receiver's future was polled after it completed");
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task)));
+        if !matches!(polled, Ok(Poll::Pending)) {
+            self.future = None;
+        }
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => {
+                self.watch.ended(self.info, ran(Some(&result)));
+                Poll::Ready(result)
+            }
+            Err(payload) => self.watch.panicked(self.info, payload),
+        }
+    }
+}
+
+impl<O> Drop for Reported<'_, O> {
+    fn drop(&mut self) {
+        if self.future.is_some() {
+            self.watch.ended(self.info, Outcome::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The testing aids: capture and `assert_sent!`, mute and `mute_receiver`, `raise_on_send`,
+//! `connected_to`, and that each is scoped to the thread that made it.
+
+#![allow(non_upper_case_globals)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use signals_core::testing::{self, Outcome};
+use signals_core::{Signal, Signature, assert_sent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Silo {
+    Monolith,
+    Region,
+}
+
+#[derive(Debug)]
+struct Upgrade<'a> {
+    database: &'a str,
+    interactive: bool,
+}
+
+enum PostUpgrade {}
+impl Signature for PostUpgrade {
+    type Args<'a> = Upgrade<'a>;
+    type Sender = Silo;
+    type Output = ();
+}
+
+fn upgrade(interactive: bool) -> Upgrade<'static> {
+    Upgrade {
+        database: "default",
+        interactive,
+    }
+}
+
+/// The message of the panic `f` raises.
+fn panic_of(f: impl FnOnce()) -> String {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it panics");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn capture_records_sender_arguments_and_how_each_receiver_ended() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    post_upgrade
+        .connector()
+        .dispatch_uid("create_default_projects")
+        .connect(|_, args: &Upgrade<'_>| assert_eq!(args.database, "default"));
+    post_upgrade
+        .connector()
+        .sender(Silo::Monolith)
+        .dispatch_uid("check_schema")
+        .connect(|_, _: &Upgrade<'_>| Err(std::io::Error::other("no such table")));
+    post_upgrade
+        .connector()
+        .dispatch_uid("crash")
+        .connect(|_, _: &Upgrade<'_>| -> () { panic!("boom") });
+
+    let sent = testing::capture(&post_upgrade);
+    post_upgrade.send_robust(&Silo::Monolith, &upgrade(false));
+    post_upgrade.send_robust(None, &upgrade(true));
+
+    let sends = sent.sends();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(sends[0].sender.as_deref(), Some("Monolith"));
+    assert_eq!(
+        sends[0].args,
+        r#"Upgrade { database: "default", interactive: false }"#
+    );
+    let outcomes: Vec<_> = sends[0]
+        .responses
+        .iter()
+        .map(|(receiver, outcome)| (receiver.dispatch_uid().unwrap(), outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("create_default_projects", Outcome::Ok),
+            ("check_schema", Outcome::Failed("no such table".into())),
+            ("crash", Outcome::Panicked("boom".into())),
+        ]
+    );
+    assert_eq!(sends[1].sender, None);
+    assert_eq!(
+        sends[1].responses.len(),
+        2,
+        "check_schema is for Monolith only"
+    );
+    assert!(!sends[1].muted);
+
+    assert_sent!(post_upgrade, sender = Silo::Monolith, interactive = false);
+    assert_sent!(post_upgrade, interactive = true, database = "default");
+    sent.clear();
+    assert!(sent.is_empty());
+}
+
+#[test]
+fn assert_sent_fails_naming_what_was_sent() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    let message = panic_of(|| assert_sent!(post_upgrade, interactive = true));
+    assert!(
+        message.contains("no capture of `post_upgrade`"),
+        "{message}"
+    );
+
+    let _sent = testing::capture(&post_upgrade);
+    post_upgrade.emit(&Silo::Region, &upgrade(false)).unwrap();
+    let message = panic_of(|| assert_sent!(post_upgrade, sender = Silo::Monolith));
+    assert!(
+        message.contains("no send with sender = Silo::Monolith"),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"sender Region: Upgrade { database: "default", interactive: false }"#),
+        "{message}"
+    );
+    let message = panic_of(|| assert_sent!(post_upgrade, interactive = true));
+    assert!(
+        message.contains("no send with interactive = true"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_muted_signal_runs_nothing_until_the_guard_is_dropped() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    static runs: AtomicUsize = AtomicUsize::new(0);
+    post_upgrade.connect(|_, _: &Upgrade<'_>| {
+        runs.fetch_add(1, Ordering::SeqCst);
+    });
+    let sent = testing::capture(&post_upgrade);
+    {
+        let _muted = testing::mute(&post_upgrade);
+        post_upgrade.emit(&Silo::Monolith, &upgrade(false)).unwrap();
+        assert!(post_upgrade.send(None, &upgrade(false)).unwrap().is_empty());
+        assert!(post_upgrade.send_robust(None, &upgrade(false)).is_empty());
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    post_upgrade.emit(&Silo::Monolith, &upgrade(false)).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    let sends = sent.sends();
+    assert_eq!(sends.len(), 4, "muted sends are still captured");
+    assert!(
+        sends[..3]
+            .iter()
+            .all(|sent| sent.muted && sent.responses.is_empty())
+    );
+    assert!(!sends[3].muted);
+}
+
+#[test]
+fn mute_receiver_leaves_out_one_dispatch_uid_only() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    static ran: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+    post_upgrade
+        .connector()
+        .dispatch_uid("send_email")
+        .connect(|_, _: &Upgrade<'_>| ran.lock().unwrap().push("send_email"));
+    post_upgrade
+        .connector()
+        .dispatch_uid("record_stats")
+        .connect(|_, _: &Upgrade<'_>| ran.lock().unwrap().push("record_stats"));
+    let sent = testing::capture(&post_upgrade);
+    {
+        let _quiet = testing::mute_receiver("send_email");
+        post_upgrade.emit(None, &upgrade(false)).unwrap();
+    }
+    post_upgrade.emit(None, &upgrade(false)).unwrap();
+    assert_eq!(
+        *ran.lock().unwrap(),
+        ["record_stats", "send_email", "record_stats"]
+    );
+    let first = &sent.sends()[0];
+    assert_eq!(first.responses[0].1, Outcome::Muted);
+    assert_eq!(first.ran().len(), 1);
+}
+
+/// Two threads send on one signal at once; one has muted it and captures it. The other's
+/// receivers run and its sends are not in the first thread's capture.
+#[test]
+fn mutes_and_captures_are_scoped_to_the_thread_that_made_them() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    static runs_for: Mutex<Vec<bool>> = Mutex::new(Vec::new());
+    post_upgrade.connect(|_, args: &Upgrade<'_>| runs_for.lock().unwrap().push(args.interactive));
+    let both_ready = std::sync::Barrier::new(2);
+    let both_sent = std::sync::Barrier::new(2);
+
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let sent = testing::capture(&post_upgrade);
+            let _muted = testing::mute(&post_upgrade);
+            both_ready.wait();
+            for _ in 0..100 {
+                post_upgrade.emit(None, &upgrade(false)).unwrap();
+            }
+            both_sent.wait();
+            assert_eq!(sent.len(), 100);
+            assert!(
+                sent.sends()
+                    .iter()
+                    .all(|sent| sent.muted && sent.args.contains("false"))
+            );
+        });
+        scope.spawn(|| {
+            both_ready.wait();
+            for _ in 0..100 {
+                post_upgrade.emit(None, &upgrade(true)).unwrap();
+            }
+            both_sent.wait();
+        });
+    });
+    let runs = runs_for.lock().unwrap();
+    assert_eq!(runs.len(), 100, "only the unmuted thread's sends ran");
+    assert!(runs.iter().all(|interactive| *interactive));
+}
+
+#[test]
+fn raise_on_send_is_scoped_to_its_thread() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    post_upgrade.connect(|_, _: &Upgrade<'_>| Err(std::io::Error::other("down")));
+    let _raise = testing::raise_on_send();
+    let message = panic_of(|| {
+        post_upgrade.send_robust(None, &upgrade(false));
+    });
+    assert!(message.contains("down"), "{message}");
+    let elsewhere = thread::spawn(|| post_upgrade.send_robust(None, &upgrade(false)).len())
+        .join()
+        .unwrap();
+    assert_eq!(elsewhere, 1, "another thread records the failure");
+}
+
+#[test]
+fn connected_to_lasts_until_its_guard_is_dropped() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    {
+        let _connected = testing::connected_to(&post_upgrade, |_, _: &Upgrade<'_>| {});
+        assert!(post_upgrade.has_listeners(None));
+    }
+    assert!(!post_upgrade.has_listeners(None));
+}
