@@ -7,6 +7,7 @@
 //! cargo run --example sentry                       # the story, on a fresh database
 //! cargo run --example sentry -- --mermaid wiring.mmd --dot wiring.dot
 //! cargo run --example sentry -- --db story.sqlite3 # keep the database
+//! cargo run --example sentry -- --explain post_save User  # which receivers run, and why not
 //! ```
 
 mod actions;
@@ -34,10 +35,17 @@ use crate::outbox::OutboxCategory;
 use crate::signals::{Event, SiloMode};
 
 const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid FILE] [--dot FILE]
+       cargo run --example sentry -- --explain SIGNAL SENDER
+       cargo run --example sentry -- --report
 
   --db FILE       write the database to FILE (which must not exist) and keep it
   --mermaid FILE  also write the wiring graph, as Mermaid, to FILE
-  --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE";
+  --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE
+  --explain SIGNAL SENDER
+                  say which receivers of SIGNAL run for SENDER (a type such as User, a
+                  value such as Monolith, or `none` for a send without sender), in which
+                  order, and why the others do not; then exit
+  --report        list every signal and its receivers with file:line; then exit";
 
 /// The command line.
 #[derive(Debug, Default)]
@@ -45,6 +53,9 @@ struct Options {
     db: Option<PathBuf>,
     mermaid: Option<PathBuf>,
     dot: Option<PathBuf>,
+    /// `--explain SIGNAL SENDER`: the signal and the sender (`None` for `none`).
+    explain: Option<(String, Option<String>)>,
+    report: bool,
 }
 
 impl Options {
@@ -52,6 +63,18 @@ impl Options {
         let mut options = Self::default();
         while let Some(arg) = args.next() {
             let slot = match arg.as_str() {
+                "--explain" => {
+                    let (Some(signal), Some(sender)) = (args.next(), args.next()) else {
+                        return Err(format!("--explain needs a SIGNAL and a SENDER\n\n{USAGE}"));
+                    };
+                    let sender = (sender != "none").then_some(sender);
+                    options.explain = Some((signal, sender));
+                    continue;
+                }
+                "--report" => {
+                    options.report = true;
+                    continue;
+                }
                 "--db" => &mut options.db,
                 "--mermaid" => &mut options.mermaid,
                 "--dot" => &mut options.dot,
@@ -89,6 +112,26 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let problems = ::signals::check();
     if !problems.is_empty() {
         return Err(format!("wiring problems: {problems:?}").into());
+    }
+    if let Some((signal, sender)) = &options.explain {
+        let Some(explanation) = ::signals::explain_by_name(signal, sender.as_deref()) else {
+            let names: Vec<_> = ::signals::registry()
+                .signals()
+                .iter()
+                .map(::signals::SignalEntry::name)
+                .collect();
+            return Err(format!(
+                "no signal named {signal:?}; the signals are {}",
+                names.join(", ")
+            )
+            .into());
+        };
+        print!("{explanation}");
+        return Ok(());
+    }
+    if options.report {
+        print!("{}", ::signals::report());
+        return Ok(());
     }
     let registry = ::signals::registry();
     println!("# The wiring ({} signals)\n", registry.signals().len());

@@ -343,7 +343,7 @@ impl fmt::Display for registry::Registry {
             writeln!(f)?;
             write!(f, "{}", signal.name())?;
             match signal.sender() {
-                registry::SenderKind::Value(ty) => write!(f, " (sender: a {ty})")?,
+                registry::SenderKind::Value(ty) => write!(f, " (sender: a value of {ty})")?,
                 registry::SenderKind::Type => f.write_str(" (sender: a type)")?,
             }
             if let Some(location) = signal.location() {

@@ -47,3 +47,32 @@ fn calls() -> u32 {
 fn count_call() {
     CALLS.with(|calls| calls.set(calls.get() + 1));
 }
+
+/// `--explain post_save User`: the app's wiring, explained.
+#[test]
+fn explain_says_which_post_save_receivers_run_for_a_user() {
+    let explanation = ::signals::explain_by_name("post_save", Some("User")).unwrap();
+    assert_eq!(
+        explanation.running(),
+        [
+            "sentry::receivers::stats::record_object_created",
+            "sentry::receivers::useremail::create_user_email",
+        ]
+    );
+    let text = explanation.to_string();
+    assert!(
+        text.contains("create_keys_for_project [sender sentry::models::Project"),
+        "{text}"
+    );
+    assert!(text.contains("listens to sender sentry::models::Project, not User"));
+}
+
+/// `--explain` parses its two operands, `none` meaning a send without sender.
+#[test]
+fn the_explain_option_takes_a_signal_and_a_sender() {
+    let args = ["--explain", "post_upgrade", "none"].map(String::from);
+    let options = crate::Options::parse(args.into_iter()).unwrap();
+    assert_eq!(options.explain, Some(("post_upgrade".to_owned(), None)));
+    let args = ["--explain", "post_upgrade"].map(String::from);
+    assert!(crate::Options::parse(args.into_iter()).is_err());
+}
