@@ -348,8 +348,79 @@ fn in_parallel(threads: usize, iters: u64, send: &(impl Fn() + Sync)) -> Duratio
     times.into_iter().max().unwrap_or_default()
 }
 
+/// What watching costs: `emit` to 10 receivers with no subscriber, with a subscriber that wants
+/// only errors, with a testing guard alive on another thread, and with a subscriber that takes
+/// every `signals` span and event (the cost when it is on).
+fn observe(c: &mut Criterion) {
+    let mut group = c.benchmark_group("observe");
+    let args = Args { x: 7 };
+    let signal = Signal::<Bench>::new("observed");
+    for connect in hundred!(closure).iter().take(10) {
+        connect(&signal, None);
+    }
+    group.bench_function("emit_10/no_subscriber", |b| {
+        b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
+    });
+    {
+        let _errors = tracing::subscriber::set_default(Quiet(tracing::Level::ERROR));
+        group.bench_function("emit_10/error_only_subscriber", |b| {
+            b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
+        });
+    }
+    let (started, stop) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _muted = signals::testing::mute(&signal);
+            started.wait();
+            stop.wait();
+        });
+        started.wait();
+        group.bench_function("emit_10/guard_on_another_thread", |b| {
+            b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
+        });
+        stop.wait();
+    });
+    {
+        let _all = tracing::subscriber::set_default(Quiet(tracing::Level::TRACE));
+        group.bench_function("emit_10/debug_subscriber", |b| {
+            b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
+        });
+    }
+    group.finish();
+}
+
+/// A subscriber that enables everything up to `self.0` and records nothing.
+struct Quiet(tracing::Level);
+
+impl tracing::Subscriber for Quiet {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.0
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::from_level(self.0))
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        black_box(event);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 criterion_group!(
     benches,
+    observe,
     runtime_sends,
     static_sends,
     empty_and_filtered,

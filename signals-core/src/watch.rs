@@ -22,8 +22,8 @@ use crate::error::BoxError;
 use crate::receiver::{BoxFuture, ReceiverInfo, Started};
 use crate::testing::{self, Attached, Outcome, Sent};
 
-/// Whether a send must look for watchers: a testing guard is alive somewhere in the process,
-/// or a subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
+/// Whether a send must look for watchers: a testing guard is alive on this thread, or a
+/// subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
 #[inline]
 pub(crate) fn active() -> bool {
     testing::guards_alive()
