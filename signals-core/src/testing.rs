@@ -190,7 +190,7 @@ pub fn mute<S: AnySignal + ?Sized>(signal: &S) -> Mute {
     }
 }
 
-/// Guard returned by [`mute`].
+/// Guard returned by [`mute`] and [`mute_receiver`].
 #[derive(Debug)]
 pub struct Mute {
     id: u64,
@@ -207,26 +207,13 @@ impl Drop for Mute {
 /// running in sends started on this thread, until the guard is dropped; the other receivers
 /// run. A [`capture`] records them as [`Outcome::Muted`].
 #[must_use = "the receiver runs again as soon as the guard is dropped"]
-pub fn mute_receiver(dispatch_uid: impl Into<Cow<'static, str>>) -> MuteReceiver {
+pub fn mute_receiver(dispatch_uid: impl Into<Cow<'static, str>>) -> Mute {
     let id = next_guard();
     let uid = dispatch_uid.into();
     AIDS.with(|aids| aids.borrow_mut().muted_uids.push((id, uid)));
-    MuteReceiver {
+    Mute {
         id,
         _not_send: PhantomData,
-    }
-}
-
-/// Guard returned by [`mute_receiver`].
-#[derive(Debug)]
-pub struct MuteReceiver {
-    id: u64,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for MuteReceiver {
-    fn drop(&mut self) {
-        remove(self.id);
     }
 }
 
@@ -340,7 +327,8 @@ pub struct Sent {
     pub sender: Option<String>,
     /// The arguments, `Debug`-formatted (`{:?}`).
     pub args: String,
-    /// Each receiver the send reached, in the order they ended, and how.
+    /// Each receiver the send reached and how it ended: the muted ones first, then the
+    /// others in the order they ended (dispatch order, for sync receivers).
     pub responses: Vec<(ReceiverInfo, Outcome)>,
     /// Whether the signal was muted on the sending thread, so that no receiver ran.
     pub muted: bool,
