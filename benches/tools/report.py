@@ -2,7 +2,10 @@
 """Runs the dispatch benchmark several times and prints every target of BENCHMARKS.md as the
 median, over the runs, of its ratio to the baseline measured in the same run.
 
-    python3 benches/tools/report.py [--runs 3] [--django]
+    python3 benches/tools/report.py [--runs 3] [--django] [--saved]
+
+Each run's medians are kept in target/report-runs/; --saved prints the tables from those
+instead of running the benchmark again.
 
 --django also times Django's Signal.send (benches/django/run.sh makes its virtual
 environment) and divides by the median Rust figures. Startup and memory have their own
@@ -89,14 +92,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--django", action="store_true")
+    parser.add_argument("--saved", action="store_true")
     options = parser.parse_args()
 
     runs = []
     for run in range(options.runs):
+        saved = ROOT / "target" / "report-runs" / f"run{run + 1}.json"
+        if options.saved:
+            runs.append(json.loads(saved.read_text()))
+            continue
         print(f"run {run + 1} of {options.runs}: {' '.join(BENCH)}", file=sys.stderr)
         subprocess.run(BENCH, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         runs.append(medians())
-        saved = ROOT / "target" / "report-runs" / f"run{run + 1}.json"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(runs[-1], indent=1))
 

@@ -165,6 +165,78 @@ pub(crate) trait FoundDead: Sync {
     fn found_dead(&self);
 }
 
+/// One of the sync ways to run a dispatch list, as a type, so that each kind of signal has one
+/// send body for all three: [`ToSend`], [`ToSendRobust`] and [`ToEmit`].
+pub(crate) trait Run<O> {
+    /// What the send returns.
+    type Out;
+
+    /// What a send that reaches no receiver returns.
+    fn nothing() -> Self::Out;
+
+    /// Runs `steps`.
+    fn run<Cx, S: Step<Cx, Output = O>>(steps: &[S], cx: &Cx, observer: &Observer<'_>)
+    -> Self::Out;
+}
+
+/// [`send`]: responses, stopping at the first `Err`.
+pub(crate) struct ToSend;
+/// [`send_robust`]: every receiver runs, failures recorded.
+pub(crate) struct ToSendRobust;
+/// [`emit`]: like [`send`], without responses.
+pub(crate) struct ToEmit;
+
+impl<O> Run<O> for ToSend {
+    type Out = Result<Responses<O>, SendError>;
+
+    fn nothing() -> Self::Out {
+        Ok(Responses::none())
+    }
+
+    #[inline]
+    fn run<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> Self::Out {
+        send(steps, cx, observer)
+    }
+}
+
+impl<O> Run<O> for ToSendRobust {
+    type Out = Responses<Result<O, ReceiverError>>;
+
+    fn nothing() -> Self::Out {
+        Responses::none()
+    }
+
+    #[inline]
+    fn run<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> Self::Out {
+        send_robust(steps, cx, observer)
+    }
+}
+
+impl Run<()> for ToEmit {
+    type Out = Result<(), SendError>;
+
+    fn nothing() -> Self::Out {
+        Ok(())
+    }
+
+    #[inline]
+    fn run<Cx, S: Step<Cx, Output = ()>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> Self::Out {
+        emit(steps, cx, observer)
+    }
+}
+
 /// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's
 /// identity. Panics propagate.
 #[inline]

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
-use crate::dispatch::{self, Cx, Observer};
+use crate::dispatch::{self, Cx, Observer, Run, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
@@ -24,7 +24,7 @@ use crate::registry::{
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 use crate::testing::Capturable;
-use crate::watch::{self, Watch, Watched};
+use crate::watch::{self, Watch};
 use tracing::Instrument;
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
@@ -216,21 +216,7 @@ impl<F: Signature> Signal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Result<Responses<F::Output>, SendError> {
-        let sender = sender.into();
-        let core = self.core();
-        if watch::active() {
-            return self.watched(
-                sender,
-                args,
-                Ok(Responses::none()),
-                |steps, cx, observer| dispatch::send(steps, cx, observer),
-            );
-        }
-        if !core.may_reach(sender) {
-            return Ok(Responses::none());
-        }
-        let cx = Cx { sender, args };
-        core.with_routes(|routes| dispatch::send(routes.route(sender), &cx, &self.observer(core)))
+        self.dispatch::<ToSend>(sender.into(), args)
     }
 
     /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
@@ -245,20 +231,7 @@ impl<F: Signature> Signal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Responses<Result<F::Output, ReceiverError>> {
-        let sender = sender.into();
-        let core = self.core();
-        if watch::active() {
-            return self.watched(sender, args, Responses::none(), |steps, cx, observer| {
-                dispatch::send_robust(steps, cx, observer)
-            });
-        }
-        if !core.may_reach(sender) {
-            return Responses::none();
-        }
-        let cx = Cx { sender, args };
-        core.with_routes(|routes| {
-            dispatch::send_robust(routes.route(sender), &cx, &self.observer(core))
-        })
+        self.dispatch::<ToSendRobust>(sender.into(), args)
     }
 
     /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
@@ -276,18 +249,38 @@ impl<F: Signature> Signal<F> {
     where
         F: Signature<Output = ()>,
     {
-        let sender = sender.into();
+        self.dispatch::<ToEmit>(sender.into(), args)
+    }
+
+    /// A sync send, `R` saying which. The early return for a signal without receivers is
+    /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
+    #[inline]
+    fn dispatch<R: Run<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> R::Out {
+        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+            return R::nothing();
+        }
+        self.dispatch_from::<R>(sender, args)
+    }
+
+    #[inline(never)]
+    fn dispatch_from<R: Run<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> R::Out {
         let core = self.core();
         if watch::active() {
-            return self.watched(sender, args, Ok(()), |steps, cx, observer| {
-                dispatch::emit(steps, cx, observer)
-            });
+            return self.watched::<R>(sender, args);
         }
         if !core.may_reach(sender) {
-            return Ok(());
+            return R::nothing();
         }
         let cx = Cx { sender, args };
-        core.with_routes(|routes| dispatch::emit(routes.route(sender), &cx, &self.observer(core)))
+        core.with_routes(|routes| R::run(routes.route(sender), &cx, &self.observer(core)))
     }
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
@@ -385,26 +378,20 @@ impl<F: Signature> Signal<F> {
         watch
     }
 
-    /// A sync send while someone watches: `muted` if the signal is muted on this thread,
-    /// otherwise `run` over the receivers that are not, inside the send's span.
+    /// A sync send while someone watches: nothing if the signal is muted on this thread,
+    /// otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<T>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-        muted: T,
-        run: impl FnOnce(&[Watched<'_, ValueEntry<F>>], &Cx<'_, '_, ValueShape<F>>, &Observer<'_>) -> T,
-    ) -> T {
+    fn watched<R: Run<F::Output>>(&self, sender: Option<&F::Sender>, args: &F::Args<'_>) -> R::Out {
         let core = self.core();
         let watch = self.watch(sender, args);
         if watch.muted() {
-            return muted;
+            return R::nothing();
         }
         let _entered = watch.span().enter();
         let cx = Cx { sender, args };
         core.with_routes(|routes| {
-            run(
+            R::run(
                 &watch.steps(routes.route(sender)),
                 &cx,
                 &self.observer(core),

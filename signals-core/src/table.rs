@@ -351,6 +351,12 @@ where
         summary::may_reach(self.summary.load(Ordering::Acquire), sender)
     }
 
+    /// Whether no receiver is connected.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.summary.load(Ordering::Acquire) == 0
+    }
+
     /// Runs `f` with the current snapshot. Holding it does not block anything.
     #[inline]
     pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&R) -> T) -> T {

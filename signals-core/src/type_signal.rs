@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
-use crate::dispatch::{self, Info, Observer, Responses, Step};
+use crate::dispatch::{self, Info, Observer, Responses, Run, Step, ToEmit, ToSend, ToSendRobust};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
@@ -468,34 +468,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     where
         F: SentBy<M>,
     {
-        let core = self.core();
-        let sender = TypeSender::of::<M>();
-        if watch::active() {
-            let watch = self.watch::<M>(sender, args);
-            if watch.muted() {
-                return Ok(Responses::none());
-            }
-            let _entered = watch.span().enter();
-            let observer = self.observer(core);
-            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-                Some(list) => {
-                    dispatch::send(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
-                }
-                None => dispatch::send(
-                    &watch.steps(&routes.any),
-                    &any_cx::<F, M>(sender, args),
-                    &observer,
-                ),
-            });
-        }
-        if !core.may_reach(Some(&sender)) {
-            return Ok(Responses::none());
-        }
-        let observer = self.observer(core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => dispatch::send(&list.0, &typed_cx(sender, args), &observer),
-            None => dispatch::send(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        })
+        self.dispatch::<ToSend, M>(args)
     }
 
     /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
@@ -509,33 +482,67 @@ impl<F: TypeSignature> TypeSignal<F> {
     where
         F: SentBy<M>,
     {
+        self.dispatch::<ToSendRobust, M>(args)
+    }
+
+    /// A sync send from `M`, `R` saying which; see [`Signal`](crate::Signal)'s.
+    #[inline]
+    fn dispatch<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
+    where
+        F: SentBy<M>,
+    {
+        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+            return R::nothing();
+        }
+        self.dispatch_from::<R, M>(args)
+    }
+
+    #[inline(never)]
+    fn dispatch_from<R: Run<F::Output>, M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> R::Out
+    where
+        F: SentBy<M>,
+    {
         let core = self.core();
         let sender = TypeSender::of::<M>();
         if watch::active() {
-            let watch = self.watch::<M>(sender, args);
-            if watch.muted() {
-                return Responses::none();
-            }
-            let _entered = watch.span().enter();
-            let observer = self.observer(core);
-            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-                Some(list) => {
-                    dispatch::send_robust(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
-                }
-                None => dispatch::send_robust(
-                    &watch.steps(&routes.any),
-                    &any_cx::<F, M>(sender, args),
-                    &observer,
-                ),
-            });
+            return self.watched::<R, M>(args);
         }
         if !core.may_reach(Some(&sender)) {
-            return Responses::none();
+            return R::nothing();
         }
         let observer = self.observer(core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => dispatch::send_robust(&list.0, &typed_cx(sender, args), &observer),
-            None => dispatch::send_robust(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+            Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
+            None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+        })
+    }
+
+    /// A sync send from `M` while someone watches: nothing if the signal is muted on this
+    /// thread, otherwise the receivers that are not muted, inside the send's span.
+    #[cold]
+    #[inline(never)]
+    fn watched<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
+    where
+        F: SentBy<M>,
+    {
+        let core = self.core();
+        let sender = TypeSender::of::<M>();
+        let watch = self.watch::<M>(sender, args);
+        if watch.muted() {
+            return R::nothing();
+        }
+        let _entered = watch.span().enter();
+        let observer = self.observer(core);
+        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+            Some(list) => R::run(&watch.steps(&list.0), &typed_cx(sender, args), &observer),
+            None => R::run(
+                &watch.steps(&routes.any),
+                &any_cx::<F, M>(sender, args),
+                &observer,
+            ),
         })
     }
 
@@ -620,34 +627,7 @@ impl<F: TypeSignature> TypeSignal<F> {
     where
         F: SentBy<M> + TypeSignature<Output = ()>,
     {
-        let core = self.core();
-        let sender = TypeSender::of::<M>();
-        if watch::active() {
-            let watch = self.watch::<M>(sender, args);
-            if watch.muted() {
-                return Ok(());
-            }
-            let _entered = watch.span().enter();
-            let observer = self.observer(core);
-            return core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-                Some(list) => {
-                    dispatch::emit(&watch.steps(&list.0), &typed_cx(sender, args), &observer)
-                }
-                None => dispatch::emit(
-                    &watch.steps(&routes.any),
-                    &any_cx::<F, M>(sender, args),
-                    &observer,
-                ),
-            });
-        }
-        if !core.may_reach(Some(&sender)) {
-            return Ok(());
-        }
-        let observer = self.observer(core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => dispatch::emit(&list.0, &typed_cx(sender, args), &observer),
-            None => dispatch::emit(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        })
+        self.dispatch::<ToEmit, M>(args)
     }
 }
 
