@@ -287,15 +287,21 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
 ) -> Responses<Result<S::Output, ReceiverError>> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        if let Some(output) = settle(
-            step,
-            catch_unwind(AssertUnwindSafe(|| step.run(cx))),
-            observer,
-        ) {
-            items.push(Response {
+        // The happy path builds its response in place; going through `settle` would move
+        // every response through the stack, which costs a store-forwarding stall per receiver.
+        match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
+            Ok(Some(Ok(output))) => items.push(Response {
                 receiver: step.info().clone(),
-                output,
-            });
+                output: Ok(output),
+            }),
+            outcome => {
+                if let Some(output) = settle(step, outcome, observer) {
+                    items.push(Response {
+                        receiver: step.info().clone(),
+                        output,
+                    });
+                }
+            }
         }
     }
     Responses { items }
