@@ -484,22 +484,24 @@ where
     }
 
     fn remove(&self, mut table: MutexGuard<'_, Table<K, E>>, slot: Option<usize>) -> bool {
-        let mut removed = self.take_dead(&mut table);
+        let dead = self.take_dead(&mut table);
         let record = slot.and_then(|slot| table.remove(slot));
         let found = record.as_ref().is_some_and(|record| record.entry.alive());
-        removed.extend(record);
-        if !removed.is_empty() {
+        if record.is_some() || !dead.is_empty() {
             self.state.store(state::STALE, Ordering::Release);
         }
         drop(table);
-        drop(removed);
+        drop((record, dead));
         found
     }
 
     /// Purges weak receivers whose target is gone if a send met one, or if the table has
     /// doubled since the last sweep.
     fn take_dead(&self, table: &mut Table<K, E>) -> Vec<Record<K, E>> {
-        if self.dead.swap(false, Ordering::AcqRel) || table.live >= table.sweep_at {
+        // A plain load first: the swap is a locked instruction, and the flag is rarely set.
+        if (self.dead.load(Ordering::Relaxed) && self.dead.swap(false, Ordering::AcqRel))
+            || table.live >= table.sweep_at
+        {
             table.purge_dead()
         } else {
             Vec::new()
