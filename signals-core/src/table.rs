@@ -360,14 +360,21 @@ where
     /// Runs `f` with the current snapshot. Holding it does not block anything.
     #[inline]
     pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&R) -> T) -> T {
-        match self.state.load(Ordering::Acquire) {
-            state::INITIAL => f(&self.initial),
-            state::CURRENT => f(&self.routes.load()),
+        // One call of `f`, so that it is inlined here rather than outlined for three.
+        let current;
+        let routes = match self.state.load(Ordering::Acquire) {
+            state::INITIAL => &*self.initial,
+            state::CURRENT => {
+                current = self.routes.load();
+                &*current
+            }
             _ => {
                 self.refresh();
-                f(&self.routes.load())
+                current = self.routes.load();
+                &*current
             }
-        }
+        };
+        f(routes)
     }
 
     /// The current snapshot, owned: for async sends, whose futures may move between threads.
