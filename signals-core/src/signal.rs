@@ -266,6 +266,7 @@ impl<F: Signature> Signal<F> {
         self.dispatch_from::<R>(sender, args)
     }
 
+    /// The send past the early return, out of line so that callers inline only the check.
     #[inline(never)]
     fn dispatch_from<R: Run<F::Output>>(
         &self,

@@ -485,7 +485,8 @@ impl<F: TypeSignature> TypeSignal<F> {
         self.dispatch::<ToSendRobust, M>(args)
     }
 
-    /// A sync send from `M`, `R` saying which; see [`Signal`](crate::Signal)'s.
+    /// A sync send from `M`, `R` saying which; as for value signals, the early return for a
+    /// signal without receivers is inlined into the caller.
     #[inline]
     fn dispatch<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
     where
@@ -497,6 +498,7 @@ impl<F: TypeSignature> TypeSignal<F> {
         self.dispatch_from::<R, M>(args)
     }
 
+    /// The send past the early return, out of line so that callers inline only the check.
     #[inline(never)]
     fn dispatch_from<R: Run<F::Output>, M: 'static>(
         &self,
