@@ -4,7 +4,7 @@
 //! `send_robust`, which run the sync receivers in order, then the async ones concurrently.
 
 use std::any::Any;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Poll;
@@ -234,6 +234,36 @@ impl Run<()> for ToEmit {
         observer: &Observer<'_>,
     ) -> Self::Out {
         emit(steps, cx, observer)
+    }
+}
+
+/// The async ways to run a dispatch list: [`ToSend`] and [`ToSendRobust`].
+pub(crate) trait RunAsync<O>: Run<O> {
+    /// Runs `steps`: the plain receivers in order, then the async ones concurrently.
+    fn run_async<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> impl Future<Output = Self::Out>;
+}
+
+impl<O> RunAsync<O> for ToSend {
+    fn run_async<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> impl Future<Output = Self::Out> {
+        send_async(steps, cx, observer)
+    }
+}
+
+impl<O> RunAsync<O> for ToSendRobust {
+    fn run_async<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        observer: &Observer<'_>,
+    ) -> impl Future<Output = Self::Out> {
+        send_robust_async(steps, cx, observer)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
-use crate::dispatch::{self, Cx, Observer, Run, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{Cx, Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
@@ -744,26 +744,7 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Result<Responses<F::Output>, SendError> {
-        let sender = sender.into();
-        let core = self.0.core();
-        if watch::active() {
-            let watch = self.0.watch(sender, args);
-            if watch.muted() {
-                return Ok(Responses::none());
-            }
-            let routes = core.routes_full();
-            let cx = Cx { sender, args };
-            let steps = watch.steps(routes.route(sender));
-            let observer = self.0.observer(core);
-            let send = dispatch::send_async(&steps, &cx, &observer);
-            return send.instrument(watch.span().clone()).await;
-        }
-        if !core.may_reach(sender) {
-            return Ok(Responses::none());
-        }
-        let routes = core.routes_full();
-        let cx = Cx { sender, args };
-        dispatch::send_async(routes.route(sender), &cx, &self.0.observer(core)).await
+        self.dispatch::<ToSend>(sender.into(), args).await
     }
 
     /// Runs every receiver of `sender` and of any sender, whatever the others do: an `Err` or a
@@ -774,26 +755,34 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Responses<Result<F::Output, ReceiverError>> {
-        let sender = sender.into();
+        self.dispatch::<ToSendRobust>(sender.into(), args).await
+    }
+
+    /// An async send, `R` saying which.
+    async fn dispatch<R: RunAsync<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> R::Out {
         let core = self.0.core();
         if watch::active() {
             let watch = self.0.watch(sender, args);
             if watch.muted() {
-                return Responses::none();
+                return R::nothing();
             }
             let routes = core.routes_full();
             let cx = Cx { sender, args };
             let steps = watch.steps(routes.route(sender));
             let observer = self.0.observer(core);
-            let send = dispatch::send_robust_async(&steps, &cx, &observer);
+            let send = R::run_async(&steps, &cx, &observer);
             return send.instrument(watch.span().clone()).await;
         }
         if !core.may_reach(sender) {
-            return Responses::none();
+            return R::nothing();
         }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
-        dispatch::send_robust_async(routes.route(sender), &cx, &self.0.observer(core)).await
+        R::run_async(routes.route(sender), &cx, &self.0.observer(core)).await
     }
 
     /// Whether any live receiver would run for `sender`; see [`Signal::has_listeners`].

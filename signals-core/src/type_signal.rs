@@ -15,7 +15,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
-use crate::dispatch::{self, Info, Observer, Responses, Run, Step, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{
+    Info, Observer, Responses, Run, RunAsync, Step, ToEmit, ToSend, ToSendRobust,
+};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
@@ -1166,39 +1168,7 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
     where
         F: SentBy<M>,
     {
-        let core = self.0.core();
-        let sender = TypeSender::of::<M>();
-        if watch::active() {
-            let watch = self.0.watch::<M>(sender, args);
-            if watch.muted() {
-                return Ok(Responses::none());
-            }
-            let routes = core.routes_full();
-            let observer = self.0.observer(core);
-            let span = watch.span().clone();
-            if let Some(list) = typed_list::<F, M>(&routes, sender) {
-                let steps = watch.steps(&list.0);
-                return dispatch::send_async(&steps, &typed_cx(sender, args), &observer)
-                    .instrument(span)
-                    .await;
-            }
-            let steps = watch.steps(&routes.any);
-            let cx = any_cx::<F, M>(sender, args);
-            return dispatch::send_async(&steps, &cx, &observer)
-                .instrument(span)
-                .await;
-        }
-        if !core.may_reach(Some(&sender)) {
-            return Ok(Responses::none());
-        }
-        let routes = core.routes_full();
-        let observer = self.0.observer(core);
-        match typed_list::<F, M>(&routes, sender) {
-            Some(list) => dispatch::send_async(&list.0, &typed_cx(sender, args), &observer).await,
-            None => {
-                dispatch::send_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await
-            }
-        }
+        self.dispatch::<ToSend, M>(args).await
     }
 
     /// Runs every receiver of sender type `M` and of any sender, whatever the others do;
@@ -1210,41 +1180,45 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
     where
         F: SentBy<M>,
     {
+        self.dispatch::<ToSendRobust, M>(args).await
+    }
+
+    /// An async send from `M`, `R` saying which.
+    async fn dispatch<R: RunAsync<F::Output>, M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> R::Out
+    where
+        F: SentBy<M>,
+    {
         let core = self.0.core();
         let sender = TypeSender::of::<M>();
         if watch::active() {
             let watch = self.0.watch::<M>(sender, args);
             if watch.muted() {
-                return Responses::none();
+                return R::nothing();
             }
             let routes = core.routes_full();
             let observer = self.0.observer(core);
             let span = watch.span().clone();
             if let Some(list) = typed_list::<F, M>(&routes, sender) {
                 let steps = watch.steps(&list.0);
-                return dispatch::send_robust_async(&steps, &typed_cx(sender, args), &observer)
+                return R::run_async(&steps, &typed_cx(sender, args), &observer)
                     .instrument(span)
                     .await;
             }
             let steps = watch.steps(&routes.any);
             let cx = any_cx::<F, M>(sender, args);
-            return dispatch::send_robust_async(&steps, &cx, &observer)
-                .instrument(span)
-                .await;
+            return R::run_async(&steps, &cx, &observer).instrument(span).await;
         }
         if !core.may_reach(Some(&sender)) {
-            return Responses::none();
+            return R::nothing();
         }
         let routes = core.routes_full();
         let observer = self.0.observer(core);
         match typed_list::<F, M>(&routes, sender) {
-            Some(list) => {
-                dispatch::send_robust_async(&list.0, &typed_cx(sender, args), &observer).await
-            }
-            None => {
-                dispatch::send_robust_async(&routes.any, &any_cx::<F, M>(sender, args), &observer)
-                    .await
-            }
+            Some(list) => R::run_async(&list.0, &typed_cx(sender, args), &observer).await,
+            None => R::run_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await,
         }
     }
 
