@@ -344,3 +344,20 @@ async fn async_type_signals_give_typed_instances_to_async_receivers() {
     let other = post_save.send_robust::<u8>(&Saved { instance: &7 }).await;
     assert_eq!(other.len(), 1, "only the any-sender receiver runs for u8");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_type_signal_sends_are_send_futures_that_run_on_a_multi_thread_runtime() {
+    let handle = tokio::spawn(async {
+        let user = User {
+            email: "grace@example.com".into(),
+        };
+        let robust_responses = post_save
+            .send_robust::<User>(&Saved { instance: &user })
+            .await;
+        let sent = post_save.send::<User>(&Saved { instance: &user }).await;
+        (robust_responses.len(), sent.unwrap().into_outputs())
+    });
+    let (robust_count, outputs) = handle.await.unwrap();
+    assert_eq!(robust_count, 2);
+    assert_eq!(outputs, ["saved a User", "welcome grace@example.com"]);
+}
