@@ -317,24 +317,35 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
 ) -> Responses<Result<S::Output, ReceiverError>> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        // The happy path builds its response in place; going through `settle` would move
-        // every response through the stack, which costs a store-forwarding stall per receiver.
-        match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
-            Ok(Some(Ok(output))) => items.push(Response {
-                receiver: step.info().clone(),
-                output: Ok(output),
-            }),
-            outcome => {
-                if let Some(output) = settle(step, outcome, observer) {
-                    items.push(Response {
-                        receiver: step.info().clone(),
-                        output,
-                    });
-                }
+        run_robust(step, cx, observer, &mut items);
+    }
+    Responses { items }
+}
+
+/// Runs a plain receiver for a robust send and records its response, if it has one.
+#[inline]
+fn run_robust<Cx, S: Step<Cx>>(
+    step: &S,
+    cx: &Cx,
+    observer: &Observer<'_>,
+    items: &mut Vec<Response<Result<S::Output, ReceiverError>>>,
+) {
+    // The happy path builds its response in place; going through `settle` would move every
+    // response through the stack, which costs a store-forwarding stall per receiver.
+    match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
+        Ok(Some(Ok(output))) => items.push(Response {
+            receiver: step.info().clone(),
+            output: Ok(output),
+        }),
+        outcome => {
+            if let Some(output) = settle(step, outcome, observer) {
+                items.push(Response {
+                    receiver: step.info().clone(),
+                    output,
+                });
             }
         }
     }
-    Responses { items }
 }
 
 #[cold]
@@ -478,19 +489,9 @@ pub(crate) async fn send_robust_async<Cx, S: Step<Cx>>(
     cx: &Cx,
     observer: &Observer<'_>,
 ) -> Responses<Result<S::Output, ReceiverError>> {
-    let sync: Vec<&S> = steps.iter().filter(|step| !step.is_async()).collect();
     let mut items = Vec::with_capacity(steps.len());
-    for step in sync {
-        if let Some(output) = settle(
-            step,
-            catch_unwind(AssertUnwindSafe(|| step.run(cx))),
-            observer,
-        ) {
-            items.push(Response {
-                receiver: step.info().clone(),
-                output,
-            });
-        }
+    for step in steps.iter().filter(|step| !step.is_async()) {
+        run_robust(step, cx, observer, &mut items);
     }
     let mut in_flight = Vec::new();
     for step in steps.iter().filter(|step| step.is_async()) {
