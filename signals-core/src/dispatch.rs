@@ -277,16 +277,28 @@ pub(crate) fn send<Cx, S: Step<Cx>>(
 ) -> Result<Responses<S::Output>, SendError> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        match step.run(cx) {
-            Some(Ok(output)) => items.push(Response {
-                receiver: step.info().clone(),
-                output,
-            }),
-            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-            None => observer.table.found_dead(),
-        }
+        run_send(step, cx, observer, &mut items)?;
     }
     Ok(Responses { items })
+}
+
+/// Runs a plain receiver for a `send` and records its response; its `Err` stops the send.
+#[inline]
+fn run_send<Cx, S: Step<Cx>>(
+    step: &S,
+    cx: &Cx,
+    observer: &Observer<'_>,
+    items: &mut Vec<Response<S::Output>>,
+) -> Result<(), SendError> {
+    match step.run(cx) {
+        Some(Ok(output)) => items.push(Response {
+            receiver: step.info().clone(),
+            output,
+        }),
+        Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
+        None => observer.table.found_dead(),
+    }
+    Ok(())
 }
 
 /// Like [`send`], without collecting responses: allocates nothing unless a receiver fails.
@@ -419,14 +431,7 @@ pub(crate) async fn send_async<Cx, S: Step<Cx>>(
 ) -> Result<Responses<S::Output>, SendError> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps.iter().filter(|step| !step.is_async()) {
-        match step.run(cx) {
-            Some(Ok(output)) => items.push(Response {
-                receiver: step.info().clone(),
-                output,
-            }),
-            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-            None => observer.table.found_dead(),
-        }
+        run_send(step, cx, observer, &mut items)?;
     }
     let mut in_flight = Vec::new();
     for step in steps.iter().filter(|step| step.is_async()) {
