@@ -162,7 +162,7 @@ pub fn explain_by_name(signal: &str, sender: Option<&str>) -> Option<Explanation
 }
 
 fn build<S: SignalRef + ?Sized>(signal: &S, sender: Option<String>) -> Explanation {
-    let muted = testing::is_muted(signal.address());
+    let seen = testing::seen(signal.address());
     let mut running: Vec<(bool, Explained)> = Vec::new();
     let mut others = Vec::new();
     for row in signal.rows() {
@@ -171,16 +171,13 @@ fn build<S: SignalRef + ?Sized>(signal: &S, sender: Option<String>) -> Explanati
             (Some(listened), Some(sent)) => same_sender(listened, sent),
             (Some(_), None) => false,
         };
-        let muted_uid = row
-            .receiver
-            .dispatch_uid()
-            .is_some_and(testing::is_muted_uid);
+        let muted = seen.muted || seen.mutes(&row.receiver);
         let verdict = match row.state {
             RowState::Duplicate { first } => Verdict::DuplicateDispatchUid { first },
             _ if !listens => Verdict::OtherSender,
             RowState::Disconnected => Verdict::Disconnected,
             RowState::Connected { alive: false } => Verdict::TargetDropped,
-            RowState::Connected { alive: true } if muted || muted_uid => Verdict::Muted,
+            RowState::Connected { alive: true } if muted => Verdict::Muted,
             RowState::Connected { alive: true } => Verdict::Runs { position: 0 },
         };
         let explained = Explained {

@@ -89,11 +89,20 @@ pub(crate) struct Attached {
     pub(crate) render: Arc<dyn Any + Send + Sync>,
 }
 
-/// What the guards of this thread say about the signal at `address`.
+/// What one thread's guards say about one signal: see [`seen`].
 pub(crate) struct Seen {
     pub(crate) muted: bool,
     pub(crate) muted_uids: Vec<Cow<'static, str>>,
     pub(crate) captures: Vec<Attached>,
+}
+
+impl Seen {
+    /// Whether `receiver` is muted by its `dispatch_uid`.
+    pub(crate) fn mutes(&self, receiver: &ReceiverInfo) -> bool {
+        receiver
+            .dispatch_uid()
+            .is_some_and(|uid| self.muted_uids.iter().any(|muted| muted == uid))
+    }
 }
 
 /// What the guards of this thread say about the signal at `address`.
@@ -215,26 +224,6 @@ pub fn mute_receiver(dispatch_uid: impl Into<Cow<'static, str>>) -> Mute {
         id,
         _not_send: PhantomData,
     }
-}
-
-/// Whether `signal` is muted on this thread.
-pub(crate) fn is_muted(address: usize) -> bool {
-    AIDS.with(|aids| {
-        aids.borrow()
-            .muted
-            .iter()
-            .any(|&(_, muted)| muted == address)
-    })
-}
-
-/// Whether the receivers with `dispatch_uid` are muted on this thread.
-pub(crate) fn is_muted_uid(dispatch_uid: &str) -> bool {
-    AIDS.with(|aids| {
-        aids.borrow()
-            .muted_uids
-            .iter()
-            .any(|(_, uid)| uid == dispatch_uid)
-    })
 }
 
 /// A signal whose sends can be captured: its arguments (the any-sender view for type

@@ -7,7 +7,6 @@
 //! event at `debug`, and a line in each capture of the signal.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::fmt::Debug;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -20,7 +19,7 @@ use tracing::{Level, Span, field};
 use crate::dispatch::{Info, Step, panic_message};
 use crate::error::BoxError;
 use crate::receiver::{BoxFuture, ReceiverInfo, Started};
-use crate::testing::{self, Attached, Outcome, Sent};
+use crate::testing::{self, Outcome, Seen, Sent};
 
 /// Whether a send must look for watchers: a testing guard is alive on this thread, or a
 /// subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
@@ -35,9 +34,8 @@ pub(crate) fn active() -> bool {
 pub(crate) struct Watch {
     signal: &'static str,
     span: Span,
-    muted: bool,
-    muted_uids: Vec<Cow<'static, str>>,
-    captures: Vec<Attached>,
+    /// What the sending thread's testing guards say about the signal.
+    seen: Seen,
     /// The send as the captures will record it, if there are any.
     sent: Mutex<Option<Sent>>,
 }
@@ -63,9 +61,7 @@ impl Watch {
         Self {
             signal,
             span,
-            muted: seen.muted,
-            muted_uids: seen.muted_uids,
-            captures: seen.captures,
+            seen,
             sent: Mutex::new(sent),
         }
     }
@@ -77,13 +73,13 @@ impl Watch {
 
     /// Whether the signal is muted on the sending thread: the send runs no receiver.
     pub(crate) fn muted(&self) -> bool {
-        self.muted
+        self.seen.muted
     }
 
     /// Records the arguments for the captures: `render` gets a capture's renderer, which the
     /// signal's send path downcasts to its own type.
     pub(crate) fn args(&self, render: impl FnOnce(&(dyn Any + Send + Sync)) -> Option<String>) {
-        let Some(capture) = self.captures.first() else {
+        let Some(capture) = self.seen.captures.first() else {
             return;
         };
         if let Some(args) = render(&*capture.render)
@@ -99,10 +95,7 @@ impl Watch {
         let mut watched = Vec::with_capacity(steps.len());
         for step in steps {
             let info = step.info();
-            let muted = info
-                .dispatch_uid()
-                .is_some_and(|uid| self.muted_uids.iter().any(|muted| muted == uid));
-            if muted {
+            if self.seen.mutes(info) {
                 self.ended(info, Outcome::Muted);
             } else {
                 watched.push(Watched { step, watch: self });
@@ -146,7 +139,7 @@ impl Drop for Watch {
         let Some(sent) = self.sent().take() else {
             return;
         };
-        for capture in &self.captures {
+        for capture in &self.seen.captures {
             capture
                 .log
                 .lock()
@@ -225,17 +218,17 @@ impl<O> Future for Reported<'_, O> {
         let Some(future) = self.future.as_mut() else {
             panic!("a receiver's future was polled after it completed");
         };
-        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task)));
-        if !matches!(polled, Ok(Poll::Pending)) {
-            self.future = None;
-        }
-        match polled {
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => {
+                self.future = None;
                 self.watch.ended(self.info, ran(Some(&result)));
                 Poll::Ready(result)
             }
-            Err(payload) => self.watch.panicked(self.info, payload),
+            Err(payload) => {
+                self.future = None;
+                self.watch.panicked(self.info, payload)
+            }
         }
     }
 }
