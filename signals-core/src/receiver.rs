@@ -565,6 +565,8 @@ where
 }
 
 /// A closure called with a target it holds weakly; it stops firing once the target is dropped.
+/// A plain one borrows the target for the call; an async one gets it as an `Arc`, kept alive
+/// until its future completes.
 pub(crate) struct WeakTarget<T, C, R> {
     target: std::sync::Weak<T>,
     f: C,
@@ -623,25 +625,7 @@ where
     }
 }
 
-/// An async closure called with a target it holds weakly: it gets the target as an `Arc`, kept
-/// alive until its future completes, and stops firing once the target is dropped.
-pub(crate) struct WeakAsyncTarget<T, C, R> {
-    target: std::sync::Weak<T>,
-    f: C,
-    _returns: PhantomData<fn() -> R>,
-}
-
-impl<T, C, R> WeakAsyncTarget<T, C, R> {
-    pub(crate) fn new(target: &Arc<T>, f: C) -> Self {
-        Self {
-            target: Arc::downgrade(target),
-            f,
-            _returns: PhantomData,
-        }
-    }
-}
-
-impl<Sh, T, C, R> DynAsyncCall<Sh> for WeakAsyncTarget<T, C, R>
+impl<Sh, T, C, R> DynAsyncCall<Sh> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,

@@ -16,7 +16,7 @@ use crate::error::{ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
-    ReceiverMeta, Shape, SourceLocation, Strong, WeakAsyncTarget, WeakTarget,
+    ReceiverMeta, Shape, SourceLocation, Strong, WeakTarget,
 };
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
@@ -659,8 +659,7 @@ impl<'s, F: Signature> Connector<'s, F, mode::Async> {
         R: IntoResponse<F::Output> + 'static,
     {
         let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        let call: Call<ValueShape<F>> =
-            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+        let call: Call<ValueShape<F>> = Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
         self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 

@@ -22,7 +22,7 @@ use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::explain::{Explain, Row};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
-    ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakAsyncTarget, WeakTarget,
+    ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakTarget,
 };
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
@@ -981,7 +981,7 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, mode::Async> {
     {
         let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
         let call: Call<AnyTypeShape<F>> =
-            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+            Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
         self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 
@@ -1099,7 +1099,7 @@ impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, mode::Async> {
     {
         let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
         let call: Call<TypedShape<F, M>> =
-            Call::DynAsync(Arc::new(WeakAsyncTarget::new(target, receiver)));
+            Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
         self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 
