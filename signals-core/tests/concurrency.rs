@@ -1,7 +1,7 @@
 //! Snapshot semantics, re-entrancy and threads: a send runs the receivers connected when it
+//! started, holds no lock while they run, and never waits for another send or for a connect.
 
 #![allow(non_upper_case_globals)]
-//! started, holds no lock while they run, and never waits for another send or for a connect.
 
 mod support;
 
@@ -10,11 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use signals_core::{Connection, Signal, Signature, TypeSignal};
-use support::{DEADLOCK, Event, Log, Plain, PostSave, Rendezvous, Silo};
-
-fn ev(log: &Log) -> Event<'_> {
-    Event { log, value: 0 }
-}
+use support::{DEADLOCK, Event, Log, Plain, PostSave, Rendezvous, Silo, ev};
 
 #[test]
 fn a_receiver_disconnected_during_a_send_still_runs_in_that_send() {

@@ -7,11 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use signals_core::{ReceiverKind, Signal};
-use support::{Event, Log, Numbered, Plain, Silo};
-
-fn ev(log: &Log) -> Event<'_> {
-    Event { log, value: 0 }
-}
+use support::{Event, Log, Numbered, Plain, Silo, ev};
 
 fn record_a(_: Option<&Silo>, args: &Event<'_>) {
     args.log.push("a");

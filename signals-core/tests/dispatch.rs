@@ -5,7 +5,7 @@ mod support;
 use std::fmt;
 
 use signals_core::{ReceiverError, Signal, testing};
-use support::{Event, Log, Numbered, Plain, Silo};
+use support::{Event, Log, Numbered, Plain, Silo, ev};
 
 #[derive(Debug)]
 struct Refused(&'static str);
@@ -20,10 +20,6 @@ impl std::error::Error for Refused {}
 
 fn receiver_bug(_: Option<&Silo>, _: &Event<'_>) {
     panic!("receiver bug {}", 7);
-}
-
-fn ev(log: &Log) -> Event<'_> {
-    Event { log, value: 0 }
 }
 
 fn named(name: &'static str) -> impl Fn(Option<&Silo>, &Event<'_>) + Send + Sync + 'static {

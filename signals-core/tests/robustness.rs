@@ -9,11 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use signals_core::{ReceiverError, Signal};
-use support::{DEADLOCK, Event, Log, Plain, Rendezvous, Silo};
-
-fn ev(log: &Log) -> Event<'_> {
-    Event { log, value: 0 }
-}
+use support::{DEADLOCK, Event, Log, Plain, Rendezvous, Silo, ev};
 
 #[test]
 fn a_receiver_that_panics_while_holding_a_scoped_guard_leaves_the_signal_usable() {

@@ -35,6 +35,11 @@ pub struct Event<'a> {
     pub value: u32,
 }
 
+/// An event with value 0 that logs to `log`.
+pub fn ev(log: &Log) -> Event<'_> {
+    Event { log, value: 0 }
+}
+
 /// A value-sender signal whose receivers return a number.
 pub enum Numbered {}
 impl Signature for Numbered {
