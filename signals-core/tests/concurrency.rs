@@ -8,9 +8,10 @@ mod support;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use signals_core::{Connection, Signal, Signature, TypeSignal};
-use support::{DEADLOCK, Event, Log, Plain, PostSave, Rendezvous, Silo, ev};
+use support::{DEADLOCK, Event, Log, Plain, PostSave, RaiseOnDrop, Rendezvous, Silo, ev};
 
 #[test]
 fn a_receiver_disconnected_during_a_send_still_runs_in_that_send() {
@@ -212,31 +213,49 @@ impl Signature for Observed {
     type Output = ();
 }
 
+/// The snapshot test waits for what it asserts instead of assuming how threads are scheduled:
+/// the editor starts once both senders have sent, and keeps editing until each sender has sent
+/// `MIN_SENDS` times while edits were in flight and seen the list change, however long a busy
+/// machine makes that take (up to `DEADLOCK`, then it fails saying how far it got).
 #[test]
 fn concurrent_sends_always_see_a_consistent_snapshot_while_another_thread_edits() {
-    const EDITS: u32 = 3_000;
+    const SENDERS: usize = 2;
+    const MIN_EDITS: u32 = 3_000;
+    const MIN_SENDS: u32 = 200;
     static signal: Signal<Observed> = Signal::new("observed");
+    static STARTED: Rendezvous = Rendezvous::new(SENDERS + 1);
     fn connect(id: u32) -> Connection {
         signal
             .connector()
             .sender(Silo::Monolith)
             .connect(move |_, seen: &Seen<'_>| seen.ids.borrow_mut().push(id))
     }
-    // The writer keeps one or two receivers connected: it connects `id + 1`, then
-    // disconnects `id`. A consistent send therefore sees `[id]` or `[id, id + 1]`.
+    // The editor keeps one or two receivers connected: it connects `id + 1`, then disconnects
+    // `id`. A consistent send therefore sees `[id]` or `[id, id + 1]`, and never goes back.
     let mut current = connect(0);
+    let editing = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
-    let sends = AtomicU32::new(0);
+    let sends: [AtomicU32; SENDERS] = Default::default();
+    let changes: [AtomicU32; SENDERS] = Default::default();
+    let progress = || {
+        let load =
+            |counts: &[AtomicU32; SENDERS]| counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        (load(&sends), load(&changes))
+    };
     std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
+        for (sends, changes) in sends.iter().zip(&changes) {
+            let (editing, stop) = (&editing, &stop);
+            scope.spawn(move || {
+                let _stop_all = RaiseOnDrop(stop);
                 let mut last_first = 0;
-                while !stop.load(Ordering::Acquire) {
+                let mut first_send = true;
+                loop {
+                    let during_edits = editing.load(Ordering::Acquire);
                     let ids = RefCell::new(Vec::new());
                     signal.send(&Silo::Monolith, &Seen { ids: &ids }).unwrap();
                     let ids = ids.into_inner();
                     match ids[..] {
-                        [id] => assert!(id >= last_first, "went back from {last_first} to {id}"),
+                        [_] => {}
                         [id, next] => assert_eq!(next, id + 1, "half-published list {ids:?}"),
                         _ => panic!("inconsistent snapshot {ids:?}"),
                     }
@@ -244,19 +263,45 @@ fn concurrent_sends_always_see_a_consistent_snapshot_while_another_thread_edits(
                         ids[0] >= last_first,
                         "went back from {last_first} to {ids:?}"
                     );
+                    if ids[0] != last_first {
+                        changes.fetch_add(1, Ordering::Relaxed);
+                    }
                     last_first = ids[0];
-                    sends.fetch_add(1, Ordering::Relaxed);
+                    if first_send {
+                        first_send = false;
+                        assert!(STARTED.wait(DEADLOCK), "the editor never started");
+                    }
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if during_edits {
+                        sends.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
-        for id in 1..=EDITS {
-            let next = connect(id);
+        let _stop_all = RaiseOnDrop(&stop);
+        assert!(STARTED.wait(DEADLOCK), "the senders never sent");
+        editing.store(true, Ordering::Release);
+        let began = Instant::now();
+        let mut edits = 0;
+        loop {
+            let (sent, seen_change) = progress();
+            let enough = |counts: [u32; SENDERS], min| counts.iter().all(|&c| c >= min);
+            if edits >= MIN_EDITS && enough(sent, MIN_SENDS) && enough(seen_change, 1) {
+                break;
+            }
+            assert!(
+                began.elapsed() < DEADLOCK,
+                "after {edits} edits in {DEADLOCK:?}, the senders had sent {sent:?} times during \
+                 edits and seen the list change {seen_change:?} times (wanted {MIN_SENDS} and 1 each)"
+            );
+            edits += 1;
+            let next = connect(edits);
             assert!(signal.disconnect(current));
             current = next;
         }
-        stop.store(true, Ordering::Release);
     });
-    assert!(sends.load(Ordering::Relaxed) > 0);
 }
 
 #[test]

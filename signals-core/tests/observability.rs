@@ -123,6 +123,21 @@ impl Subscriber for Recorder {
     }
 }
 
+/// Runs `f` with `subscriber` as this thread's default, while no other test of this file runs.
+///
+/// While exactly one subscriber is registered, `tracing` computes a callsite's cached interest
+/// from the default subscriber of whichever thread reaches the callsite first, and a concurrent
+/// registration can be overwritten (tokio-rs/tracing#3611): run side by side, one test's
+/// subscriber could decide for another's callsites. One test at a time, each with its own
+/// subscriber, gives each the interest its own subscriber asks for.
+fn with_only<S: Subscriber + Send + Sync + 'static, T>(subscriber: S, f: impl FnOnce() -> T) -> T {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tracing::subscriber::with_default(subscriber, f)
+}
+
 #[derive(Debug)]
 struct Down;
 
@@ -144,7 +159,7 @@ fn send_robust_logs_a_signal_failure_event_naming_the_receiver() {
     signal.connect(|_, _: &Event<'_>| {});
     let recorder = Recorder::default();
     let log = Log::default();
-    tracing::subscriber::with_default(recorder.clone(), || {
+    with_only(recorder.clone(), || {
         signal.send_robust(
             None,
             &Event {
@@ -178,7 +193,7 @@ fn send_does_not_log_the_error_it_returns() {
     signal.connect(|_, _: &Event<'_>| Err(Down));
     let recorder = Recorder::default();
     let log = Log::default();
-    tracing::subscriber::with_default(recorder.clone(), || {
+    with_only(recorder.clone(), || {
         assert!(
             signal
                 .send(
@@ -217,7 +232,7 @@ fn a_send_is_a_span_with_an_event_per_receiver_outcome() {
         .connect(|_, _: &Event<'_>| {});
     let recorder = Recorder::default();
     let log = Log::default();
-    tracing::subscriber::with_default(recorder.clone(), || {
+    with_only(recorder.clone(), || {
         signal.send_robust(
             &Silo::Control,
             &Event {
@@ -292,7 +307,7 @@ fn a_subscriber_that_does_not_want_debug_gets_no_span() {
     signal.connect(|_, _: &Event<'_>| Err(Down));
     let subscriber = ErrorsOnly::default();
     let log = Log::default();
-    tracing::subscriber::with_default(subscriber.clone(), || {
+    with_only(subscriber.clone(), || {
         signal.send_robust(
             None,
             &Event {

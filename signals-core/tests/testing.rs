@@ -3,6 +3,8 @@
 
 #![allow(non_upper_case_globals)]
 
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +12,7 @@ use std::thread;
 
 use signals_core::testing::{self, Outcome};
 use signals_core::{Signal, Signature, assert_sent};
+use support::{DEADLOCK, Rendezvous};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Silo {
@@ -190,19 +193,19 @@ fn mute_receiver_leaves_out_one_dispatch_uid_only() {
 fn mutes_and_captures_are_scoped_to_the_thread_that_made_them() {
     static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
     static runs_for: Mutex<Vec<bool>> = Mutex::new(Vec::new());
+    static BOTH_READY: Rendezvous = Rendezvous::new(2);
+    static BOTH_SENT: Rendezvous = Rendezvous::new(2);
     post_upgrade.connect(|_, args: &Upgrade<'_>| runs_for.lock().unwrap().push(args.interactive));
-    let both_ready = std::sync::Barrier::new(2);
-    let both_sent = std::sync::Barrier::new(2);
 
     thread::scope(|scope| {
         scope.spawn(|| {
             let sent = testing::capture(&post_upgrade);
             let _muted = testing::mute(&post_upgrade);
-            both_ready.wait();
+            assert!(BOTH_READY.wait(DEADLOCK), "the other thread never started");
             for _ in 0..100 {
                 post_upgrade.emit(None, &upgrade(false)).unwrap();
             }
-            both_sent.wait();
+            assert!(BOTH_SENT.wait(DEADLOCK), "the other thread never finished");
             assert_eq!(sent.len(), 100);
             assert!(
                 sent.sends()
@@ -211,11 +214,11 @@ fn mutes_and_captures_are_scoped_to_the_thread_that_made_them() {
             );
         });
         scope.spawn(|| {
-            both_ready.wait();
+            assert!(BOTH_READY.wait(DEADLOCK), "the muting thread never started");
             for _ in 0..100 {
                 post_upgrade.emit(None, &upgrade(true)).unwrap();
             }
-            both_sent.wait();
+            assert!(BOTH_SENT.wait(DEADLOCK), "the muting thread never finished");
         });
     });
     let runs = runs_for.lock().unwrap();

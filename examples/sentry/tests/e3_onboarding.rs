@@ -1,12 +1,14 @@
 //! E3: onboarding on `first_event_received` and siblings, sent with `send_robust`; project
 //! flags; analytics recorded exactly once.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Barrier, Once};
 
 use rusqlite::OptionalExtension;
 use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
 
 use super::{fresh, installed, rows};
 use crate::actions;
@@ -163,12 +165,14 @@ fn compare_and_set_records_the_minified_stack_trace_event_once_under_two_writers
     let _ = std::fs::remove_file(&path);
     let ctx = Context::new(Settings::default(), &[]);
     actions::upgrade(&ctx, &Db::open(&path).unwrap(), SiloMode::Monolith, false).unwrap();
-    let start = Arc::new(Barrier::new(2));
+    // Both connections are opened before the threads start, so nothing can fail before the
+    // barrier and leave the other thread waiting at it.
+    let connections = [Db::open(&path).unwrap(), Db::open(&path).unwrap()];
+    let start = Barrier::new(2);
     std::thread::scope(|scope| {
-        for _ in 0..2 {
-            let (ctx, path, start) = (&ctx, &path, Arc::clone(&start));
+        for db in connections {
+            let (ctx, start) = (&ctx, &start);
             scope.spawn(move || {
-                let db = Db::open(path).unwrap();
                 start.wait();
                 for _ in 0..20 {
                     actions::receive_event(ctx, &db, 1, &event(true)).unwrap();
@@ -206,12 +210,37 @@ fn raise_on_send_makes_the_failing_receiver_raise_out_of_send_robust() {
     );
 }
 
-/// Records every `tracing` event's name and fields.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Recorded>>>);
-
 /// An event's name and fields.
 type Recorded = (String, BTreeMap<String, String>);
+
+/// Runs `f` and returns the `tracing` events it emitted on this thread.
+///
+/// Not `tracing::subscriber::with_default`: while a thread-local subscriber is the only one
+/// registered, a callsite first reached by another test's thread (one with no subscriber) caches
+/// "never" for every thread (tokio-rs/tracing#3611), so this test would lose its event whenever
+/// a test running beside it happened to log first. One global subscriber that hands each
+/// thread's events to that thread's recording has no such race.
+fn record_events(f: impl FnOnce()) -> Vec<Recorded> {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(PerThread)
+            .expect("nothing else sets a global subscriber in the example's tests");
+    });
+    RECORDING.with(|recording| *recording.borrow_mut() = Some(Vec::new()));
+    f();
+    RECORDING.with(|recording| recording.borrow_mut().take().unwrap_or_default())
+}
+
+thread_local! {
+    /// The events recorded on this thread, while `record_events` runs.
+    static RECORDING: RefCell<Option<Vec<Recorded>>> = const { RefCell::new(None) };
+}
+
+fn recording() -> bool {
+    RECORDING
+        .try_with(|recording| recording.borrow().is_some())
+        .unwrap_or(false)
+}
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
@@ -225,9 +254,17 @@ impl Visit for Fields<'_> {
     }
 }
 
-impl tracing::Subscriber for Recorder {
+/// The global subscriber of the example's tests: interested in every callsite, enabled on the
+/// threads that are recording.
+struct PerThread;
+
+impl tracing::Subscriber for PerThread {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
+        recording()
     }
 
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
@@ -241,10 +278,11 @@ impl tracing::Subscriber for Recorder {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
-        self.0
-            .lock()
-            .unwrap()
-            .push((event.metadata().name().into(), fields));
+        let _ = RECORDING.try_with(|recording| {
+            if let Some(events) = recording.borrow_mut().as_mut() {
+                events.push((event.metadata().name().into(), fields));
+            }
+        });
     }
 
     fn enter(&self, _: &tracing::span::Id) {}
@@ -256,11 +294,9 @@ impl tracing::Subscriber for Recorder {
 fn a_failing_analytics_backend_is_logged_as_signal_failure_and_the_others_run() {
     let (ctx, db) = installed();
     ctx.analytics.set_down(true);
-    let recorder = Recorder::default();
-    tracing::subscriber::with_default(recorder.clone(), || {
+    let events = record_events(|| {
         actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
     });
-    let events = recorder.0.lock().unwrap().clone();
     let failure = events
         .iter()
         .find(|(name, _)| name == "signal.failure")

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, non_upper_case_globals, unreachable_pub)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -135,5 +136,17 @@ impl Rendezvous {
     }
 }
 
-/// Long enough that a correct test never reaches it, short enough that a deadlock fails fast.
-pub const DEADLOCK: Duration = Duration::from_secs(20);
+/// Long enough that a correct test never reaches it, even on a machine whose cores are all busy
+/// with other work; short enough that a deadlock fails instead of hanging the run.
+pub const DEADLOCK: Duration = Duration::from_secs(60);
+
+/// Raises a flag when dropped, also while unwinding: a thread that stops the others (an editor
+/// that ends a run, a test that fails an assertion) still lets them finish, so a failure is
+/// reported instead of hanging in `thread::scope`.
+pub struct RaiseOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
