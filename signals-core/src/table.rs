@@ -244,7 +244,9 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         self.live += 1;
     }
 
-    fn remove(&mut self, slot: usize) -> Option<Record<K, E>> {
+    /// Takes the record out of `slot`, leaving a hole. Slot numbers stay valid until the holes
+    /// are closed by [`compact_if_sparse`](Self::compact_if_sparse), at the end of the edit.
+    fn take(&mut self, slot: usize) -> Option<Record<K, E>> {
         let record = self.slots.get_mut(slot)?.take()?;
         self.live -= 1;
         self.by_connection.remove(&record.connection);
@@ -253,14 +255,16 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         {
             found.remove();
         }
-        if self.slots.len() >= 32 && self.live * 2 < self.slots.len() {
-            self.compact();
-        }
         Some(record)
     }
 
-    /// Closes the holes left by disconnects and re-indexes.
-    fn compact(&mut self) {
+    /// Closes the holes once they make up half the slots, so that every edit costs O(1),
+    /// amortised. It renumbers the slots: only the end of an edit calls it, when no slot number
+    /// is held any more.
+    fn compact_if_sparse(&mut self) {
+        if self.slots.len() < 32 || self.live * 2 >= self.slots.len() {
+            return;
+        }
         let records: Vec<_> = mem::take(&mut self.slots).into_iter().flatten().collect();
         self.live = 0;
         self.by_connection.clear();
@@ -270,17 +274,17 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         }
     }
 
-    /// Removes every weak receiver whose target is gone.
-    fn purge_dead(&mut self) -> Vec<Record<K, E>> {
-        let dead: Vec<usize> = (0..self.slots.len())
-            .filter(|&slot| self.slots[slot].as_ref().is_some_and(|r| !r.entry.alive()))
-            .collect();
-        let removed = dead
-            .into_iter()
-            .filter_map(|slot| self.remove(slot))
-            .collect();
+    /// Takes out every weak receiver whose target is gone, into `retired`.
+    fn purge_dead(&mut self, retired: &mut Vec<Record<K, E>>) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot]
+                .as_ref()
+                .is_some_and(|record| !record.entry.alive())
+            {
+                retired.extend(self.take(slot));
+            }
+        }
         self.sweep_at = (2 * self.live).max(1);
-        removed
     }
 
     /// The summary of every record: see [`summary`].
@@ -393,18 +397,47 @@ where
     #[cold]
     #[inline(never)]
     fn refresh(&self) {
+        let old = self.edit(|table, _| {
+            if self.state.load(Ordering::Acquire) != state::STALE {
+                return None; // another send got there first
+            }
+            let old = self.routes.swap(Arc::new(R::build(table.records())));
+            self.summary.store(table.summary(), Ordering::Release);
+            self.state.store(state::CURRENT, Ordering::Release);
+            Some(old)
+        });
+        // The old snapshot may hold the last reference to disconnected closures: it is dropped
+        // here, outside the lock, so that their `Drop` may connect, disconnect or send.
+        drop(old);
+    }
+
+    /// Runs one edit of the table under its lock: first the purge of weak receivers whose
+    /// target is gone, when one is due, then `f`. Slot numbers stay valid for the whole edit,
+    /// since only its end closes the holes, which renumbers the slots. The records `f` retires
+    /// and those the purge took out are dropped after the lock is released, so that their
+    /// `Drop` may connect, disconnect or send on this signal.
+    fn edit<T>(&self, f: impl FnOnce(&mut Table<K, E>, &mut Vec<Record<K, E>>) -> T) -> T {
         let mut table = self.lock();
-        if self.state.load(Ordering::Acquire) != state::STALE {
-            return; // another send got there first
+        let mut retired = Vec::new();
+        // A plain load first: the swap is a locked instruction, and the flag is rarely set.
+        let found_dead =
+            self.dead.load(Ordering::Relaxed) && self.dead.swap(false, Ordering::AcqRel);
+        if found_dead || table.live >= table.sweep_at {
+            table.purge_dead(&mut retired);
+            if !retired.is_empty() {
+                self.mark_stale();
+            }
         }
-        let removed = self.take_dead(&mut table);
-        let old = self.routes.swap(Arc::new(R::build(table.records())));
-        self.summary.store(table.summary(), Ordering::Release);
-        self.state.store(state::CURRENT, Ordering::Release);
+        let out = f(&mut table, &mut retired);
+        table.compact_if_sparse();
         drop(table);
-        // Disconnected closures and their captures are dropped here, outside the lock, so
-        // that their `Drop` may connect, disconnect or send on this signal.
-        drop((removed, old));
+        drop(retired);
+        out
+    }
+
+    /// Tells sends that the table changed: the next one rebuilds the snapshot.
+    fn mark_stale(&self) {
+        self.state.store(state::STALE, Ordering::Release);
     }
 
     pub(crate) fn problems(&self) -> &[WiringError] {
@@ -447,72 +480,61 @@ where
     /// Adds `record` unless a live receiver with the same lookup key is connected; returns its
     /// handle, or [`Connection::NONE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
-        let mut table = self.lock();
-        let mut removed = self.take_dead(&mut table);
-        let hash = table.key_hash(&record.identity, record.sender.as_ref());
-        if let Some(existing) = table.find(hash, &record.identity, record.sender.as_ref()) {
-            let alive = table.slots[existing]
-                .as_ref()
-                .is_some_and(|r| r.entry.alive());
-            if alive {
-                drop(table);
-                drop((removed, record));
-                return Connection::NONE;
+        self.edit(|table, retired| {
+            let hash = table.key_hash(&record.identity, record.sender.as_ref());
+            if let Some(existing) = table.find(hash, &record.identity, record.sender.as_ref()) {
+                let alive = table.slots[existing]
+                    .as_ref()
+                    .is_some_and(|r| r.entry.alive());
+                if alive {
+                    retired.push(record);
+                    return Connection::NONE;
+                }
+                // A weak receiver whose target is gone does not count: purge it now, so that a
+                // new target at the same address is not taken for it.
+                retired.extend(table.take(existing));
             }
-            // A weak receiver whose target is gone does not count: purge it now, so that a new
-            // target at the same address is not taken for it.
-            removed.extend(table.remove(existing));
-        }
-        let connection = record.connection;
-        let summary = self.summary.load(Ordering::Relaxed) | summary_of(&record);
-        table.insert(record, hash);
-        self.summary.store(summary, Ordering::Release);
-        self.state.store(state::STALE, Ordering::Release);
-        drop(table);
-        // User closures and their captures are dropped here, outside the lock, so that their
-        // `Drop` may connect or disconnect on this signal.
-        drop(removed);
-        connection
+            let connection = record.connection;
+            let summary = self.summary.load(Ordering::Relaxed) | summary_of(&record);
+            table.insert(record, hash);
+            self.summary.store(summary, Ordering::Release);
+            self.mark_stale();
+            connection
+        })
     }
 
     /// Disconnects the receiver connected with `connection`; returns whether it was connected
     /// (and alive).
     pub(crate) fn disconnect(&self, connection: Connection) -> bool {
-        let table = self.lock();
-        let slot = table.by_connection.get(&connection).copied();
-        self.remove(table, slot)
+        self.edit(|table, retired| {
+            let slot = table.by_connection.get(&connection).copied();
+            self.retire(table, slot, retired)
+        })
     }
 
     /// Disconnects the receiver with `identity` for exactly `sender`.
     pub(crate) fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
-        let table = self.lock();
-        let slot = table.find(table.key_hash(identity, sender), identity, sender);
-        self.remove(table, slot)
+        self.edit(|table, retired| {
+            let slot = table.find(table.key_hash(identity, sender), identity, sender);
+            self.retire(table, slot, retired)
+        })
     }
 
-    fn remove(&self, mut table: MutexGuard<'_, Table<K, E>>, slot: Option<usize>) -> bool {
-        let dead = self.take_dead(&mut table);
-        let record = slot.and_then(|slot| table.remove(slot));
-        let found = record.as_ref().is_some_and(|record| record.entry.alive());
-        if record.is_some() || !dead.is_empty() {
-            self.state.store(state::STALE, Ordering::Release);
-        }
-        drop(table);
-        drop((record, dead));
-        found
-    }
-
-    /// Purges weak receivers whose target is gone if a send met one, or if the table has
-    /// doubled since the last sweep.
-    fn take_dead(&self, table: &mut Table<K, E>) -> Vec<Record<K, E>> {
-        // A plain load first: the swap is a locked instruction, and the flag is rarely set.
-        if (self.dead.load(Ordering::Relaxed) && self.dead.swap(false, Ordering::AcqRel))
-            || table.live >= table.sweep_at
-        {
-            table.purge_dead()
-        } else {
-            Vec::new()
-        }
+    /// Takes the record in `slot` out of the table, into `retired`; returns whether it was
+    /// there and alive.
+    fn retire(
+        &self,
+        table: &mut Table<K, E>,
+        slot: Option<usize>,
+        retired: &mut Vec<Record<K, E>>,
+    ) -> bool {
+        let Some(record) = slot.and_then(|slot| table.take(slot)) else {
+            return false;
+        };
+        self.mark_stale();
+        let alive = record.entry.alive();
+        retired.push(record);
+        alive
     }
 
     /// How many receivers the table holds, dead weak ones included until they are purged.

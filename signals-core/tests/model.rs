@@ -1,8 +1,13 @@
 //! A model-based property test: a small reference model of Django's dispatcher (a list of
 //! entries with lookup keys, in connection order) and random sequences of connect, connect with
-//! `dispatch_uid`, weak connect, disconnect by handle and by uid, dropping a weak target, `send`
-//! and `send_robust`. After every step, what the real signal ran and returned must equal what the
-//! model predicts.
+//! `dispatch_uid`, weak connect, scoped connect, bulk connects (of strong closures, and of weak
+//! ones bound to one target, so that a dropped target kills dozens at once), disconnect by
+//! handle, by uid and by dropping a guard, dropping a weak target, `send` and `send_robust`.
+//! After every step, what the real signal ran and returned must equal what the model predicts.
+//!
+//! The operation mix is chosen so that tables grow to dozens of live and dead receivers and
+//! cross the table's compaction threshold (32 slots, half of them holes) many times per case:
+//! the run prints how often, so that a change to the mix that stops reaching it shows.
 //!
 //! 10,000 cases by default (`PROPTEST_CASES` overrides it).
 
@@ -11,7 +16,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use signals_core::{Connection, Signal, Signature};
+use signals_core::{Connection, ScopedConnection, Signal, Signature};
 
 /// What receivers write to: the ids of those that ran, in order.
 #[derive(Default)]
@@ -50,13 +55,16 @@ fn bound<const K: u32>(target: &u32, _: Option<&u8>, log: &Log) {
     log.0.borrow_mut().push(100 + K * 10 + target);
 }
 
+/// Weak targets the receivers may be bound to.
+const TARGETS: usize = 4;
+
 #[derive(Debug, Clone)]
 enum Receiver {
     /// One of four functions, identified by code.
     Code(u32),
     /// A closure with a capture: a new receiver each time.
     Closure,
-    /// One of two functions bound weakly to one of three targets.
+    /// One of two functions bound weakly to one of the targets.
     Weak { code: u32, target: usize },
 }
 
@@ -72,6 +80,29 @@ enum Op {
         uid: u8,
         sender: Option<u8>,
     },
+    /// `count` capturing closures at once, each a distinct receiver.
+    ConnectMany {
+        count: u32,
+        sender: Option<u8>,
+    },
+    /// `count` capturing closures bound weakly to one target: they die together with it.
+    ConnectWeakMany {
+        count: u32,
+        target: usize,
+        sender: Option<u8>,
+    },
+    /// A capturing closure behind a scoped guard.
+    ConnectScoped {
+        sender: Option<u8>,
+        uid: Option<u8>,
+    },
+    /// Drops one of the scoped guards.
+    DropGuard(usize),
+    /// Disconnects `count` handles in a row from `first`, as a test's teardown would.
+    DisconnectMany {
+        first: usize,
+        count: usize,
+    },
     DropTarget(usize),
     Send(Option<u8>),
     SendRobust(Option<u8>),
@@ -83,13 +114,18 @@ fn op() -> impl Strategy<Value = Op> {
     let receiver = prop_oneof![
         (0_u32..4).prop_map(Receiver::Code),
         Just(Receiver::Closure),
-        (0_u32..2, 0_usize..3).prop_map(|(code, target)| Receiver::Weak { code, target }),
+        (0_u32..2, 0_usize..TARGETS).prop_map(|(code, target)| Receiver::Weak { code, target }),
     ];
     prop_oneof![
-        4 => (receiver, sender.clone(), uid).prop_map(|(receiver, sender, uid)| Op::Connect { receiver, sender, uid }),
-        1 => (0_usize..64).prop_map(Op::Disconnect),
+        4 => (receiver, sender.clone(), uid.clone()).prop_map(|(receiver, sender, uid)| Op::Connect { receiver, sender, uid }),
+        1 => (2_u32..16, sender.clone()).prop_map(|(count, sender)| Op::ConnectMany { count, sender }),
+        2 => (8_u32..40, 0_usize..TARGETS, sender.clone()).prop_map(|(count, target, sender)| Op::ConnectWeakMany { count, target, sender }),
+        2 => (sender.clone(), uid).prop_map(|(sender, uid)| Op::ConnectScoped { sender, uid }),
+        2 => (0_usize..256).prop_map(Op::DropGuard),
+        3 => (0_usize..256).prop_map(Op::Disconnect),
+        2 => (0_usize..256, 8_usize..48).prop_map(|(first, count)| Op::DisconnectMany { first, count }),
         1 => (0_u8..3, sender.clone()).prop_map(|(uid, sender)| Op::DisconnectUid { uid, sender }),
-        1 => (0_usize..3).prop_map(Op::DropTarget),
+        3 => (0_usize..TARGETS).prop_map(Op::DropTarget),
         3 => sender.clone().prop_map(Op::Send),
         2 => sender.prop_map(Op::SendRobust),
     ]
@@ -107,7 +143,8 @@ enum Key {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    handle: usize,
+    /// Where its handle is: `Handle(i)` is `Real::handles[i]`, `Guard(i)` is `Real::guards[i]`.
+    handle: Handle,
     key: Key,
     sender: Option<u8>,
     id: u32,
@@ -115,14 +152,46 @@ struct Entry {
     target: Option<usize>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Handle {
+    Handle(usize),
+    Guard(usize),
+}
+
 /// The reference model.
 #[derive(Debug, Default)]
 struct Model {
     entries: Vec<Entry>,
     /// Per target slot: the live generation, or `None` once dropped.
-    targets: [Option<usize>; 3],
+    targets: [Option<usize>; TARGETS],
     generations: usize,
     next_closure_id: u32,
+    /// How the case grew: see [`Reach`].
+    reach: Reach,
+}
+
+/// How far a case went: its largest table, and how often a table laid out like the real one
+/// (slots in connection order, holes left by removals) would have been compacted: at 32 slots
+/// or more, once fewer than half hold a receiver.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reach {
+    largest: usize,
+    slots: usize,
+    compactions: u32,
+}
+
+impl Reach {
+    fn inserted(&mut self) {
+        self.slots += 1;
+    }
+
+    fn observe(&mut self, held: usize) {
+        self.largest = self.largest.max(held);
+        if self.slots >= 32 && held * 2 < self.slots {
+            self.compactions += 1;
+            self.slots = held;
+        }
+    }
 }
 
 impl Model {
@@ -130,6 +199,28 @@ impl Model {
         entry
             .target
             .is_none_or(|generation| self.targets.contains(&Some(generation)))
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+        self.reach.inserted();
+    }
+
+    /// A fresh id for a closure receiver.
+    fn closure_id(&mut self) -> u32 {
+        self.next_closure_id += 1;
+        1000 + self.next_closure_id
+    }
+
+    /// The live generation of target slot `target`, making a new target if it was dropped.
+    fn target(&mut self, real: &mut Real<'_>, target: usize) -> usize {
+        if let Some(generation) = self.targets[target] {
+            return generation;
+        }
+        self.generations += 1;
+        self.targets[target] = Some(self.generations);
+        real.targets[target] = Some(Arc::new(u32::try_from(target).unwrap()));
+        self.generations
     }
 
     fn purge(&mut self) {
@@ -149,19 +240,20 @@ impl Model {
     }
 }
 
-/// The real side: the signal, its handles, and the weak targets.
-struct Real {
-    signal: Signal<Probe>,
+/// The real side: the signal, its handles and guards, and the weak targets.
+struct Real<'s> {
+    signal: &'s Signal<Probe>,
     handles: Vec<Connection>,
-    targets: [Option<Arc<u32>>; 3],
+    guards: Vec<Option<ScopedConnection<'s>>>,
+    targets: [Option<Arc<u32>>; TARGETS],
 }
 
 /// A connector with the op's sender and uid.
-fn connector(
-    real: &Real,
+fn connector<'s>(
+    real: &Real<'s>,
     sender: Option<u8>,
     uid: Option<u8>,
-) -> signals_core::Connector<'_, Probe> {
+) -> signals_core::Connector<'s, Probe> {
     let mut connector = real.signal.connector();
     if let Some(sender) = sender {
         connector = connector.sender(sender);
@@ -176,7 +268,7 @@ fn connector(
 /// model has a live entry with the same key and sender.
 fn connect(
     model: &mut Model,
-    real: &mut Real,
+    real: &mut Real<'_>,
     receiver: &Receiver,
     sender: Option<u8>,
     uid: Option<u8>,
@@ -184,19 +276,9 @@ fn connect(
     model.purge();
     let (key, id, target) = match receiver {
         Receiver::Code(k) => (Key::Code(*k), *k, None),
-        Receiver::Closure => {
-            model.next_closure_id += 1;
-            (Key::Unique, 1000 + model.next_closure_id, None)
-        }
+        Receiver::Closure => (Key::Unique, model.closure_id(), None),
         Receiver::Weak { code, target } => {
-            let generation = if let Some(generation) = model.targets[*target] {
-                generation
-            } else {
-                model.generations += 1;
-                model.targets[*target] = Some(model.generations);
-                real.targets[*target] = Some(Arc::new(u32::try_from(*target).unwrap()));
-                model.generations
-            };
+            let generation = model.target(real, *target);
             let id = 100 + code * 10 + u32::try_from(*target).unwrap();
             (Key::Bound(*code, generation), id, Some(generation))
         }
@@ -227,10 +309,10 @@ fn connect(
         "duplicate of {:?}",
         key
     );
-    let handle = real.handles.len();
+    let handle = Handle::Handle(real.handles.len());
     real.handles.push(connection);
     if !duplicate {
-        model.entries.push(Entry {
+        model.push(Entry {
             handle,
             key,
             sender,
@@ -241,20 +323,97 @@ fn connect(
     Ok(())
 }
 
-fn step(model: &mut Model, real: &mut Real, op: &Op) -> Result<(), TestCaseError> {
+/// Connects `count` closures that capture their id, weakly bound to `target` if given.
+fn connect_many(
+    model: &mut Model,
+    real: &mut Real<'_>,
+    count: u32,
+    target: Option<usize>,
+    sender: Option<u8>,
+) {
+    for _ in 0..count {
+        let id = model.closure_id();
+        let generation = target.map(|target| model.target(real, target));
+        let connector = connector(real, sender, None);
+        let connection = match target {
+            Some(target) => connector.connect_weak(
+                real.targets[target].as_ref().unwrap(),
+                move |_: &u32, _, log: &Log| log.0.borrow_mut().push(id),
+            ),
+            None => connector.connect(move |_, log: &Log| log.0.borrow_mut().push(id)),
+        };
+        model.push(Entry {
+            handle: Handle::Handle(real.handles.len()),
+            key: Key::Unique,
+            sender,
+            id,
+            target: generation,
+        });
+        real.handles.push(connection);
+    }
+}
+
+/// Connects a capturing closure behind a scoped guard, kept in `real.guards`.
+fn connect_scoped(model: &mut Model, real: &mut Real<'_>, sender: Option<u8>, uid: Option<u8>) {
+    model.purge();
+    let id = model.closure_id();
+    let key = uid.map_or(Key::Unique, Key::Uid);
+    let duplicate = key != Key::Unique
+        && model
+            .entries
+            .iter()
+            .any(|e| e.key == key && e.sender == sender);
+    let guard = connector(real, sender, uid)
+        .connect_scoped(move |_, log: &Log| log.0.borrow_mut().push(id));
+    if !duplicate {
+        model.push(Entry {
+            handle: Handle::Guard(real.guards.len()),
+            key,
+            sender,
+            id,
+            target: None,
+        });
+    }
+    real.guards.push(Some(guard));
+}
+
+fn step(model: &mut Model, real: &mut Real<'_>, op: &Op) -> Result<(), TestCaseError> {
     match op.clone() {
         Op::Connect {
             receiver,
             sender,
             uid,
         } => connect(model, real, &receiver, sender, uid)?,
+        Op::ConnectMany { count, sender } => connect_many(model, real, count, None, sender),
+        Op::ConnectWeakMany {
+            count,
+            target,
+            sender,
+        } => connect_many(model, real, count, Some(target), sender),
+        Op::ConnectScoped { sender, uid } => connect_scoped(model, real, sender, uid),
+        Op::DropGuard(pick) => {
+            if real.guards.is_empty() {
+                return Ok(());
+            }
+            let guard = pick % real.guards.len();
+            model.entries.retain(|e| e.handle != Handle::Guard(guard));
+            drop(real.guards[guard].take());
+        }
+        Op::DisconnectMany { first, count } => {
+            for pick in first..first + count {
+                step(model, real, &Op::Disconnect(pick))?;
+            }
+        }
         Op::Disconnect(pick) => {
             if real.handles.is_empty() {
                 return Ok(());
             }
             let handle = pick % real.handles.len();
             model.purge();
-            let expected = model.entries.iter().position(|e| e.handle == handle);
+            let expected = model
+                .entries
+                .iter()
+                .position(|e| e.handle == Handle::Handle(handle));
             if let Some(index) = expected {
                 model.entries.remove(index);
             }
@@ -313,6 +472,7 @@ fn step(model: &mut Model, real: &mut Real, op: &Op) -> Result<(), TestCaseError
             );
         }
     }
+    model.reach.observe(model.entries.len());
     Ok(())
 }
 
@@ -327,25 +487,42 @@ fn the_dispatcher_behaves_as_the_reference_model_after_every_step() {
         failure_persistence: None,
         ..Config::default()
     });
-    let steps = std::cell::Cell::new(0_u64);
+    let totals = std::cell::Cell::new((0_u64, 0_u64, 0_u64, 0_usize));
     runner
-        .run(&proptest::collection::vec(op(), 1..40), |ops| {
-            let mut model = Model {
-                targets: [Some(1), Some(2), Some(3)],
-                generations: 3,
-                ..Model::default()
-            };
+        .run(&proptest::collection::vec(op(), 10..80), |ops| {
+            let mut model = Model::default();
+            let signal = Signal::new("probe");
             let mut real = Real {
-                signal: Signal::new("probe"),
+                signal: &signal,
                 handles: Vec::new(),
-                targets: [Some(Arc::new(0)), Some(Arc::new(1)), Some(Arc::new(2))],
+                guards: Vec::new(),
+                targets: Default::default(),
             };
+            for target in 0..TARGETS {
+                model.target(&mut real, target);
+            }
             for op in &ops {
                 step(&mut model, &mut real, op)?;
             }
-            steps.set(steps.get() + ops.len() as u64);
+            let (steps, crossings, crossing_cases, largest) = totals.get();
+            let reach = model.reach;
+            totals.set((
+                steps + ops.len() as u64,
+                crossings + u64::from(reach.compactions),
+                crossing_cases + u64::from(reach.compactions >= 2),
+                largest.max(reach.largest),
+            ));
             Ok(())
         })
         .unwrap();
-    eprintln!("model test: {cases} cases, {} steps checked", steps.get());
+    let (steps, crossings, crossing_cases, largest) = totals.get();
+    eprintln!(
+        "model test: {cases} cases, {steps} steps checked; tables up to {largest} receivers; \
+         {crossings} compactions, {crossing_cases} cases with two or more"
+    );
+    assert!(
+        crossing_cases * 4 >= u64::from(cases),
+        "the operation mix no longer reaches the compaction threshold: {crossing_cases} of {cases} \
+         cases compacted twice or more"
+    );
 }

@@ -150,3 +150,15 @@ impl Drop for RaiseOnDrop<'_> {
         self.0.store(true, Ordering::Release);
     }
 }
+
+/// Raises a flag if the thread panics while it lives: a worker that fails stops the others,
+/// one that finishes lets them go on.
+pub struct RaiseOnPanic<'a>(pub &'a AtomicBool);
+
+impl Drop for RaiseOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
