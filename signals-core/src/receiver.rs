@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -527,6 +527,41 @@ impl<Sh: Shape> Clone for Entry<Sh> {
             call: self.call.clone(),
         }
     }
+}
+
+/// Releases a runtime receiver's closure where it is dropped, which may be in any later send
+/// (the one that rebuilds the snapshot, or one on another thread that still held the old
+/// snapshot) or in any edit: a panic in the `Drop` of a captured value is caught there and
+/// logged as `signal.drop_panic`, so that it never escapes a send that did not run the
+/// receiver, nor an unrelated connect.
+impl<Sh: Shape> Drop for Entry<Sh> {
+    fn drop(&mut self) {
+        if matches!(self.call, Call::Static(_) | Call::StaticAsync(_)) {
+            return; // static receivers own nothing
+        }
+        let call = std::mem::replace(&mut self.call, Call::Static(&released::<Sh>));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(call))) {
+            log_drop_panic(&self.info, &*payload);
+        }
+    }
+}
+
+/// What an [`Entry`] holds while its closure is being dropped: never called.
+fn released<Sh: Shape>(_: Sh::Sender<'_>, _: &Sh::Args<'_>) -> Result<Sh::Output, BoxError> {
+    Err("this receiver was disconnected and released".into())
+}
+
+#[cold]
+fn log_drop_panic(receiver: &ReceiverInfo, payload: &(dyn std::any::Any + Send)) {
+    tracing::error!(
+        name: "signal.drop_panic",
+        target: "signals",
+        receiver = receiver.name(),
+        dispatch_uid = receiver.dispatch_uid(),
+        location = %receiver.location(),
+        panic = %crate::dispatch::panic_message(payload),
+        "dropping a disconnected receiver panicked; the panic was caught where it was dropped",
+    );
 }
 
 /// A closure held strongly.

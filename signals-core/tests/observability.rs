@@ -1,6 +1,9 @@
 //! What sends leave behind in `tracing`: a `signal.send` span per send (signal, sender,
 //! receivers), a `signal.receiver` event per receiver at `debug`, and a `signal.failure` event
-//! at `error` for each failure under `send_robust`.
+//! at `error` for each failure under `send_robust`, and a `signal.drop_panic` event where a
+//! disconnected receiver's closure panicked while being dropped.
+
+#![allow(non_upper_case_globals)]
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use signals_core::Signal;
-use support::{Event, Log, Plain, Silo};
+use support::{DEADLOCK, Event, Log, Plain, Rendezvous, Silo};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata, Subscriber};
@@ -319,4 +322,94 @@ fn a_subscriber_that_does_not_want_debug_gets_no_span() {
     assert!(subscriber.0.spans().is_empty());
     assert_eq!(subscriber.0.events().len(), 1);
     assert_eq!(subscriber.0.events()[0].name, "signal.failure");
+}
+
+/// A value whose `Drop` panics, captured by a receiver's closure.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("captured value refused to drop");
+    }
+}
+
+fn panics_on_drop(recorder: &Recorder) -> Vec<Recorded> {
+    let events = recorder.named("signal.drop_panic");
+    for event in &events {
+        assert_eq!(event.level, Level::ERROR);
+        assert_eq!(event.target, "signals");
+        assert_eq!(event.fields["panic"], "captured value refused to drop");
+        assert_eq!(event.fields["dispatch_uid"], "fragile");
+        assert!(event.fields["location"].starts_with(file!()), "{event:?}");
+    }
+    events
+}
+
+#[test]
+fn a_panic_dropping_a_disconnected_receiver_in_the_send_that_rebuilds_is_caught_and_logged() {
+    let signal = Signal::<Plain>::new("post_save");
+    let captured = PanicsOnDrop;
+    let fragile = signal
+        .connector()
+        .dispatch_uid("fragile")
+        .connect(move |_, _: &Event<'_>| {
+            let _ = &captured;
+        });
+    signal.connect(|_, args: &Event<'_>| args.log.push("other"));
+    let recorder = Recorder::default();
+    let log = Log::default();
+    let responses = with_only(recorder.clone(), || {
+        // The snapshot still holds the closure; the next send rebuilds it and drops the last
+        // reference.
+        assert!(signal.disconnect(fragile));
+        signal.send_robust(None, &support::ev(&log))
+    });
+    assert_eq!(responses.len(), 1, "the other receiver ran");
+    assert!(responses[0].output.is_ok());
+    assert_eq!(log.take(), ["other"]);
+    assert_eq!(panics_on_drop(&recorder).len(), 1);
+}
+
+#[test]
+fn a_panic_dropping_a_receiver_in_another_threads_send_is_caught_there_and_logged() {
+    static signal: Signal<Plain> = Signal::new("post_delete");
+    static INSIDE: Rendezvous = Rendezvous::new(2);
+    static RELEASE: Rendezvous = Rendezvous::new(2);
+    let captured = PanicsOnDrop;
+    let fragile = signal
+        .connector()
+        .dispatch_uid("fragile")
+        .connect(move |_, _: &Event<'_>| {
+            let _ = &captured;
+        });
+    signal
+        .connector()
+        .sender(Silo::Region)
+        .connect(|_, args: &Event<'_>| {
+            args.log.push("blocking");
+            assert!(INSIDE.wait(DEADLOCK), "the main thread never came");
+            assert!(RELEASE.wait(DEADLOCK), "the main thread never released");
+        });
+    let recorder = Recorder::default();
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            let log = Log::default();
+            // This send holds the snapshot with the fragile closure until it ends, after the
+            // main thread replaced it: the last reference is released here.
+            let responses = with_only(recorder.clone(), || {
+                signal.send_robust(&Silo::Region, &support::ev(&log))
+            });
+            (responses.len(), log.take())
+        });
+        assert!(INSIDE.wait(DEADLOCK), "the holding send never started");
+        tracing::subscriber::with_default(recorder.clone(), || {
+            assert!(signal.disconnect(fragile));
+            signal.emit(None, &support::ev(&Log::default())).unwrap();
+        });
+        assert!(RELEASE.wait(DEADLOCK), "the holding send never finished");
+        let (ran, log) = holder.join().expect("the panic escaped the holding send");
+        assert_eq!(ran, 2, "both receivers ran in the holding send");
+        assert_eq!(log, ["blocking"]);
+    });
+    assert_eq!(panics_on_drop(&recorder).len(), 1);
 }
