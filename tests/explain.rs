@@ -190,7 +190,17 @@ fn explain_says_what_runs_in_order_and_why_the_others_do_not() {
     // The same, by names, as a tool would ask; the sender as a person writes it.
     let by_name = explain_by_name("post_upgrade", Some("SiloMode::Monolith")).unwrap();
     assert_eq!(verdicts(&by_name), verdicts(&explanation));
-    assert!(explain_by_name("post_upgrad", None).is_none());
+    let unknown = explain_by_name("post_upgrad", None).unwrap_err();
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("no signal is named `post_upgrad`; the program's signals are: "),
+        "{unknown}"
+    );
+    assert!(
+        unknown.to_string().contains("explain::post_upgrade"),
+        "{unknown}"
+    );
 
     // Without sender, only any-sender receivers run.
     let unsent = explain(&post_upgrade, None);
@@ -275,4 +285,114 @@ fn report_lists_every_signal_and_receiver_with_its_location() {
         report.contains("explain::waits [sender any, uid \"waits\", async] at"),
         "{report}"
     );
+}
+
+/// Two modules with a `User` each, a generic sender, string senders with paths in them, and
+/// two signals named `ping`: explain decides by value, as dispatch does, never by text.
+mod lookalikes {
+    use super::{Model, Saved};
+    use signals::{TypeSender, explain, explain_by_name, receiver, signal};
+
+    mod a {
+        #[derive(Debug)]
+        pub(super) struct User;
+        impl super::Model for User {}
+
+        signals::signal! {
+            pub(in crate::lookalikes) static ping: Signal<(), sender = u8>;
+        }
+    }
+
+    mod b {
+        #[derive(Debug)]
+        pub(super) struct User;
+        impl super::Model for User {}
+
+        signals::signal! {
+            pub(in crate::lookalikes) static ping: Signal<(), sender = u8>;
+        }
+    }
+
+    #[derive(Debug)]
+    struct W<T>(T);
+    impl<T: std::fmt::Debug + Send + Sync + 'static> Model for W<T> {}
+
+    signal! {
+        static saved: Signal<Saved<'_, M>, sender = type M: Model, any = Saved<'_, dyn Model>>;
+        static routed: Signal<(), sender = &'static str>;
+    }
+
+    #[receiver(signal = saved, sender = b::User)]
+    fn for_b_user() {}
+
+    #[receiver(signal = saved, sender = type W<u16>)]
+    fn for_w_u16() {}
+
+    #[receiver(signal = routed, sender = "billing::invoice")]
+    fn for_billing() {}
+
+    #[receiver(signal = a::ping, sender = 1)]
+    fn ping_a() {}
+
+    #[receiver(signal = b::ping, sender = 1)]
+    fn ping_b() {}
+
+    #[test]
+    fn explain_compares_senders_by_value_not_by_their_names() {
+        let a_user = explain(&saved, Some(TypeSender::of::<a::User>()));
+        assert!(a_user.running().is_empty(), "{a_user}");
+        let b_user = explain(&saved, Some(TypeSender::of::<b::User>()));
+        assert_eq!(b_user.running(), ["explain::lookalikes::for_b_user"]);
+
+        let for_w_u8 = explain(&saved, Some(TypeSender::of::<W<u8>>()));
+        assert!(for_w_u8.running().is_empty(), "{for_w_u8}");
+        let for_w_u16 = explain(&saved, Some(TypeSender::of::<W<u16>>()));
+        assert_eq!(for_w_u16.running(), ["explain::lookalikes::for_w_u16"]);
+
+        let audit = explain(&routed, Some(&"audit::invoice"));
+        assert!(audit.running().is_empty(), "{audit}");
+        let billing = explain(&routed, Some(&"billing::invoice"));
+        assert_eq!(billing.running(), ["explain::lookalikes::for_billing"]);
+    }
+
+    #[test]
+    fn explain_by_name_resolves_a_sender_name_to_one_sender_or_says_why_not() {
+        let b_user = explain_by_name("lookalikes::saved", Some("b::User")).unwrap();
+        assert_eq!(b_user.running(), ["explain::lookalikes::for_b_user"]);
+        let whole = explain_by_name("saved", Some("explain::lookalikes::b::User")).unwrap();
+        assert_eq!(whole.running(), b_user.running());
+
+        // `a::User` has no receiver of its own: the answer is an error listing the senders.
+        let a_user = explain_by_name("saved", Some("a::User")).unwrap_err();
+        assert_eq!(
+            a_user.to_string(),
+            "no receiver of `saved` listens to a sender named `a::User`; the senders it has \
+             receivers for are: explain::lookalikes::b::User, explain::lookalikes::W<u16>. \
+             For any other sender only the any-sender receivers run, as for a send without \
+             sender"
+        );
+        assert!(explain_by_name("saved", Some("W<u8>")).is_err());
+        let w = explain_by_name("saved", Some("W<u16>")).unwrap();
+        assert_eq!(w.running(), ["explain::lookalikes::for_w_u16"]);
+
+        assert!(explain_by_name("routed", Some("audit::invoice")).is_err());
+        assert!(explain_by_name("routed", Some("invoice")).is_err());
+        let billing = explain_by_name("routed", Some("\"billing::invoice\"")).unwrap();
+        assert_eq!(billing.running(), ["explain::lookalikes::for_billing"]);
+    }
+
+    #[test]
+    fn explain_by_name_asks_for_a_module_path_when_two_signals_share_a_name() {
+        let ambiguous = explain_by_name("ping", Some("1")).unwrap_err();
+        assert_eq!(
+            ambiguous.to_string(),
+            "`ping` names several signals: explain::lookalikes::a::ping, \
+             explain::lookalikes::b::ping; add its module path, as in \
+             `explain::lookalikes::a::ping`"
+        );
+        let a = explain_by_name("a::ping", Some("1")).unwrap();
+        assert_eq!(a.running(), ["explain::lookalikes::ping_a"]);
+        let b = explain_by_name("lookalikes::b::ping", Some("1")).unwrap();
+        assert_eq!(b.running(), ["explain::lookalikes::ping_b"]);
+    }
 }

@@ -114,18 +114,7 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("wiring problems: {problems:?}").into());
     }
     if let Some((signal, sender)) = &options.explain {
-        let Some(explanation) = ::signals::explain_by_name(signal, sender.as_deref()) else {
-            let names: Vec<_> = ::signals::registry()
-                .signals()
-                .iter()
-                .map(::signals::SignalEntry::name)
-                .collect();
-            return Err(format!(
-                "no signal named {signal:?}; the signals are {}",
-                names.join(", ")
-            )
-            .into());
-        };
+        let explanation = ::signals::explain_by_name(signal, sender.as_deref())?;
         print!("{explanation}");
         return Ok(());
     }

@@ -83,3 +83,58 @@ pub enum WiringError {
         second: SourceLocation,
     },
 }
+
+/// [`explain_by_name`](crate::explain_by_name) could not tell which signal or sender a name
+/// means. Each variant lists the names it knows, to pick from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExplainError {
+    /// No signal of the program has this name.
+    #[error("no signal is named `{name}`; the program's signals are: {}", known.join(", "))]
+    UnknownSignal {
+        /// The name asked for.
+        name: String,
+        /// Every signal of the program, by module path and name.
+        known: Vec<String>,
+    },
+    /// Several signals have this name, in different modules or crates.
+    #[error(
+        "`{name}` names several signals: {}; add its module path, as in `{}`",
+        candidates.join(", "),
+        candidates[0]
+    )]
+    AmbiguousSignal {
+        /// The name asked for.
+        name: String,
+        /// The signals it could mean, by module path and name.
+        candidates: Vec<String>,
+    },
+    /// No receiver of the signal listens to a sender of this name.
+    #[error(
+        "no receiver of `{signal}` listens to a sender named `{sender}`; the senders it has \
+         receivers for are: {}. For any other sender only the any-sender receivers run, as \
+         for a send without sender",
+        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+    )]
+    UnknownSender {
+        /// The signal's name.
+        signal: &'static str,
+        /// The sender asked for.
+        sender: String,
+        /// The senders the signal's receivers listen to, as the signal writes them.
+        known: Vec<String>,
+    },
+    /// Several senders of the signal's receivers match this name.
+    #[error(
+        "`{sender}` names several senders of `{signal}`: {}; write it in full",
+        candidates.join(", ")
+    )]
+    AmbiguousSender {
+        /// The signal's name.
+        signal: &'static str,
+        /// The sender asked for.
+        sender: String,
+        /// The senders it could mean, as the signal writes them.
+        candidates: Vec<String>,
+    },
+}

@@ -1,8 +1,11 @@
 //! Diagnostics: [`explain`] says which receivers of a signal run for a sender, in which order,
 //! and why each other receiver does not; [`report`] lists the program's whole wiring.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
+use crate::error::ExplainError;
 use crate::receiver::{ReceiverInfo, SourceLocation};
 use crate::registry::{self, SignalRef};
 use crate::testing;
@@ -20,9 +23,41 @@ pub trait Explain: AnySignal {
     /// How a sender of this signal is given.
     type Sender<'s>;
 
-    /// The sender as the signal's receivers list it, `Debug`-formatted.
+    /// The sender, to compare with the senders the signal's receivers listen to.
     #[doc(hidden)]
-    fn sender_label(sender: Self::Sender<'_>) -> Option<String>;
+    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey>;
+}
+
+/// A sender as [`explain`] compares it: by value, with the signal's own `Eq`, as dispatch
+/// does (a type's identity for type signals), and written for people as its `Debug`
+/// rendering. Public only because the hidden `Explain::sender_key` returns it.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SenderKey {
+    label: String,
+    value: Arc<dyn Any + Send + Sync>,
+    same: fn(&dyn Any, &dyn Any) -> bool,
+}
+
+impl SenderKey {
+    pub(crate) fn of<K>(sender: &K) -> Self
+    where
+        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
+    {
+        fn same<K: PartialEq + 'static>(a: &dyn Any, b: &dyn Any) -> bool {
+            matches!((a.downcast_ref::<K>(), b.downcast_ref::<K>()), (Some(a), Some(b)) if a == b)
+        }
+        Self {
+            label: format!("{sender:?}"),
+            value: Arc::new(sender.clone()),
+            same: same::<K>,
+        }
+    }
+
+    /// Whether both are the same sender, as dispatch decides it.
+    fn is(&self, other: &Self) -> bool {
+        (self.same)(&*self.value, &*other.value)
+    }
 }
 
 /// One receiver of a signal as the table or the static registrations know it. Public only
@@ -31,9 +66,25 @@ pub trait Explain: AnySignal {
 #[allow(unreachable_pub)]
 pub struct Row {
     pub(crate) receiver: ReceiverInfo,
-    pub(crate) sender: Option<String>,
+    pub(crate) sender: Option<SenderKey>,
     pub(crate) is_async: bool,
     pub(crate) state: RowState,
+}
+
+impl Row {
+    /// The row of `record`, standing as `state`.
+    pub(crate) fn of<K, E>(record: &crate::table::Record<K, E>, state: RowState) -> Self
+    where
+        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
+        E: crate::table::Listed,
+    {
+        Self {
+            receiver: record.entry.info().clone(),
+            sender: record.sender.as_ref().map(SenderKey::of),
+            is_async: record.entry.is_async(),
+            state,
+        }
+    }
 }
 
 /// Where a [`Row`] stands.
@@ -147,28 +198,181 @@ impl Explanation {
 /// println!("{explanation}");
 /// ```
 pub fn explain<S: Explain + ?Sized>(signal: &S, sender: S::Sender<'_>) -> Explanation {
-    build(signal, S::sender_label(sender))
+    build(signal, signal.rows(), S::sender_key(sender))
 }
 
-/// [`explain`] by names, for tools: the signal named `signal`, and `sender` written as a type
-/// name (`User`), an enum variant (`Monolith` or `SiloMode::Monolith`) or a literal; only the
-/// last path segment is compared. `None` if the program has no signal of that name.
-#[must_use]
-pub fn explain_by_name(signal: &str, sender: Option<&str>) -> Option<Explanation> {
-    let found = registry::all_signals()
-        .into_iter()
-        .find(|candidate| candidate.name() == signal)?;
-    Some(build(found, sender.map(str::to_owned)))
+/// [`explain`] by names, for tools such as a command line.
+///
+/// `signal` is a signal's name (`post_save`), or its name after (part of) its module path
+/// when several modules declare one of that name (`app::signals::post_save`, or
+/// `signals::post_save`). `sender` is written as the signal's receivers list it: a type's
+/// name, whole or from any `::` on (`User`, `models::User`), an enum variant (`Monolith` or
+/// `SiloMode::Monolith`), a literal (`42`, `"billing"`); `None` for a send without sender.
+/// The name picks one of the senders the signal's receivers listen to; from there the answer
+/// is decided as a send decides it, by value.
+///
+/// # Errors
+///
+/// An [`ExplainError`] naming what is known when no signal or no sender has that name, or
+/// several do: for a sender that no receiver listens to, only the any-sender receivers would
+/// run, which `sender = None` explains.
+///
+/// ```
+/// # use signals_core::{Signal, Signature};
+/// # enum Saved {}
+/// # impl Signature for Saved { type Args<'a> = (); type Sender = &'static str; type Output = (); }
+/// # #[allow(non_upper_case_globals)]
+/// # static post_save: Signal<Saved> = Signal::new("post_save");
+/// # let _ = &post_save;
+/// let error = signals_core::explain_by_name("post_sav", None).unwrap_err();
+/// assert!(error.to_string().starts_with("no signal is named `post_sav`"));
+/// ```
+pub fn explain_by_name(signal: &str, sender: Option<&str>) -> Result<Explanation, ExplainError> {
+    let signals = registry::named_signals();
+    let candidates: Vec<&(&'static dyn SignalRef, String)> = signals
+        .iter()
+        .filter(|(_, path)| path_ends_with(path, signal))
+        .collect();
+    let found = match candidates[..] {
+        [(found, _)] => *found,
+        [] => {
+            return Err(ExplainError::UnknownSignal {
+                name: signal.to_owned(),
+                known: signals.iter().map(|(_, path)| path.clone()).collect(),
+            });
+        }
+        _ => {
+            return Err(ExplainError::AmbiguousSignal {
+                name: signal.to_owned(),
+                candidates: candidates.iter().map(|(_, path)| path.clone()).collect(),
+            });
+        }
+    };
+    let rows = found.rows();
+    let sender = match sender {
+        None => None,
+        Some(sender) => Some(sender_named(found.name(), &rows, sender)?),
+    };
+    Ok(build(found, rows, sender))
 }
 
-fn build<S: SignalRef + ?Sized>(signal: &S, sender: Option<String>) -> Explanation {
+/// The one sender of `rows` that `name` names.
+fn sender_named(signal: &'static str, rows: &[Row], name: &str) -> Result<SenderKey, ExplainError> {
+    let mut senders: Vec<&SenderKey> = Vec::new();
+    for sender in rows.iter().filter_map(|row| row.sender.as_ref()) {
+        if !senders.iter().any(|seen| seen.is(sender)) {
+            senders.push(sender);
+        }
+    }
+    let best = senders
+        .iter()
+        .filter_map(|sender| names(&sender.label, name))
+        .max();
+    let candidates: Vec<&SenderKey> = senders
+        .iter()
+        .copied()
+        .filter(|sender| best.is_some() && names(&sender.label, name) == best)
+        .collect();
+    match candidates[..] {
+        [sender] => Ok(sender.clone()),
+        [] => Err(ExplainError::UnknownSender {
+            signal,
+            sender: name.to_owned(),
+            known: senders.iter().map(|sender| sender.label.clone()).collect(),
+        }),
+        _ => Err(ExplainError::AmbiguousSender {
+            signal,
+            sender: name.to_owned(),
+            candidates: candidates
+                .iter()
+                .map(|sender| sender.label.clone())
+                .collect(),
+        }),
+    }
+}
+
+/// How well a person's `name` names a sender written `label` (its `Debug` rendering, or a
+/// type's path): `Whole` when they are the same text (quotes around a string aside), `Path`
+/// when one is the other with a module path or type in front (`User` for `app::models::User`,
+/// `SiloMode::Monolith` for `Monolith`), paths inside generic arguments aside. Never by a
+/// part of a segment: `W<u8>` does not name `W<u16>`, nor `audit::invoice` a string
+/// `"billing::invoice"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Names {
+    Path,
+    Whole,
+}
+
+pub(crate) fn names(label: &str, name: &str) -> Option<Names> {
+    let (label, name) = (label.trim(), name.trim());
+    if label == name {
+        return Some(Names::Whole);
+    }
+    if let Some(text) = label.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        let name = name
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+            .unwrap_or(name);
+        return (text == name).then_some(Names::Whole);
+    }
+    let (label, name) = (segments(label), segments(name));
+    let suffix = |long: &[String], short: &[String]| long.ends_with(short);
+    (suffix(&label, &name) || suffix(&name, &label)).then_some(Names::Path)
+}
+
+/// The `::`-separated segments of a path, with the paths inside its generic arguments reduced
+/// to their last segment: `app::W<app::X>` is `[app, W<X>]`.
+fn segments(path: &str) -> Vec<String> {
+    let mut segments = vec![String::new()];
+    let mut depth = 0_usize;
+    let mut rest = path;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with("::") {
+            rest = &rest[2..];
+            let current = segments.last_mut().expect("never empty");
+            if depth == 0 {
+                segments.push(String::new());
+            } else {
+                // Inside generic arguments: drop the path before this `::`.
+                let start = current
+                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .map_or(0, |i| i + 1);
+                current.truncate(start);
+            }
+            continue;
+        }
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        segments.last_mut().expect("never empty").push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    segments
+}
+
+/// Whether the path `path` (`app::signals::ping`) ends with `name` (`ping`,
+/// `signals::ping`), at a segment boundary.
+fn path_ends_with(path: &str, name: &str) -> bool {
+    path == name
+        || path
+            .strip_suffix(name)
+            .is_some_and(|front| front.ends_with("::"))
+}
+
+fn build<S: SignalRef + ?Sized>(
+    signal: &S,
+    rows: Vec<Row>,
+    sender: Option<SenderKey>,
+) -> Explanation {
     let seen = testing::seen(signal.address());
     let mut running: Vec<(bool, Explained)> = Vec::new();
     let mut others = Vec::new();
-    for row in signal.rows() {
+    for row in rows {
         let listens = match (&row.sender, &sender) {
             (None, _) => true,
-            (Some(listened), Some(sent)) => same_sender(listened, sent),
+            (Some(listened), Some(sent)) => listened.is(sent),
             (Some(_), None) => false,
         };
         let muted = seen.muted || seen.mutes(&row.receiver);
@@ -182,7 +386,7 @@ fn build<S: SignalRef + ?Sized>(signal: &S, sender: Option<String>) -> Explanati
         };
         let explained = Explained {
             receiver: row.receiver,
-            sender: row.sender,
+            sender: row.sender.map(|sender| sender.label),
             is_async: row.is_async,
             verdict,
         };
@@ -207,20 +411,9 @@ fn build<S: SignalRef + ?Sized>(signal: &S, sender: Option<String>) -> Explanati
     receivers.extend(others);
     Explanation {
         signal: signal.name(),
-        sender,
+        sender: sender.map(|sender| sender.label),
         receivers,
     }
-}
-
-/// Whether a listed sender (`Debug`-formatted, or a type name) is the sender `wanted`, as
-/// written by a person: equal, or equal in the last path segment, quotes aside.
-pub(crate) fn same_sender(listed: &str, wanted: &str) -> bool {
-    fn last(sender: &str) -> &str {
-        let sender = sender.trim().trim_matches('"');
-        let path = sender.split('<').next().unwrap_or(sender);
-        path.rsplit("::").next().unwrap_or(path)
-    }
-    listed == wanted || last(listed) == last(wanted)
 }
 
 impl fmt::Display for Explanation {
@@ -357,5 +550,58 @@ impl fmt::Display for registry::Registry {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Names, names, path_ends_with, segments};
+
+    #[test]
+    fn a_name_names_a_sender_whole_or_by_whole_path_segments() {
+        assert_eq!(
+            names("app::models::User", "app::models::User"),
+            Some(Names::Whole)
+        );
+        assert_eq!(names("app::models::User", "User"), Some(Names::Path));
+        assert_eq!(
+            names("app::models::User", "models::User"),
+            Some(Names::Path)
+        );
+        assert_eq!(names("Monolith", "SiloMode::Monolith"), Some(Names::Path));
+        assert_eq!(names("app::a::User", "b::User"), None);
+        assert_eq!(names("app::models::User", "Use"), None);
+        assert_eq!(names("app::models::SuperUser", "User"), None);
+        assert_eq!(names("app::W<u16>", "W<u16>"), Some(Names::Path));
+        assert_eq!(names("app::W<u16>", "W<u8>"), None);
+        assert_eq!(names("app::W<app::X>", "W<X>"), Some(Names::Path));
+        assert_eq!(names("42", "42"), Some(Names::Whole));
+        assert_eq!(
+            names("\"billing::invoice\"", "billing::invoice"),
+            Some(Names::Whole)
+        );
+        assert_eq!(
+            names("\"billing::invoice\"", "\"billing::invoice\""),
+            Some(Names::Whole)
+        );
+        assert_eq!(names("\"billing::invoice\"", "audit::invoice"), None);
+        assert_eq!(names("\"billing::invoice\"", "invoice"), None);
+    }
+
+    #[test]
+    fn segments_reduce_paths_inside_generic_arguments() {
+        assert_eq!(
+            segments("app::W<app::X, std::vec::Vec<u8>>"),
+            ["app", "W<X, Vec<u8>>"]
+        );
+        assert_eq!(segments("User"), ["User"]);
+    }
+
+    #[test]
+    fn signal_paths_match_at_segment_boundaries() {
+        assert!(path_ends_with("app::signals::ping", "ping"));
+        assert!(path_ends_with("app::signals::ping", "signals::ping"));
+        assert!(!path_ends_with("app::signals::ping", "ing"));
+        assert!(!path_ends_with("app::signals::ping", "als::ping"));
     }
 }

@@ -43,7 +43,7 @@ mod watch;
 
 pub use connect::{ScopedConnection, mode};
 pub use dispatch::{Response, Responses};
-pub use error::{BoxError, ReceiverError, SendError, WiringError};
+pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};
 pub use explain::{
     AnySignal, Explain, Explained, Explanation, Verdict, explain, explain_by_name, report,
 };

@@ -13,7 +13,7 @@ use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
 use crate::dispatch::{Cx, Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
-use crate::explain::{Explain, Row};
+use crate::explain::{Explain, Row, SenderKey};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
     ReceiverMeta, Shape, SourceLocation, Strong, WeakTarget,
@@ -197,8 +197,8 @@ impl<F: Signature> Signal<F> {
     #[inline(never)]
     fn first_use(&self) -> &ValueCore<F> {
         self.core.get_or_init(|| {
-            let (records, problems) = registry::static_records(registry::address(self), self.name);
-            Core::new(records, problems)
+            let statics = registry::static_records(registry::address(self), self.name);
+            Core::new(statics.records, statics.problems)
         })
     }
 
@@ -428,16 +428,16 @@ where
 impl<F: Signature> Explain for Signal<F> {
     type Sender<'s> = Option<&'s F::Sender>;
 
-    fn sender_label(sender: Self::Sender<'_>) -> Option<String> {
-        sender.map(|sender| format!("{sender:?}"))
+    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
+        sender.map(SenderKey::of)
     }
 }
 
 impl<F: Signature> Explain for AsyncSignal<F> {
     type Sender<'s> = Option<&'s F::Sender>;
 
-    fn sender_label(sender: Self::Sender<'_>) -> Option<String> {
-        Signal::<F>::sender_label(sender)
+    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
+        Signal::<F>::sender_key(sender)
     }
 }
 

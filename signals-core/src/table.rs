@@ -462,17 +462,13 @@ where
     /// Every receiver in the table, dead weak ones included, in dispatch order.
     pub(crate) fn rows(&self) -> Vec<crate::explain::Row>
     where
-        K: std::fmt::Debug,
+        K: std::fmt::Debug + Sync + 'static,
     {
         self.lock()
             .records()
-            .map(|record| crate::explain::Row {
-                receiver: record.entry.info().clone(),
-                sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
-                is_async: record.entry.is_async(),
-                state: crate::explain::RowState::Connected {
-                    alive: record.entry.alive(),
-                },
+            .map(|record| {
+                let alive = record.entry.alive();
+                crate::explain::Row::of(record, crate::explain::RowState::Connected { alive })
             })
             .collect()
     }

@@ -466,7 +466,7 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
         sender.is_none_or(|wanted| {
             sent.sender
                 .as_deref()
-                .is_some_and(|actual| crate::explain::same_sender(actual, wanted))
+                .is_some_and(|actual| crate::explain::names(actual, wanted).is_some())
         }) && fields
             .iter()
             .all(|(field, value)| sent.args.contains(&format!("{field}: {value}")))

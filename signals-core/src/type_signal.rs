@@ -19,7 +19,7 @@ use crate::dispatch::{
     Info, Observer, Responses, Run, RunAsync, Step, ToEmit, ToSend, ToSendRobust,
 };
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
-use crate::explain::{Explain, Row};
+use crate::explain::{Explain, Row, SenderKey};
 use crate::receiver::{
     AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
     ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakTarget,
@@ -428,8 +428,8 @@ impl<F: TypeSignature> TypeSignal<F> {
     #[inline(never)]
     fn first_use(&self) -> &TypeCore<F> {
         self.core.get_or_init(|| {
-            let (records, problems) = registry::static_records(registry::address(self), self.name);
-            Core::new(records, problems)
+            let statics = registry::static_records(registry::address(self), self.name);
+            Core::new(statics.records, statics.problems)
         })
     }
 
@@ -751,16 +751,16 @@ where
 impl<F: TypeSignature> Explain for TypeSignal<F> {
     type Sender<'s> = Option<TypeSender>;
 
-    fn sender_label(sender: Option<TypeSender>) -> Option<String> {
-        sender.map(|sender| sender.name().to_owned())
+    fn sender_key(sender: Option<TypeSender>) -> Option<SenderKey> {
+        sender.as_ref().map(SenderKey::of)
     }
 }
 
 impl<F: TypeSignature> Explain for AsyncTypeSignal<F> {
     type Sender<'s> = Option<TypeSender>;
 
-    fn sender_label(sender: Option<TypeSender>) -> Option<String> {
-        TypeSignal::<F>::sender_label(sender)
+    fn sender_key(sender: Option<TypeSender>) -> Option<SenderKey> {
+        TypeSignal::<F>::sender_key(sender)
     }
 }
 

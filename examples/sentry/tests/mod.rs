@@ -64,7 +64,7 @@ fn explain_says_which_post_save_receivers_run_for_a_user() {
         text.contains("create_keys_for_project [sender sentry::models::Project"),
         "{text}"
     );
-    assert!(text.contains("listens to sender sentry::models::Project, not User"));
+    assert!(text.contains("listens to sender sentry::models::Project, not sentry::models::User"));
 }
 
 /// `--explain` parses its two operands, `none` meaning a send without sender.
@@ -75,4 +75,16 @@ fn the_explain_option_takes_a_signal_and_a_sender() {
     assert_eq!(options.explain, Some(("post_upgrade".to_owned(), None)));
     let args = ["--explain", "post_upgrade"].map(String::from);
     assert!(crate::Options::parse(args.into_iter()).is_err());
+}
+
+/// `--explain post_save Usr`: a sender nobody listens to is an error naming the known ones.
+#[test]
+fn explain_of_an_unknown_sender_lists_the_known_ones() {
+    let error = ::signals::explain_by_name("post_save", Some("Usr")).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("no receiver of `post_save` listens to a sender named `Usr`"),
+        "{text}"
+    );
+    assert!(text.contains("sentry::models::User"), "{text}");
 }

@@ -84,18 +84,26 @@ fn index() -> &'static HashMap<usize, Vec<&'static Registration>> {
     })
 }
 
-/// The static receivers of the signal at `signal`, as table records in dispatch order, and the
-/// duplicate `dispatch_uid`s found (only the first of each runs).
-pub(crate) fn static_records<K, E>(
-    signal: usize,
-    name: &'static str,
-) -> (Vec<Record<K, E>>, Vec<WiringError>)
+/// The static receivers of one signal, as table records in dispatch order.
+pub(crate) struct StaticRecords<K, E> {
+    /// The receivers that run.
+    pub(crate) records: Vec<Record<K, E>>,
+    /// The receivers left out because an earlier one has their `dispatch_uid` and sender,
+    /// with where that one is defined.
+    pub(crate) shadowed: Vec<(Record<K, E>, SourceLocation)>,
+    /// The duplicate `dispatch_uid`s, as [`check`] reports them.
+    pub(crate) problems: Vec<WiringError>,
+}
+
+/// The static receivers of the signal at `signal`: see [`StaticRecords`].
+pub(crate) fn static_records<K, E>(signal: usize, name: &'static str) -> StaticRecords<K, E>
 where
     K: Eq + Hash + Clone + Debug + 'static,
     E: 'static,
 {
     let registrations = index().get(&signal).map_or(&[][..], Vec::as_slice);
     let mut records = Vec::with_capacity(registrations.len());
+    let mut shadowed = Vec::new();
     let mut problems = Vec::new();
     let mut first_of: HashMap<(&str, Option<K>), &Registration> = HashMap::new();
     for &registration in registrations {
@@ -115,6 +123,9 @@ where
                             first: first.get().meta.location,
                             second: registration.meta.location,
                         });
+                        let identity = Identity::Uid(uid.clone());
+                        let record = Record::new_static(sender, identity, entry);
+                        shadowed.push((record, first.get().meta.location));
                         continue;
                     }
                     MapEntry::Vacant(slot) => slot.insert(registration),
@@ -125,7 +136,11 @@ where
         };
         records.push(Record::new_static(sender, identity, entry));
     }
-    (records, problems)
+    StaticRecords {
+        records,
+        shadowed,
+        problems,
+    }
 }
 
 /// Every signal the program declares with `signal!` or registers a static receiver with,
@@ -152,9 +167,19 @@ fn signals() -> Vec<(&'static dyn SignalRef, Option<&'static Declaration>)> {
     signals
 }
 
-/// Every signal of the program, as [`signals`] lists them.
-pub(crate) fn all_signals() -> Vec<&'static dyn SignalRef> {
-    signals().into_iter().map(|(signal, _)| signal).collect()
+/// Every signal of the program, as [`signals`] lists them, with its path: its module path
+/// and name when it was declared with `signal!`, its name otherwise.
+pub(crate) fn named_signals() -> Vec<(&'static dyn SignalRef, String)> {
+    signals()
+        .into_iter()
+        .map(|(signal, declaration)| {
+            let path = declaration.map_or_else(
+                || signal.name().to_owned(),
+                |declaration| format!("{}::{}", declaration.module_path, signal.name()),
+            );
+            (signal, path)
+        })
+        .collect()
 }
 
 /// The rows of [`explain`](crate::explain) for the signal at `signal`: its table's `rows`,
@@ -162,38 +187,19 @@ pub(crate) fn all_signals() -> Vec<&'static dyn SignalRef> {
 /// duplicates.
 pub(crate) fn explain_rows<K, E>(signal: usize, name: &'static str, mut rows: Vec<Row>) -> Vec<Row>
 where
-    K: Eq + Hash + Clone + Debug + 'static,
+    K: Eq + Hash + Clone + Debug + Send + Sync + 'static,
     E: Listed + 'static,
 {
-    let (records, problems) = static_records::<K, E>(signal, name);
-    for record in records {
+    let statics = static_records::<K, E>(signal, name);
+    for record in statics.records {
         let info = record.entry.info();
         if rows.iter().any(|row| row.receiver.same(info)) {
             continue;
         }
-        rows.push(Row {
-            receiver: info.clone(),
-            sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
-            is_async: record.entry.is_async(),
-            state: RowState::Disconnected,
-        });
+        rows.push(Row::of(&record, RowState::Disconnected));
     }
-    let registrations = index().get(&signal).map_or(&[][..], Vec::as_slice);
-    for problem in problems {
-        let WiringError::DuplicateDispatchUid {
-            sender,
-            first,
-            second,
-            ..
-        } = problem;
-        if let Some(registration) = registrations.iter().find(|r| r.meta.location == second) {
-            rows.push(Row {
-                receiver: ReceiverInfo::from_static(&registration.meta),
-                sender: (sender != "any").then_some(sender),
-                is_async: false,
-                state: RowState::Duplicate { first },
-            });
-        }
+    for (record, first) in statics.shadowed {
+        rows.push(Row::of(&record, RowState::Duplicate { first }));
     }
     rows
 }
