@@ -22,11 +22,15 @@ pub(crate) trait Info {
 pub(crate) trait Step<Cx>: Info {
     type Output;
 
-    /// Runs the receiver; `None` when it is weak and its target is gone.
+    /// Runs the receiver; `None` when it did not run: it is weak and its target is gone, or it
+    /// runs only for sends started on another thread.
     fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
 
     /// Whether the receiver is async.
     fn is_async(&self) -> bool;
+
+    /// Whether it can still run; see [`Call::alive`](crate::receiver::Call::alive).
+    fn alive(&self) -> bool;
 
     /// Starts the receiver for an async send.
     fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, Self::Output>;
@@ -55,6 +59,10 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
 
     fn is_async(&self) -> bool {
         self.call.is_async()
+    }
+
+    fn alive(&self) -> bool {
+        self.call.alive()
     }
 
     fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
@@ -296,9 +304,17 @@ fn run_send<Cx, S: Step<Cx>>(
             output,
         }),
         Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-        None => observer.table.found_dead(),
+        None => skipped(step, observer),
     }
     Ok(())
+}
+
+/// A receiver did not run: if it is a weak one whose target is gone, the table purges it.
+#[cold]
+fn skipped<Cx, S: Step<Cx>>(step: &S, observer: &Observer<'_>) {
+    if !step.alive() {
+        observer.table.found_dead();
+    }
 }
 
 /// Like [`send`], without collecting responses: allocates nothing unless a receiver fails.
@@ -312,7 +328,7 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
         match step.run(cx) {
             Some(Ok(())) => {}
             Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-            None => observer.table.found_dead(),
+            None => skipped(step, observer),
         }
     }
     Ok(())
@@ -442,7 +458,7 @@ pub(crate) async fn send_async<Cx, S: Step<Cx>>(
                 return Err(SendError::new(step.info().clone(), error));
             }
             Started::Ready(None) => {
-                observer.table.found_dead();
+                skipped(step, observer);
                 continue;
             }
         };
@@ -544,12 +560,12 @@ pub(crate) async fn send_robust_async<Cx, S: Step<Cx>>(
     Responses { items }
 }
 
-/// How a run ended: the receiver's result (`None` for a weak receiver whose target is gone),
-/// or the payload of its panic.
+/// How a run ended: the receiver's result (`None` if it did not run), or the payload of its
+/// panic.
 type Outcome<O> = Result<Option<Result<O, BoxError>>, Box<dyn Any + Send>>;
 
 /// A robust receiver's outcome as a response: its output, its recorded error or panic, or
-/// `None` for a weak receiver whose target is gone.
+/// `None` if it did not run.
 fn settle<Cx, S: Step<Cx>>(
     step: &S,
     outcome: Outcome<S::Output>,
@@ -559,7 +575,7 @@ fn settle<Cx, S: Step<Cx>>(
         Ok(Some(Ok(output))) => Some(Ok(output)),
         Ok(Some(Err(error))) => Some(Err(failed(step.info(), error, observer))),
         Ok(None) => {
-            observer.table.found_dead();
+            skipped(step, observer);
             None
         }
         Err(payload) => Some(Err(panicked(step.info(), payload, observer))),

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 use crate::error::BoxError;
 
@@ -505,12 +506,75 @@ impl<Sh: Shape> Call<Sh> {
         matches!(self, Self::StaticAsync(_) | Self::DynAsync(_))
     }
 
+    /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
+    /// receiver that runs only on another thread is alive.
     pub(crate) fn alive(&self) -> bool {
         match self {
             Self::Static(_) | Self::StaticAsync(_) => true,
             Self::Dyn(f) => f.alive(),
             Self::DynAsync(f) => f.alive(),
         }
+    }
+
+    /// This receiver, made to run only for sends started on thread `owner` if there is one.
+    pub(crate) fn on_thread(self, owner: Option<ThreadId>) -> Self {
+        match (self, owner) {
+            (Self::Dyn(inner), Some(owner)) => Self::Dyn(Arc::new(OnThread { owner, inner })),
+            (Self::DynAsync(inner), Some(owner)) => {
+                Self::DynAsync(Arc::new(OnThread { owner, inner }))
+            }
+            (call, _) => call,
+        }
+    }
+}
+
+/// A runtime receiver that runs only for sends started on one thread, where an async send
+/// starts its receivers on its first poll: the scope of the testing aids. Other threads' sends
+/// skip it as if it were not connected.
+struct OnThread<C: ?Sized> {
+    owner: ThreadId,
+    inner: Arc<C>,
+}
+
+impl<C: ?Sized> OnThread<C> {
+    fn here(&self) -> bool {
+        std::thread::current().id() == self.owner
+    }
+}
+
+impl<Sh: Shape> DynCall<Sh> for OnThread<dyn DynCall<Sh>> {
+    fn call(
+        &self,
+        sender: Sh::Sender<'_>,
+        args: &Sh::Args<'_>,
+    ) -> Option<Result<Sh::Output, BoxError>> {
+        if self.here() {
+            self.inner.call(sender, args)
+        } else {
+            None
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.inner.alive()
+    }
+}
+
+impl<Sh: Shape> DynAsyncCall<Sh> for OnThread<dyn DynAsyncCall<Sh>> {
+    fn call<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+        if self.here() {
+            self.inner.call(sender, args)
+        } else {
+            None
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.inner.alive()
     }
 }
 

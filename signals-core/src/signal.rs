@@ -8,6 +8,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
@@ -540,6 +541,7 @@ pub struct Connector<'s, F: Signature, M = mode::Sync> {
     signal: &'s Signal<F>,
     sender: Option<F::Sender>,
     dispatch_uid: Option<Cow<'static, str>>,
+    thread: Option<ThreadId>,
     _mode: PhantomData<M>,
 }
 
@@ -549,6 +551,7 @@ impl<'s, F: Signature, M> Connector<'s, F, M> {
             signal,
             sender: None,
             dispatch_uid: None,
+            thread: None,
             _mode: PhantomData,
         }
     }
@@ -565,6 +568,15 @@ impl<'s, F: Signature, M> Connector<'s, F, M> {
     /// in Django.
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
         self.dispatch_uid = table::dispatch_uid(uid);
+        self
+    }
+
+    /// Fire only for sends started on the calling thread (for an async send, the thread that
+    /// first polls it): the scope of the [testing aids](crate::testing), for a receiver that
+    /// lasts one test while other tests send on other threads. Their sends skip it, though
+    /// `has_listeners` and `receivers` count it on every thread.
+    pub fn this_thread(mut self) -> Self {
+        self.thread = Some(std::thread::current().id());
         self
     }
 
@@ -620,7 +632,7 @@ impl<'s, F: Signature, M> Connector<'s, F, M> {
             ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
         let entry = Entry {
             info: ReceiverInfo::from_runtime(meta),
-            call,
+            call: call.on_thread(self.thread),
         };
         self.signal
             .core()
@@ -684,6 +696,7 @@ impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
             .field("signal", &self.signal.name)
             .field("sender", &self.sender)
             .field("dispatch_uid", &self.dispatch_uid)
+            .field("thread", &self.thread)
             .finish()
     }
 }
@@ -717,6 +730,12 @@ impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
 /// ```
 #[repr(transparent)]
 pub struct AsyncSignal<F: Signature>(Signal<F>);
+
+impl<F: Signature> crate::testing::ValueSignal<F> for AsyncSignal<F> {
+    fn value_signal(&self) -> &Signal<F> {
+        &self.0
+    }
+}
 
 impl<F: Signature> AsyncSignal<F> {
     /// An async signal named `name`.

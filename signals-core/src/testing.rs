@@ -384,17 +384,52 @@ impl fmt::Display for Outcome {
 }
 
 /// Connects `receiver` to `signal` for any sender until the returned guard is dropped
-/// (blinker's `connected_to`); see [`Connector::connect_scoped`](crate::Connector::connect_scoped)
-/// for a sender, a `dispatch_uid`, and type signals. Unlike the other aids, the receiver is
-/// connected for every thread.
+/// (blinker's `connected_to`), with the scope of the other aids: it runs only for sends started
+/// on this thread (for an async send, the thread that first polls it), so that tests running
+/// in parallel never run each other's receivers. `has_listeners` and `receivers` count it on
+/// every thread.
+///
+/// For a sender, a `dispatch_uid`, a type signal (with or without a sender type) or an async
+/// receiver, the connectors do the same with
+/// [`this_thread`](crate::Connector::this_thread):
+/// `post_save.connector().sender::<User>().this_thread().connect_scoped(..)`.
+///
+/// ```
+/// # use signals_core::{Signal, Signature, testing};
+/// # enum Ping {}
+/// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
+/// # #[allow(non_upper_case_globals)]
+/// # static ping: Signal<Ping> = Signal::new("ping");
+/// let _connected = testing::connected_to(&ping, |_, _: &()| println!("pinged"));
+/// ping.emit(&1, &()).unwrap(); // prints; a send on another thread would not
+/// ```
 #[track_caller]
-pub fn connected_to<F, C, R>(signal: &Signal<F>, receiver: C) -> ScopedConnection<'_>
+pub fn connected_to<'s, F, S, C, R>(signal: &'s S, receiver: C) -> ScopedConnection<'s>
 where
     F: Signature,
+    S: ValueSignal<F> + ?Sized,
     C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<F::Output> + 'static,
 {
-    signal.connector().connect_scoped(receiver)
+    signal
+        .value_signal()
+        .connector()
+        .this_thread()
+        .connect_scoped(receiver)
+}
+
+/// A value-sender signal, sync ([`Signal`]) or async
+/// ([`AsyncSignal`](crate::AsyncSignal)): what [`connected_to`] takes.
+pub trait ValueSignal<F: Signature>: AnySignal {
+    /// The signal, for a plain receiver.
+    #[doc(hidden)]
+    fn value_signal(&self) -> &Signal<F>;
+}
+
+impl<F: Signature> ValueSignal<F> for Signal<F> {
+    fn value_signal(&self) -> &Signal<F> {
+        self
+    }
 }
 
 /// Asserts that a [`capture`] on this thread recorded a send of `signal` whose sender and

@@ -13,6 +13,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 
 use crate::connect::{Disconnect, ScopedConnection, mode};
 use crate::dispatch::{
@@ -204,7 +205,7 @@ impl<F: TypeSignature> Listed for TypeEntry<F> {
 
     fn alive(&self) -> bool {
         match self {
-            Self::Any(entry) => entry.alive(),
+            Self::Any(entry) => entry.call.alive(),
             Self::Typed(entry) => entry.alive(),
         }
     }
@@ -327,6 +328,13 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
         }
     }
 
+    fn alive(&self) -> bool {
+        match self {
+            Self::Typed(entry) => entry.call.alive(),
+            Self::Any(entry) => entry.call.alive(),
+        }
+    }
+
     fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
         match self {
             Self::Typed(entry) => entry.call.start(cx.sender, cx.args),
@@ -347,7 +355,7 @@ impl<F: TypeSignature> TypeRoutes<F> {
     fn entries(&self, sender: Option<TypeSender>) -> Vec<(&ReceiverInfo, bool)> {
         match sender.and_then(|sender| self.by_type.get(&sender)) {
             Some(list) => list.entries(),
-            None => self.any.iter().map(|e| (&e.info, e.alive())).collect(),
+            None => self.any.iter().map(|e| (&e.info, e.call.alive())).collect(),
         }
     }
 }
@@ -687,6 +695,10 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
         self.call.is_async()
     }
 
+    fn alive(&self) -> bool {
+        self.call.alive()
+    }
+
     fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
         self.call.start(cx.sender, &cx.any)
     }
@@ -841,6 +853,7 @@ impl<F: TypeSignature> fmt::Debug for TypeSignal<F> {
 struct Options<'s, F: TypeSignature> {
     signal: &'s TypeSignal<F>,
     dispatch_uid: Option<Cow<'static, str>>,
+    thread: Option<ThreadId>,
 }
 
 impl<F: TypeSignature> Options<'_, F> {
@@ -876,6 +889,7 @@ impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
             options: Options {
                 signal,
                 dispatch_uid: None,
+                thread: None,
             },
             _mode: PhantomData,
         }
@@ -895,6 +909,13 @@ impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
     /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
         self.options.dispatch_uid = table::dispatch_uid(uid);
+        self
+    }
+
+    /// Fire only for sends started on the calling thread; see
+    /// [`Connector::this_thread`](crate::Connector::this_thread).
+    pub fn this_thread(mut self) -> Self {
+        self.options.thread = Some(std::thread::current().id());
         self
     }
 
@@ -946,6 +967,7 @@ impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
             Identity::Unique => Identity::of::<C>(self.options.dispatch_uid.as_ref()),
             other => other,
         };
+        let call = call.on_thread(self.options.thread);
         self.options.add::<C>(None, identity, kind, |info| {
             TypeEntry::Any(Entry { info, call })
         })
@@ -1014,6 +1036,13 @@ impl<'s, F: SentBy<M>, M: 'static, Md> TypeConnector<'s, F, M, Md> {
         self
     }
 
+    /// Fire only for sends started on the calling thread; see
+    /// [`Connector::this_thread`](crate::Connector::this_thread).
+    pub fn this_thread(mut self) -> Self {
+        self.options.thread = Some(std::thread::current().id());
+        self
+    }
+
     /// Connects `receiver` for sender type `M`.
     #[track_caller]
     pub fn connect<C, R>(self, receiver: C) -> Connection
@@ -1065,6 +1094,7 @@ impl<'s, F: SentBy<M>, M: 'static, Md> TypeConnector<'s, F, M, Md> {
             other => other,
         };
         let sender = Some(TypeSender::of::<M>());
+        let call = call.on_thread(self.options.thread);
         self.options.add::<C>(sender, identity, kind, |info| {
             TypeEntry::typed::<M>(Entry { info, call })
         })

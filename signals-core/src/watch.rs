@@ -164,6 +164,19 @@ fn ran<O>(result: Option<&Result<O, BoxError>>) -> Outcome {
     }
 }
 
+impl<S> Watched<'_, S> {
+    /// Reports how a receiver that returned ended; one that runs only for sends started on
+    /// another thread is not part of this send.
+    fn report<Cx, O>(&self, result: Option<&Result<O, BoxError>>)
+    where
+        S: Step<Cx>,
+    {
+        if result.is_some() || !self.step.alive() {
+            self.watch.ended(self.step.info(), ran(result));
+        }
+    }
+}
+
 impl<S: Info> Info for Watched<'_, S> {
     fn info(&self) -> &ReceiverInfo {
         self.step.info()
@@ -176,7 +189,7 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
     fn run(&self, cx: &Cx) -> Option<Result<S::Output, BoxError>> {
         match catch_unwind(AssertUnwindSafe(|| self.step.run(cx))) {
             Ok(result) => {
-                self.watch.ended(self.step.info(), ran(result.as_ref()));
+                self.report(result.as_ref());
                 result
             }
             Err(payload) => self.watch.panicked(self.step.info(), payload),
@@ -187,6 +200,10 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
         self.step.is_async()
     }
 
+    fn alive(&self) -> bool {
+        self.step.alive()
+    }
+
     fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, S::Output> {
         match catch_unwind(AssertUnwindSafe(|| self.step.start(cx))) {
             Ok(Started::Pending(future)) => Started::Pending(Box::pin(Reported {
@@ -195,7 +212,7 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
                 watch: self.watch,
             })),
             Ok(Started::Ready(result)) => {
-                self.watch.ended(self.step.info(), ran(result.as_ref()));
+                self.report(result.as_ref());
                 Started::Ready(result)
             }
             Err(payload) => self.watch.panicked(self.step.info(), payload),

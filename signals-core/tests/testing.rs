@@ -250,3 +250,89 @@ fn connected_to_lasts_until_its_guard_is_dropped() {
     }
     assert!(!post_upgrade.has_listeners(None));
 }
+
+/// One thread's temporary receiver runs only for that thread's sends, while another thread
+/// sends on the same signal at the same time.
+#[test]
+fn connected_to_runs_only_for_sends_started_on_its_thread() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    static CONNECTED: Rendezvous = Rendezvous::new(2);
+    static SENT_ELSEWHERE: Rendezvous = Rendezvous::new(2);
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let _connected = testing::connected_to(&post_upgrade, |_, _: &Upgrade<'_>| {
+                RUNS.fetch_add(1, Ordering::SeqCst);
+            });
+            assert!(CONNECTED.wait(DEADLOCK), "the other thread never started");
+            assert!(SENT_ELSEWHERE.wait(DEADLOCK), "the other thread never sent");
+            for _ in 0..5 {
+                post_upgrade.emit(None, &upgrade(false)).unwrap();
+            }
+        });
+        scope.spawn(|| {
+            assert!(CONNECTED.wait(DEADLOCK), "the receiver was never connected");
+            for _ in 0..100 {
+                let responses = post_upgrade.send_robust(&Silo::Region, &upgrade(true));
+                assert!(responses.is_empty(), "another thread's receiver answered");
+            }
+            assert!(
+                SENT_ELSEWHERE.wait(DEADLOCK),
+                "the connecting thread went away"
+            );
+        });
+    });
+    assert_eq!(RUNS.load(Ordering::SeqCst), 5);
+}
+
+/// `this_thread` on a type signal's connector for one sender type, and `connected_to` on an
+/// async signal sent from another thread.
+#[test]
+fn this_thread_scopes_receivers_of_type_signals_and_async_signals() {
+    use signals_core::{AsyncSignal, SentBy, TypeSignal, TypeSignature};
+
+    struct User;
+    struct Saved<'a, M: ?Sized>(&'a M);
+    enum PostSave {}
+    impl TypeSignature for PostSave {
+        type AnyArgs<'a> = ();
+        type Output = u32;
+    }
+    impl SentBy<User> for PostSave {
+        type Args<'a> = Saved<'a, User>;
+        fn any_args(_: &Saved<'_, User>) {}
+    }
+    static post_save: TypeSignal<PostSave> = TypeSignal::new("post_save");
+    static checkin: AsyncSignal<PostUpgrade> = AsyncSignal::new("checkin");
+
+    let _typed = post_save
+        .connector()
+        .sender::<User>()
+        .this_thread()
+        .connect_scoped(|_, _: &Saved<'_, User>| 7);
+    let _plain = testing::connected_to(&checkin, |_, _: &Upgrade<'_>| {});
+    let send_both = || {
+        let saved = post_save
+            .send::<User>(&Saved(&User))
+            .unwrap()
+            .into_outputs();
+        let checked = futures_lite_block_on(checkin.send(None, &upgrade(false)));
+        (saved, checked.unwrap().len())
+    };
+    assert_eq!(send_both(), (vec![7], 1));
+    assert_eq!(
+        thread::scope(|scope| scope.spawn(send_both).join().unwrap()),
+        (vec![], 0)
+    );
+}
+
+/// Polls `future` to completion on this thread.
+fn futures_lite_block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+    }
+}
