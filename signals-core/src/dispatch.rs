@@ -16,6 +16,9 @@ use crate::testing;
 /// The identity of one element of a dispatch list.
 pub(crate) trait Info {
     fn info(&self) -> &ReceiverInfo;
+
+    /// Whether the receiver is async.
+    fn is_async(&self) -> bool;
 }
 
 /// One element of a dispatch list, run against a send's context `Cx`.
@@ -25,9 +28,6 @@ pub(crate) trait Step<Cx>: Info {
     /// Runs the receiver; `None` when it did not run: it is weak and its target is gone, or it
     /// runs only for sends started on another thread.
     fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
-
-    /// Whether the receiver is async.
-    fn is_async(&self) -> bool;
 
     /// Whether it can still run; see [`Call::alive`](crate::receiver::Call::alive).
     fn alive(&self) -> bool;
@@ -47,6 +47,10 @@ impl<Sh: Shape> Info for Entry<Sh> {
     fn info(&self) -> &ReceiverInfo {
         &self.info
     }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
+    }
 }
 
 impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
@@ -55,10 +59,6 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
     #[inline]
     fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
         self.call.invoke(cx.sender, cx.args)
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
     }
 
     fn alive(&self) -> bool {
@@ -161,11 +161,30 @@ impl<'a, T> IntoIterator for &'a Responses<T> {
     }
 }
 
-/// Observes a dispatch: the signal's name for logs, and the table to tell when a weak
-/// receiver's target turns out to be gone.
+/// Observes a dispatch: the signal's name for logs, the table to tell when a weak receiver's
+/// target turns out to be gone, and whether failures are raised.
+#[derive(Clone, Copy)]
 pub(crate) struct Observer<'o> {
     pub(crate) signal: &'static str,
     pub(crate) table: &'o dyn FoundDead,
+    /// Whether [`testing::raise_on_send`] was on where the send started; `None` to ask the
+    /// current thread, which is where a sync send started.
+    pub(crate) raise: Option<bool>,
+}
+
+impl Observer<'_> {
+    /// This observer for an async send that starts on the current thread: raising is decided
+    /// here, wherever the send is polled later.
+    fn starting_here(&self) -> Self {
+        Self {
+            raise: Some(self.raise.unwrap_or_else(testing::raises_on_send)),
+            ..*self
+        }
+    }
+
+    fn raises(&self) -> bool {
+        self.raise.unwrap_or_else(testing::raises_on_send)
+    }
 }
 
 /// Told by a send that a weak receiver's target is gone.
@@ -379,7 +398,7 @@ fn run_robust<Cx, S: Step<Cx>>(
 #[cold]
 fn failed(receiver: &ReceiverInfo, error: BoxError, observer: &Observer<'_>) -> ReceiverError {
     assert!(
-        !testing::raises_on_send(),
+        !observer.raises(),
         "signal `{}`: {} (raised by testing::raise_on_send)",
         observer.signal,
         SendError::new(receiver.clone(), error)
@@ -395,7 +414,7 @@ fn panicked(
     payload: Box<dyn Any + Send>,
     observer: &Observer<'_>,
 ) -> ReceiverError {
-    if testing::raises_on_send() {
+    if observer.raises() {
         resume_unwind(payload);
     }
     let error = ReceiverError::Panicked {
@@ -510,6 +529,8 @@ pub(crate) async fn send_robust_async<Cx, S: Step<Cx>>(
     cx: &Cx,
     observer: &Observer<'_>,
 ) -> Responses<Result<S::Output, ReceiverError>> {
+    // The first poll: an async send counts where it starts, wherever it is polled later.
+    let observer = &observer.starting_here();
     let mut items = Vec::with_capacity(steps.len());
     for step in steps.iter().filter(|step| !step.is_async()) {
         run_robust(step, cx, observer, &mut items);

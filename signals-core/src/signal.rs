@@ -362,6 +362,7 @@ impl<F: Signature> Signal<F> {
         Observer {
             signal: self.name,
             table: core,
+            raise: None,
         }
     }
 

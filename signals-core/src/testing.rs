@@ -85,8 +85,44 @@ struct Aids {
 /// A capture's log and the renderer of the captured signal's arguments.
 #[derive(Clone)]
 pub(crate) struct Attached {
-    pub(crate) log: Arc<Mutex<Vec<Sent>>>,
+    pub(crate) log: Arc<Mutex<Log>>,
     pub(crate) render: Arc<dyn Any + Send + Sync>,
+}
+
+/// The sends of one capture, in the order they started: a send takes its place when it starts
+/// and fills it in when it ends, so that a send made by a receiver comes after the send that
+/// ran that receiver.
+#[derive(Default)]
+pub(crate) struct Log {
+    /// Each send's number, and what it did once it ended.
+    sends: Vec<(u64, Option<Sent>)>,
+}
+
+impl Log {
+    /// Takes a place for a send starting now; returns its number.
+    pub(crate) fn start(&mut self) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.sends.push((number, None));
+        number
+    }
+
+    /// Records what the send numbered `number` did, in its place (unless the capture was
+    /// cleared since it started).
+    pub(crate) fn end(&mut self, number: u64, sent: Sent) {
+        if let Some((_, place)) = self.sends.iter_mut().rev().find(|(n, _)| *n == number) {
+            *place = Some(sent);
+        }
+    }
+
+    fn ended(&self) -> impl Iterator<Item = &Sent> {
+        self.sends.iter().filter_map(|(_, sent)| sent.as_ref())
+    }
+
+    /// Forgets the sends that ended; those still running keep their place.
+    fn clear(&mut self) {
+        self.sends.retain(|(_, sent)| sent.is_none());
+    }
 }
 
 /// What one thread's guards say about one signal: see [`seen`].
@@ -105,9 +141,10 @@ impl Seen {
     }
 }
 
-/// What the guards of this thread say about the signal at `address`.
+/// What the guards of this thread say about the signal at `address`. Nothing, once the
+/// thread's own state is gone (a send from a thread-local's destructor at thread exit).
 pub(crate) fn seen(address: usize) -> Seen {
-    AIDS.with(|aids| {
+    AIDS.try_with(|aids| {
         let aids = aids.borrow();
         Seen {
             muted: aids.muted.iter().any(|&(_, muted)| muted == address),
@@ -120,10 +157,17 @@ pub(crate) fn seen(address: usize) -> Seen {
                 .collect(),
         }
     })
+    .unwrap_or(Seen {
+        muted: false,
+        muted_uids: Vec::new(),
+        captures: Vec::new(),
+    })
 }
 
+/// Forgets the guard `id`. A guard kept in a thread-local may be dropped after this thread's
+/// own state is gone, at thread exit: there is then nothing to forget but the count.
 fn remove(id: u64) {
-    AIDS.with(|aids| {
+    let _ = AIDS.try_with(|aids| {
         let mut aids = aids.borrow_mut();
         aids.muted.retain(|&(guard, _)| guard != id);
         aids.muted_uids.retain(|(guard, _)| *guard != id);
@@ -240,7 +284,7 @@ pub trait Capturable: AnySignal {
 #[must_use = "nothing is recorded once the guard is dropped"]
 pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
     let id = next_guard();
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::new(Mutex::new(Log::default()));
     let attached = Attached {
         log: Arc::clone(&log),
         render: signal.renderer(),
@@ -259,27 +303,28 @@ pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
 pub struct Capture {
     id: u64,
     signal: &'static str,
-    log: Arc<Mutex<Vec<Sent>>>,
+    log: Arc<Mutex<Log>>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Capture {
-    /// The sends recorded so far, oldest first.
+    /// The sends recorded so far, in the order they started: a send made by a receiver comes
+    /// after the send that ran it. A send still running is not recorded yet.
     #[must_use]
     pub fn sends(&self) -> Vec<Sent> {
-        self.log().clone()
+        self.log().ended().cloned().collect()
     }
 
     /// How many sends were recorded.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.log().len()
+        self.log().ended().count()
     }
 
     /// Whether no send was recorded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.log().is_empty()
+        self.len() == 0
     }
 
     /// Forgets the sends recorded so far.
@@ -287,16 +332,20 @@ impl Capture {
         self.log().clear();
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, Vec<Sent>> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        lock(&self.log)
     }
+}
+
+pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Capture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Capture")
             .field("signal", &self.signal)
-            .field("sends", &*self.log())
+            .field("sends", &self.sends())
             .finish_non_exhaustive()
     }
 }
@@ -316,8 +365,9 @@ pub struct Sent {
     pub sender: Option<String>,
     /// The arguments, `Debug`-formatted (`{:?}`).
     pub args: String,
-    /// Each receiver the send reached and how it ended: the muted ones first, then the
-    /// others in the order they ended (dispatch order, for sync receivers).
+    /// Each receiver the send reached and how it ended, in dispatch order, muted ones in
+    /// place. For an async send: the plain receivers, then the async ones, as the send runs
+    /// them.
     pub responses: Vec<(ReceiverInfo, Outcome)>,
     /// Whether the signal was muted on the sending thread, so that no receiver ran.
     pub muted: bool,
@@ -436,9 +486,13 @@ impl<F: Signature> ValueSignal<F> for Signal<F> {
 /// arguments match, and panics with every captured send otherwise.
 ///
 /// `sender = X` matches the sender by how it is written: a type's name (`User` for a type
-/// signal), an enum variant (`SiloMode::Monolith` matches the value `Monolith`) or a literal
-/// (`42`, `"user"`); only the last path segment is compared. Each `field = value` matches when
-/// the arguments' `Debug` rendering contains `field: {value:?}`.
+/// signal, or `models::User`), an enum variant (`SiloMode::Monolith` matches the value
+/// `Monolith`) or a literal (`42`, `"user"`), by whole path segments. Each `field = value`
+/// matches a field of the arguments by its whole name, at the top level of the argument
+/// struct (not inside a nested one), and by its whole value: the value's `Debug` rendering
+/// must equal the field's, as the capture recorded it. Matching is on the `Debug` text, which
+/// is all a capture keeps (the arguments borrow, so they cannot be kept for a typed check):
+/// two values that render alike match alike.
 ///
 /// ```
 /// # use signals_core::{Signal, Signature, testing};
@@ -489,22 +543,17 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
     let sends: Vec<Sent> = seen
         .captures
         .iter()
-        .flat_map(|attached| {
-            attached
-                .log
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        .flat_map(|attached| lock(&attached.log).ended().cloned().collect::<Vec<_>>())
         .collect();
     let matches = |sent: &Sent| {
+        let args = top_level_fields(&sent.args).unwrap_or_default();
         sender.is_none_or(|wanted| {
             sent.sender
                 .as_deref()
                 .is_some_and(|actual| crate::explain::names(actual, wanted).is_some())
         }) && fields
             .iter()
-            .all(|(field, value)| sent.args.contains(&format!("{field}: {value}")))
+            .all(|(field, value)| args.iter().any(|(name, v)| name == field && v == value))
     };
     if sends.iter().any(matches) {
         return;
@@ -535,4 +584,102 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
             wanted.join(", ")
         },
     );
+}
+
+/// The top-level fields of a struct's `Debug` rendering (`Saved { user_id: 1, id: 12 }`), by
+/// name, each with its value as rendered; `None` for anything else (a tuple struct, a unit).
+/// Commas and braces inside nested values, strings and characters do not split fields.
+fn top_level_fields(debug: &str) -> Option<Vec<(&str, &str)>> {
+    let open = opening_brace(debug)?;
+    let body = &debug[open + 1..];
+    let mut fields = Vec::new();
+    let mut depth = 0_usize;
+    let mut start = 0;
+    let mut chars = body.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => skip_string(&mut chars),
+            '\'' => skip_char(&mut chars),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth > 0 => depth -= 1,
+            ',' | '}' if depth == 0 => {
+                if let Some((name, value)) = body[start..at].split_once(": ") {
+                    fields.push((name.trim(), value.trim()));
+                }
+                if c == '}' {
+                    return Some(fields);
+                }
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Where the braces of a braced struct's rendering open: after its name, before any string.
+fn opening_brace(debug: &str) -> Option<usize> {
+    let open = debug.find(['{', '(', '[', '"', '\''])?;
+    (debug.as_bytes()[open] == b'{' && !debug[..open].trim().is_empty()).then_some(open)
+}
+
+/// Skips past the end of a string whose opening quote was just read.
+fn skip_string(chars: &mut std::str::CharIndices<'_>) {
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => return,
+            _ => {}
+        }
+    }
+}
+
+/// Skips past the end of a character literal whose opening quote was just read.
+fn skip_char(chars: &mut std::str::CharIndices<'_>) {
+    if let Some((_, '\\')) = chars.next() {
+        chars.next();
+    }
+    chars.next(); // the closing quote
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level_fields;
+
+    #[test]
+    fn fields_are_split_at_the_top_level_only() {
+        assert_eq!(
+            top_level_fields("Saved { user_id: 1, id: 12 }"),
+            Some(vec![("user_id", "1"), ("id", "12")])
+        );
+        assert_eq!(
+            top_level_fields(r#"Note { text: "x, id: 1 }", id: 3, c: '}', d: '\'' }"#),
+            Some(vec![
+                ("text", r#""x, id: 1 }""#),
+                ("id", "3"),
+                ("c", "'}'"),
+                ("d", r"'\''")
+            ])
+        );
+        assert_eq!(
+            top_level_fields("Outer { inner: Inner { id: 1 }, list: [1, 2], id: 2 }"),
+            Some(vec![
+                ("inner", "Inner { id: 1 }"),
+                ("list", "[1, 2]"),
+                ("id", "2")
+            ])
+        );
+        assert_eq!(
+            top_level_fields(r#"Quoted { text: "a \" } b", id: 4 }"#),
+            Some(vec![("text", r#""a \" } b""#), ("id", "4")])
+        );
+        assert_eq!(top_level_fields("Empty"), None);
+        assert_eq!(top_level_fields("Pair(1, 2)"), None);
+        assert_eq!(
+            top_level_fields("Open { a: 1, .. }"),
+            Some(vec![("a", "1")])
+        );
+    }
 }

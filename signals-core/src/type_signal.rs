@@ -308,6 +308,13 @@ impl<F: SentBy<M>, M: 'static> Info for TypedStep<F, M> {
             Self::Any(entry) => &entry.info,
         }
     }
+
+    fn is_async(&self) -> bool {
+        match self {
+            Self::Typed(entry) => entry.call.is_async(),
+            Self::Any(entry) => entry.call.is_async(),
+        }
+    }
 }
 
 impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
@@ -318,13 +325,6 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
         match self {
             Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
             Self::Any(entry) => entry.call.invoke(cx.sender, &cx.any),
-        }
-    }
-
-    fn is_async(&self) -> bool {
-        match self {
-            Self::Typed(entry) => entry.call.is_async(),
-            Self::Any(entry) => entry.call.is_async(),
         }
     }
 
@@ -445,6 +445,7 @@ impl<F: TypeSignature> TypeSignal<F> {
         Observer {
             signal: self.name,
             table: core,
+            raise: None,
         }
     }
 
@@ -689,10 +690,6 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
     #[inline]
     fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
         self.call.invoke(cx.sender, &cx.any)
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
     }
 
     fn alive(&self) -> bool {

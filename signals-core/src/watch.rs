@@ -19,7 +19,7 @@ use tracing::{Level, Span, field};
 use crate::dispatch::{Info, Step, panic_message};
 use crate::error::BoxError;
 use crate::receiver::{BoxFuture, ReceiverInfo, Started};
-use crate::testing::{self, Outcome, Seen, Sent};
+use crate::testing::{self, Outcome, Seen, Sent, lock};
 
 /// Whether a send must look for watchers: a testing guard is alive on this thread, or a
 /// subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
@@ -36,8 +36,11 @@ pub(crate) struct Watch {
     span: Span,
     /// What the sending thread's testing guards say about the signal.
     seen: Seen,
-    /// The send as the captures will record it, if there are any.
+    /// The send as the captures will record it, if there are any, with its number in each.
     sent: Mutex<Option<Sent>>,
+    numbers: Vec<u64>,
+    /// How each receiver ended, by its place in the order the send runs them.
+    outcomes: Mutex<Vec<Option<(ReceiverInfo, Outcome)>>>,
 }
 
 impl Watch {
@@ -58,11 +61,19 @@ impl Watch {
         };
         let sent = (!seen.captures.is_empty())
             .then(|| Sent::new(sender.map(|sender| format!("{sender:?}")), seen.muted));
+        // Each capture keeps the send's place now, so that sends are listed as they started.
+        let numbers = seen
+            .captures
+            .iter()
+            .map(|capture| lock(&capture.log).start())
+            .collect();
         Self {
             signal,
             span,
             seen,
             sent: Mutex::new(sent),
+            numbers,
+            outcomes: Mutex::new(Vec::new()),
         }
     }
 
@@ -92,20 +103,32 @@ impl Watch {
     /// `steps` without the receivers muted on the sending thread, each wrapped to report how
     /// it ends.
     pub(crate) fn steps<'w, S: Info>(&'w self, steps: &'w [S]) -> Vec<Watched<'w, S>> {
+        // The places of the responses: plain receivers, then async ones, as sends run them.
+        let mut order: Vec<&S> = steps.iter().filter(|step| !step.is_async()).collect();
+        order.extend(steps.iter().filter(|step| step.is_async()));
+        *self.outcomes() = vec![None; order.len()];
         let mut watched = Vec::with_capacity(steps.len());
-        for step in steps {
+        for (place, step) in order.into_iter().enumerate() {
             let info = step.info();
             if self.seen.mutes(info) {
-                self.ended(info, Outcome::Muted);
+                self.ended(place, info, Outcome::Muted);
             } else {
-                watched.push(Watched { step, watch: self });
+                watched.push(Watched {
+                    step,
+                    place,
+                    watch: self,
+                });
             }
         }
         self.span.record("receivers", watched.len());
         watched
     }
 
-    fn ended(&self, info: &ReceiverInfo, outcome: Outcome) {
+    fn outcomes(&self) -> std::sync::MutexGuard<'_, Vec<Option<(ReceiverInfo, Outcome)>>> {
+        self.outcomes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ended(&self, place: usize, info: &ReceiverInfo, outcome: Outcome) {
         tracing::debug!(
             name: "signal.receiver",
             target: "signals",
@@ -117,14 +140,14 @@ impl Watch {
             outcome = %outcome,
             "receiver {outcome}",
         );
-        if let Some(sent) = self.sent().as_mut() {
-            sent.responses.push((info.clone(), outcome));
+        if self.sent().is_some() {
+            self.outcomes()[place] = Some((info.clone(), outcome));
         }
     }
 
     /// Reports a receiver's panic, and resumes it.
-    fn panicked(&self, info: &ReceiverInfo, payload: Box<dyn Any + Send>) -> ! {
-        self.ended(info, Outcome::Panicked(panic_message(&*payload)));
+    fn panicked(&self, place: usize, info: &ReceiverInfo, payload: Box<dyn Any + Send>) -> ! {
+        self.ended(place, info, Outcome::Panicked(panic_message(&*payload)));
         resume_unwind(payload)
     }
 
@@ -136,15 +159,12 @@ impl Watch {
 impl Drop for Watch {
     /// Hands the recorded send to the captures, also when a receiver's panic unwinds the send.
     fn drop(&mut self) {
-        let Some(sent) = self.sent().take() else {
+        let Some(mut sent) = self.sent().take() else {
             return;
         };
-        for capture in &self.seen.captures {
-            capture
-                .log
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(sent.clone());
+        sent.responses = self.outcomes().drain(..).flatten().collect();
+        for (capture, &number) in self.seen.captures.iter().zip(&self.numbers) {
+            lock(&capture.log).end(number, sent.clone());
         }
     }
 }
@@ -152,6 +172,8 @@ impl Drop for Watch {
 /// A receiver of a watched send: runs as the receiver it wraps, and reports how it ended.
 pub(crate) struct Watched<'w, S> {
     step: &'w S,
+    /// Its place among the send's responses.
+    place: usize,
     watch: &'w Watch,
 }
 
@@ -172,7 +194,7 @@ impl<S> Watched<'_, S> {
         S: Step<Cx>,
     {
         if result.is_some() || !self.step.alive() {
-            self.watch.ended(self.step.info(), ran(result));
+            self.watch.ended(self.place, self.step.info(), ran(result));
         }
     }
 }
@@ -180,6 +202,10 @@ impl<S> Watched<'_, S> {
 impl<S: Info> Info for Watched<'_, S> {
     fn info(&self) -> &ReceiverInfo {
         self.step.info()
+    }
+
+    fn is_async(&self) -> bool {
+        self.step.is_async()
     }
 }
 
@@ -192,12 +218,8 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
                 self.report(result.as_ref());
                 result
             }
-            Err(payload) => self.watch.panicked(self.step.info(), payload),
+            Err(payload) => self.watch.panicked(self.place, self.step.info(), payload),
         }
-    }
-
-    fn is_async(&self) -> bool {
-        self.step.is_async()
     }
 
     fn alive(&self) -> bool {
@@ -208,6 +230,7 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
         match catch_unwind(AssertUnwindSafe(|| self.step.start(cx))) {
             Ok(Started::Pending(future)) => Started::Pending(Box::pin(Reported {
                 future: Some(future),
+                place: self.place,
                 info: self.step.info(),
                 watch: self.watch,
             })),
@@ -215,7 +238,7 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
                 self.report(result.as_ref());
                 Started::Ready(result)
             }
-            Err(payload) => self.watch.panicked(self.step.info(), payload),
+            Err(payload) => self.watch.panicked(self.place, self.step.info(), payload),
         }
     }
 }
@@ -224,6 +247,7 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
 /// before it completes.
 struct Reported<'c, O> {
     future: Option<BoxFuture<'c, Result<O, BoxError>>>,
+    place: usize,
     info: &'c ReceiverInfo,
     watch: &'c Watch,
 }
@@ -239,12 +263,12 @@ impl<O> Future for Reported<'_, O> {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => {
                 self.future = None;
-                self.watch.ended(self.info, ran(Some(&result)));
+                self.watch.ended(self.place, self.info, ran(Some(&result)));
                 Poll::Ready(result)
             }
             Err(payload) => {
                 self.future = None;
-                self.watch.panicked(self.info, payload)
+                self.watch.panicked(self.place, self.info, payload)
             }
         }
     }
@@ -253,7 +277,7 @@ impl<O> Future for Reported<'_, O> {
 impl<O> Drop for Reported<'_, O> {
     fn drop(&mut self) {
         if self.future.is_some() {
-            self.watch.ended(self.info, Outcome::Cancelled);
+            self.watch.ended(self.place, self.info, Outcome::Cancelled);
         }
     }
 }

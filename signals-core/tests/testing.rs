@@ -336,3 +336,219 @@ fn futures_lite_block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         }
     }
 }
+
+#[test]
+fn a_capture_lists_responses_in_dispatch_order_with_muted_receivers_in_place() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    for uid in ["first", "muted", "last"] {
+        post_upgrade
+            .connector()
+            .dispatch_uid(uid)
+            .connect(|_, _: &Upgrade<'_>| {});
+    }
+    let sent = testing::capture(&post_upgrade);
+    let _muted = testing::mute_receiver("muted");
+    post_upgrade.send_robust(None, &upgrade(false));
+    let sends = sent.sends();
+    let order: Vec<(Option<&str>, &Outcome)> = sends[0]
+        .responses
+        .iter()
+        .map(|(receiver, outcome)| (receiver.dispatch_uid(), outcome))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Some("first"), &Outcome::Ok),
+            (Some("muted"), &Outcome::Muted),
+            (Some("last"), &Outcome::Ok)
+        ]
+    );
+}
+
+#[test]
+fn a_capture_lists_sends_in_the_order_they_started() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    post_upgrade.connect(|sender, args: &Upgrade<'_>| {
+        if sender == Some(&Silo::Monolith) {
+            let nested = Upgrade {
+                database: "nested",
+                interactive: args.interactive,
+            };
+            post_upgrade.emit(&Silo::Region, &nested).unwrap();
+        }
+    });
+    let sent = testing::capture(&post_upgrade);
+    post_upgrade.emit(&Silo::Monolith, &upgrade(false)).unwrap();
+    let senders: Vec<Option<String>> = sent.sends().into_iter().map(|s| s.sender).collect();
+    assert_eq!(
+        senders,
+        [Some("Monolith".to_owned()), Some("Region".to_owned())],
+        "the outer send started first"
+    );
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // read through `Debug`
+struct Inner {
+    id: u32,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // read through `Debug`
+struct Saved {
+    user_id: u32,
+    idx: u32,
+    note: &'static str,
+    inner: Inner,
+    id: u32,
+}
+
+enum SavedSignal {}
+impl Signature for SavedSignal {
+    type Args<'a> = Saved;
+    type Sender = &'static str;
+    type Output = ();
+}
+
+/// `assert_sent!` matches a field by its whole name at the top level, and by its whole value:
+/// names that are prefixes or suffixes of others, values that are prefixes of others, a
+/// nested field of the same name and a string containing `, id: 1` all fail to match.
+#[test]
+fn assert_sent_matches_whole_top_level_fields_only() {
+    static saved: Signal<SavedSignal> = Signal::new("saved");
+    let sent = testing::capture(&saved);
+    saved
+        .emit(
+            &"billing::invoice",
+            &Saved {
+                user_id: 1,
+                idx: 1,
+                note: "x, id: 1",
+                inner: Inner { id: 1 },
+                id: 12,
+            },
+        )
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_sent!(saved, id = 12);
+    assert_sent!(saved, user_id = 1, idx = 1, note = "x, id: 1");
+    assert_sent!(saved, sender = "billing::invoice", id = 12_u32);
+    let attempts: [(&str, fn()); 8] = [
+        (
+            "a suffix of user_id, a prefix of idx, a prefix of 12",
+            || {
+                assert_sent!(saved, id = 1);
+            },
+        ),
+        ("a suffix of the value 12", || assert_sent!(saved, id = 2)),
+        ("a prefix of the name idx", || assert_sent!(saved, i = 1)),
+        ("a suffix of the name user_id", || {
+            assert_sent!(saved, ser_id = 1);
+        }),
+        ("a nested field", || assert_sent!(saved, inner = 1)),
+        ("a part of a string", || assert_sent!(saved, note = "x")),
+        ("another sender", || {
+            assert_sent!(saved, sender = "audit::invoice");
+        }),
+        ("a part of a sender", || {
+            assert_sent!(saved, sender = "invoice");
+        }),
+    ];
+    for (what, attempt) in attempts {
+        let message = panic_of(attempt);
+        assert!(
+            message.starts_with("assert_sent!(saved): no send with"),
+            "{what} matched: {message}"
+        );
+    }
+}
+
+/// An async send counts where it is first polled: `raise_on_send` on the thread that started
+/// it decides, though the receiver fails after the send moved to another thread, and the other
+/// way round.
+#[test]
+fn raise_on_send_for_an_async_send_is_decided_where_it_started() {
+    use signals_core::AsyncSignal;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    type Robust = signals_core::Responses<Result<(), signals_core::ReceiverError>>;
+    static checkin: AsyncSignal<PostUpgrade> = AsyncSignal::new("checkin");
+    checkin.connect_async(|_, _: &Upgrade<'_>| {
+        Box::pin(async {
+            // Pending once, so that the failure happens at the second poll.
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if yielded {
+                    Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+            Err::<(), _>(std::io::Error::other("webhook down"))
+        })
+    });
+    let args = upgrade(false);
+    let started_here = |raise: bool| {
+        let guard = raise.then(testing::raise_on_send);
+        let mut send = Box::pin(checkin.send_robust(None, &args));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            send.as_mut().poll(&mut cx).is_pending(),
+            "the receiver yields first"
+        );
+        drop(guard);
+        send
+    };
+    let finish_elsewhere = |send: std::pin::Pin<Box<dyn Future<Output = Robust> + Send + '_>>,
+                            raise: bool| {
+        thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let _guard = raise.then(testing::raise_on_send);
+                    catch_unwind(AssertUnwindSafe(|| futures_lite_block_on(send)))
+                        .map(|responses| responses.failures().count())
+                })
+                .join()
+                .unwrap()
+        })
+    };
+    let raised = finish_elsewhere(started_here(true), false);
+    assert!(
+        raised.is_err(),
+        "started with raise_on_send: the failure is raised"
+    );
+    let recorded = finish_elsewhere(started_here(false), true);
+    assert_eq!(
+        recorded.ok(),
+        Some(1),
+        "started without it: the failure is recorded"
+    );
+}
+
+/// A guard kept in a thread-local of the test's, initialised before the library's own, is
+/// dropped after the library's thread-locals are gone: that must not abort the process.
+#[test]
+fn guards_kept_in_a_thread_local_are_dropped_at_thread_exit_without_aborting() {
+    thread_local! {
+        static KEPT: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    thread::spawn(|| {
+        KEPT.with(|kept| {
+            // `KEPT` is initialised first, so it is destroyed last.
+            let mut kept = kept.borrow_mut();
+            kept.push(Box::new(testing::mute(&post_upgrade)));
+            kept.push(Box::new(testing::mute_receiver("create_default_projects")));
+            kept.push(Box::new(testing::capture(&post_upgrade)));
+            kept.push(Box::new(testing::raise_on_send()));
+        });
+        post_upgrade.emit(None, &upgrade(false)).unwrap();
+    })
+    .join()
+    .expect("the thread exits cleanly");
+}
