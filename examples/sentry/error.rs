@@ -42,7 +42,7 @@ impl AppError {
             Self::Receiver(error) => {
                 return error
                     .error()
-                    .downcast_ref::<Self>()
+                    .and_then(|error| error.downcast_ref::<Self>())
                     .is_some_and(Self::is_schema_or_operational);
             }
             _ => return false,

@@ -25,11 +25,13 @@ pub(crate) fn send<T>(
     let result = send();
     let outcomes = match &result {
         Ok(responses) => responses.iter().map(|r| ok(&r.receiver)).collect(),
-        Err(error) => vec![format!(
-            "✗ {}: {} (the receivers after it did not run)",
-            short(error.receiver()),
-            error.error()
+        Err(SendError::Failed {
+            receiver, source, ..
+        }) => vec![format!(
+            "✗ {}: {source} (the receivers after it did not run)",
+            short(receiver),
         )],
+        Err(error) => vec![format!("✗ {error}")],
     };
     end(ctx, header, outcomes);
     result

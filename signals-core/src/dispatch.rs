@@ -4,6 +4,7 @@
 //! `send_robust`, which run the sync receivers in order, then the async ones concurrently.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -226,6 +227,7 @@ impl<O> Run<O> for ToSend {
         cx: &Cx,
         observer: &Observer<'_>,
     ) -> Self::Out {
+        let _nested = Nesting::enter(observer)?;
         send(steps, cx, observer)
     }
 }
@@ -243,6 +245,7 @@ impl<O> Run<O> for ToSendRobust {
         cx: &Cx,
         observer: &Observer<'_>,
     ) -> Self::Out {
+        let _nested = Nesting::enter(observer).unwrap_or_else(|error| too_deep(&error));
         send_robust(steps, cx, observer)
     }
 }
@@ -260,8 +263,71 @@ impl Run<()> for ToEmit {
         cx: &Cx,
         observer: &Observer<'_>,
     ) -> Self::Out {
+        let _nested = Nesting::enter(observer)?;
         emit(steps, cx, observer)
     }
+}
+
+/// The stack a sync send needs left to run its receivers. A send nested in other sends on its
+/// thread (a receiver that sends) checks what is left, and with less than this it runs no
+/// receiver and fails with [`SendError::TooDeep`] (`send_robust` panics with it), instead of
+/// overflowing the stack, which would abort the process. 64 KiB: a runaway recursion then stops
+/// about 30 levels before a debug build would overflow, while legitimate nesting a thousand
+/// deep runs on a 2 MiB test thread. Threads with larger stacks nest deeper.
+pub const STACK_RESERVE: usize = 64 * 1024;
+
+/// Sends nested this deep check the stack left; shallower ones only count.
+const CHECK_FROM: u32 = 16;
+
+/// How deep sends may nest where the stack left cannot be known.
+const MAX_DEPTH_UNKNOWN_STACK: u32 = 1_000;
+
+thread_local! {
+    /// How many sync sends are running on this thread, one inside another.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A sync send's place among the sends running on its thread, given back when it ends, also
+/// when a receiver's panic unwinds it.
+struct Nesting(u32);
+
+impl Nesting {
+    /// Enters a send; refuses it when it is nested too deep for the stack left.
+    #[inline]
+    fn enter(observer: &Observer<'_>) -> Result<Self, SendError> {
+        let depth = DEPTH.with(Cell::get);
+        if depth >= CHECK_FROM && stack_exhausted(depth) {
+            return Err(SendError::TooDeep {
+                signal: observer.signal,
+                depth: depth + 1,
+            });
+        }
+        DEPTH.with(|nested| nested.set(depth + 1));
+        Ok(Self(depth))
+    }
+}
+
+impl Drop for Nesting {
+    #[inline]
+    fn drop(&mut self) {
+        DEPTH.with(|nested| nested.set(self.0));
+    }
+}
+
+/// Whether a send `depth` sends deep would leave less than [`STACK_RESERVE`] to its receivers.
+#[cold]
+fn stack_exhausted(depth: u32) -> bool {
+    match stacker::remaining_stack() {
+        Some(left) => left < STACK_RESERVE,
+        None => depth >= MAX_DEPTH_UNKNOWN_STACK,
+    }
+}
+
+/// A robust send has no error to return: a send nested too deep panics, which an outer robust
+/// send records as its receiver's panic.
+#[cold]
+fn too_deep(error: &SendError) -> ! {
+    panic!("{error}")
 }
 
 /// The async ways to run a dispatch list: [`ToSend`] and [`ToSendRobust`].

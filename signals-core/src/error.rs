@@ -7,39 +7,60 @@ use crate::receiver::{ReceiverInfo, SourceLocation};
 /// The error type receivers return, boxed: any `std::error::Error + Send + Sync + 'static`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// A receiver returned `Err` during [`send`](crate::Signal::send), which stopped dispatch.
-///
-/// The receivers before it ran; the ones after it did not. Use `send_robust` to run every
-/// receiver whatever the others return.
+/// Why a [`send`](crate::Signal::send) or an [`emit`](crate::Signal::emit) stopped.
 #[derive(Debug, thiserror::Error)]
-#[error("receiver {receiver} failed, which stopped the send: {source}")]
-pub struct SendError {
-    receiver: ReceiverInfo,
-    #[source]
-    source: BoxError,
+#[non_exhaustive]
+pub enum SendError {
+    /// A receiver returned `Err`, which stopped dispatch: the receivers before it ran, the
+    /// ones after it did not. Use `send_robust` to run every receiver whatever the others
+    /// return.
+    #[error("receiver {receiver} failed, which stopped the send: {source}")]
+    Failed {
+        /// The receiver that failed.
+        receiver: ReceiverInfo,
+        /// The error it returned.
+        #[source]
+        source: BoxError,
+    },
+    /// The send was nested in `depth - 1` other sends on this thread, with too little stack
+    /// left to run its receivers (less than [`STACK_RESERVE`](crate::STACK_RESERVE)): a
+    /// receiver sends, directly or through other receivers, the signal it receives. No
+    /// receiver ran. `send_robust`, which has no error to return, panics with this message
+    /// instead, which an outer `send_robust` records as its receiver's panic.
+    #[error(
+        "signal `{signal}` was sent {depth} sends deep on this thread, with too little stack \
+         left to run its receivers: a receiver sends, directly or through others, the signal \
+         it receives. Stop the recursion, or run deep work on a thread with a larger stack"
+    )]
+    TooDeep {
+        /// The signal whose send was refused.
+        signal: &'static str,
+        /// How deep the refused send was, counting it.
+        depth: u32,
+    },
 }
 
 impl SendError {
     pub(crate) fn new(receiver: ReceiverInfo, source: BoxError) -> Self {
-        Self { receiver, source }
+        Self::Failed { receiver, source }
     }
 
-    /// The receiver that failed.
+    /// The receiver that failed; `None` when no receiver ran ([`SendError::TooDeep`]).
     #[must_use]
-    pub fn receiver(&self) -> &ReceiverInfo {
-        &self.receiver
+    pub fn receiver(&self) -> Option<&ReceiverInfo> {
+        match self {
+            Self::Failed { receiver, .. } => Some(receiver),
+            Self::TooDeep { .. } => None,
+        }
     }
 
-    /// The error the receiver returned.
+    /// The error the receiver returned; `None` when no receiver ran.
     #[must_use]
-    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.source
-    }
-
-    /// The error the receiver returned, by value.
-    #[must_use]
-    pub fn into_error(self) -> BoxError {
-        self.source
+    pub fn error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Self::Failed { source, .. } => Some(&**source),
+            Self::TooDeep { .. } => None,
+        }
     }
 }
 

@@ -42,7 +42,7 @@ mod type_signal;
 mod watch;
 
 pub use connect::{ScopedConnection, mode};
-pub use dispatch::{Response, Responses};
+pub use dispatch::{Response, Responses, STACK_RESERVE};
 pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};
 pub use explain::{
     AnySignal, Explain, Explained, Explanation, Verdict, explain, explain_by_name, report,

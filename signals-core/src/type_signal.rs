@@ -629,8 +629,8 @@ impl<F: TypeSignature> TypeSignal<F> {
 }
 
 impl<F: TypeSignature> TypeSignal<F> {
-    /// Like [`send`](Self::send), without collecting responses: allocates nothing unless a
-    /// receiver fails.
+    /// Like [`send`](Self::send), without collecting responses. In steady state it allocates
+    /// nothing unless a receiver fails; see [`Signal::emit`](crate::Signal::emit).
     ///
     /// # Errors
     ///

@@ -113,3 +113,51 @@ fn emit_allocates_nothing_on_a_type_signal() {
     });
     assert_eq!(allocated, 0);
 }
+
+#[allow(non_upper_case_globals)]
+static rebuilt: Signal<OutboxSignal> = Signal::new("rebuilt");
+
+/// What the documentation says about the sends that are not steady: the first emit on a
+/// thread allocates once (the arc-swap's per-thread slot), and the first emit after edits
+/// rebuilds the snapshot, which allocates a few times (its lists), more when it purges dead
+/// weak receivers. Every emit after that allocates nothing.
+#[test]
+fn emit_allocates_only_when_it_rebuilds_after_an_edit_or_first_on_a_thread() {
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    rebuilt.connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    rebuilt.emit(None, &args).unwrap(); // rebuilds after the connect
+    let first_on_thread = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let count = Cell::new(0);
+                let args = Drained { count: &count };
+                allocations_during(|| rebuilt.emit(None, &args).unwrap())
+            })
+            .join()
+            .unwrap()
+    });
+    let steady = allocations_during(|| rebuilt.emit(None, &args).unwrap());
+    let handle = rebuilt
+        .connector()
+        .sender(Category::Integration)
+        .connect(|_, _: &Drained<'_>| {});
+    let after_connect = allocations_during(|| rebuilt.emit(None, &args).unwrap());
+    rebuilt.disconnect(handle);
+    let after_disconnect = allocations_during(|| rebuilt.emit(None, &args).unwrap());
+    let target = std::sync::Arc::new(());
+    rebuilt.connect_weak(&target, |(), _, _: &Drained<'_>| {});
+    rebuilt.emit(None, &args).unwrap();
+    drop(target);
+    rebuilt.emit(None, &args).unwrap(); // finds the weak receiver dead
+    let purging = allocations_during(|| rebuilt.emit(None, &args).unwrap());
+    let steady_again = allocations_during(|| rebuilt.emit(None, &args).unwrap());
+    eprintln!(
+        "allocations: first emit on a thread {first_on_thread}, steady {steady}, after a connect \
+         {after_connect}, after a disconnect {after_disconnect}, purging {purging}, then \
+         {steady_again}"
+    );
+    assert_eq!((steady, steady_again), (0, 0));
+    assert!(first_on_thread <= 1, "{first_on_thread}");
+    assert!(after_connect <= 8 && after_disconnect <= 8 && purging <= 8);
+}

@@ -8,7 +8,7 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use signals_core::{ReceiverError, Signal};
+use signals_core::{ReceiverError, SendError, Signal};
 use support::{DEADLOCK, Event, Log, Plain, Rendezvous, Silo, ev};
 
 #[test]
@@ -135,4 +135,72 @@ fn a_weak_receiver_keeps_its_target_alive_while_it_runs() {
     signal.send(None, &ev(&log)).unwrap();
     assert_eq!(log.take(), ["still here"]);
     assert!(!signal.has_listeners(None));
+}
+
+/// A receiver that sends its own signal without end would overflow the stack and abort the
+/// process; the nested send that would leave too little stack fails with `TooDeep` instead,
+/// hundreds of levels deep on a test thread, and the thread carries on.
+#[test]
+fn a_runaway_recursive_send_fails_with_too_deep_instead_of_overflowing_the_stack() {
+    static signal: Signal<Plain> = Signal::new("runaway");
+    static REFUSED_AT: AtomicU32 = AtomicU32::new(0);
+    signal.connect(|_, args: &Event<'_>| {
+        let deeper = Event {
+            log: args.log,
+            value: args.value + 1,
+        };
+        match signal.send(None, &deeper) {
+            Ok(_) => {}
+            Err(SendError::TooDeep {
+                signal: name,
+                depth,
+            }) => {
+                assert_eq!(name, "runaway");
+                assert_eq!(depth, args.value + 2, "the refused send is one deeper");
+                REFUSED_AT.store(depth, Ordering::SeqCst);
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    });
+    signal.send(None, &ev(&Log::default())).unwrap();
+    let refused_at = REFUSED_AT.load(Ordering::SeqCst);
+    eprintln!("a runaway recursive send was refused {refused_at} sends deep");
+    assert!(refused_at > 500, "refused at {refused_at}");
+    // The thread's nesting is back to the top: a new send runs as deep again.
+    REFUSED_AT.store(0, Ordering::SeqCst);
+    signal.emit(None, &ev(&Log::default())).unwrap();
+    assert_eq!(REFUSED_AT.load(Ordering::SeqCst), refused_at);
+}
+
+/// Under `send_robust`, which has no error to return, the refused send panics, and the
+/// robust send it is nested in records that as its receiver's panic.
+#[test]
+fn a_runaway_recursive_robust_send_is_recorded_as_a_panic_one_level_up() {
+    static signal: Signal<Plain> = Signal::new("runaway_robust");
+    static MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+    signal.connect(|_, args: &Event<'_>| {
+        let deeper = Event {
+            log: args.log,
+            value: args.value + 1,
+        };
+        for response in &signal.send_robust(None, &deeper) {
+            if let Err(ReceiverError::Panicked { message }) = &response.output {
+                MESSAGE
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| message.clone());
+            }
+        }
+    });
+    let responses = signal.send_robust(None, &ev(&Log::default()));
+    assert!(
+        responses[0].output.is_ok(),
+        "only the deepest receiver failed"
+    );
+    let message = MESSAGE.lock().unwrap().clone().expect("a refused send");
+    assert!(
+        message.starts_with("signal `runaway_robust` was sent ")
+            && message.contains(" sends deep on this thread, with too little stack left"),
+        "{message}"
+    );
 }

@@ -20,11 +20,11 @@ fn demoting_the_last_owner_is_refused_and_nothing_is_written() {
         panic!("expected a vetoing receiver, got {error}");
     };
     assert_eq!(
-        error.receiver().name(),
+        error.receiver().unwrap().name(),
         "sentry::receivers::owners::prevent_demoting_last_owner"
     );
     assert_eq!(
-        error.error().to_string(),
+        error.error().unwrap().to_string(),
         "validation failed: An organization must have at least one owner"
     );
     assert_eq!(role(&db, 1), "owner");

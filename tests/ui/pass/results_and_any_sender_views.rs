@@ -49,5 +49,5 @@ fn audit(sender: TypeSender, instance: &dyn Model) -> Result<(), Refused> {
 
 fn main() {
     let error = post_save.send::<User>(&Saved { instance: &User }).unwrap_err();
-    assert_eq!(error.error().to_string(), "refused");
+    assert_eq!(error.error().unwrap().to_string(), "refused");
 }
