@@ -333,6 +333,18 @@ impl Drop for PanicsOnDrop {
     }
 }
 
+/// Connects a receiver (uid `fragile`) whose closure captures a [`PanicsOnDrop`].
+fn connect_fragile(signal: &Signal<Plain>) -> signals_core::Connection {
+    let captured = PanicsOnDrop;
+    signal
+        .connector()
+        .dispatch_uid("fragile")
+        .connect(move |_, _: &Event<'_>| {
+            let _ = &captured;
+        })
+}
+
+/// The `signal.drop_panic` events `recorder` got, each checked.
 fn panics_on_drop(recorder: &Recorder) -> Vec<Recorded> {
     let events = recorder.named("signal.drop_panic");
     for event in &events {
@@ -348,13 +360,7 @@ fn panics_on_drop(recorder: &Recorder) -> Vec<Recorded> {
 #[test]
 fn a_panic_dropping_a_disconnected_receiver_in_the_send_that_rebuilds_is_caught_and_logged() {
     let signal = Signal::<Plain>::new("post_save");
-    let captured = PanicsOnDrop;
-    let fragile = signal
-        .connector()
-        .dispatch_uid("fragile")
-        .connect(move |_, _: &Event<'_>| {
-            let _ = &captured;
-        });
+    let fragile = connect_fragile(&signal);
     signal.connect(|_, args: &Event<'_>| args.log.push("other"));
     let recorder = Recorder::default();
     let log = Log::default();
@@ -375,13 +381,7 @@ fn a_panic_dropping_a_receiver_in_another_threads_send_is_caught_there_and_logge
     static signal: Signal<Plain> = Signal::new("post_delete");
     static INSIDE: Rendezvous = Rendezvous::new(2);
     static RELEASE: Rendezvous = Rendezvous::new(2);
-    let captured = PanicsOnDrop;
-    let fragile = signal
-        .connector()
-        .dispatch_uid("fragile")
-        .connect(move |_, _: &Event<'_>| {
-            let _ = &captured;
-        });
+    let fragile = connect_fragile(&signal);
     signal
         .connector()
         .sender(Silo::Region)
