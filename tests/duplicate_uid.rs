@@ -81,3 +81,55 @@ fn check_reports_a_duplicate_uid_with_both_locations() {
         )
     );
 }
+
+/// The shadowed receiver is listed too: in the registry with where the one that runs is, in
+/// the report, and as a dashed edge in the graphs.
+#[test]
+fn report_and_graphs_list_the_shadowed_receiver_with_the_one_that_runs() {
+    let registry = signals::registry();
+    let receivers = registry.signal("post_upgrade").unwrap().receivers();
+    let names: Vec<(&str, bool)> = receivers
+        .iter()
+        .map(|e| (e.receiver().name(), e.shadowed_by().is_some()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("duplicate_uid::create_first_user", false),
+            ("duplicate_uid::create_first_user_in_region", false),
+            ("duplicate_uid::create_first_user_again", true),
+        ]
+    );
+    let first = receivers[0].receiver().location();
+    assert_eq!(receivers[2].shadowed_by(), Some(first));
+
+    let report = signals::report();
+    assert!(
+        report.starts_with("1 signal, 2 receivers and 1 shadowed by another's dispatch_uid\n"),
+        "{report}"
+    );
+    let line = report
+        .lines()
+        .find(|line| line.contains("create_first_user_again"))
+        .unwrap();
+    assert!(line.starts_with("  -  duplicate_uid::create_first_user_again [sender Monolith, uid \"create_first_user\"] at "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            ": never runs, shadowed by the receiver at {first}, which has its dispatch_uid and \
+             sender"
+        )),
+        "{line}"
+    );
+    assert!(
+        registry
+            .to_mermaid()
+            .contains("S0 -.->|\"Monolith, shadowed\"| R2"),
+        "{}",
+        registry.to_mermaid()
+    );
+    assert!(
+        registry
+            .to_dot()
+            .contains("S0 -> R2 [label=\"Monolith, shadowed\", style=dashed];")
+    );
+}

@@ -109,9 +109,14 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let _logs = tracing::subscriber::set_default(log::Printer);
-    let problems = ::signals::check();
-    if !problems.is_empty() {
-        return Err(format!("wiring problems: {problems:?}").into());
+    let (errors, warnings): (Vec<_>, Vec<_>) = ::signals::check()
+        .into_iter()
+        .partition(::signals::WiringError::is_error);
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !errors.is_empty() {
+        return Err(format!("wiring errors: {errors:#?}").into());
     }
     if let Some((signal, sender)) = &options.explain {
         let explanation = ::signals::explain_by_name(signal, sender.as_deref())?;

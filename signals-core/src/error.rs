@@ -80,12 +80,14 @@ pub enum ReceiverError {
     },
 }
 
-/// A wiring problem found by [`check`](crate::check).
+/// A wiring problem found by [`check`](crate::check): an error (something that does not run
+/// as written) or a warning (something that is usually a mistake); see
+/// [`is_error`](Self::is_error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WiringError {
     /// Two static receivers of one signal claim the same `dispatch_uid` for the same sender.
-    /// Only the first (in dispatch order) runs; rename or remove one of them.
+    /// Only the first (in dispatch order) runs; rename or remove one of them. An error.
     #[error(
         "signal `{signal}`: dispatch_uid {dispatch_uid:?} is used twice for sender {sender}, \
          at {first} and at {second}; only the one at {first} runs. Give one of them another \
@@ -103,6 +105,40 @@ pub enum WiringError {
         /// The receiver that is ignored.
         second: SourceLocation,
     },
+    /// A signal has no receiver at all: no `#[receiver]` for it is linked into the program and
+    /// none is connected at run time. A warning: usually its receivers live in a crate that
+    /// nothing names, which the linker leaves out (see `signals::link!`).
+    #[error(
+        "signal `{signal}`{} has no receivers: no `#[receiver]` for it is linked into the \
+         program, and none is connected at run time. If its receivers are in a crate that \
+         nothing names, the linker left that crate out: name it with `signals::link!(crate)` \
+         in the binary. A signal whose receivers are all connected at run time has none \
+         before they are",
+        declared_at.map(|at| format!(" (declared at {at})")).unwrap_or_default()
+    )]
+    NoReceivers {
+        /// The signal's name.
+        signal: &'static str,
+        /// Where `signal!` declared it, when it did.
+        declared_at: Option<SourceLocation>,
+    },
+}
+
+impl WiringError {
+    /// Whether this is an error (it does not run as written), not a warning (it usually is a
+    /// mistake). A program's wiring test can allow warnings:
+    ///
+    /// ```
+    /// let errors: Vec<_> = signals_core::check().into_iter().filter(|p| p.is_error()).collect();
+    /// assert!(errors.is_empty(), "{errors:#?}");
+    /// ```
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        match self {
+            Self::DuplicateDispatchUid { .. } => true,
+            Self::NoReceivers { .. } => false,
+        }
+    }
 }
 
 /// [`explain_by_name`](crate::explain_by_name) could not tell which signal or sender a name

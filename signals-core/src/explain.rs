@@ -521,14 +521,23 @@ pub fn report() -> String {
 
 impl fmt::Display for registry::Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let receivers: usize = self.signals().iter().map(|s| s.receivers().len()).sum();
-        writeln!(
+        let entries = self.signals().iter().flat_map(registry::SignalEntry::receivers);
+        let shadowed = entries
+            .clone()
+            .filter(|e| e.shadowed_by().is_some())
+            .count();
+        let receivers = entries.count() - shadowed;
+        write!(
             f,
             "{} signal{}, {receivers} receiver{}",
             self.signals().len(),
             plural(self.signals().len()),
             plural(receivers),
         )?;
+        if shadowed > 0 {
+            write!(f, " and {shadowed} shadowed by another's dispatch_uid")?;
+        }
+        writeln!(f)?;
         for signal in self.signals() {
             writeln!(f)?;
             write!(f, "{}", signal.name())?;
@@ -543,10 +552,22 @@ impl fmt::Display for registry::Registry {
             if signal.receivers().is_empty() {
                 writeln!(f, "  (no receivers)")?;
             }
-            for (index, entry) in signal.receivers().iter().enumerate() {
-                write!(f, "  {}. ", index + 1)?;
-                describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
-                writeln!(f)?;
+            let mut position = 0;
+            for entry in signal.receivers() {
+                if let Some(first) = entry.shadowed_by() {
+                    f.write_str("  -  ")?;
+                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
+                    writeln!(
+                        f,
+                        ": never runs, shadowed by the receiver at {first}, which has its \
+                         dispatch_uid and sender"
+                    )?;
+                } else {
+                    position += 1;
+                    write!(f, "  {position}. ")?;
+                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
+                    writeln!(f)?;
+                }
             }
         }
         Ok(())

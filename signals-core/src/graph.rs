@@ -1,6 +1,8 @@
 //! Draws the program's wiring, as [`registry`](crate::registry) lists it, as a Mermaid
 //! flowchart or a Graphviz DOT graph: one node per signal, one per receiver function, and an
-//! edge `signal --> receiver` per connection, labelled with its sender when it has one.
+//! edge `signal --> receiver` per connection, labelled with its sender when it has one. A
+//! static receiver that never runs, because an earlier one has its `dispatch_uid` and sender,
+//! is drawn with a dashed edge labelled `shadowed`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -13,6 +15,20 @@ struct Edge<'r> {
     signal: usize,
     receiver: usize,
     sender: Option<&'r str>,
+    shadowed: bool,
+}
+
+impl Edge<'_> {
+    /// The edge's label: its sender without module paths, and `shadowed` for a receiver that
+    /// never runs.
+    fn label(&self) -> Option<String> {
+        let sender = self.sender.map(sender_label);
+        match (sender, self.shadowed) {
+            (Some(sender), true) => Some(format!("{sender}, shadowed")),
+            (None, true) => Some("shadowed".to_owned()),
+            (sender, false) => sender,
+        }
+    }
 }
 
 /// The graph both renderers draw: signals, receivers (one node per function, even when it
@@ -40,6 +56,7 @@ impl<'r> Graph<'r> {
                     signal,
                     receiver,
                     sender: listed.sender(),
+                    shadowed: listed.shadowed_by().is_some(),
                 });
             }
         }
@@ -116,13 +133,14 @@ impl Registry {
         }
         for edge in &graph.edges {
             let (signal, receiver) = (edge.signal, edge.receiver);
-            match edge.sender {
-                Some(sender) => {
-                    let label = mermaid_text(&sender_label(sender));
-                    let _ = writeln!(out, "    S{signal} -->|\"{label}\"| R{receiver}");
+            let arrow = if edge.shadowed { "-.->" } else { "-->" };
+            match edge.label() {
+                Some(label) => {
+                    let label = mermaid_text(&label);
+                    let _ = writeln!(out, "    S{signal} {arrow}|\"{label}\"| R{receiver}");
                 }
                 None => {
-                    let _ = writeln!(out, "    S{signal} --> R{receiver}");
+                    let _ = writeln!(out, "    S{signal} {arrow} R{receiver}");
                 }
             }
         }
@@ -156,14 +174,18 @@ impl Registry {
         }
         for edge in &graph.edges {
             let (signal, receiver) = (edge.signal, edge.receiver);
-            match edge.sender {
-                Some(sender) => {
-                    let label = dot_text(&sender_label(sender));
-                    let _ = writeln!(out, "    S{signal} -> R{receiver} [label=\"{label}\"];");
-                }
-                None => {
-                    let _ = writeln!(out, "    S{signal} -> R{receiver};");
-                }
+            let mut attributes = Vec::new();
+            if let Some(label) = edge.label() {
+                attributes.push(format!("label=\"{}\"", dot_text(&label)));
+            }
+            if edge.shadowed {
+                attributes.push("style=dashed".to_owned());
+            }
+            if attributes.is_empty() {
+                let _ = writeln!(out, "    S{signal} -> R{receiver};");
+            } else {
+                let attributes = attributes.join(", ");
+                let _ = writeln!(out, "    S{signal} -> R{receiver} [{attributes}];");
             }
         }
         out.push_str("}\n");
@@ -207,8 +229,9 @@ mod tests {
         ))
     }
 
-    /// `post_save` (User → `create_user_email`, any → audit) and `project_created` (any →
-    /// audit, which receives both signals).
+    /// `post_save` (User → `create_user_email`, any → audit, and User →
+    /// `create_user_email_again`, shadowed by the first) and `project_created` (any → audit,
+    /// which receives both signals).
     fn small_wiring() -> Registry {
         let audit = receiver("app::receivers::audit", 30);
         Registry {
@@ -221,16 +244,23 @@ mod tests {
                             receiver("app::receivers::create_user_email", 10),
                             Some("app::models::User".into()),
                             false,
+                            None,
                         ),
-                        ReceiverEntry::new(audit.clone(), None, false),
+                        ReceiverEntry::new(audit.clone(), None, false, None),
+                        ReceiverEntry::new(
+                            receiver("app::receivers::create_user_email_again", 20),
+                            Some("app::models::User".into()),
+                            false,
+                            Some(SourceLocation::new("src/receivers.rs", 10, 4)),
+                        ),
                     ],
                 ),
                 SignalEntry::new(
                     "project_created",
                     SenderKind::Value("&str"),
                     vec![
-                        ReceiverEntry::new(audit, Some("\"web\"".into()), false),
-                        ReceiverEntry::new(closure_receiver(|| ()), None, true),
+                        ReceiverEntry::new(audit, Some("\"web\"".into()), false, None),
+                        ReceiverEntry::new(closure_receiver(|| ()), None, true, None),
                     ],
                 ),
             ],
@@ -246,11 +276,13 @@ mod tests {
              \x20   S1([\"project_created\"])\n\
              \x20   R0[\"create_user_email\"]\n\
              \x20   R1[\"audit\"]\n\
-             \x20   R2[\"async small_wiring (closure)\"]\n\
+             \x20   R2[\"create_user_email_again\"]\n\
+             \x20   R3[\"async small_wiring (closure)\"]\n\
              \x20   S0 -->|\"User\"| R0\n\
              \x20   S0 --> R1\n\
+             \x20   S0 -.->|\"User, shadowed\"| R2\n\
              \x20   S1 -->|\"#quot;web#quot;\"| R1\n\
-             \x20   S1 --> R2\n"
+             \x20   S1 --> R3\n"
         );
     }
 
@@ -265,11 +297,13 @@ mod tests {
              \x20   S1 [label=\"project_created\", shape=box, style=rounded];\n\
              \x20   R0 [label=\"create_user_email\", tooltip=\"app::receivers::create_user_email at src/receivers.rs:10:4\"];\n\
              \x20   R1 [label=\"audit\", tooltip=\"app::receivers::audit at src/receivers.rs:30:4\"];\n\
-             \x20   R2 [label=\"async small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
+             \x20   R2 [label=\"create_user_email_again\", tooltip=\"app::receivers::create_user_email_again at src/receivers.rs:20:4\"];\n\
+             \x20   R3 [label=\"async small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
              \x20   S0 -> R0 [label=\"User\"];\n\
              \x20   S0 -> R1;\n\
+             \x20   S0 -> R2 [label=\"User, shadowed\", style=dashed];\n\
              \x20   S1 -> R1 [label=\"\\\"web\\\"\"];\n\
-             \x20   S1 -> R2;\n\
+             \x20   S1 -> R3;\n\
              }\n"
         );
     }

@@ -465,10 +465,17 @@ impl<F: Signature> SignalRef for Signal<F> {
     }
 
     fn listing(&self) -> Listing {
-        Listing {
-            sender: SenderKind::Value(std::any::type_name::<F::Sender>()),
-            receivers: self.core().receivers(),
-        }
+        registry::listing::<F::Sender, ValueEntry<F>>(
+            registry::address(self),
+            self.name,
+            SenderKind::Value(std::any::type_name::<F::Sender>()),
+            self.core().receivers(),
+        )
+    }
+
+    fn static_problems(&self) -> Vec<WiringError> {
+        registry::static_records::<F::Sender, ValueEntry<F>>(registry::address(self), self.name)
+            .problems
     }
 
     fn rows(&self) -> Vec<Row> {
@@ -875,6 +882,10 @@ impl<F: Signature> SignalRef for AsyncSignal<F> {
 
     fn listing(&self) -> Listing {
         self.0.listing()
+    }
+
+    fn static_problems(&self) -> Vec<WiringError> {
+        self.0.static_problems()
     }
 
     fn rows(&self) -> Vec<Row> {

@@ -452,10 +452,7 @@ where
         self.lock()
             .records()
             .filter(|record| record.entry.alive())
-            .map(|record| {
-                let sender = record.sender.as_ref().map(|sender| format!("{sender:?}"));
-                ReceiverEntry::new(record.entry.info().clone(), sender, record.entry.is_async())
-            })
+            .map(|record| ReceiverEntry::of(record, None))
             .collect()
     }
 

@@ -717,10 +717,17 @@ impl<F: TypeSignature> SignalRef for TypeSignal<F> {
     }
 
     fn listing(&self) -> Listing {
-        Listing {
-            sender: SenderKind::Type,
-            receivers: self.core().receivers(),
-        }
+        registry::listing::<TypeSender, TypeEntry<F>>(
+            registry::address(self),
+            self.name,
+            SenderKind::Type,
+            self.core().receivers(),
+        )
+    }
+
+    fn static_problems(&self) -> Vec<WiringError> {
+        registry::static_records::<TypeSender, TypeEntry<F>>(registry::address(self), self.name)
+            .problems
     }
 
     fn rows(&self) -> Vec<Row> {
@@ -1290,6 +1297,10 @@ impl<F: TypeSignature> SignalRef for AsyncTypeSignal<F> {
 
     fn listing(&self) -> Listing {
         self.0.listing()
+    }
+
+    fn static_problems(&self) -> Vec<WiringError> {
+        self.0.static_problems()
     }
 
     fn rows(&self) -> Vec<Row> {

@@ -12,6 +12,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use crate::error::WiringError;
 use crate::explain::{Row, RowState};
@@ -66,10 +67,25 @@ fn order(a: &Registration, b: &Registration) -> Ordering {
         .then_with(|| strs(a.name, b.name))
 }
 
-/// Every registration, grouped by signal and sorted in dispatch order; built once.
+/// Every registration, grouped by signal and sorted in dispatch order; built once. In debug
+/// builds, building it logs what [`check`] finds at link time (see [`log_link_time_findings`]).
 fn index() -> &'static HashMap<usize, Vec<&'static Registration>> {
     static INDEX: OnceLock<HashMap<usize, Vec<&'static Registration>>> = OnceLock::new();
-    INDEX.get_or_init(|| {
+    if let Some(index) = INDEX.get() {
+        return index;
+    }
+    let index = build_index(&INDEX);
+    if cfg!(debug_assertions) {
+        log_link_time_findings();
+    }
+    index
+}
+
+#[cold]
+fn build_index(
+    index: &'static OnceLock<HashMap<usize, Vec<&'static Registration>>>,
+) -> &'static HashMap<usize, Vec<&'static Registration>> {
+    index.get_or_init(|| {
         let mut index: HashMap<usize, Vec<&'static Registration>> = HashMap::new();
         for registration in collect::registrations() {
             index
@@ -204,19 +220,83 @@ where
     rows
 }
 
-/// Every wiring problem of the program's static receivers: today, a `dispatch_uid` used twice
-/// for the same signal and sender, reported with both source locations. Indexes every signal,
-/// so it is best called once at start-up or in a test:
+/// The listing of a signal whose live receivers are `live`: those, then its shadowed static
+/// receivers.
+pub(crate) fn listing<K, E>(
+    signal: usize,
+    name: &'static str,
+    sender: SenderKind,
+    mut live: Vec<ReceiverEntry>,
+) -> Listing
+where
+    K: Eq + Hash + Clone + Debug + 'static,
+    E: Listed + 'static,
+{
+    let shadowed = static_records::<K, E>(signal, name).shadowed;
+    live.extend(
+        shadowed
+            .iter()
+            .map(|(record, first)| ReceiverEntry::of(record, Some(*first))),
+    );
+    Listing {
+        sender,
+        receivers: live,
+    }
+}
+
+/// Every wiring problem of the program: errors (a `dispatch_uid` used twice for the same
+/// signal and sender, with both source locations) and warnings (a signal with no receiver at
+/// all, usually a receiver crate the linker left out); see [`WiringError::is_error`]. Indexes
+/// every signal, so it is best called once at start-up or in a test of the program's wiring:
 ///
 /// ```
 /// assert_eq!(signals_core::check(), Vec::new());
 /// ```
+///
+/// In debug builds, the first use of any signal logs what this finds at link time (before
+/// run-time connects) once, as `tracing` `warn` events named `signals.wiring` on the `signals`
+/// target.
 #[must_use]
 pub fn check() -> Vec<WiringError> {
-    signals()
-        .iter()
-        .flat_map(|(signal, _)| signal.problems())
-        .collect()
+    let mut problems = Vec::new();
+    for (signal, declaration) in signals() {
+        problems.extend(signal.problems());
+        let listing = signal.listing();
+        if listing
+            .receivers
+            .iter()
+            .all(|entry| entry.shadowed_by.is_some())
+        {
+            problems.push(WiringError::NoReceivers {
+                signal: signal.name(),
+                declared_at: declaration.map(|d| d.location),
+            });
+        }
+    }
+    problems
+}
+
+/// Logs, once, what [`check`] finds among the static receivers: the signals without any and
+/// the duplicate `dispatch_uid`s. Reads only the registrations, never a signal's table, so it
+/// may run while a signal is being set up.
+fn log_link_time_findings() {
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    if LOGGED.swap(true, AtomicOrdering::AcqRel) {
+        return;
+    }
+    let index = index();
+    for (signal, declaration) in signals() {
+        let mut problems = signal.static_problems();
+        if !index.contains_key(&address(signal)) {
+            problems.push(WiringError::NoReceivers {
+                signal: signal.name(),
+                declared_at: declaration.map(|d| d.location),
+            });
+        }
+        for problem in problems {
+            tracing::warn!(name: "signals.wiring", target: "signals", "{problem}");
+        }
+    }
 }
 
 /// What a signal's receivers are told about its sender.
@@ -242,15 +322,44 @@ pub struct ReceiverEntry {
     receiver: ReceiverInfo,
     sender: Option<String>,
     is_async: bool,
+    shadowed_by: Option<SourceLocation>,
 }
 
 impl ReceiverEntry {
-    pub(crate) fn new(receiver: ReceiverInfo, sender: Option<String>, is_async: bool) -> Self {
+    /// The entry of `record`; `shadowed_by` is where the receiver that runs instead of it is.
+    pub(crate) fn of<K: Debug, E: Listed>(
+        record: &Record<K, E>,
+        shadowed_by: Option<SourceLocation>,
+    ) -> Self {
+        Self {
+            receiver: record.entry.info().clone(),
+            sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
+            is_async: record.entry.is_async(),
+            shadowed_by,
+        }
+    }
+
+    /// An entry for the graph renderers' tests.
+    #[cfg(test)]
+    pub(crate) fn new(
+        receiver: ReceiverInfo,
+        sender: Option<String>,
+        is_async: bool,
+        shadowed_by: Option<SourceLocation>,
+    ) -> Self {
         Self {
             receiver,
             sender,
             is_async,
+            shadowed_by,
         }
+    }
+
+    /// Where the receiver that runs instead of this one is defined, when this is a static
+    /// receiver whose `dispatch_uid` and sender an earlier one has: it never runs.
+    #[must_use]
+    pub fn shadowed_by(&self) -> Option<SourceLocation> {
+        self.shadowed_by
     }
 
     /// Whether the receiver is `async` (it can only be on an async signal).
@@ -322,7 +431,9 @@ impl SignalEntry {
         self.sender
     }
 
-    /// Its live receivers, static and runtime, for every sender, in dispatch order.
+    /// Its live receivers, static and runtime, for every sender, in dispatch order, then the
+    /// static receivers that never run because an earlier one has their `dispatch_uid` and
+    /// sender ([`ReceiverEntry::shadowed_by`]).
     #[must_use]
     pub fn receivers(&self) -> &[ReceiverEntry] {
         &self.receivers

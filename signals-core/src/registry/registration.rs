@@ -28,6 +28,9 @@ pub trait SignalRef: Sync {
     fn name(&self) -> &'static str;
     /// Indexes the signal if it was not yet, and returns the problems found.
     fn problems(&self) -> Vec<WiringError>;
+    /// The problems among the signal's static receivers, found without indexing the signal.
+    #[doc(hidden)]
+    fn static_problems(&self) -> Vec<WiringError>;
     /// The signal's sender kind and its live receivers, in dispatch order.
     fn listing(&self) -> Listing;
     /// The address that identifies the signal.
