@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use rusqlite::{Connection, Params};
+use rusqlite::{Connection, Params, Transaction, TransactionBehavior};
 
 use crate::error::AppError;
 
@@ -98,39 +98,57 @@ impl Db {
     /// An empty database in memory, with the schema.
     #[cfg(test)]
     pub(crate) fn in_memory() -> Result<Self, AppError> {
-        Self::with(Connection::open_in_memory()?)
-    }
-
-    /// The database in the file at `path`, created with the schema if needed.
-    pub(crate) fn open(path: &Path) -> Result<Self, AppError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        Self::with(conn)
-    }
-
-    fn with(conn: Connection) -> Result<Self, AppError> {
+        let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
     }
 
-    /// Runs `work` in a transaction: committed if it returns `Ok`, rolled back otherwise.
+    /// The database in the file at `path`, created with the schema if needed. A file that is
+    /// read-only, or not a database, is an error naming it.
+    pub(crate) fn open(path: &Path) -> Result<Self, AppError> {
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| AppError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            return Err(AppError::ReadOnly {
+                path: path.to_owned(),
+            });
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|source| AppError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `work` in a transaction: committed if it returns `Ok`, rolled back if it returns
+    /// `Err` or panics (a receiver's panic unwinding through it), so that the connection is
+    /// usable again.
     pub(crate) fn transaction<T>(
         &self,
         work: impl FnOnce(&Tx<'_>) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Rolls back when dropped, also while unwinding.
+        let transaction = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let tx = Tx {
             conn: &self.conn,
             savepoints: Cell::new(0),
         };
         match work(&tx) {
             Ok(value) => {
-                self.conn.execute_batch("COMMIT")?;
+                transaction.commit()?;
                 Ok(value)
             }
             Err(error) => {
-                self.conn.execute_batch("ROLLBACK")?;
+                transaction.rollback()?;
                 Err(error)
             }
         }

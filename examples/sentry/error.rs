@@ -8,6 +8,20 @@ pub(crate) enum AppError {
     /// The database refused a statement.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The database file could not be opened, or is not a database.
+    #[error("database {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database file is read-only: nothing could be written to it.
+    #[error("database {} is read-only; the application needs to write to it", path.display())]
+    ReadOnly {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// A model failed validation; nothing was written.
     #[error("validation failed: {0}")]
     Validation(String),
@@ -34,8 +48,9 @@ pub(crate) enum AppError {
 
 impl AppError {
     /// Whether this is a database error about the schema (a missing table or column) or the
-    /// database being unavailable: what `core::handle_db_failure` swallows, as Sentry's does
-    /// with Django's `ProgrammingError` and `OperationalError`.
+    /// database being busy: what `core::handle_db_failure` swallows, as Sentry's does with
+    /// Django's `ProgrammingError` and `OperationalError`. A read-only or unreadable database
+    /// is not swallowed: nothing the command does could be written.
     pub(crate) fn is_schema_or_operational(&self) -> bool {
         let error = match self {
             Self::Db(error) => error,
@@ -49,15 +64,11 @@ impl AppError {
         };
         match error {
             rusqlite::Error::SqliteFailure(failure, message) => {
-                use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, ReadOnly};
+                use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
                 let schema = message.as_deref().is_some_and(|message| {
                     message.starts_with("no such table") || message.starts_with("no such column")
                 });
-                schema
-                    || matches!(
-                        failure.code,
-                        DatabaseBusy | DatabaseLocked | ReadOnly | CannotOpen
-                    )
+                schema || matches!(failure.code, DatabaseBusy | DatabaseLocked)
             }
             _ => false,
         }

@@ -521,7 +521,10 @@ pub fn report() -> String {
 
 impl fmt::Display for registry::Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.signals().iter().flat_map(registry::SignalEntry::receivers);
+        let entries = self
+            .signals()
+            .iter()
+            .flat_map(registry::SignalEntry::receivers);
         let shadowed = entries
             .clone()
             .filter(|e| e.shadowed_by().is_some())

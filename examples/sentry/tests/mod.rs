@@ -88,3 +88,85 @@ fn explain_of_an_unknown_sender_lists_the_known_ones() {
     );
     assert!(text.contains("sentry::models::User"), "{text}");
 }
+
+/// A panic inside a transaction (a receiver's, unwinding through `Db::transaction`) rolls it
+/// back: the connection is usable again, and nothing of it was written.
+#[test]
+fn a_panic_inside_a_transaction_rolls_it_back() {
+    let (_, db) = fresh();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.transaction(|tx| -> Result<(), _> {
+            tx.execute(
+                "INSERT INTO auth_user (email, name) VALUES ('lost@example.com', 'lost')",
+                [],
+            )?;
+            panic!("a receiver's bug");
+        })
+    }));
+    assert!(panicked.is_err());
+    db.transaction(|tx| {
+        tx.execute(
+            "INSERT INTO auth_user (email, name) VALUES ('kept@example.com', 'kept')",
+            [],
+        )
+        .map(drop)
+    })
+    .expect("a new transaction starts");
+    assert_eq!(rows(&db, "auth_user"), 1, "only the second insert is there");
+}
+
+/// A read-only database file, or one that is not a database, is an error naming the file.
+#[test]
+fn a_read_only_or_corrupt_database_is_an_error_naming_the_file() {
+    let directory = std::env::temp_dir().join(format!("signals-db-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+
+    let corrupt = directory.join("corrupt.sqlite3");
+    std::fs::write(
+        &corrupt,
+        b"this is not a database, just some bytes long enough",
+    )
+    .unwrap();
+    let error = Db::open(&corrupt).err().expect("a corrupt file is refused");
+    assert!(
+        error.to_string().contains(&corrupt.display().to_string()),
+        "{error}"
+    );
+
+    let read_only = directory.join("read-only.sqlite3");
+    drop(Db::open(&read_only).unwrap());
+    // Opened read-only through an SQLite URI, whoever runs the test.
+    let uri = std::path::PathBuf::from(format!("file:{}?mode=ro", read_only.display()));
+    let error = Db::open(&uri)
+        .err()
+        .expect("a read-only database is refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "database {} is read-only; the application needs to write to it",
+            uri.display()
+        )
+    );
+    // Made read-only by its permissions (which root ignores).
+    let mut permissions = std::fs::metadata(&read_only).unwrap().permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(&read_only, permissions).unwrap();
+    match Db::open(&read_only) {
+        Err(error) => assert!(
+            error.to_string().contains(&read_only.display().to_string()),
+            "{error}"
+        ),
+        // Root ignores file permissions: the file is writable after all.
+        Ok(_) if running_as_root() => {}
+        Ok(_) => panic!("a read-only database was opened for writing"),
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+    })
+}
