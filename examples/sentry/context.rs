@@ -156,7 +156,7 @@ impl Console {
     pub(crate) fn line(&self, line: impl Into<String>) {
         let line = line.into();
         if self.echo {
-            println!("{line}");
+            crate::out::line(&line);
         }
         self.lines
             .lock()

@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --example sentry                       # the story, on a fresh database
-//! cargo run --example sentry -- --mermaid wiring.mmd --dot wiring.dot
+//! cargo run --example sentry -- --mermaid wiring.mmd --dot -   # also the graphs (- : stdout)
 //! cargo run --example sentry -- --db story.sqlite3 # keep the database
 //! cargo run --example sentry -- --explain post_save User  # which receivers run, and why not
 //! ```
@@ -16,6 +16,7 @@ mod context;
 mod db;
 mod error;
 mod models;
+mod out;
 mod outbox;
 mod projectflags;
 mod receivers;
@@ -39,8 +40,9 @@ const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid
        cargo run --example sentry -- --report
 
   --db FILE       write the database to FILE (which must not exist) and keep it
-  --mermaid FILE  also write the wiring graph, as Mermaid, to FILE
-  --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE
+  --mermaid FILE  also write the wiring graph, as Mermaid, to FILE (- for standard output)
+  --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE (- for standard output)
+  -h, --help      print this and exit
   --explain SIGNAL SENDER
                   say which receivers of SIGNAL run for SENDER (a type such as User, a
                   value such as Monolith, or `none` for a send without sender), in which
@@ -56,6 +58,7 @@ struct Options {
     /// `--explain SIGNAL SENDER`: the signal and the sender (`None` for `none`).
     explain: Option<(String, Option<String>)>,
     report: bool,
+    help: bool,
 }
 
 impl Options {
@@ -78,7 +81,10 @@ impl Options {
                 "--db" => &mut options.db,
                 "--mermaid" => &mut options.mermaid,
                 "--dot" => &mut options.dot,
-                "-h" | "--help" => return Err(USAGE.to_owned()),
+                "-h" | "--help" => {
+                    options.help = true;
+                    continue;
+                }
                 other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
             };
             let value = args
@@ -98,6 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.help {
+        out::line(USAGE);
+        return ExitCode::SUCCESS;
+    }
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -120,23 +130,26 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some((signal, sender)) = &options.explain {
         let explanation = ::signals::explain_by_name(signal, sender.as_deref())?;
-        print!("{explanation}");
+        out::text(explanation);
         return Ok(());
     }
     if options.report {
-        print!("{}", ::signals::report());
+        out::text(::signals::report());
         return Ok(());
     }
     let registry = ::signals::registry();
-    println!("# The wiring ({} signals)\n", registry.signals().len());
-    println!("```mermaid\n{}```", registry.to_mermaid());
+    out::text(wiring_tree(&registry));
     for (path, graph) in [
         (&options.mermaid, registry.to_mermaid()),
         (&options.dot, registry.to_dot()),
     ] {
-        if let Some(path) = path {
-            std::fs::write(path, graph)?;
-            println!("(wrote {})", path.display());
+        match path {
+            Some(path) if path.as_os_str() == "-" => out::text(graph),
+            Some(path) => {
+                std::fs::write(path, graph)?;
+                out::line(format_args!("(wrote {})", path.display()));
+            }
+            None => {}
         }
     }
 
@@ -154,27 +167,80 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
             false,
         ),
     };
+    let _remove = (!keep).then(|| RemoveOnDrop(path.clone()));
     let db = Db::open(&path)?;
-    println!("\n# The story, on a fresh database at {}", path.display());
+    out::line(format_args!(
+        "\n# The story, on a fresh database at {}\n{LEGEND}",
+        path.display()
+    ));
     let ctx = Context {
         console: Console::printing(),
         ..Context::new(Settings::default(), &[])
     };
     let result = story(&ctx, &db);
     drop(db);
-    if !keep {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
     result?;
-    println!("\nanalytics recorded: {:?}", ctx.analytics.names());
-    println!(
+    out::line(format_args!(
+        "\nanalytics recorded: {:?}",
+        ctx.analytics.names()
+    ));
+    out::line(format_args!(
         "metrics: objects.created.auth_user = {}, objects.created.sentry_project = {}",
         ctx.metrics.get("objects.created.auth_user"),
         ctx.metrics.get("objects.created.sentry_project")
-    );
+    ));
     Ok(())
+}
+
+/// What the trace's marks mean.
+const LEGEND: &str = "(▸ a signal sent, and by what; ✓ a receiver that returned; ✗ one that \
+                      failed; · a note from a receiver; ! a log event)";
+
+/// Removes the temporary database and its journals when dropped: at the end of the story, and
+/// also if it fails or panics.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+/// The wiring as a compact tree: each signal, then each of its receivers with its sender and
+/// `dispatch_uid`, in dispatch order.
+fn wiring_tree(registry: &::signals::Registry) -> String {
+    use std::fmt::Write as _;
+    let receivers: usize = registry.signals().iter().map(|s| s.receivers().len()).sum();
+    let mut tree = format!(
+        "# The wiring: {} signals, {receivers} receivers (--mermaid or --dot to draw it)\n",
+        registry.signals().len()
+    );
+    for signal in registry.signals() {
+        let _ = writeln!(tree, "{}", signal.name());
+        let count = signal.receivers().len();
+        for (index, entry) in signal.receivers().iter().enumerate() {
+            let branch = if index + 1 == count {
+                "└─"
+            } else {
+                "├─"
+            };
+            let name = entry.receiver().name();
+            let name = name
+                .split_once("::receivers::")
+                .map_or(name, |(_, rest)| rest);
+            let sender = entry
+                .sender()
+                .map_or("any", |sender| sender.rsplit("::").next().unwrap_or(sender));
+            let _ = write!(tree, "  {branch} {name} [sender {sender}");
+            if let Some(uid) = entry.receiver().dispatch_uid() {
+                let _ = write!(tree, ", uid {uid:?}");
+            }
+            let _ = writeln!(tree, "]");
+        }
+    }
+    tree
 }
 
 /// Runs `step` and prints the rows it wrote, table by table.
@@ -184,7 +250,7 @@ fn step<T>(
     title: &str,
     step: impl FnOnce() -> Result<T, AppError>,
 ) -> Result<T, AppError> {
-    println!("\n## {title}");
+    out::line(format_args!("\n## {title}"));
     let before = counts(db)?;
     let result = step();
     let after = counts(db)?;

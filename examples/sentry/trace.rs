@@ -113,7 +113,7 @@ pub(crate) fn log_line(line: String) {
         None
     });
     if let Some(line) = pending {
-        println!("{line}");
+        crate::out::line(line);
     }
 }
 

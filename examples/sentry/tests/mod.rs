@@ -170,3 +170,35 @@ fn running_as_root() -> bool {
             .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
     })
 }
+
+/// `--help` is a request, not a mistake: it asks to print the usage and exit 0.
+#[test]
+fn help_is_an_option_not_an_error() {
+    let options = crate::Options::parse(["--help"].map(String::from).into_iter()).unwrap();
+    assert!(options.help);
+    assert!(crate::Options::parse(["--bogus"].map(String::from).into_iter()).is_err());
+}
+
+/// The run opens with the wiring as a compact tree, one line per receiver.
+#[test]
+fn the_wiring_tree_lists_each_signal_and_its_receivers() {
+    let tree = crate::wiring_tree(&::signals::registry());
+    assert!(
+        tree.starts_with(
+            "# The wiring: 12 signals, 19 receivers (--mermaid or --dot to draw it)\n"
+        ),
+        "{tree}"
+    );
+    assert!(
+        tree.contains(
+            "post_save\n  ├─ core::create_keys_for_project [sender Project, uid \"create_keys_for_project\"]\n"
+        ),
+        "{tree}"
+    );
+    assert!(
+        tree.contains(
+            "  └─ useremail::create_user_email [sender User, uid \"create_user_email\"]\n"
+        ),
+        "{tree}"
+    );
+}
