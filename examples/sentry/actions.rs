@@ -4,16 +4,13 @@
 use crate::context::Context;
 use crate::db::Db;
 use crate::error::AppError;
-use crate::models::{
-    self, OrganizationMember, Project, Table, User, UserReport, flags, model_name,
-};
+use crate::models::{self, OrganizationMember, Project, Table, User, UserReport, flags};
 use crate::projectflags::set_project_flag_and_signal;
 use crate::signals::{
     Event, MemberJoined, ProjectArgs, ProjectEvent, SiloMode, Upgrade, event_processed,
     first_event_received, first_transaction_received, member_joined, post_upgrade,
     user_feedback_received,
 };
-use crate::trace;
 
 /// `sentry upgrade`: the schema is up to date; tell the receivers, with `send`, so that an
 /// error aborts the upgrade.
@@ -23,16 +20,14 @@ pub(crate) fn upgrade(
     silo: SiloMode,
     interactive: bool,
 ) -> Result<(), AppError> {
-    trace::send(ctx, "post_upgrade", format!("{silo:?}"), || {
-        post_upgrade.send(
-            &silo,
-            &Upgrade {
-                interactive,
-                db,
-                ctx,
-            },
-        )
-    })?;
+    post_upgrade.send(
+        &silo,
+        &Upgrade {
+            interactive,
+            db,
+            ctx,
+        },
+    )?;
     Ok(())
 }
 
@@ -65,29 +60,24 @@ pub(crate) fn receive_event(
 ) -> Result<(), AppError> {
     db.transaction(|tx| {
         let mut project = project(tx, project_id)?;
-        let sender = model_name::<Project>();
         if !project.first_event {
             tx.execute(
                 "UPDATE sentry_project SET first_event = 1 WHERE id = ?1",
                 [project_id],
             )?;
             project.first_event = true;
-            trace::send_robust(ctx, "first_event_received", sender, || {
-                first_event_received.send_robust::<Project>(&ProjectEvent {
-                    project: &project,
-                    event,
-                    tx,
-                    ctx,
-                })
-            });
-        }
-        trace::send_robust(ctx, "event_processed", sender, || {
-            event_processed.send_robust::<Project>(&ProjectEvent {
+            first_event_received.send_robust::<Project>(&ProjectEvent {
                 project: &project,
                 event,
                 tx,
                 ctx,
-            })
+            });
+        }
+        event_processed.send_robust::<Project>(&ProjectEvent {
+            project: &project,
+            event,
+            tx,
+            ctx,
         });
         Ok(())
     })
@@ -131,19 +121,12 @@ pub(crate) fn leave_feedback(
             comments: comments.into(),
         };
         models::save(ctx, tx, &mut report)?;
-        trace::send_robust(
+        user_feedback_received.send_robust::<Project>(&ProjectArgs {
+            project: &project,
+            user_id: None,
+            tx,
             ctx,
-            "user_feedback_received",
-            model_name::<Project>(),
-            || {
-                user_feedback_received.send_robust::<Project>(&ProjectArgs {
-                    project: &project,
-                    user_id: None,
-                    tx,
-                    ctx,
-                })
-            },
-        );
+        });
         Ok(report)
     })
 }
@@ -164,17 +147,15 @@ pub(crate) fn join(
             role: role.into(),
         };
         models::save(ctx, tx, &mut member)?;
-        trace::send_robust(ctx, "member_joined", "invite_helper", || {
-            member_joined.send_robust(
-                &"invite_helper",
-                &MemberJoined {
-                    organization_id,
-                    user_id,
-                    tx,
-                    ctx,
-                },
-            )
-        });
+        member_joined.send_robust(
+            &"invite_helper",
+            &MemberJoined {
+                organization_id,
+                user_id,
+                tx,
+                ctx,
+            },
+        );
         Ok(member)
     })
 }

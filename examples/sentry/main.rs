@@ -118,7 +118,7 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    let _logs = tracing::subscriber::set_default(log::Printer);
+    let _trace = tracing::subscriber::set_default(trace::Tracer::new());
     let (errors, warnings): (Vec<_>, Vec<_>) = ::signals::check()
         .into_iter()
         .partition(::signals::WiringError::is_error);
@@ -474,65 +474,4 @@ fn control_writes(ctx: &Context, tx: &db::Tx<'_>) -> Result<Integration, AppErro
         ctx.cache.set(region, &installation_key, "linear@sentry");
     }
     Ok(integration)
-}
-
-/// Prints the `tracing` events the signals emit (`signal.failure` above all) in the trace.
-mod log {
-    use std::fmt::{self, Write as _};
-
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Level, Metadata, Subscriber};
-
-    /// A subscriber that prints warnings and errors into the trace.
-    pub(crate) struct Printer;
-
-    struct Fields(String);
-
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            if field.name() == "message" {
-                self.0.insert_str(0, &format!("{value:?} "));
-            } else {
-                let _ = write!(self.0, "{}={value:?} ", field.name());
-            }
-        }
-
-        fn record_str(&mut self, field: &Field, value: &str) {
-            if field.name() == "message" {
-                self.0.insert_str(0, &format!("{value} "));
-            } else {
-                let _ = write!(self.0, "{}={value} ", field.name());
-            }
-        }
-    }
-
-    impl Subscriber for Printer {
-        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-            *metadata.level() <= Level::WARN
-        }
-
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            crate::trace::log_line(format!(
-                "{} {}: {}",
-                event.metadata().level(),
-                event.metadata().name(),
-                fields.0.trim_end()
-            ));
-        }
-
-        fn enter(&self, _: &Id) {}
-
-        fn exit(&self, _: &Id) {}
-    }
 }

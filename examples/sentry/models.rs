@@ -8,7 +8,6 @@ use crate::context::Context;
 use crate::db::Tx;
 use crate::error::AppError;
 use crate::signals::{Delete, PostSave, PreSave, post_delete, post_save, pre_delete, pre_save};
-use crate::trace;
 
 /// What every model can say about itself, as `dyn Model` to any-sender receivers.
 pub(crate) trait Model: 'static {
@@ -68,14 +67,11 @@ fn save_with<M: Table>(
     instance: &mut M,
     raw: bool,
 ) -> Result<(), AppError> {
-    let sender = model_name::<M>();
-    trace::send(ctx, "pre_save", sender, || {
-        pre_save.send::<M>(&PreSave {
-            instance: &*instance,
-            raw,
-            tx,
-            ctx,
-        })
+    pre_save.send::<M>(&PreSave {
+        instance: &*instance,
+        raw,
+        tx,
+        ctx,
     })?;
     let created = instance.id().is_none();
     let values = instance.values();
@@ -104,14 +100,12 @@ fn save_with<M: Table>(
         let id = tx.insert(&sql, rusqlite::params_from_iter(values))?;
         instance.set_id(id);
     }
-    trace::send(ctx, "post_save", sender, || {
-        post_save.send::<M>(&PostSave {
-            instance: &*instance,
-            created,
-            raw,
-            tx,
-            ctx,
-        })
+    post_save.send::<M>(&PostSave {
+        instance: &*instance,
+        created,
+        raw,
+        tx,
+        ctx,
     })?;
     Ok(())
 }
@@ -121,18 +115,11 @@ pub(crate) fn delete<M: Table>(ctx: &Context, tx: &Tx<'_>, instance: &M) -> Resu
     let Some(id) = instance.id() else {
         return Ok(());
     };
-    let sender = model_name::<M>();
     let args = Delete { instance, tx, ctx };
-    trace::send(ctx, "pre_delete", sender, || pre_delete.send::<M>(&args))?;
+    pre_delete.send::<M>(&args)?;
     tx.execute(&format!("DELETE FROM {} WHERE id = ?1", M::TABLE), [id])?;
-    trace::send(ctx, "post_delete", sender, || post_delete.send::<M>(&args))?;
+    post_delete.send::<M>(&args)?;
     Ok(())
-}
-
-/// A model type's short name, for traces: `User` for `sentry::models::User`.
-pub(crate) fn model_name<M>() -> &'static str {
-    let name = std::any::type_name::<M>();
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 macro_rules! model {

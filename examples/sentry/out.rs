@@ -7,6 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
+#[cfg(test)]
+thread_local! {
+    /// What this thread writes while a test captures it.
+    static CAPTURED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns what it wrote on this thread, instead of writing it.
+#[cfg(test)]
+pub(crate) fn capture(f: impl FnOnce()) -> String {
+    CAPTURED.with_borrow_mut(|captured| *captured = Some(String::new()));
+    f();
+    CAPTURED.with_borrow_mut(Option::take).unwrap_or_default()
+}
+
 /// Writes `text` and a newline.
 pub(crate) fn line(text: impl Display) {
     write(format_args!("{text}\n"));
@@ -18,6 +32,17 @@ pub(crate) fn text(text: impl Display) {
 }
 
 fn write(text: std::fmt::Arguments<'_>) {
+    #[cfg(test)]
+    {
+        let captured = CAPTURED.with_borrow_mut(|captured| {
+            captured
+                .as_mut()
+                .map(|captured| std::fmt::Write::write_fmt(captured, text))
+        });
+        if captured.is_some() {
+            return;
+        }
+    }
     if CLOSED.load(Ordering::Relaxed) {
         return;
     }

@@ -10,7 +10,6 @@ use crate::db::{Db, Tx};
 use crate::error::AppError;
 use crate::models::{self, Table};
 use crate::signals::{OutboxMessage, process_control_outbox};
-use crate::trace;
 
 /// What an outbox message is about: the sender of `process_control_outbox`. The names are
 /// Sentry's (`INTEGRATION_UPDATE`, ...).
@@ -201,20 +200,13 @@ fn deliver(
     let category = OutboxCategory::parse(category_name).ok_or_else(|| {
         AppError::Validation(format!("unknown outbox category {category_name:?}"))
     })?;
-    let responses = trace::send(
-        ctx,
-        "process_control_outbox",
-        format!("{category:?}"),
-        || {
-            process_control_outbox.send(
-                &category,
-                &OutboxMessage {
-                    object_identifier,
-                    region_name,
-                    tx,
-                    ctx,
-                },
-            )
+    let responses = process_control_outbox.send(
+        &category,
+        &OutboxMessage {
+            object_identifier,
+            region_name,
+            tx,
+            ctx,
         },
     )?;
     let receivers = responses.names().collect();

@@ -7,9 +7,8 @@ use rusqlite::params;
 use crate::context::Context;
 use crate::db::Tx;
 use crate::error::AppError;
-use crate::models::{Project, model_name};
+use crate::models::Project;
 use crate::signals::ProjectArgs;
-use crate::trace;
 
 /// Sets `flag` on `project` with a compare-and-set update; if this call set it, sends `signal`
 /// (robustly) and returns `true`; if it was set already, sends nothing and returns `false`.
@@ -31,13 +30,11 @@ where
     if updated == 0 {
         return Ok(false);
     }
-    trace::send_robust(ctx, signal.name(), model_name::<Project>(), || {
-        signal.send_robust::<Project>(&ProjectArgs {
-            project,
-            user_id: None,
-            tx,
-            ctx,
-        })
+    signal.send_robust::<Project>(&ProjectArgs {
+        project,
+        user_id: None,
+        tx,
+        ctx,
     });
     Ok(true)
 }

@@ -1,133 +1,215 @@
-//! A readable trace of the signals the application sends: each send, indented under the
-//! receiver that made it, then each receiver that ran with its outcome. Sends that reach no
-//! receiver are left out.
+//! A readable trace of the signals the application sends, in the order things happen, built
+//! from what the signals report through `tracing`: a watched send is a `signal.send` span, each
+//! receiver runs in a `signal.receive` span under it, and its outcome is a `signal.receiver`
+//! event before that span closes.
+//!
+//! A send's line is printed when its first receiver starts (sends that reach no receiver are
+//! left out); a receiver's line when it starts, if it writes anything (a nested send, a note, a
+//! log event), with what it writes indented under it; its outcome after. A receiver that writes
+//! nothing takes one line, its outcome.
+//!
+//! ```text
+//! ▸ post_save (sender User)
+//!   ▹ useremail::create_user_email
+//!     ▸ post_save (sender UserEmail)
+//!       ✓ stats::record_object_created
+//!   ✓ useremail::create_user_email
+//!   ✓ stats::record_object_created
+//! ```
 
 use std::cell::RefCell;
-use std::fmt::Display;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use ::signals::{ReceiverError, ReceiverInfo, Responses, SendError};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::context::Context;
 
+/// One open span of the trace on this thread: its line, and whether it was printed yet.
+#[derive(Clone)]
+struct Frame {
+    line: String,
+    printed: bool,
+}
+
 thread_local! {
-    /// The lines of the send in progress on this thread, and how deep in nested sends it is.
-    static PENDING: RefCell<(Vec<String>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    /// The spans entered on this thread, outermost first.
+    static OPEN: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Traces a `send` (or `emit`-like) of `signal` by `sender`.
-pub(crate) fn send<T>(
-    ctx: &Context,
-    signal: &str,
-    sender: impl Display,
-    send: impl FnOnce() -> Result<Responses<T>, SendError>,
-) -> Result<Responses<T>, SendError> {
-    let header = begin(signal, &sender);
-    let result = send();
-    let outcomes = match &result {
-        Ok(responses) => responses.iter().map(|r| ok(&r.receiver)).collect(),
-        Err(SendError::Failed {
-            receiver, source, ..
-        }) => vec![format!(
-            "✗ {}: {source} (the receivers after it did not run)",
-            short(receiver),
-        )],
-        Err(error) => vec![format!("✗ {error}")],
-    };
-    end(ctx, header, outcomes);
-    result
-}
-
-/// Traces a `send_robust` of `signal` by `sender`.
-pub(crate) fn send_robust<T>(
-    ctx: &Context,
-    signal: &str,
-    sender: impl Display,
-    send: impl FnOnce() -> Responses<Result<T, ReceiverError>>,
-) -> Responses<Result<T, ReceiverError>> {
-    let header = begin(signal, &sender);
-    let responses = send();
-    let outcomes = responses
-        .iter()
-        .map(|r| match &r.output {
-            Ok(_) => ok(&r.receiver),
-            Err(error) => format!("✗ {}: {error} (logged; the others ran)", short(&r.receiver)),
-        })
-        .collect();
-    end(ctx, header, outcomes);
-    responses
-}
-
-fn ok(receiver: &ReceiverInfo) -> String {
-    format!("✓ {}", short(receiver))
-}
-
-/// A receiver's name without the crate and `receivers` prefix: `useremail::create_user_email`.
-fn short(receiver: &ReceiverInfo) -> &'static str {
-    let name = receiver.name();
-    name.split_once("::receivers::")
-        .map_or(name, |(_, rest)| rest)
-}
-
-/// Starts a send: writes its header; returns where it is, to drop it if nothing ran.
-fn begin(signal: &str, sender: &dyn Display) -> usize {
-    PENDING.with_borrow_mut(|(lines, depth)| {
-        lines.push(format!(
-            "{}▸ {signal} (sender {sender})",
-            "  ".repeat(*depth)
-        ));
-        *depth += 1;
-        lines.len() - 1
+/// Writes `line` under what is open on this thread, first printing the lines of the open
+/// sends and receivers that were not printed yet; returns it indented.
+fn under_open(line: &str) -> String {
+    OPEN.with_borrow_mut(|open| {
+        for (depth, frame) in open.iter_mut().enumerate() {
+            if !frame.printed {
+                frame.printed = true;
+                crate::out::line(format_args!("{}{}", "  ".repeat(depth), frame.line));
+            }
+        }
+        format!("{}{line}", "  ".repeat(open.len()))
     })
 }
 
-/// Ends a send: writes the outcomes, and hands the lines to the console once the outermost
-/// send is done.
-fn end(ctx: &Context, header: usize, outcomes: Vec<String>) {
-    let finished = PENDING.with_borrow_mut(|(lines, depth)| {
-        *depth -= 1;
-        if outcomes.is_empty() && lines.len() == header + 1 {
-            lines.pop();
-        } else {
-            let indent = "  ".repeat(*depth + 1);
-            lines.extend(
-                outcomes
-                    .into_iter()
-                    .map(|outcome| format!("{indent}{outcome}")),
-            );
-        }
-        (*depth == 0).then(|| std::mem::take(lines))
-    });
-    for line in finished.into_iter().flatten() {
-        ctx.console.line(line);
-    }
-}
-
-/// Prints `line`, in order with the trace of the send in progress on this thread, if any: for
-/// log events, which have no context at hand.
-pub(crate) fn log_line(line: String) {
-    let pending = PENDING.with_borrow_mut(|(lines, depth)| {
-        if *depth == 0 {
-            return Some(line);
-        }
-        lines.push(format!("{}! {line}", "  ".repeat(*depth)));
-        None
-    });
-    if let Some(line) = pending {
-        crate::out::line(line);
-    }
-}
-
-/// Writes `line` to the console, in order with the trace of the send in progress, if any.
+/// Writes a receiver's `line` to the console, in order with the trace, indented under the
+/// receiver that is running, if any.
 pub(crate) fn note(ctx: &Context, line: impl Into<String>) {
-    let line = line.into();
-    let pending = PENDING.with_borrow_mut(|(lines, depth)| {
-        if *depth == 0 {
-            return Some(line);
+    ctx.console.line(under_open(&format!("· {}", line.into())));
+}
+
+/// The subscriber that prints the trace, and warnings and errors in it.
+pub(crate) struct Tracer {
+    next: AtomicU64,
+    /// The name and fields of each span, by id, until it closes.
+    spans: Mutex<HashMap<u64, (&'static str, Fields)>>,
+}
+
+impl Tracer {
+    pub(crate) fn new() -> Self {
+        Self {
+            next: AtomicU64::new(1),
+            spans: Mutex::default(),
         }
-        lines.push(format!("{}· {line}", "  ".repeat(*depth)));
-        None
-    });
-    if let Some(line) = pending {
-        ctx.console.line(line);
+    }
+}
+
+/// The fields of a span or an event, by name, as text.
+#[derive(Default)]
+struct Fields(Vec<(&'static str, String)>);
+
+impl Fields {
+    /// The field's last value.
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .rev()
+            .find(|(field, _)| *field == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    /// The line of a span with these fields.
+    fn line(&self, span: &str) -> String {
+        match span {
+            "signal.send" => format!(
+                "▸ {} (sender {})",
+                self.get("signal"),
+                sender(self.get("sender"))
+            ),
+            "signal.receive" => format!("▹ {}", short(self.get("receiver"))),
+            other => other.to_owned(),
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.push((field.name(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name(), value.to_owned()));
+    }
+}
+
+/// A receiver's name without the crate and `receivers` prefix: `useremail::create_user_email`.
+fn short(receiver: &str) -> &str {
+    receiver
+        .split_once("::receivers::")
+        .map_or(receiver, |(_, rest)| rest)
+}
+
+/// A sender as the trace writes it: a type without its module path.
+fn sender(sender: &str) -> &str {
+    sender.rsplit("::").next().unwrap_or(sender)
+}
+
+impl Subscriber for Tracer {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == "signals" || *metadata.level() <= Level::WARN
+    }
+
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut fields = Fields::default();
+        attributes.record(&mut fields);
+        let name = attributes.metadata().name();
+        self.spans.lock().unwrap().insert(id, (name, fields));
+        Id::from_u64(id)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        if let Some((_, fields)) = self.spans.lock().unwrap().get_mut(&span.into_u64()) {
+            values.record(fields);
+        }
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let metadata = event.metadata();
+        let line = if metadata.name() == "signal.receiver" {
+            // A receiver's outcome, while its span is still open: under its own line if that
+            // was printed, in place of it otherwise.
+            let outcome = fields.get("outcome");
+            let receiver = short(fields.get("receiver"));
+            let mark = if outcome == "ok" {
+                format!("✓ {receiver}")
+            } else {
+                format!("✗ {receiver}: {outcome}")
+            };
+            let depth = OPEN.with_borrow_mut(|open| {
+                if let Some(receiving) = open.last_mut() {
+                    receiving.printed = true; // the outcome stands for its line
+                }
+                open.len().saturating_sub(1)
+            });
+            under_open("");
+            crate::out::line(format_args!("{}{mark}", "  ".repeat(depth)));
+            return;
+        } else if *metadata.level() <= Level::WARN {
+            let mut line = format!("! {} {}:", metadata.level(), metadata.name());
+            for (field, value) in &fields.0 {
+                if *field == "message" {
+                    let _ = write!(line, " {value}");
+                } else {
+                    let _ = write!(line, " {field}={value}");
+                }
+            }
+            line
+        } else {
+            return;
+        };
+        crate::out::line(under_open(&line));
+    }
+
+    fn enter(&self, span: &Id) {
+        let line = self
+            .spans
+            .lock()
+            .unwrap()
+            .get(&span.into_u64())
+            .map(|(name, fields)| fields.line(name))
+            .unwrap_or_default();
+        OPEN.with_borrow_mut(|open| {
+            open.push(Frame {
+                line,
+                printed: false,
+            });
+        });
+    }
+
+    fn exit(&self, _: &Id) {
+        OPEN.with_borrow_mut(Vec::pop);
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        self.spans.lock().unwrap().remove(&span.into_u64());
+        true
     }
 }

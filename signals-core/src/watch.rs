@@ -3,8 +3,10 @@
 //!
 //! Unwatched sends take the plain path and pay for [`active`] alone. A watched send opens a
 //! `signal.send` span (signal, sender, number of receivers), leaves out muted receivers, and
-//! wraps every other one in a [`Watched`] step that reports how it ended: a `signal.receiver`
-//! event at `debug`, and a line in each capture of the signal.
+//! wraps every other one in a [`Watched`] step, which runs it inside a `signal.receive` span
+//! (receiver, `dispatch_uid`, location: sends the receiver makes nest under it) and reports how
+//! it ended: a `signal.receiver` event at `debug`, emitted before that span closes, and a line
+//! in each capture of the signal.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -186,7 +188,20 @@ fn ran<O>(result: Option<&Result<O, BoxError>>) -> Outcome {
     }
 }
 
-impl<S> Watched<'_, S> {
+impl<S: Info> Watched<'_, S> {
+    /// The span the receiver runs in, under the send's.
+    fn span(&self) -> Span {
+        let info = self.step.info();
+        tracing::debug_span!(
+            target: "signals",
+            parent: &self.watch.span,
+            "signal.receive",
+            receiver = info.name(),
+            dispatch_uid = info.dispatch_uid(),
+            location = %info.location(),
+        )
+    }
+
     /// Reports how a receiver that returned ended; one that runs only for sends started on
     /// another thread is not part of this send.
     fn report<Cx, O>(&self, result: Option<&Result<O, BoxError>>)
@@ -213,6 +228,8 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
     type Output = S::Output;
 
     fn run(&self, cx: &Cx) -> Option<Result<S::Output, BoxError>> {
+        let span = self.span();
+        let _receiving = span.enter();
         match catch_unwind(AssertUnwindSafe(|| self.step.run(cx))) {
             Ok(result) => {
                 self.report(result.as_ref());
@@ -227,13 +244,19 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
     }
 
     fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, S::Output> {
+        let span = self.span();
+        let receiving = span.enter();
         match catch_unwind(AssertUnwindSafe(|| self.step.start(cx))) {
-            Ok(Started::Pending(future)) => Started::Pending(Box::pin(Reported {
-                future: Some(future),
-                place: self.place,
-                info: self.step.info(),
-                watch: self.watch,
-            })),
+            Ok(Started::Pending(future)) => {
+                drop(receiving);
+                Started::Pending(Box::pin(Reported {
+                    future: Some(future),
+                    place: self.place,
+                    info: self.step.info(),
+                    watch: self.watch,
+                    span,
+                }))
+            }
             Ok(Started::Ready(result)) => {
                 self.report(result.as_ref());
                 Started::Ready(result)
@@ -250,12 +273,16 @@ struct Reported<'c, O> {
     place: usize,
     info: &'c ReceiverInfo,
     watch: &'c Watch,
+    /// The receiver's `signal.receive` span, entered at every poll.
+    span: Span,
 }
 
 impl<O> Future for Reported<'_, O> {
     type Output = Result<O, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
+        let span = self.span.clone();
+        let _receiving = span.enter();
         let Some(future) = self.future.as_mut() else {
             panic!("a receiver's future was polled after it completed");
         };

@@ -25,6 +25,8 @@ struct Recorded {
     target: String,
     fields: BTreeMap<&'static str, String>,
     span: Option<usize>,
+    /// The span entered on the emitting thread when the event came.
+    inside: Option<usize>,
 }
 
 /// One recorded span: its name, level and fields, as recorded by the end.
@@ -103,9 +105,10 @@ impl Subscriber for Recorder {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
+        let inside = self.entered.lock().unwrap().last().copied();
         let span = match event.parent() {
             Some(parent) => Some(index(parent)),
-            None if event.is_contextual() => self.entered.lock().unwrap().last().copied(),
+            None if event.is_contextual() => inside,
             None => None,
         };
         self.events.lock().unwrap().push(Recorded {
@@ -114,6 +117,7 @@ impl Subscriber for Recorder {
             target: event.metadata().target().to_owned(),
             fields,
             span,
+            inside,
         });
     }
 
@@ -246,7 +250,12 @@ fn a_send_is_a_span_with_an_event_per_receiver_outcome() {
     });
 
     let spans = recorder.spans();
-    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let names: Vec<&str> = spans.iter().map(|span| span.name).collect();
+    assert_eq!(
+        names,
+        ["signal.send", "signal.receive", "signal.receive"],
+        "{spans:#?}"
+    );
     let span = &spans[0];
     assert_eq!(span.name, "signal.send");
     assert_eq!(span.level, Level::DEBUG);
@@ -260,6 +269,12 @@ fn a_send_is_a_span_with_an_event_per_receiver_outcome() {
     assert!(outcomes.iter().all(|event| event.level == Level::DEBUG));
     assert!(outcomes.iter().all(|event| event.target == "signals"));
     assert!(outcomes.iter().all(|event| event.span == Some(0)));
+    // Each receiver ran inside its own span, and its outcome came before that span closed.
+    assert_eq!(spans[1].fields["dispatch_uid"], "notify_owner");
+    assert_eq!(spans[2].fields["dispatch_uid"], "record_analytics");
+    assert!(spans[2].fields["location"].starts_with(file!()));
+    assert_eq!(outcomes[0].inside, Some(1));
+    assert_eq!(outcomes[1].inside, Some(2));
     assert_eq!(outcomes[0].fields["dispatch_uid"], "notify_owner");
     assert_eq!(outcomes[0].fields["outcome"], "ok");
     assert_eq!(outcomes[1].fields["dispatch_uid"], "record_analytics");

@@ -92,17 +92,15 @@ fn create_default_project(ctx: &Context, tx: &Tx<'_>) -> Result<(), AppError> {
         first_event: false,
     };
     models::save(ctx, tx, &mut project)?;
-    trace::send_robust(ctx, "project_created", "create_default_project", || {
-        project_created.send_robust(
-            &"create_default_project",
-            &ProjectArgs {
-                project: &project,
-                user_id: owner.and_then(|owner| owner.id),
-                tx,
-                ctx,
-            },
-        )
-    });
+    project_created.send_robust(
+        &"create_default_project",
+        &ProjectArgs {
+            project: &project,
+            user_id: owner.and_then(|owner| owner.id),
+            tx,
+            ctx,
+        },
+    );
     Ok(())
 }
 

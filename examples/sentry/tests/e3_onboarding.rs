@@ -1,14 +1,12 @@
 //! E3: onboarding on `first_event_received` and siblings, sent with `send_robust`; project
 //! flags; analytics recorded exactly once.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Barrier, Once};
+use std::sync::{Arc, Barrier, Mutex};
 
 use rusqlite::OptionalExtension;
 use tracing::field::{Field, Visit};
-use tracing::subscriber::Interest;
 
 use super::{fresh, installed, rows};
 use crate::actions;
@@ -214,33 +212,15 @@ fn raise_on_send_makes_the_failing_receiver_raise_out_of_send_robust() {
 type Recorded = (String, BTreeMap<String, String>);
 
 /// Runs `f` and returns the `tracing` events it emitted on this thread.
-///
-/// Not `tracing::subscriber::with_default`: while a thread-local subscriber is the only one
-/// registered, a callsite first reached by another test's thread (one with no subscriber) caches
-/// "never" for every thread (tokio-rs/tracing#3611), so this test would lose its event whenever
-/// a test running beside it happened to log first. One global subscriber that hands each
-/// thread's events to that thread's recording has no such race.
 fn record_events(f: impl FnOnce()) -> Vec<Recorded> {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        tracing::subscriber::set_global_default(PerThread)
-            .expect("nothing else sets a global subscriber in the example's tests");
-    });
-    RECORDING.with(|recording| *recording.borrow_mut() = Some(Vec::new()));
-    f();
-    RECORDING.with(|recording| recording.borrow_mut().take().unwrap_or_default())
+    let recorder = Recorder::default();
+    super::with_subscriber(recorder.clone(), f);
+    recorder.0.lock().unwrap().clone()
 }
 
-thread_local! {
-    /// The events recorded on this thread, while `record_events` runs.
-    static RECORDING: RefCell<Option<Vec<Recorded>>> = const { RefCell::new(None) };
-}
-
-fn recording() -> bool {
-    RECORDING
-        .try_with(|recording| recording.borrow().is_some())
-        .unwrap_or(false)
-}
+/// Records every event's name and fields.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Recorded>>>);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
@@ -254,17 +234,9 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// The global subscriber of the example's tests: interested in every callsite, enabled on the
-/// threads that are recording.
-struct PerThread;
-
-impl tracing::Subscriber for PerThread {
-    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> Interest {
-        Interest::sometimes()
-    }
-
+impl tracing::Subscriber for Recorder {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        recording()
+        true
     }
 
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
@@ -278,11 +250,10 @@ impl tracing::Subscriber for PerThread {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
-        let _ = RECORDING.try_with(|recording| {
-            if let Some(events) = recording.borrow_mut().as_mut() {
-                events.push((event.metadata().name().into(), fields));
-            }
-        });
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().name().into(), fields));
     }
 
     fn enter(&self, _: &tracing::span::Id) {}

@@ -7,7 +7,11 @@ mod e3_onboarding;
 mod e4_outbox;
 mod e7_owners;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::Once;
+
+use tracing::subscriber::Interest;
+use tracing::{Dispatch, Metadata};
 
 use crate::actions;
 use crate::context::{Context, Settings};
@@ -38,6 +42,84 @@ thread_local! {
     /// Calls seen by test receivers on this thread: receivers are global, and tests run in
     /// parallel, so each test counts only what its own thread sent.
     static CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` with `subscriber` receiving this thread's `tracing` spans and events.
+///
+/// Not `tracing::subscriber::with_default`: while a thread-local subscriber is the only one
+/// registered, a callsite first reached by another test's thread (one with no subscriber) caches
+/// "never" for every thread (tokio-rs/tracing#3611), so a test would lose its events whenever a
+/// test running beside it happened to reach the callsite first. One global subscriber that
+/// hands each thread's spans and events to that thread's own has no such race.
+fn with_subscriber<T>(
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(PerThread)
+            .expect("nothing else sets a global subscriber in the example's tests");
+    });
+    let previous = CURRENT.replace(Some(Dispatch::new(subscriber)));
+    let result = f();
+    CURRENT.set(previous);
+    result
+}
+
+thread_local! {
+    /// The subscriber of this thread's spans and events, while `with_subscriber` runs.
+    static CURRENT: RefCell<Option<Dispatch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's subscriber, if it has one.
+fn current<T>(f: impl FnOnce(&Dispatch) -> T) -> Option<T> {
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
+}
+
+/// The global subscriber of the example's tests: interested in every callsite, and handing
+/// each thread's spans and events to that thread's subscriber.
+struct PerThread;
+
+impl tracing::Subscriber for PerThread {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        current(|dispatch| dispatch.enabled(metadata)).unwrap_or(false)
+    }
+
+    fn new_span(&self, attributes: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        current(|dispatch| dispatch.new_span(attributes))
+            .unwrap_or_else(|| tracing::span::Id::from_u64(u64::MAX))
+    }
+
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        current(|dispatch| dispatch.record(span, values));
+    }
+
+    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
+        current(|dispatch| dispatch.record_follows_from(span, follows));
+    }
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        current(|dispatch| dispatch.event(event));
+    }
+
+    fn enter(&self, span: &tracing::span::Id) {
+        current(|dispatch| dispatch.enter(span));
+    }
+
+    fn exit(&self, span: &tracing::span::Id) {
+        current(|dispatch| dispatch.exit(span));
+    }
+
+    fn try_close(&self, span: tracing::span::Id) -> bool {
+        current(|dispatch| dispatch.try_close(span)).unwrap_or(false)
+    }
 }
 
 fn calls() -> u32 {
@@ -200,5 +282,59 @@ fn the_wiring_tree_lists_each_signal_and_its_receivers() {
             "  └─ useremail::create_user_email [sender User, uid \"create_user_email\"]\n"
         ),
         "{tree}"
+    );
+}
+
+/// The trace reads in run order: a receiver's line when it starts, the sends it makes and
+/// its notes under it, its outcome after. `sentry upgrade` on a fresh monolith, whole.
+#[test]
+fn the_trace_of_an_upgrade_reads_in_run_order() {
+    let ctx = Context {
+        console: crate::context::Console::printing(),
+        ..Context::new(Settings::default(), &[])
+    };
+    let db = Db::in_memory().unwrap();
+    let printed = crate::out::capture(|| {
+        with_subscriber(crate::trace::Tracer::new(), || {
+            actions::upgrade(&ctx, &db, SiloMode::Monolith, false).unwrap();
+        });
+    });
+    assert_eq!(
+        printed,
+        "\
+▸ post_upgrade (sender Monolith)
+  ▹ users::create_first_user
+    ▸ post_save (sender User)
+      ✓ stats::record_object_created
+      ▹ useremail::create_user_email
+        ▸ post_save (sender UserEmail)
+          ▹ email::create_email
+            ▸ post_save (sender Email)
+              ✓ stats::record_object_created
+          ✓ email::create_email
+          ✓ stats::record_object_created
+      ✓ useremail::create_user_email
+    · created the superuser admin@localhost (debug, non-interactive)
+  ✓ users::create_first_user
+  ▹ core::create_default_projects
+    ▸ post_save (sender Organization)
+      ✓ stats::record_object_created
+    ▸ pre_save (sender OrganizationMember)
+      ✓ owners::prevent_demoting_last_owner
+    ▸ post_save (sender OrganizationMember)
+      ✓ stats::record_object_created
+    ▸ post_save (sender Project)
+      ▹ core::create_keys_for_project
+        ▸ post_save (sender ProjectKey)
+          ✓ stats::record_object_created
+      ✓ core::create_keys_for_project
+      ✓ stats::record_object_created
+    ▸ project_created (sender \"create_default_project\")
+      ✓ onboarding::record_new_project
+  ✓ core::create_default_projects
+  ▹ outbox::run_outbox_replications_for_self_hosted
+    · outbox drained: 0 delivered, 0 left for later
+  ✓ outbox::run_outbox_replications_for_self_hosted
+"
     );
 }
