@@ -1,3 +1,7 @@
+// In rustdoc the README's relative links have no file to point to: the first definition of a
+// reference wins, so these point at the repository instead.
+#![doc = "[benchmarks]: https://github.com/signals-rs/signals/blob/main/BENCHMARKS.md"]
+#![doc = ""]
 #![doc = include_str!("../README.md")]
 
 pub use signals_core::*;
@@ -39,9 +43,13 @@ pub use signals_core::*;
 /// }
 /// ```
 ///
-/// The syntax is `vis static name: Signal<Args, key = value, ...>;` with the keys `sender`
-/// (a value type, or `type M` with optional bounds for a signal sent by a type), `output` and
-/// `any` (type senders only). See the crate documentation for each.
+/// The syntax is `vis static name: Signal<Args, key = value, ...>;`, or
+/// `vis static name: async Signal<Args, key = value, ...>;` for a signal whose receivers may be
+/// `async fn` (sent with `.await`), with the keys `sender` (a value type, or `type M` with
+/// optional bounds for a signal sent by a type), `output` and `any` (type senders only; the
+/// view any-sender receivers get, made with a `From` impl as above). It declares a
+/// [`Signal`], [`TypeSignal`], [`AsyncSignal`] or [`AsyncTypeSignal`]. See the crate
+/// documentation for each.
 pub use signals_macros::signal;
 
 /// Registers a function as a receiver of one or more signals, at link time.

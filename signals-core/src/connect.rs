@@ -26,7 +26,7 @@ pub(crate) trait Disconnect: Sync {
 /// receiver is disconnected at the end of the scope, also when the scope unwinds.
 ///
 /// ```
-/// # use signals_core::{Signal, Signature};
+/// # use signals::{Signal, Signature};
 /// # enum Ping {}
 /// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
 /// # static ping: Signal<Ping> = Signal::new("ping");

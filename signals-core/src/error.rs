@@ -129,7 +129,7 @@ impl WiringError {
     /// mistake). A program's wiring test can allow warnings:
     ///
     /// ```
-    /// let errors: Vec<_> = signals_core::check().into_iter().filter(|p| p.is_error()).collect();
+    /// let errors: Vec<_> = signals::check().into_iter().filter(|p| p.is_error()).collect();
     /// assert!(errors.is_empty(), "{errors:#?}");
     /// ```
     #[must_use]

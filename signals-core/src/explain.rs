@@ -182,7 +182,7 @@ impl Explanation {
 /// dropped, it was disconnected, or its `dispatch_uid` is a duplicate.
 ///
 /// ```
-/// use signals_core::{Signal, Signature, Verdict};
+/// use signals::{Signal, Signature, Verdict};
 ///
 /// enum Saved {}
 /// impl Signature for Saved { type Args<'a> = (); type Sender = &'static str; type Output = (); }
@@ -192,10 +192,32 @@ impl Explanation {
 /// post_save.connector().sender("User").connect(|_, _: &()| {});
 /// post_save.connector().sender("Team").connect(|_, _: &()| {});
 ///
-/// let explanation = signals_core::explain(&post_save, Some(&"User"));
+/// let explanation = signals::explain(&post_save, Some(&"User"));
 /// assert_eq!(explanation.receivers()[0].verdict, Verdict::Runs { position: 1 });
 /// assert_eq!(explanation.receivers()[1].verdict, Verdict::OtherSender);
 /// println!("{explanation}");
+/// ```
+///
+/// For a type signal, the sender is a [`TypeSender`](crate::TypeSender):
+///
+/// ```
+/// use signals::{TypeSender, Verdict, receiver, signal};
+///
+/// pub struct User;
+/// pub struct Team;
+/// pub struct Saved<'a, M> { pub instance: &'a M }
+///
+/// signal! {
+///     pub static post_save: Signal<Saved<'_, M>, sender = type M>;
+/// }
+///
+/// #[receiver(signal = post_save, sender = User)]
+/// fn create_user_email() {}
+///
+/// let for_team = signals::explain(&post_save, Some(TypeSender::of::<Team>()));
+/// assert_eq!(for_team.receivers()[0].verdict, Verdict::OtherSender);
+/// let for_user = signals::explain(&post_save, Some(TypeSender::of::<User>()));
+/// assert_eq!(for_user.running().len(), 1);
 /// ```
 pub fn explain<S: Explain + ?Sized>(signal: &S, sender: S::Sender<'_>) -> Explanation {
     build(signal, signal.rows(), S::sender_key(sender))
@@ -218,13 +240,13 @@ pub fn explain<S: Explain + ?Sized>(signal: &S, sender: S::Sender<'_>) -> Explan
 /// run, which `sender = None` explains.
 ///
 /// ```
-/// # use signals_core::{Signal, Signature};
+/// # use signals::{Signal, Signature};
 /// # enum Saved {}
 /// # impl Signature for Saved { type Args<'a> = (); type Sender = &'static str; type Output = (); }
 /// # #[allow(non_upper_case_globals)]
 /// # static post_save: Signal<Saved> = Signal::new("post_save");
 /// # let _ = &post_save;
-/// let error = signals_core::explain_by_name("post_sav", None).unwrap_err();
+/// let error = signals::explain_by_name("post_sav", None).unwrap_err();
 /// assert!(error.to_string().starts_with("no signal is named `post_sav`"));
 /// ```
 pub fn explain_by_name(signal: &str, sender: Option<&str>) -> Result<Explanation, ExplainError> {
@@ -512,7 +534,7 @@ fn describe(
 /// order, with where each is defined: the [`registry`](crate::registry) as text.
 ///
 /// ```
-/// println!("{}", signals_core::report());
+/// println!("{}", signals::report());
 /// ```
 #[must_use]
 pub fn report() -> String {

@@ -9,7 +9,7 @@
 //! a snapshot taken when the send starts, in a deterministic order, without holding any lock.
 //!
 //! ```
-//! use signals_core::{Signal, Signature};
+//! use signals::{Signal, Signature};
 //!
 //! pub struct UserCreated<'a> { pub email: &'a str }
 //! pub enum UserCreatedSignal {}
@@ -25,7 +25,7 @@
 //! let email = String::from("ada@example.com");
 //! let responses = user_created.send(&"signup", &UserCreated { email: &email })?;
 //! assert_eq!(responses.into_outputs(), ["welcome mail to ada@example.com"]);
-//! # Ok::<(), signals_core::SendError>(())
+//! # Ok::<(), signals::SendError>(())
 //! ```
 
 mod connect;

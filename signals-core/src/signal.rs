@@ -35,7 +35,7 @@ use tracing::Instrument;
 /// `static Signal<Marker>`:
 ///
 /// ```
-/// use signals_core::{Signal, Signature};
+/// use signals::{Signal, Signature};
 ///
 /// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 /// pub enum SiloMode { Monolith, Control, Region }
@@ -140,7 +140,7 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
 /// or for connects.
 ///
 /// ```
-/// # use signals_core::{Signal, Signature};
+/// # use signals::{Signal, Signature};
 /// # #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)] pub enum SiloMode { Monolith, Region }
 /// # pub struct PostUpgrade { pub interactive: bool }
 /// # pub enum PostUpgradeSignal {}
@@ -162,7 +162,7 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
 /// post_upgrade.send(&SiloMode::Region, &PostUpgrade { interactive: true })?;   // not this sender
 /// post_upgrade.send(&SiloMode::Monolith, &PostUpgrade { interactive: true })?; // runs
 /// assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 1);
-/// # Ok::<(), signals_core::SendError>(())
+/// # Ok::<(), signals::SendError>(())
 /// ```
 pub struct Signal<F: Signature> {
     name: &'static str,
@@ -725,7 +725,7 @@ impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
 /// Async receivers' futures must be `Send`.
 ///
 /// ```
-/// use signals_core::{AsyncSignal, Signature};
+/// use signals::{AsyncSignal, Signature};
 /// # enum Checkin {}
 /// # impl Signature for Checkin { type Args<'a> = &'a str; type Sender = u64; type Output = usize; }
 /// static checkin: AsyncSignal<Checkin> = AsyncSignal::new("checkin");

@@ -17,7 +17,7 @@
 //! of this; while guards are alive on other threads only, a thread-local read more.
 //!
 //! ```
-//! use signals_core::{Signal, Signature, testing};
+//! use signals::{Signal, Signature, testing};
 //!
 //! #[derive(Debug)]
 //! pub struct Saved { pub id: u64, pub created: bool }
@@ -32,7 +32,7 @@
 //! let _quiet = testing::mute_receiver("send_welcome");
 //! post_save.emit(&"User", &Saved { id: 7, created: true }).unwrap();
 //!
-//! signals_core::assert_sent!(post_save, sender = "User", created = true);
+//! signals::assert_sent!(post_save, sender = "User", created = true);
 //! assert_eq!(sent.sends()[0].responses[0].1, testing::Outcome::Muted);
 //! ```
 
@@ -184,12 +184,12 @@ fn remove(id: u64) {
 /// every aid (see [the module](self)).
 ///
 /// ```
-/// # use signals_core::{Signal, Signature};
+/// # use signals::{Signal, Signature};
 /// # enum Saved {}
 /// # impl Signature for Saved { type Args<'a> = (); type Sender = &'static str; type Output = (); }
 /// # static saved: Signal<Saved> = Signal::new("saved");
 /// saved.connect(|_, _: &()| -> Result<(), std::io::Error> { Err(std::io::Error::other("disk full")) });
-/// let _raise = signals_core::testing::raise_on_send();
+/// let _raise = signals::testing::raise_on_send();
 /// let caught = std::panic::catch_unwind(|| saved.send_robust(None, &()));
 /// assert!(caught.is_err());
 /// ```
@@ -224,7 +224,7 @@ pub(crate) fn raises_on_send() -> bool {
 /// still records them, marked [`Sent::muted`].
 ///
 /// ```
-/// # use signals_core::{Signal, Signature, testing};
+/// # use signals::{Signal, Signature, testing};
 /// # enum Ping {}
 /// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
 /// # static ping: Signal<Ping> = Signal::new("ping");
@@ -281,6 +281,32 @@ pub trait Capturable: AnySignal {
 /// Records every send of `signal` started on this thread until the guard is dropped: the
 /// sender and the arguments (both `Debug`-formatted) and how each receiver ended. Check them
 /// with [`Capture::sends`] or [`assert_sent!`](crate::assert_sent).
+///
+/// ```
+/// use signals::testing::{self, Outcome};
+/// use signals::{receiver, signal};
+///
+/// #[derive(Debug)]
+/// pub struct MemberJoined { pub organization_id: u64, pub user_id: u64 }
+///
+/// signal! {
+///     pub static member_joined: Signal<MemberJoined, sender = &'static str>;
+/// }
+///
+/// #[receiver(signal = member_joined, dispatch_uid = "send_welcome_email")]
+/// fn send_welcome_email(user_id: u64) -> Result<(), std::io::Error> {
+///     Err(std::io::Error::other(format!("no address for user {user_id}")))
+/// }
+///
+/// let sent = testing::capture(&member_joined);
+/// member_joined.send_robust(&"invite", &MemberJoined { organization_id: 1, user_id: 7 });
+///
+/// let send = &sent.sends()[0];
+/// assert_eq!(send.sender.as_deref(), Some("\"invite\""));
+/// assert_eq!(send.args, "MemberJoined { organization_id: 1, user_id: 7 }");
+/// assert_eq!(send.responses[0].1, Outcome::Failed("no address for user 7".into()));
+/// signals::assert_sent!(member_joined, sender = "invite", user_id = 7);
+/// ```
 #[must_use = "nothing is recorded once the guard is dropped"]
 pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
     let id = next_guard();
@@ -445,7 +471,7 @@ impl fmt::Display for Outcome {
 /// `post_save.connector().sender::<User>().this_thread().connect_scoped(..)`.
 ///
 /// ```
-/// # use signals_core::{Signal, Signature, testing};
+/// # use signals::{Signal, Signature, testing};
 /// # enum Ping {}
 /// # impl Signature for Ping { type Args<'a> = (); type Sender = u32; type Output = (); }
 /// # #[allow(non_upper_case_globals)]
@@ -495,7 +521,7 @@ impl<F: Signature> ValueSignal<F> for Signal<F> {
 /// two values that render alike match alike.
 ///
 /// ```
-/// # use signals_core::{Signal, Signature, testing};
+/// # use signals::{Signal, Signature, testing};
 /// # #[derive(Debug)] pub struct Upgrade { pub interactive: bool }
 /// # enum PostUpgrade {}
 /// # impl Signature for PostUpgrade { type Args<'a> = Upgrade; type Sender = u32; type Output = (); }
@@ -503,7 +529,7 @@ impl<F: Signature> ValueSignal<F> for Signal<F> {
 /// # static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
 /// let _sent = testing::capture(&post_upgrade);
 /// post_upgrade.emit(&1, &Upgrade { interactive: false }).unwrap();
-/// signals_core::assert_sent!(post_upgrade, sender = 1, interactive = false);
+/// signals::assert_sent!(post_upgrade, sender = 1, interactive = false);
 /// ```
 #[macro_export]
 macro_rules! assert_sent {

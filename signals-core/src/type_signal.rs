@@ -38,7 +38,7 @@ use tracing::Instrument;
 /// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
 ///
 /// ```
-/// use signals_core::{SentBy, TypeSignal, TypeSignature};
+/// use signals::{SentBy, TypeSignal, TypeSignature};
 ///
 /// pub trait Model: Send + Sync { fn table(&self) -> &'static str; }
 /// pub struct User { pub id: u64 }
@@ -65,7 +65,7 @@ use tracing::Instrument;
 ///
 /// post_save.connect::<User, _, _>(|_, args: &PostSave<'_, User>| assert_eq!(args.instance.id, 7));
 /// post_save.send::<User>(&PostSave { instance: &User { id: 7 }, created: true })?;
-/// # Ok::<(), signals_core::SendError>(())
+/// # Ok::<(), signals::SendError>(())
 /// ```
 pub trait TypeSignature: 'static {
     /// The view of the arguments that any-sender receivers get.
@@ -399,9 +399,49 @@ type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
 ///
-/// Declared by a [`TypeSignature`] and its [`SentBy`] impls. Any-sender receivers get the
-/// family's [`AnyArgs`](TypeSignature::AnyArgs) view; receivers for one type get that type's
+/// Declared by a [`TypeSignature`] and its [`SentBy`] impls, or with `signal!` and
+/// `sender = type M`. Any-sender receivers get the family's
+/// [`AnyArgs`](TypeSignature::AnyArgs) view; receivers for one type get that type's
 /// arguments. `Sync`, with the same guarantees as [`Signal`](crate::Signal).
+///
+/// ```
+/// use signals::{receiver, signal, TypeSender};
+///
+/// pub trait Model: Sync { fn table(&self) -> &'static str; }
+/// pub struct User { pub email: String }
+/// impl Model for User { fn table(&self) -> &'static str { "auth_user" } }
+///
+/// pub struct PostSave<'a, M: ?Sized> { pub instance: &'a M, pub created: bool }
+/// impl<'b, 'x: 'b, M: Model + 'static> From<&'b PostSave<'x, M>> for PostSave<'b, dyn Model> {
+///     fn from(args: &'b PostSave<'x, M>) -> Self {
+///         PostSave { instance: args.instance, created: args.created }
+///     }
+/// }
+///
+/// signal! {
+///     pub static post_save: Signal<
+///         PostSave<'_, M>,
+///         sender = type M: Model,
+///         any = PostSave<'_, dyn Model>,
+///         output = String,
+///     >;
+/// }
+///
+/// #[receiver(signal = post_save, sender = User)]
+/// fn welcome(instance: &User, created: bool) -> String {
+///     format!("welcome {} ({created})", instance.email)
+/// }
+///
+/// #[receiver(signal = post_save)]
+/// fn audit(sender: TypeSender, instance: &dyn Model) -> String {
+///     format!("saved a row of {} ({})", instance.table(), sender.name().rsplit("::").next().unwrap())
+/// }
+///
+/// let user = User { email: "ada@example.com".into() };
+/// let outputs = post_save.send::<User>(&PostSave { instance: &user, created: true })?.into_outputs();
+/// assert_eq!(outputs, ["welcome ada@example.com (true)", "saved a row of auth_user (User)"]);
+/// # Ok::<(), signals::SendError>(())
+/// ```
 pub struct TypeSignal<F: TypeSignature> {
     name: &'static str,
     core: OnceLock<TypeCore<F>>,
@@ -1173,6 +1213,33 @@ impl<F: TypeSignature, M, Md> fmt::Debug for TypeConnector<'_, F, M, Md> {
 
 /// A type-sender signal whose receivers may be `async fn`: `send::<M>(..).await`. See
 /// [`AsyncSignal`](crate::AsyncSignal) for how a send runs plain and async receivers.
+///
+/// ```
+/// use signals::{receiver, signal};
+///
+/// pub struct Project { pub slug: String }
+/// pub struct FirstEvent<'a, M> { pub project: &'a M }
+///
+/// signal! {
+///     pub static first_event_received: async Signal<FirstEvent<'_, M>, sender = type M, output = usize>;
+/// }
+///
+/// #[receiver(signal = first_event_received, sender = Project)]
+/// async fn record_first_event(project: &Project) -> usize {
+///     project.slug.len() // an async receiver may await here
+/// }
+///
+/// let project = Project { slug: "internal".into() };
+/// let args = FirstEvent { project: &project };
+/// let send = first_event_received.send::<Project>(&args);
+/// # fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(t) = f.as_mut().poll(&mut cx) { return t; } }
+/// # }
+/// assert_eq!(block_on(send)?.into_outputs(), [8]);
+/// # Ok::<(), signals::SendError>(())
+/// ```
 #[repr(transparent)]
 pub struct AsyncTypeSignal<F: TypeSignature>(TypeSignal<F>);
 

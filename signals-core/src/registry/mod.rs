@@ -250,7 +250,7 @@ where
 /// every signal, so it is best called once at start-up or in a test of the program's wiring:
 ///
 /// ```
-/// assert_eq!(signals_core::check(), Vec::new());
+/// assert_eq!(signals::check(), Vec::new());
 /// ```
 ///
 /// In debug builds, the first use of any signal logs what this finds at link time (before
