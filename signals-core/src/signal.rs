@@ -20,8 +20,8 @@ use crate::receiver::{
     ReceiverMeta, Shape, SourceLocation, Strong, WeakTarget,
 };
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
-    ValueSenders,
+    self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
+    SignalRef, ValueSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 use crate::testing::Capturable;
@@ -362,6 +362,53 @@ impl<F: Signature> Signal<F> {
     ) -> bool {
         let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
         self.core().disconnect_key(&identity, sender.into())
+    }
+
+    /// Disconnects `receiver`, connected without `dispatch_uid` for exactly `sender` (`None`:
+    /// its any-sender connection), as Django's `disconnect(receiver, sender)`; returns whether
+    /// it was connected. A `fn`, or a closure that captures nothing, is identified by its
+    /// code, so passing the same function names it. A closure that captures has no identity:
+    /// nothing matches it (keep its [`Connection`] instead), nor does a receiver connected with
+    /// a `dispatch_uid` (use [`disconnect_uid`](Self::disconnect_uid)) or bound to a weak target.
+    ///
+    /// ```
+    /// # use signals::{Signal, Signature};
+    /// # enum Upgraded {}
+    /// # impl Signature for Upgraded { type Args<'a> = (); type Sender = u8; type Output = (); }
+    /// # #[allow(non_upper_case_globals)]
+    /// # static upgraded: Signal<Upgraded> = Signal::new("upgraded");
+    /// fn audit(_: Option<&u8>, _: &()) {}
+    ///
+    /// upgraded.connector().sender(1).connect(audit);
+    /// upgraded.connector().sender(2).connect(audit);
+    /// assert!(upgraded.disconnect_receiver(audit, &1));
+    /// assert!(!upgraded.disconnect_receiver(audit, &1), "already gone");
+    /// assert_eq!(upgraded.disconnect_receiver_everywhere(audit), 1, "the one for sender 2");
+    /// assert!(upgraded.connections().is_empty());
+    /// ```
+    pub fn disconnect_receiver<'s, C: 'static>(
+        &self,
+        receiver: C,
+        sender: impl Into<Option<&'s F::Sender>>,
+    ) -> bool {
+        drop(receiver); // its type is its identity
+        Identity::code::<C>()
+            .is_some_and(|identity| self.core().disconnect_key(&identity, sender.into()))
+    }
+
+    /// Disconnects `receiver` for every sender it is connected for (blinker's
+    /// `disconnect(receiver)`); returns how many connections it removed. Receivers are
+    /// identified as for [`disconnect_receiver`](Self::disconnect_receiver).
+    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
+        drop(receiver); // its type is its identity
+        Identity::code::<C>().map_or(0, |identity| self.core().disconnect_identity(&identity))
+    }
+
+    /// Every live receiver, static and runtime, for every sender, in dispatch order, each with
+    /// the sender it listens to ([`ReceiverEntry::sender`]).
+    #[must_use]
+    pub fn connections(&self) -> Vec<ReceiverEntry> {
+        self.core().receivers()
     }
 
     pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
@@ -868,6 +915,27 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
     ) -> bool {
         self.0.disconnect_uid(dispatch_uid, sender)
+    }
+
+    /// Disconnects `receiver` for exactly `sender`; see [`Signal::disconnect_receiver`].
+    pub fn disconnect_receiver<'s, C: 'static>(
+        &self,
+        receiver: C,
+        sender: impl Into<Option<&'s F::Sender>>,
+    ) -> bool {
+        self.0.disconnect_receiver(receiver, sender)
+    }
+
+    /// Disconnects `receiver` for every sender; see
+    /// [`Signal::disconnect_receiver_everywhere`].
+    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
+        self.0.disconnect_receiver_everywhere(receiver)
+    }
+
+    /// Every live receiver for every sender; see [`Signal::connections`].
+    #[must_use]
+    pub fn connections(&self) -> Vec<ReceiverEntry> {
+        self.0.connections()
     }
 }
 

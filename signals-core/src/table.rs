@@ -83,6 +83,15 @@ pub(crate) fn dispatch_uid(uid: impl Into<Cow<'static, str>>) -> Option<Cow<'sta
 }
 
 impl Identity {
+    /// The identity of the receiver `C` connected without uid, if it has one: zero-sized
+    /// receivers (`fn` items, closures that capture nothing) are identified by their code.
+    pub(crate) fn code<C: 'static>() -> Option<Self> {
+        match Self::of::<C>(None) {
+            Self::Unique => None,
+            code => Some(code),
+        }
+    }
+
     /// The identity of a runtime receiver of type `C`, connected with `uid`.
     pub(crate) fn of<C: 'static>(uid: Option<&Cow<'static, str>>) -> Self {
         match uid {
@@ -510,6 +519,24 @@ where
         self.edit(|table, retired| {
             let slot = table.find(table.key_hash(identity, sender), identity, sender);
             self.retire(table, slot, retired)
+        })
+    }
+
+    /// Disconnects every receiver with `identity`, for any sender; returns how many live ones
+    /// it removed.
+    pub(crate) fn disconnect_identity(&self, identity: &Identity) -> usize {
+        self.edit(|table, retired| {
+            let slots: Vec<usize> = (0..table.slots.len())
+                .filter(|&slot| {
+                    table.slots[slot]
+                        .as_ref()
+                        .is_some_and(|record| record.identity == *identity)
+                })
+                .collect();
+            slots
+                .into_iter()
+                .filter(|&slot| self.retire(table, Some(slot), retired))
+                .count()
         })
     }
 

@@ -26,8 +26,8 @@ use crate::receiver::{
     ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakTarget,
 };
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Listing, Registration, SenderKind, SignalKind, SignalRef,
-    TypeSenders,
+    self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
+    SignalRef, TypeSenders,
 };
 use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
 use crate::testing::Capturable;
@@ -665,6 +665,36 @@ impl<F: TypeSignature> TypeSignal<F> {
         let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
         self.core()
             .disconnect_key(&identity, sender.into().as_ref())
+    }
+
+    /// Disconnects `receiver`, connected without `dispatch_uid` for exactly `sender`
+    /// (`Some(TypeSender::of::<User>())`, or `None` for its any-sender connection); returns
+    /// whether it was connected. Receivers are identified by their code, as for
+    /// [`Signal::disconnect_receiver`](crate::Signal::disconnect_receiver).
+    pub fn disconnect_receiver<C: 'static>(
+        &self,
+        receiver: C,
+        sender: impl Into<Option<TypeSender>>,
+    ) -> bool {
+        drop(receiver); // its type is its identity
+        Identity::code::<C>().is_some_and(|identity| {
+            self.core()
+                .disconnect_key(&identity, sender.into().as_ref())
+        })
+    }
+
+    /// Disconnects `receiver` for every sender type it is connected for; returns how many
+    /// connections it removed.
+    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
+        drop(receiver); // its type is its identity
+        Identity::code::<C>().map_or(0, |identity| self.core().disconnect_identity(&identity))
+    }
+
+    /// Every live receiver, static and runtime, for every sender type, in dispatch order, each
+    /// with the sender it listens to ([`ReceiverEntry::sender`]).
+    #[must_use]
+    pub fn connections(&self) -> Vec<ReceiverEntry> {
+        self.core().receivers()
     }
 }
 
@@ -1350,6 +1380,27 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
         sender: impl Into<Option<TypeSender>>,
     ) -> bool {
         self.0.disconnect_uid(dispatch_uid, sender)
+    }
+
+    /// Disconnects `receiver` for exactly `sender`; see [`TypeSignal::disconnect_receiver`].
+    pub fn disconnect_receiver<C: 'static>(
+        &self,
+        receiver: C,
+        sender: impl Into<Option<TypeSender>>,
+    ) -> bool {
+        self.0.disconnect_receiver(receiver, sender)
+    }
+
+    /// Disconnects `receiver` for every sender type; see
+    /// [`TypeSignal::disconnect_receiver_everywhere`].
+    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
+        self.0.disconnect_receiver_everywhere(receiver)
+    }
+
+    /// Every live receiver for every sender type; see [`TypeSignal::connections`].
+    #[must_use]
+    pub fn connections(&self) -> Vec<ReceiverEntry> {
+        self.0.connections()
     }
 }
 

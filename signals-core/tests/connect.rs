@@ -283,3 +283,92 @@ fn dropping_a_receiver_may_connect_to_the_same_signal() {
     signal.send(None, &ev(&log)).unwrap();
     assert_eq!(log.take(), ["b"]);
 }
+
+#[test]
+fn a_fn_receiver_is_disconnected_by_itself_for_one_sender_as_in_django() {
+    let signal = Signal::<Plain>::new("test");
+    let log = Log::default();
+    signal.connect(record_a);
+    signal.connector().sender(Silo::Region).connect(record_a);
+    signal.connector().dispatch_uid("b").connect(record_b);
+    assert!(signal.disconnect_receiver(record_a, &Silo::Region));
+    assert!(
+        !signal.disconnect_receiver(record_a, &Silo::Region),
+        "already gone"
+    );
+    assert!(
+        !signal.disconnect_receiver(record_b, None),
+        "connected with a uid"
+    );
+    signal.send(&Silo::Region, &ev(&log)).unwrap();
+    assert_eq!(
+        log.take(),
+        ["a", "b"],
+        "the any-sender record_a and record_b remain"
+    );
+    assert!(signal.disconnect_receiver(record_a, None));
+    signal.send(&Silo::Region, &ev(&log)).unwrap();
+    assert_eq!(log.take(), ["b"]);
+}
+
+#[test]
+fn a_capturing_closure_has_no_identity_to_disconnect_by() {
+    let signal = Signal::<Plain>::new("test");
+    let name = String::from("captured");
+    let closure = move |_: Option<&Silo>, args: &Event<'_>| args.log.push(name.clone());
+    signal.connect(closure.clone());
+    assert!(!signal.disconnect_receiver(closure.clone(), None));
+    assert_eq!(signal.disconnect_receiver_everywhere(closure), 0);
+    assert_eq!(signal.receivers(None).len(), 1);
+}
+
+#[test]
+fn a_receiver_is_disconnected_from_every_sender_at_once_and_connections_list_them_all() {
+    let signal = Signal::<Plain>::new("test");
+    signal.connect(record_a);
+    signal.connector().sender(Silo::Monolith).connect(record_a);
+    signal.connector().sender(Silo::Region).connect(record_a);
+    signal.connector().sender(Silo::Region).connect(record_b);
+    let listed: Vec<(String, Option<String>)> = signal
+        .connections()
+        .iter()
+        .map(|entry| {
+            let name = entry
+                .receiver()
+                .name()
+                .rsplit("::")
+                .next()
+                .unwrap()
+                .to_owned();
+            (name, entry.sender().map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("record_a".to_owned(), None),
+            ("record_a".to_owned(), Some("Monolith".to_owned())),
+            ("record_a".to_owned(), Some("Region".to_owned())),
+            ("record_b".to_owned(), Some("Region".to_owned())),
+        ]
+    );
+    assert_eq!(signal.disconnect_receiver_everywhere(record_a), 3);
+    assert_eq!(signal.connections().len(), 1);
+}
+
+#[test]
+fn a_fn_receiver_of_a_type_signal_is_disconnected_by_itself_for_a_sender_type() {
+    use signals_core::{TypeSender, TypeSignal};
+    use support::{PostSave, Saved, User};
+    fn welcome(_: TypeSender, args: &Saved<'_, User>) {
+        args.log.push("welcome");
+    }
+    let post_save = TypeSignal::<PostSave>::new("post_save");
+    post_save.connect::<User, _, _>(welcome);
+    assert!(
+        !post_save.disconnect_receiver(welcome, None),
+        "not an any-sender one"
+    );
+    assert!(post_save.disconnect_receiver(welcome, TypeSender::of::<User>()));
+    assert!(post_save.connections().is_empty());
+}
