@@ -60,7 +60,8 @@ pub use type_signal::{
 pub mod __private {
     pub use crate::__register as register;
     pub use crate::receiver::{
-        AsParam, AsyncCallable, Callable, IntoResponse, ReceiverMeta, Shape, copy_field, respond,
+        AsParam, AsyncCallable, Callable, IntoResponse, ReceiverMeta, SenderParam, Shape,
+        copy_field, respond,
     };
     pub use crate::registry::{
         AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,

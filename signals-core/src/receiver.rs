@@ -294,7 +294,10 @@ pub fn respond<O, R: IntoResponse<O>>(response: R) -> Result<O, BoxError> {
 #[diagnostic::on_unimplemented(
     message = "a receiver parameter of type `&{P}` cannot borrow a signal argument of type `{Self}`",
     label = "the signal's field has type `{Self}`",
-    note = "a reference parameter borrows the field of the same name; give it the field's type"
+    note = "a reference parameter borrows the field of the same name; give it the field's type",
+    note = "a receiver of a type signal without `sender` gets the any-sender view of the \
+            arguments (a trait object such as `&dyn Model`); for one sender type's own \
+            arguments, add `sender = ThatType` to #[receiver]"
 )]
 pub trait AsParam<P: ?Sized> {
     /// The field, as the parameter borrows it.
@@ -334,6 +337,35 @@ impl AsParam<str> for String {
 impl<T> AsParam<[T]> for Vec<T> {
     fn as_param(&self) -> &[T] {
         self
+    }
+}
+
+/// How a receiver's parameter named `sender` takes the sender: as the signal passes it
+/// (`Option<&Sender>` for a value signal, [`TypeSender`](crate::TypeSender) for a type
+/// signal). `Self` is what the signal passes, `P` the parameter's type.
+#[diagnostic::on_unimplemented(
+    message = "a receiver's parameter named `sender` gets the signal's sender, `{Self}`, not `{P}`",
+    label = "this parameter is the sender, of type `{Self}`",
+    note = "to take a field of the signal's arguments named `sender`, name the parameter \
+            `r#sender`"
+)]
+pub trait SenderParam<P> {
+    /// The sender, as the parameter takes it.
+    fn sender_param(self) -> P;
+}
+
+impl<T> SenderParam<T> for T {
+    fn sender_param(self) -> T {
+        self
+    }
+}
+
+/// Keeps [`SenderParam`]'s parameter type from being guessed from the sender's, so that a
+/// parameter of another type is reported by `SenderParam`'s own message.
+#[doc(hidden)]
+impl<T> SenderParam<Unfixed<T>> for T {
+    fn sender_param(self) -> Unfixed<T> {
+        Unfixed(PhantomData)
     }
 }
 

@@ -115,9 +115,19 @@ fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<(Ident, TokenStream)
             ));
         }
         input.parse::<Token![=]>()?;
+        // The value runs to the next comma outside angle brackets (`sender = Pair<u8, u16>`).
         let mut value = TokenStream::new();
-        while !input.is_empty() && !input.peek(Token![,]) {
-            value.extend([input.parse::<TokenTree>()?]);
+        let mut angles = 0_usize;
+        while !input.is_empty() && !(angles == 0 && input.peek(Token![,])) {
+            let token = input.parse::<TokenTree>()?;
+            if let TokenTree::Punct(punct) = &token {
+                match punct.as_char() {
+                    '<' => angles += 1,
+                    '>' => angles = angles.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            value.extend([token]);
         }
         if value.is_empty() {
             return Err(syn::Error::new(
@@ -188,14 +198,23 @@ fn parse_sender(value: TokenStream) -> syn::Result<Sender> {
 }
 
 /// Whether a path names a value rather than a type: `Enum::Variant`, `Type::CONST` or a
-/// `SCREAMING_CASE` constant. Any other path (`User`, `models::User`) is a type.
+/// `SCREAMING_CASE` constant of two letters or more. Any other path (`User`, `models::User`, a
+/// generic type such as `W<u16>`, a one-letter `T`) is a type.
 fn looks_like_value(path: &Path) -> bool {
+    if path
+        .segments
+        .iter()
+        .any(|segment| !segment.arguments.is_none())
+    {
+        return false; // generic arguments: a type
+    }
     let mut segments = path.segments.iter().rev();
     let Some(last) = segments.next() else {
         return false;
     };
     let last = last.ident.to_string();
-    let screaming = last.chars().any(char::is_alphabetic) && !last.chars().any(char::is_lowercase);
+    let screaming = last.chars().filter(|c| c.is_alphabetic()).count() > 1
+        && !last.chars().any(char::is_lowercase);
     let parent_is_type = segments
         .next()
         .is_some_and(|parent| parent.ident.to_string().starts_with(char::is_uppercase));
@@ -241,6 +260,15 @@ fn parse_priority(value: TokenStream) -> syn::Result<i32> {
         },
         _ => return Err(syn::Error::new(span, message)),
     };
+    if !matches!(literal.suffix(), "" | "i32") {
+        return Err(syn::Error::new(
+            literal.span(),
+            format_args!(
+                "`priority` is an i32: write it without a suffix (or with `i32`), not `{}`",
+                literal.suffix()
+            ),
+        ));
+    }
     let magnitude: i64 = literal
         .base10_parse()
         .map_err(|_| syn::Error::new(literal.span(), message))?;

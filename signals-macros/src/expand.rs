@@ -64,7 +64,11 @@ fn local(name: &str, span: Span) -> Ident {
 fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
     let function = &item.sig.ident;
     let call_args = ast::params(item).into_iter().map(|param| match param {
-        Param::Sender { span } => local(SENDER, span).into_token_stream(),
+        Param::Sender { span } => {
+            let private = private(args, span);
+            let sender = local(SENDER, span);
+            quote_spanned!(span=> #private::SenderParam::sender_param(#sender))
+        }
         Param::Field { name, by_ref, span } => {
             let private = private(args, span);
             let arguments = local(ARGUMENTS, span);

@@ -69,8 +69,8 @@ pub trait SignalKind: SignalRef + Sized + 'static {
 #[diagnostic::on_unimplemented(
     message = "the sender of `{Self}` is a type, not a value",
     label = "this signal is sent by a type",
-    note = "write the sender as a type, `sender = User`; or, if this is a unit struct used as a \
-            type, force it with `sender = type User`"
+    note = "write the sender as a type, `sender = User`; a name in capitals (`DB`) or a unit \
+            struct is read as a value: mark it a type with `sender = type DB`"
 )]
 pub trait ValueSenders: SignalKind {
     /// The sender's type.
@@ -175,6 +175,11 @@ where
     }
 }
 
+/// A value signal's sender as a registration holds it.
+const fn sender_value<S: ValueSenders>(sender: &'static S::Sender) -> &'static dyn SenderValue {
+    sender
+}
+
 /// Registers `call` as a receiver of `signal` for the sender value `sender`.
 #[must_use]
 pub const fn value_receiver<S, V, C>(
@@ -184,8 +189,8 @@ pub const fn value_receiver<S, V, C>(
     meta: ReceiverMeta,
 ) -> Registration
 where
+    // No bound on `V` of its own: when `S` is not a value signal, the one error says so.
     S: ValueSenders<Sender = V>,
-    V: SenderValue,
     C: for<'s, 'r, 'a> Fn(
             <<S as ValueSenders>::Shape as Shape>::Sender<'s>,
             &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
@@ -198,7 +203,7 @@ where
     Registration {
         signal,
         meta,
-        sender: StaticSender::Value(sender),
+        sender: StaticSender::Value(sender_value::<S>(sender)),
         call,
         adopt: S::adopt::<C>,
     }
@@ -269,7 +274,6 @@ pub const fn async_value_receiver<S, V, C>(
 ) -> Registration
 where
     S: AsyncReceivers + ValueSenders<Sender = V>,
-    V: SenderValue,
     C: for<'r, 'a> Fn(
             <<S as ValueSenders>::Shape as Shape>::Sender<'r>,
             &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
@@ -283,7 +287,7 @@ where
     Registration {
         signal,
         meta,
-        sender: StaticSender::Value(sender),
+        sender: StaticSender::Value(sender_value::<S>(sender)),
         call,
         adopt: S::adopt_async::<C>,
     }
