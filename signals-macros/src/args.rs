@@ -118,7 +118,11 @@ fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<(Ident, TokenStream)
         // The value runs to the next comma outside angle brackets (`sender = Pair<u8, u16>`).
         let mut value = TokenStream::new();
         let mut angles = 0_usize;
-        while !input.is_empty() && !(angles == 0 && input.peek(Token![,])) {
+        loop {
+            let at_end = input.is_empty() || (angles == 0 && input.peek(Token![,]));
+            if at_end {
+                break;
+            }
             let token = input.parse::<TokenTree>()?;
             if let TokenTree::Punct(punct) = &token {
                 match punct.as_char() {
