@@ -534,6 +534,7 @@ impl<F: Signature> SignalRef for Signal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Signature> SignalKind for Signal<F> {
     type AnyShape = ValueShape<F>;
 
@@ -552,6 +553,7 @@ impl<F: Signature> SignalKind for Signal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Signature> ValueSenders for Signal<F> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
@@ -961,6 +963,7 @@ impl<F: Signature> SignalRef for AsyncSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Signature> SignalKind for AsyncSignal<F> {
     type AnyShape = ValueShape<F>;
 
@@ -979,6 +982,7 @@ impl<F: Signature> SignalKind for AsyncSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Signature> ValueSenders for AsyncSignal<F> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
@@ -995,6 +999,7 @@ impl<F: Signature> ValueSenders for AsyncSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Signature> AsyncReceivers for AsyncSignal<F> {}
 
 impl<F: Signature> Disconnect for AsyncSignal<F> {

@@ -850,6 +850,7 @@ impl<F: TypeSignature> Explain for AsyncTypeSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: TypeSignature> SignalKind for TypeSignal<F> {
     type AnyShape = AnyTypeShape<F>;
 
@@ -880,6 +881,7 @@ impl<F: TypeSignature> SignalKind for TypeSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
     type Shape = TypedShape<F, M>;
 
@@ -1426,6 +1428,7 @@ impl<F: TypeSignature> SignalRef for AsyncTypeSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: TypeSignature> SignalKind for AsyncTypeSignal<F> {
     type AnyShape = AnyTypeShape<F>;
 
@@ -1444,6 +1447,7 @@ impl<F: TypeSignature> SignalKind for AsyncTypeSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: SentBy<M>, M: 'static> TypeSenders<M> for AsyncTypeSignal<F> {
     type Shape = TypedShape<F, M>;
 
@@ -1462,6 +1466,7 @@ impl<F: SentBy<M>, M: 'static> TypeSenders<M> for AsyncTypeSignal<F> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: TypeSignature> AsyncReceivers for AsyncTypeSignal<F> {}
 
 impl<F: TypeSignature> Disconnect for AsyncTypeSignal<F> {

@@ -9,24 +9,25 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Path, ReturnType};
+use syn::{Ident, Path, ReturnType, Signature};
 
 use crate::args::{Args, Sender};
-use crate::ast::{self, Param};
+use crate::ast::{self, Param, ReceiverFn};
 
 /// The adapter closure's parameters: hygienic (`mixed_site`), wherever they are written.
 const SENDER: &str = "__signals_sender";
 const ARGUMENTS: &str = "__signals_args";
 
-pub(crate) fn receiver(args: &Args, item: &ItemFn) -> TokenStream {
-    let registrations = args
+/// The function, with its registrations first in its body: items there are compiled wherever
+/// the function is, and can name it only if it is a free function, as a receiver must be (so
+/// that a receiver in an `impl` block is one error, at its name).
+pub(crate) fn receiver(args: &Args, item: &ReceiverFn) -> TokenStream {
+    let registrations: TokenStream = args
         .signals
         .iter()
-        .map(|signal| registration(args, signal, item));
-    quote! {
-        #item
-        #(#registrations)*
-    }
+        .map(|signal| registration(args, signal, &item.sig))
+        .collect();
+    item.with_items(&registrations)
 }
 
 /// The runtime's hidden module, with every token located at `span`.
@@ -61,9 +62,9 @@ fn local(name: &str, span: Span) -> Ident {
     Ident::new(name, Span::mixed_site().located_at(span))
 }
 
-fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
-    let function = &item.sig.ident;
-    let call_args = ast::params(item).into_iter().map(|param| match param {
+fn registration(args: &Args, signal: &Path, sig: &Signature) -> TokenStream {
+    let function = &sig.ident;
+    let call_args = ast::params(sig).into_iter().map(|param| match param {
         Param::Sender { span } => {
             let private = private(args, span);
             let sender = local(SENDER, span);
@@ -80,7 +81,7 @@ fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
         }
         Param::Whole { span } => local(ARGUMENTS, span).into_token_stream(),
     });
-    let output_span = match &item.sig.output {
+    let output_span = match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => function.span(),
     };
@@ -89,7 +90,7 @@ fn registration(args: &Args, signal: &Path, item: &ItemFn) -> TokenStream {
     let arguments = local(ARGUMENTS, Span::call_site());
     // An `async fn` becomes a closure returning its boxed future, which borrows the arguments;
     // the coercion to a `Send` future is spanned at `async`, where a non-`Send` future errs.
-    let (adapter, prefix) = match &item.sig.asyncness {
+    let (adapter, prefix) = match &sig.asyncness {
         None => {
             let call = quote_spanned! {output_span=>
                 #respond::respond(#function(#(#call_args),*))

@@ -22,7 +22,7 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = ctxt::Ctxt::default();
     let item = proc_macro2::TokenStream::from(item);
     let parsed_args = args::parse(args.into(), &mut cx);
-    let function = syn::parse2::<syn::ItemFn>(item.clone()).ok();
+    let function = syn::parse2::<ast::ReceiverFn>(item.clone()).ok();
     if function.is_none() {
         cx.error_at(
             proc_macro2::Span::call_site(),
@@ -30,7 +30,7 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     if let Some(function) = &function {
-        valid::check(function, &mut cx);
+        valid::check(&function.sig, &mut cx);
     }
     match (parsed_args, function) {
         (Some(args), Some(function)) if !cx.has_errors() => {

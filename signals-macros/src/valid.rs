@@ -2,12 +2,11 @@
 //! causes it.
 
 use syn::visit::Visit;
-use syn::{FnArg, GenericParam, ItemFn, Safety, Type, TypeImplTrait, TypeReference};
+use syn::{FnArg, GenericParam, Safety, Signature, Type, TypeImplTrait, TypeReference};
 
 use crate::ctxt::Ctxt;
 
-pub(crate) fn check(item: &ItemFn, cx: &mut Ctxt) {
-    let sig = &item.sig;
+pub(crate) fn check(sig: &Signature, cx: &mut Ctxt) {
     if let Some(constness) = &sig.constness {
         cx.error_spanned_by(
             constness,
