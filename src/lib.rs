@@ -87,7 +87,19 @@ pub use signals_macros::signal;
 /// }
 /// ```
 ///
-/// The keys are `signal` (required), `sender`, `dispatch_uid`, `priority` and `crate`; see the
-/// crate documentation for each, for how parameters are matched and for what the compiler
-/// checks.
+/// The keys are `signal` (required), `sender`, `dispatch_uid`, `priority` (an `i32`, written
+/// without suffix) and `crate`; see the crate documentation for each, for how parameters are
+/// matched and for what the compiler checks.
+///
+/// - **The sender's kind is read from its syntax.** `Enum::Variant`, `Type::CONST`, a
+///   `SCREAMING_CASE` name and literals are values; any other path is a type, generic ones
+///   (`W<u16>`) and one-letter ones (`T`) included. `sender = type DB` marks a name in capitals
+///   (or a unit struct) as a type, `sender = const root` a lower-case constant as a value.
+/// - **A parameter named `sender` is the sender** (`Option<&Sender>` for a value signal, a
+///   `TypeSender` for a type signal). If the argument struct has a field named `sender`, take
+///   it with `r#sender: &str`; a receiver that wants both takes the field through a pattern,
+///   `Mail { sender: from, .. }: &Mail<'_>`, next to `sender`.
+/// - **Receivers are free functions.** In an `impl` block, `#[receiver]` is an error at the
+///   function's name; write a free function that calls the method:
+///   `#[receiver(signal = post_save)] fn on_save(instance: &User) { Installer::on_save(instance) }`.
 pub use signals_macros::receiver;
