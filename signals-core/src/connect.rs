@@ -1,7 +1,9 @@
-//! Connection guards: [`ScopedConnection`] disconnects its receiver when dropped; and the
-//! [`mode`] markers that tell a connector whether it may connect async receivers.
+//! Runtime connections: the [`Connection`] handle `connect` returns, the [`ScopedConnection`]
+//! guard that disconnects its receiver when dropped, and the [`mode`] markers that tell a
+//! connector whether it may connect async receivers.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which receivers a connector may connect: `Sync` (plain functions; the connectors of sync
 /// signals) or `Async` (plain and `async` functions; the connectors of async signals).
@@ -14,8 +16,6 @@ pub mod mode {
     #[derive(Debug)]
     pub enum Async {}
 }
-
-use crate::table::Connection;
 
 /// A signal a [`ScopedConnection`] can disconnect from.
 pub(crate) trait Disconnect: Sync {
@@ -74,5 +74,36 @@ impl fmt::Debug for ScopedConnection<'_> {
         f.debug_struct("ScopedConnection")
             .field("connection", &self.connection)
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle to one runtime connection, returned by `connect`; pass it to `disconnect`.
+///
+/// Dropping it does nothing: the receiver stays connected. Use a
+/// [`ScopedConnection`](crate::ScopedConnection) to disconnect at the end of a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Connection {
+    id: u64,
+}
+
+impl Connection {
+    /// No handle: that of a connect that changed nothing because its `dispatch_uid` (or its
+    /// receiver) was already connected for that sender, and of static receivers.
+    pub(crate) const NONE: Self = Self { id: 0 };
+
+    /// Whether the connect that returned this handle was a no-op, because a receiver with the
+    /// same lookup key (`dispatch_uid`, or the same function, and sender) was already
+    /// connected. Disconnecting such a handle does nothing.
+    #[must_use]
+    pub fn is_duplicate(&self) -> bool {
+        self.id == 0
+    }
+}
+
+/// A fresh handle.
+pub(crate) fn next_connection() -> Connection {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Connection {
+        id: NEXT.fetch_add(1, Ordering::Relaxed),
     }
 }

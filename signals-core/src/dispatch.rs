@@ -10,80 +10,11 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Poll;
 
-use crate::error::{BoxError, ReceiverError, SendError};
-use crate::receiver::{BoxFuture, Entry, ReceiverInfo, Shape, Started};
-use crate::testing;
-
-/// The identity of one element of a dispatch list.
-pub(crate) trait Info {
-    fn info(&self) -> &ReceiverInfo;
-
-    /// Whether the receiver is async.
-    fn is_async(&self) -> bool;
-}
-
-/// One element of a dispatch list, run against a send's context `Cx`.
-pub(crate) trait Step<Cx>: Info {
-    type Output;
-
-    /// Runs the receiver; `None` when it did not run: it is weak and its target is gone, or it
-    /// runs only for sends started on another thread.
-    fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
-
-    /// Whether it can still run; see [`Call::alive`](crate::receiver::Call::alive).
-    fn alive(&self) -> bool;
-
-    /// Starts the receiver for an async send.
-    fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, Self::Output>;
-}
-
-/// What a receiver of shape `Sh` is called with.
-pub(crate) struct Cx<'r, 'a, Sh: Shape> {
-    pub(crate) sender: Sh::Sender<'r>,
-    pub(crate) args: &'r Sh::Args<'a>,
-}
-
-impl<Sh: Shape> Info for Entry<Sh> {
-    #[inline]
-    fn info(&self) -> &ReceiverInfo {
-        &self.info
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
-    }
-}
-
-impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
-    type Output = Sh::Output;
-
-    #[inline]
-    fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
-        self.call.invoke(cx.sender, cx.args)
-    }
-
-    fn alive(&self) -> bool {
-        self.call.alive()
-    }
-
-    fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
-        self.call.start(cx.sender, cx.args)
-    }
-}
-
-impl<Sh: Shape> crate::table::Listed for Entry<Sh> {
-    fn info(&self) -> &ReceiverInfo {
-        &self.info
-    }
-
-    fn alive(&self) -> bool {
-        self.call.alive()
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
-    }
-}
+use crate::error::{BoxError, ReceiverError, SendError, panic_message};
+use crate::info::ReceiverInfo;
+use crate::receiver::{BoxFuture, Started, Step};
+use crate::table::FoundDead;
+use crate::watch;
 
 /// One receiver's response to a send: who answered, and what.
 #[derive(Debug, Clone)]
@@ -178,19 +109,14 @@ impl Observer<'_> {
     /// here, wherever the send is polled later.
     fn starting_here(&self) -> Self {
         Self {
-            raise: Some(self.raise.unwrap_or_else(testing::raises_on_send)),
+            raise: Some(self.raise.unwrap_or_else(watch::raises_on_send)),
             ..*self
         }
     }
 
     fn raises(&self) -> bool {
-        self.raise.unwrap_or_else(testing::raises_on_send)
+        self.raise.unwrap_or_else(watch::raises_on_send)
     }
-}
-
-/// Told by a send that a weak receiver's target is gone.
-pub(crate) trait FoundDead: Sync {
-    fn found_dead(&self);
 }
 
 /// One of the sync ways to run a dispatch list, as a type, so that each kind of signal has one
@@ -488,17 +414,6 @@ fn panicked(
     };
     log_failure(receiver, &error, observer);
     error
-}
-
-/// The message of a panic, if its payload is a string.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "(the panic payload is not a string)".to_owned()
-    }
 }
 
 fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observer<'_>) {

@@ -2,7 +2,7 @@
 //! under [`send_robust`](crate::Signal::send_robust), and a wiring problem found by
 //! [`check`](crate::check).
 
-use crate::receiver::{ReceiverInfo, SourceLocation};
+use crate::info::{ReceiverInfo, SourceLocation};
 
 /// The error type receivers return, boxed: any `std::error::Error + Send + Sync + 'static`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -194,4 +194,15 @@ pub enum ExplainError {
         /// The senders it could mean, as the signal writes them.
         candidates: Vec<String>,
     },
+}
+
+/// The message of a panic, if its payload is a string.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(the panic payload is not a string)".to_owned()
+    }
 }

@@ -1,21 +1,14 @@
 //! Diagnostics: [`explain`] says which receivers of a signal run for a sender, in which order,
 //! and why each other receiver does not; [`report`] lists the program's whole wiring.
 
-use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::error::ExplainError;
-use crate::receiver::{ReceiverInfo, SourceLocation};
-use crate::registry::{self, SignalRef};
-use crate::testing;
-
-/// A signal of any kind: [`Signal`](crate::Signal), [`AsyncSignal`](crate::AsyncSignal),
-/// [`TypeSignal`](crate::TypeSignal) or [`AsyncTypeSignal`](crate::AsyncTypeSignal). The testing
-/// aids and [`explain`] take one.
-pub trait AnySignal: SignalRef {}
-
-impl<S: SignalRef + ?Sized> AnySignal for S {}
+use crate::info::{ReceiverInfo, SourceLocation};
+use crate::registry::{self, AnySignal, SignalRef};
+use crate::render::{describe, plural};
+use crate::table::{Row, RowState, SenderKey};
+use crate::watch;
 
 /// A signal that [`explain`] can explain for a sender of its kind: `Option<&Sender>` for value
 /// signals, `Option<TypeSender>` for type signals (`None`: a send without sender).
@@ -26,75 +19,6 @@ pub trait Explain: AnySignal {
     /// The sender, to compare with the senders the signal's receivers listen to.
     #[doc(hidden)]
     fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey>;
-}
-
-/// A sender as [`explain`] compares it: by value, with the signal's own `Eq`, as dispatch
-/// does (a type's identity for type signals), and written for people as its `Debug`
-/// rendering. Public only because the hidden `Explain::sender_key` returns it.
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct SenderKey {
-    label: String,
-    value: Arc<dyn Any + Send + Sync>,
-    same: fn(&dyn Any, &dyn Any) -> bool,
-}
-
-impl SenderKey {
-    pub(crate) fn of<K>(sender: &K) -> Self
-    where
-        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
-    {
-        fn same<K: PartialEq + 'static>(a: &dyn Any, b: &dyn Any) -> bool {
-            matches!((a.downcast_ref::<K>(), b.downcast_ref::<K>()), (Some(a), Some(b)) if a == b)
-        }
-        Self {
-            label: format!("{sender:?}"),
-            value: Arc::new(sender.clone()),
-            same: same::<K>,
-        }
-    }
-
-    /// Whether both are the same sender, as dispatch decides it.
-    fn is(&self, other: &Self) -> bool {
-        (self.same)(&*self.value, &*other.value)
-    }
-}
-
-/// One receiver of a signal as the table or the static registrations know it. Public only
-/// because the hidden `SignalRef::rows` returns it.
-#[doc(hidden)]
-#[allow(unreachable_pub)]
-pub struct Row {
-    pub(crate) receiver: ReceiverInfo,
-    pub(crate) sender: Option<SenderKey>,
-    pub(crate) is_async: bool,
-    pub(crate) state: RowState,
-}
-
-impl Row {
-    /// The row of `record`, standing as `state`.
-    pub(crate) fn of<K, E>(record: &crate::table::Record<K, E>, state: RowState) -> Self
-    where
-        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
-        E: crate::table::Listed,
-    {
-        Self {
-            receiver: record.entry.info().clone(),
-            sender: record.sender.as_ref().map(SenderKey::of),
-            is_async: record.entry.is_async(),
-            state,
-        }
-    }
-}
-
-/// Where a [`Row`] stands.
-pub(crate) enum RowState {
-    /// In the table; `alive` is false for a weak receiver whose target is gone.
-    Connected { alive: bool },
-    /// A static receiver disconnected at run time.
-    Disconnected,
-    /// A static receiver left out because another one has its `dispatch_uid` and sender.
-    Duplicate { first: SourceLocation },
 }
 
 /// Why a receiver does or does not run, in an [`Explanation`].
@@ -109,8 +33,8 @@ pub enum Verdict {
     },
     /// It listens to another sender.
     OtherSender,
-    /// It is muted on this thread, by [`testing::mute`] (the whole signal) or
-    /// [`testing::mute_receiver`] (its `dispatch_uid`).
+    /// It is muted on this thread, by [`testing::mute`](crate::testing::mute) (the whole signal) or
+    /// [`testing::mute_receiver`](crate::testing::mute_receiver) (its `dispatch_uid`).
     Muted,
     /// It is a weak receiver whose target was dropped.
     TargetDropped,
@@ -388,7 +312,7 @@ fn build<S: SignalRef + ?Sized>(
     rows: Vec<Row>,
     sender: Option<SenderKey>,
 ) -> Explanation {
-    let seen = testing::seen(signal.address());
+    let seen = watch::seen(signal.address());
     let mut running: Vec<(bool, Explained)> = Vec::new();
     let mut others = Vec::new();
     for row in rows {
@@ -486,10 +410,6 @@ impl fmt::Display for Explanation {
     }
 }
 
-fn plural(count: usize) -> &'static str {
-    if count == 1 { "" } else { "s" }
-}
-
 /// A receiver on one line: path, sender, uid, where.
 struct Described<'e>(&'e Explained);
 
@@ -502,100 +422,6 @@ impl fmt::Display for Described<'_> {
             ..
         } = self.0;
         describe(f, receiver, sender.as_deref(), *is_async)
-    }
-}
-
-fn describe(
-    f: &mut fmt::Formatter<'_>,
-    receiver: &ReceiverInfo,
-    sender: Option<&str>,
-    is_async: bool,
-) -> fmt::Result {
-    let module = receiver.module_path();
-    if module.is_empty() || receiver.name().starts_with(module) {
-        write!(f, "{}", receiver.name())?;
-    } else {
-        write!(f, "{module}::{}", receiver.name())?;
-    }
-    write!(f, " [sender {}", sender.unwrap_or("any"))?;
-    if let Some(uid) = receiver.dispatch_uid() {
-        write!(f, ", uid {uid:?}")?;
-    }
-    if receiver.priority() != 0 {
-        write!(f, ", priority {}", receiver.priority())?;
-    }
-    if is_async {
-        f.write_str(", async")?;
-    }
-    write!(f, "] at {}", receiver.location())
-}
-
-/// A human-readable listing of every signal of the program and its receivers, in dispatch
-/// order, with where each is defined: the [`registry`](crate::registry) as text.
-///
-/// ```
-/// println!("{}", signals::report());
-/// ```
-#[must_use]
-pub fn report() -> String {
-    registry::registry().to_string()
-}
-
-impl fmt::Display for registry::Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self
-            .signals()
-            .iter()
-            .flat_map(registry::SignalEntry::receivers);
-        let shadowed = entries
-            .clone()
-            .filter(|e| e.shadowed_by().is_some())
-            .count();
-        let receivers = entries.count() - shadowed;
-        write!(
-            f,
-            "{} signal{}, {receivers} receiver{}",
-            self.signals().len(),
-            plural(self.signals().len()),
-            plural(receivers),
-        )?;
-        if shadowed > 0 {
-            write!(f, " and {shadowed} shadowed by another's dispatch_uid")?;
-        }
-        writeln!(f)?;
-        for signal in self.signals() {
-            writeln!(f)?;
-            write!(f, "{}", signal.name())?;
-            match signal.sender() {
-                registry::SenderKind::Value(ty) => write!(f, " (sender: a value of {ty})")?,
-                registry::SenderKind::Type => f.write_str(" (sender: a type)")?,
-            }
-            if let Some(location) = signal.location() {
-                write!(f, ", declared at {location}")?;
-            }
-            writeln!(f)?;
-            if signal.receivers().is_empty() {
-                writeln!(f, "  (no receivers)")?;
-            }
-            let mut position = 0;
-            for entry in signal.receivers() {
-                if let Some(first) = entry.shadowed_by() {
-                    f.write_str("  -  ")?;
-                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
-                    writeln!(
-                        f,
-                        ": never runs, shadowed by the receiver at {first}, which has its \
-                         dispatch_uid and sender"
-                    )?;
-                } else {
-                    position += 1;
-                    write!(f, "  {position}. ")?;
-                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
-                    writeln!(f)?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -27,41 +27,62 @@
 //! assert_eq!(responses.into_outputs(), ["welcome mail to ada@example.com"]);
 //! # Ok::<(), signals::SendError>(())
 //! ```
+//!
+//! # Layers
+//!
+//! Each module names only the modules listed after it (`tests/layers.rs` checks it), top
+//! first:
+//!
+//! - `testing`: the test aids' public guards (`capture`, `mute`, `raise_on_send`,
+//!   `connected_to`, `assert_sent!`), over `watch`'s state and the signals.
+//! - `type_signal`: [`TypeSignal`] and [`AsyncTypeSignal`], their connectors and routes.
+//! - `signal`: [`Signal`] and [`AsyncSignal`], their connectors and routes.
+//! - `explain`: [`explain`] and [`explain_by_name`], over the signals' rows.
+//! - `render`: [`report`] and the Mermaid and DOT drawings of the [`registry`].
+//! - `dispatch`: running a dispatch list (`send`, `send_robust`, `emit`, and their async
+//!   forms), [`Responses`], nesting depth.
+//! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes).
+//! - `registry`: static registrations, their collection and index, [`check`], [`registry`].
+//! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.
+//! - `connect`: [`Connection`], [`ScopedConnection`], the connectors' modes.
+//! - `receiver`: how receivers are called: shapes, calls, entries, steps, [`TypeSender`].
+//! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
+//! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 
 mod connect;
 mod dispatch;
 mod error;
 mod explain;
-mod graph;
+mod info;
 mod receiver;
 mod registry;
+mod render;
 mod signal;
 mod table;
 pub mod testing;
 mod type_signal;
 mod watch;
 
-pub use connect::{ScopedConnection, mode};
+pub use connect::{Connection, ScopedConnection, mode};
 pub use dispatch::{Response, Responses, STACK_RESERVE};
 pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};
-pub use explain::{
-    AnySignal, Explain, Explained, Explanation, Verdict, explain, explain_by_name, report,
-};
-pub use receiver::{BoxFuture, IntoResponse, ReceiverInfo, ReceiverKind, SourceLocation};
-pub use registry::{ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
+pub use explain::{Explain, Explained, Explanation, Verdict, explain, explain_by_name};
+pub use info::{ReceiverInfo, ReceiverKind, SourceLocation};
+pub use receiver::{BoxFuture, IntoResponse, TypeSender};
+pub use registry::{AnySignal, ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
+pub use render::report;
 pub use signal::{AsyncSignal, Connector, Signal, Signature};
-pub use table::Connection;
 pub use type_signal::{
-    AnyTypeConnector, AsyncTypeSignal, SentBy, TypeConnector, TypeSender, TypeSignal, TypeSignature,
+    AnyTypeConnector, AsyncTypeSignal, SentBy, TypeConnector, TypeSignal, TypeSignature,
 };
 
 /// What generated code uses. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__register as register;
+    pub use crate::info::ReceiverMeta;
     pub use crate::receiver::{
-        AsParam, AsyncCallable, Callable, IntoResponse, ReceiverMeta, SenderParam, Shape,
-        copy_field, respond,
+        AsParam, AsyncCallable, Callable, IntoResponse, SenderParam, Shape, copy_field, respond,
     };
     pub use crate::registry::{
         AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,

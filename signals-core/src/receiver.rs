@@ -1,238 +1,22 @@
-//! Receivers as the dispatcher stores them: who they are ([`ReceiverInfo`]) and how to call
-//! them (an erased [`Call`], either a plain `fn` pointer or a shared trait object).
+//! Receivers as the dispatcher stores them: how to call them (an erased [`Call`], either a
+//! `&'static` adapter or a shared trait object), with who they are ([`ReceiverInfo`]).
 //!
 //! Every receiver of every signal is called through the same shape, `(sender, &args) ->
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
 //! are `fn` pointers built in a `const`; runtime receivers are closures behind an `Arc`.
 
-use std::any::type_name;
-use std::borrow::Cow;
+use std::any::{TypeId, type_name};
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
 use crate::error::BoxError;
-
-/// Where a receiver was defined (`#[receiver]`) or connected (`connect`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceLocation {
-    file: &'static str,
-    line: u32,
-    column: u32,
-}
-
-impl SourceLocation {
-    /// A location from its parts, as `file!()`, `line!()` and `column!()` give them.
-    #[must_use]
-    pub const fn new(file: &'static str, line: u32, column: u32) -> Self {
-        Self { file, line, column }
-    }
-
-    /// The location of the caller of the `#[track_caller]` function that calls this.
-    #[must_use]
-    #[track_caller]
-    pub fn caller() -> Self {
-        let location = Location::caller();
-        Self::new(location.file(), location.line(), location.column())
-    }
-
-    /// The source file, relative to the crate's workspace as `file!()` gives it.
-    #[must_use]
-    pub const fn file(&self) -> &'static str {
-        self.file
-    }
-
-    /// The 1-based line.
-    #[must_use]
-    pub const fn line(&self) -> u32 {
-        self.line
-    }
-
-    /// The 1-based column.
-    #[must_use]
-    pub const fn column(&self) -> u32 {
-        self.column
-    }
-}
-
-impl fmt::Display for SourceLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-/// How a receiver was connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ReceiverKind {
-    /// Registered at link time by `#[receiver]` (or by hand through the registry).
-    Static,
-    /// Connected at run time with `connect`; holds its closure strongly.
-    Runtime,
-    /// Connected at run time with `connect_weak`; stops firing once its target is dropped.
-    Weak,
-}
-
-/// What is known about a receiver: everything except how to call it.
-#[derive(Debug)]
-pub struct ReceiverMeta {
-    pub(crate) name: &'static str,
-    /// `None`: the module part of `name`, a type name, worked out when asked for.
-    pub(crate) module_path: Option<&'static str>,
-    pub(crate) location: SourceLocation,
-    pub(crate) dispatch_uid: Option<Cow<'static, str>>,
-    pub(crate) priority: i32,
-    pub(crate) kind: ReceiverKind,
-}
-
-impl ReceiverMeta {
-    /// Metadata of a static receiver, built in a `const` by generated code.
-    #[doc(hidden)]
-    #[must_use]
-    pub const fn new_static(
-        name: &'static str,
-        module_path: &'static str,
-        location: SourceLocation,
-        dispatch_uid: Option<&'static str>,
-        priority: i32,
-    ) -> Self {
-        Self {
-            name,
-            module_path: Some(module_path),
-            location,
-            dispatch_uid: match dispatch_uid {
-                Some(uid) => Some(Cow::Borrowed(uid)),
-                None => None,
-            },
-            priority,
-            kind: ReceiverKind::Static,
-        }
-    }
-
-    /// Metadata of a runtime receiver whose code has type `C`.
-    pub(crate) fn new_runtime<C>(
-        location: SourceLocation,
-        dispatch_uid: Option<Cow<'static, str>>,
-        kind: ReceiverKind,
-    ) -> Self {
-        Self {
-            name: type_name::<C>(),
-            module_path: None,
-            location,
-            dispatch_uid,
-            priority: 0,
-            kind,
-        }
-    }
-}
-
-/// The module part of a type name such as `app::receivers::setup::{{closure}}`.
-fn module_of(type_name: &'static str) -> &'static str {
-    let path = type_name.split("::{{").next().unwrap_or(type_name);
-    let path = path.split('<').next().unwrap_or(path);
-    path.rsplit_once("::").map_or("", |(module, _)| module)
-}
-
-/// The identity of one receiver: its name, module, source location, `dispatch_uid`, priority
-/// and kind. Cheap to clone; carried by every response and error.
-#[derive(Clone)]
-pub struct ReceiverInfo(InfoRepr);
-
-#[derive(Clone)]
-enum InfoRepr {
-    Static(&'static ReceiverMeta),
-    Runtime(Arc<ReceiverMeta>),
-}
-
-impl ReceiverInfo {
-    pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
-        Self(InfoRepr::Static(meta))
-    }
-
-    pub(crate) fn from_runtime(meta: ReceiverMeta) -> Self {
-        Self(InfoRepr::Runtime(Arc::new(meta)))
-    }
-
-    fn meta(&self) -> &ReceiverMeta {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta,
-            InfoRepr::Runtime(meta) => meta,
-        }
-    }
-
-    /// The receiver's name: the function's path for static receivers and fns, the closure's
-    /// type name (`crate::module::function::{{closure}}`) for closures.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        self.meta().name
-    }
-
-    /// The module the receiver is defined in.
-    #[must_use]
-    pub fn module_path(&self) -> &'static str {
-        let meta = self.meta();
-        meta.module_path.unwrap_or_else(|| module_of(meta.name))
-    }
-
-    /// Where the receiver was defined (static) or connected (runtime).
-    #[must_use]
-    pub fn location(&self) -> SourceLocation {
-        self.meta().location
-    }
-
-    /// The `dispatch_uid` it was connected with, if any.
-    #[must_use]
-    pub fn dispatch_uid(&self) -> Option<&str> {
-        self.meta().dispatch_uid.as_deref()
-    }
-
-    /// Its priority: higher runs first among static receivers; runtime receivers have 0.
-    #[must_use]
-    pub fn priority(&self) -> i32 {
-        self.meta().priority
-    }
-
-    /// How it was connected.
-    #[must_use]
-    pub fn kind(&self) -> ReceiverKind {
-        self.meta().kind
-    }
-}
-
-impl ReceiverInfo {
-    /// Whether both describe the same receiver (not merely equal metadata).
-    pub(crate) fn same(&self, other: &Self) -> bool {
-        std::ptr::eq(self.meta(), other.meta())
-    }
-}
-
-impl fmt::Debug for ReceiverInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let meta = self.meta();
-        f.debug_struct("ReceiverInfo")
-            .field("name", &meta.name)
-            .field("dispatch_uid", &meta.dispatch_uid)
-            .field("location", &meta.location)
-            .field("priority", &meta.priority)
-            .field("kind", &meta.kind)
-            .finish()
-    }
-}
-
-impl fmt::Display for ReceiverInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let meta = self.meta();
-        write!(f, "`{}`", meta.name)?;
-        if let Some(uid) = &meta.dispatch_uid {
-            write!(f, " (dispatch_uid {uid:?})")?;
-        }
-        write!(f, " at {}", meta.location)
-    }
-}
+use crate::info::ReceiverInfo;
 
 /// What a receiver may return: the signal's output `O` itself, or `Result<O, E>` for any error
 /// type `E`. A receiver of a signal whose output is `()` may therefore return `()` or
@@ -373,6 +157,68 @@ impl<T> SenderParam<Unfixed<T>> for T {
 #[must_use]
 pub const fn copy_field<T: Copy>(field: &T) -> T {
     *field
+}
+
+/// A sender type, as receivers of a type-sender signal are told it: its `TypeId` and name.
+#[derive(Clone, Copy)]
+pub struct TypeSender {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl TypeSender {
+    /// The sender `M`.
+    #[must_use]
+    pub fn of<M: ?Sized + 'static>() -> Self {
+        Self {
+            id: TypeId::of::<M>(),
+            name: type_name::<M>(),
+        }
+    }
+
+    /// The sender type's `TypeId`.
+    #[must_use]
+    pub fn type_id(&self) -> TypeId {
+        self.id
+    }
+
+    /// The sender type's name, as `std::any::type_name` gives it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether the sender is `M`.
+    #[must_use]
+    pub fn is<M: ?Sized + 'static>(&self) -> bool {
+        self.id == TypeId::of::<M>()
+    }
+}
+
+impl PartialEq for TypeSender {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for TypeSender {}
+
+impl Hash for TypeSender {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl fmt::Debug for TypeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for TypeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 /// The call shape of one group of receivers: what they are given and what they return.
@@ -655,7 +501,7 @@ fn log_drop_panic(receiver: &ReceiverInfo, payload: &(dyn std::any::Any + Send))
         receiver = receiver.name(),
         dispatch_uid = receiver.dispatch_uid(),
         location = %receiver.location(),
-        panic = %crate::dispatch::panic_message(payload),
+        panic = %crate::error::panic_message(payload),
         "dropping a disconnected receiver panicked; the panic was caught where it was dropped",
     );
 }
@@ -778,21 +624,61 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::module_of;
+/// What the table, the dispatch loops and the diagnostics ask of a receiver, whatever its
+/// shape.
+pub(crate) trait Info {
+    /// Who it is.
+    fn info(&self) -> &ReceiverInfo;
 
-    #[test]
-    fn module_of_strips_the_item_and_closure_suffixes() {
-        assert_eq!(
-            module_of("app::receivers::setup::{{closure}}"),
-            "app::receivers"
-        );
-        assert_eq!(module_of("app::receivers::setup"), "app::receivers");
-        assert_eq!(module_of("setup"), "");
-        assert_eq!(
-            module_of("app::hooks::make<u8>::{{closure}}::{{closure}}"),
-            "app::hooks"
-        );
+    /// Whether the receiver is async.
+    fn is_async(&self) -> bool;
+
+    /// Whether it can still run; see [`Call::alive`].
+    fn alive(&self) -> bool;
+}
+
+/// One element of a dispatch list, run against a send's context `Cx`.
+pub(crate) trait Step<Cx>: Info {
+    type Output;
+
+    /// Runs the receiver; `None` when it did not run: it is weak and its target is gone, or it
+    /// runs only for sends started on another thread.
+    fn run(&self, cx: &Cx) -> Option<Result<Self::Output, BoxError>>;
+
+    /// Starts the receiver for an async send.
+    fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, Self::Output>;
+}
+
+/// What a receiver of shape `Sh` is called with.
+pub(crate) struct Cx<'r, 'a, Sh: Shape> {
+    pub(crate) sender: Sh::Sender<'r>,
+    pub(crate) args: &'r Sh::Args<'a>,
+}
+
+impl<Sh: Shape> Info for Entry<Sh> {
+    #[inline]
+    fn info(&self) -> &ReceiverInfo {
+        &self.info
+    }
+
+    fn is_async(&self) -> bool {
+        self.call.is_async()
+    }
+
+    fn alive(&self) -> bool {
+        self.call.alive()
+    }
+}
+
+impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
+    type Output = Sh::Output;
+
+    #[inline]
+    fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
+        self.call.invoke(cx.sender, cx.args)
+    }
+
+    fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
+        self.call.start(cx.sender, cx.args)
     }
 }

@@ -10,22 +10,22 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
-use crate::connect::{Disconnect, ScopedConnection, mode};
+use crate::connect::{Connection, Disconnect, ScopedConnection, mode};
 use crate::dispatch::Responses;
-use crate::dispatch::{Cx, Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
-use crate::explain::{Explain, Row, SenderKey};
+use crate::explain::Explain;
+use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
 use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
-    ReceiverMeta, Shape, SourceLocation, Strong, WeakTarget,
+    AsyncCallable, BoxFuture, Call, Callable, Cx, Entry, Info, IntoResponse, Shape, Strong,
+    WeakTarget,
 };
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
     SignalRef, ValueSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
-use crate::testing::Capturable;
-use crate::watch::{self, Watch};
+use crate::table::{self, Core, Identity, Record, Routes, Row, SenderKey};
+use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
 /// The declaration of a value-sender signal: its argument struct, its sender type and what its
@@ -295,7 +295,7 @@ impl<F: Signature> Signal<F> {
     pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
         let sender = sender.into();
         self.core()
-            .with_routes(|routes| routes.route(sender).iter().any(Listed::alive))
+            .with_routes(|routes| routes.route(sender).iter().any(Info::alive))
     }
 
     /// The live receivers that would run for `sender`, in dispatch order.
@@ -408,7 +408,9 @@ impl<F: Signature> Signal<F> {
     /// the sender it listens to ([`ReceiverEntry::sender`]).
     #[must_use]
     pub fn connections(&self) -> Vec<ReceiverEntry> {
-        self.core().receivers()
+        let mut receivers = self.listing().receivers;
+        receivers.retain(|entry| entry.shadowed_by().is_none());
+        receivers
     }
 
     pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
@@ -512,11 +514,9 @@ impl<F: Signature> SignalRef for Signal<F> {
     }
 
     fn listing(&self) -> Listing {
-        registry::listing::<F::Sender, ValueEntry<F>>(
-            registry::address(self),
-            self.name,
+        registry::listing(
             SenderKind::Value(std::any::type_name::<F::Sender>()),
-            self.core().receivers(),
+            self.rows(),
         )
     }
 
@@ -794,7 +794,21 @@ impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
 #[repr(transparent)]
 pub struct AsyncSignal<F: Signature>(Signal<F>);
 
-impl<F: Signature> crate::testing::ValueSignal<F> for AsyncSignal<F> {
+/// A value-sender signal, sync ([`Signal`]) or async
+/// ([`AsyncSignal`]): what [`connected_to`](crate::testing::connected_to) takes.
+pub trait ValueSignal<F: Signature>: crate::registry::AnySignal {
+    /// The signal, for a plain receiver.
+    #[doc(hidden)]
+    fn value_signal(&self) -> &Signal<F>;
+}
+
+impl<F: Signature> ValueSignal<F> for Signal<F> {
+    fn value_signal(&self) -> &Signal<F> {
+        self
+    }
+}
+
+impl<F: Signature> ValueSignal<F> for AsyncSignal<F> {
     fn value_signal(&self) -> &Signal<F> {
         &self.0
     }

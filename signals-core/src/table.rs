@@ -13,9 +13,10 @@
 //! one load. And edits cost O(1): they change the table and leave the rebuild to the next
 //! send, so a burst of connects costs one rebuild.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -24,40 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use arc_swap::ArcSwap;
 use hashbrown::HashTable;
 
-use crate::dispatch::FoundDead;
+use crate::connect::{Connection, next_connection};
 use crate::error::WiringError;
-use crate::receiver::ReceiverInfo;
-use crate::registry::ReceiverEntry;
-
-/// A handle to one runtime connection, returned by `connect`; pass it to `disconnect`.
-///
-/// Dropping it does nothing: the receiver stays connected. Use a
-/// [`ScopedConnection`](crate::ScopedConnection) to disconnect at the end of a scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Connection {
-    id: u64,
-}
-
-impl Connection {
-    /// No handle: that of a connect that changed nothing because its `dispatch_uid` (or its
-    /// receiver) was already connected for that sender, and of static receivers.
-    pub(crate) const NONE: Self = Self { id: 0 };
-
-    /// Whether the connect that returned this handle was a no-op, because a receiver with the
-    /// same lookup key (`dispatch_uid`, or the same function, and sender) was already
-    /// connected. Disconnecting such a handle does nothing.
-    #[must_use]
-    pub fn is_duplicate(&self) -> bool {
-        self.id == 0
-    }
-}
-
-fn next_connection() -> Connection {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    Connection {
-        id: NEXT.fetch_add(1, Ordering::Relaxed),
-    }
-}
+use crate::info::{ReceiverInfo, SourceLocation};
+use crate::receiver::Info;
 
 /// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
 /// receiver's own identity.
@@ -110,12 +81,15 @@ impl Identity {
     }
 }
 
-/// A dispatch list element as the table needs to see it.
-pub(crate) trait Listed: Clone + Send + Sync {
-    fn info(&self) -> &ReceiverInfo;
-    fn alive(&self) -> bool;
-    fn is_async(&self) -> bool;
+/// Told by a send that a weak receiver's target is gone.
+pub(crate) trait FoundDead: Sync {
+    fn found_dead(&self);
 }
+
+/// A dispatch list element as the table keeps it: a receiver that snapshots can share.
+pub(crate) trait Listed: Info + Clone + Send + Sync {}
+
+impl<E: Info + Clone + Send + Sync> Listed for E {}
 
 /// One connected receiver.
 pub(crate) struct Record<K, E> {
@@ -177,6 +151,76 @@ pub(crate) trait Routes<K, E>: Send + Sync + Sized {
     where
         K: 'r,
         E: 'r;
+}
+
+/// A sender as [`explain`](crate::explain) compares it: by value, with the signal's own `Eq`, as dispatch
+/// does (a type's identity for type signals), and written for people as its `Debug`
+/// rendering. Public only because the hidden `Explain::sender_key` returns it.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SenderKey {
+    /// The sender's `Debug` rendering.
+    pub(crate) label: String,
+    value: Arc<dyn Any + Send + Sync>,
+    same: fn(&dyn Any, &dyn Any) -> bool,
+}
+
+impl SenderKey {
+    pub(crate) fn of<K>(sender: &K) -> Self
+    where
+        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
+    {
+        fn same<K: PartialEq + 'static>(a: &dyn Any, b: &dyn Any) -> bool {
+            matches!((a.downcast_ref::<K>(), b.downcast_ref::<K>()), (Some(a), Some(b)) if a == b)
+        }
+        Self {
+            label: format!("{sender:?}"),
+            value: Arc::new(sender.clone()),
+            same: same::<K>,
+        }
+    }
+
+    /// Whether both are the same sender, as dispatch decides it.
+    pub(crate) fn is(&self, other: &Self) -> bool {
+        (self.same)(&*self.value, &*other.value)
+    }
+}
+
+/// One receiver of a signal as the table or the static registrations know it, for the
+/// diagnostics. Public only because the hidden `SignalRef::rows` returns it.
+#[doc(hidden)]
+#[allow(unreachable_pub)]
+pub struct Row {
+    pub(crate) receiver: ReceiverInfo,
+    pub(crate) sender: Option<SenderKey>,
+    pub(crate) is_async: bool,
+    pub(crate) state: RowState,
+}
+
+impl Row {
+    /// The row of `record`, standing as `state`.
+    pub(crate) fn of<K, E>(record: &Record<K, E>, state: RowState) -> Self
+    where
+        K: PartialEq + fmt::Debug + Clone + Send + Sync + 'static,
+        E: Listed,
+    {
+        Self {
+            receiver: record.entry.info().clone(),
+            sender: record.sender.as_ref().map(SenderKey::of),
+            is_async: record.entry.is_async(),
+            state,
+        }
+    }
+}
+
+/// Where a [`Row`] stands.
+pub(crate) enum RowState {
+    /// In the table; `alive` is false for a weak receiver whose target is gone.
+    Connected { alive: bool },
+    /// A static receiver disconnected at run time.
+    Disconnected,
+    /// A static receiver left out because another one has its `dispatch_uid` and sender.
+    Duplicate { first: SourceLocation },
 }
 
 /// The receivers of a signal, in dispatch order, indexed by handle and by lookup key.
@@ -453,20 +497,8 @@ where
         &self.problems
     }
 
-    /// The live receivers, for every sender, in dispatch order.
-    pub(crate) fn receivers(&self) -> Vec<ReceiverEntry>
-    where
-        K: std::fmt::Debug,
-    {
-        self.lock()
-            .records()
-            .filter(|record| record.entry.alive())
-            .map(|record| ReceiverEntry::of(record, None))
-            .collect()
-    }
-
     /// Every receiver in the table, dead weak ones included, in dispatch order.
-    pub(crate) fn rows(&self) -> Vec<crate::explain::Row>
+    pub(crate) fn rows(&self) -> Vec<Row>
     where
         K: std::fmt::Debug + Sync + 'static,
     {
@@ -474,7 +506,7 @@ where
             .records()
             .map(|record| {
                 let alive = record.entry.alive();
-                crate::explain::Row::of(record, crate::explain::RowState::Connected { alive })
+                Row::of(record, RowState::Connected { alive })
             })
             .collect()
     }

@@ -36,146 +36,18 @@
 //! assert_eq!(sent.sends()[0].responses[0].1, testing::Outcome::Muted);
 //! ```
 
-use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::connect::ScopedConnection;
-use crate::explain::AnySignal;
-use crate::receiver::{IntoResponse, ReceiverInfo};
-use crate::signal::{Signal, Signature};
-
-thread_local! {
-    static RAISE_ON_SEND: Cell<usize> = const { Cell::new(0) };
-    static AIDS: RefCell<Aids> = RefCell::new(Aids::default());
-    /// How many mute and capture guards this thread has.
-    static LOCAL_GUARDS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// How many mute and capture guards are alive in the process: sends look for them only when
-/// some are.
-static GUARDS: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether a mute or capture guard is alive on this thread: one relaxed load while no guard
-/// is alive anywhere, and a thread-local read otherwise.
-#[inline]
-pub(crate) fn guards_alive() -> bool {
-    GUARDS.load(Ordering::Relaxed) != 0 && LOCAL_GUARDS.with(|count| count.get() != 0)
-}
-
-fn next_guard() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    GUARDS.fetch_add(1, Ordering::Relaxed);
-    LOCAL_GUARDS.with(|count| count.set(count.get() + 1));
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The mute and capture guards alive on one thread.
-#[derive(Default)]
-struct Aids {
-    muted: Vec<(u64, usize)>,
-    muted_uids: Vec<(u64, Cow<'static, str>)>,
-    captures: Vec<(u64, usize, Attached)>,
-}
-
-/// A capture's log and the renderer of the captured signal's arguments.
-#[derive(Clone)]
-pub(crate) struct Attached {
-    pub(crate) log: Arc<Mutex<Log>>,
-    pub(crate) render: Arc<dyn Any + Send + Sync>,
-}
-
-/// The sends of one capture, in the order they started: a send takes its place when it starts
-/// and fills it in when it ends, so that a send made by a receiver comes after the send that
-/// ran that receiver.
-#[derive(Default)]
-pub(crate) struct Log {
-    /// Each send's number, and what it did once it ended.
-    sends: Vec<(u64, Option<Sent>)>,
-}
-
-impl Log {
-    /// Takes a place for a send starting now; returns its number.
-    pub(crate) fn start(&mut self) -> u64 {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let number = NEXT.fetch_add(1, Ordering::Relaxed);
-        self.sends.push((number, None));
-        number
-    }
-
-    /// Records what the send numbered `number` did, in its place (unless the capture was
-    /// cleared since it started).
-    pub(crate) fn end(&mut self, number: u64, sent: Sent) {
-        if let Some((_, place)) = self.sends.iter_mut().rev().find(|(n, _)| *n == number) {
-            *place = Some(sent);
-        }
-    }
-
-    fn ended(&self) -> impl Iterator<Item = &Sent> {
-        self.sends.iter().filter_map(|(_, sent)| sent.as_ref())
-    }
-
-    /// Forgets the sends that ended; those still running keep their place.
-    fn clear(&mut self) {
-        self.sends.retain(|(_, sent)| sent.is_none());
-    }
-}
-
-/// What one thread's guards say about one signal: see [`seen`].
-pub(crate) struct Seen {
-    pub(crate) muted: bool,
-    pub(crate) muted_uids: Vec<Cow<'static, str>>,
-    pub(crate) captures: Vec<Attached>,
-}
-
-impl Seen {
-    /// Whether `receiver` is muted by its `dispatch_uid`.
-    pub(crate) fn mutes(&self, receiver: &ReceiverInfo) -> bool {
-        receiver
-            .dispatch_uid()
-            .is_some_and(|uid| self.muted_uids.iter().any(|muted| muted == uid))
-    }
-}
-
-/// What the guards of this thread say about the signal at `address`. Nothing, once the
-/// thread's own state is gone (a send from a thread-local's destructor at thread exit).
-pub(crate) fn seen(address: usize) -> Seen {
-    AIDS.try_with(|aids| {
-        let aids = aids.borrow();
-        Seen {
-            muted: aids.muted.iter().any(|&(_, muted)| muted == address),
-            muted_uids: aids.muted_uids.iter().map(|(_, uid)| uid.clone()).collect(),
-            captures: aids
-                .captures
-                .iter()
-                .filter(|(_, captured, _)| *captured == address)
-                .map(|(_, _, attached)| attached.clone())
-                .collect(),
-        }
-    })
-    .unwrap_or(Seen {
-        muted: false,
-        muted_uids: Vec::new(),
-        captures: Vec::new(),
-    })
-}
-
-/// Forgets the guard `id`. A guard kept in a thread-local may be dropped after this thread's
-/// own state is gone, at thread exit: there is then nothing to forget but the count.
-fn remove(id: u64) {
-    let _ = AIDS.try_with(|aids| {
-        let mut aids = aids.borrow_mut();
-        aids.muted.retain(|&(guard, _)| guard != id);
-        aids.muted_uids.retain(|(guard, _)| *guard != id);
-        aids.captures.retain(|(guard, _, _)| *guard != id);
-    });
-    LOCAL_GUARDS.with(|count| count.set(count.get() - 1));
-    GUARDS.fetch_sub(1, Ordering::Relaxed);
-}
+use crate::receiver::IntoResponse;
+use crate::registry::AnySignal;
+use crate::signal::Signature;
+pub use crate::signal::ValueSignal;
+use crate::watch::{self, Attached, Guard, Log, lock};
+pub use crate::watch::{Capturable, Outcome, Sent};
 
 /// Makes `send_robust` on this thread re-raise the first failure instead of recording it, until
 /// the returned guard is dropped: a receiver's panic is resumed and an `Err` becomes a panic
@@ -195,7 +67,7 @@ fn remove(id: u64) {
 /// ```
 #[must_use = "the switch is off again as soon as the guard is dropped"]
 pub fn raise_on_send() -> RaiseOnSend {
-    RAISE_ON_SEND.with(|count| count.set(count.get() + 1));
+    watch::raise_on_send(1);
     RaiseOnSend {
         _not_send: PhantomData,
     }
@@ -210,13 +82,8 @@ pub struct RaiseOnSend {
 
 impl Drop for RaiseOnSend {
     fn drop(&mut self) {
-        RAISE_ON_SEND.with(|count| count.set(count.get() - 1));
+        watch::raise_on_send(-1);
     }
-}
-
-/// Whether robust sends on this thread re-raise.
-pub(crate) fn raises_on_send() -> bool {
-    RAISE_ON_SEND.with(|count| count.get() > 0)
 }
 
 /// Mutes `signal` on this thread until the guard is dropped: its sends run no receiver and
@@ -234,9 +101,7 @@ pub(crate) fn raises_on_send() -> bool {
 /// ```
 #[must_use = "the signal is unmuted as soon as the guard is dropped"]
 pub fn mute<S: AnySignal + ?Sized>(signal: &S) -> Mute {
-    let id = next_guard();
-    let address = signal.address();
-    AIDS.with(|aids| aids.borrow_mut().muted.push((id, address)));
+    let id = watch::add_guard(Guard::Muted(signal.address()));
     Mute {
         id,
         _not_send: PhantomData,
@@ -252,7 +117,7 @@ pub struct Mute {
 
 impl Drop for Mute {
     fn drop(&mut self) {
-        remove(self.id);
+        watch::remove_guard(self.id);
     }
 }
 
@@ -261,21 +126,11 @@ impl Drop for Mute {
 /// run. A [`capture`] records them as [`Outcome::Muted`].
 #[must_use = "the receiver runs again as soon as the guard is dropped"]
 pub fn mute_receiver(dispatch_uid: impl Into<Cow<'static, str>>) -> Mute {
-    let id = next_guard();
-    let uid = dispatch_uid.into();
-    AIDS.with(|aids| aids.borrow_mut().muted_uids.push((id, uid)));
+    let id = watch::add_guard(Guard::MutedUid(dispatch_uid.into()));
     Mute {
         id,
         _not_send: PhantomData,
     }
-}
-
-/// A signal whose sends can be captured: its arguments (the any-sender view for type
-/// signals) implement `Debug`. Implemented by every signal type.
-pub trait Capturable: AnySignal {
-    /// Renders a send's arguments; downcast by the send path of this signal's type.
-    #[doc(hidden)]
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
 }
 
 /// Records every send of `signal` started on this thread until the guard is dropped: the
@@ -309,14 +164,12 @@ pub trait Capturable: AnySignal {
 /// ```
 #[must_use = "nothing is recorded once the guard is dropped"]
 pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
-    let id = next_guard();
     let log = Arc::new(Mutex::new(Log::default()));
     let attached = Attached {
         log: Arc::clone(&log),
         render: signal.renderer(),
     };
-    let address = signal.address();
-    AIDS.with(|aids| aids.borrow_mut().captures.push((id, address, attached)));
+    let id = watch::add_guard(Guard::Capture(signal.address(), attached));
     Capture {
         id,
         signal: signal.name(),
@@ -363,10 +216,6 @@ impl Capture {
     }
 }
 
-pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
-    log.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl fmt::Debug for Capture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Capture")
@@ -378,84 +227,7 @@ impl fmt::Debug for Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        remove(self.id);
-    }
-}
-
-/// One captured send.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Sent {
-    /// The sender, `Debug`-formatted (a type's name for type signals), or `None` for a send
-    /// without sender.
-    pub sender: Option<String>,
-    /// The arguments, `Debug`-formatted (`{:?}`).
-    pub args: String,
-    /// Each receiver the send reached and how it ended, in dispatch order, muted ones in
-    /// place. For an async send: the plain receivers, then the async ones, as the send runs
-    /// them.
-    pub responses: Vec<(ReceiverInfo, Outcome)>,
-    /// Whether the signal was muted on the sending thread, so that no receiver ran.
-    pub muted: bool,
-}
-
-impl Sent {
-    pub(crate) fn new(sender: Option<String>, muted: bool) -> Self {
-        Self {
-            sender,
-            args: String::new(),
-            responses: Vec::new(),
-            muted,
-        }
-    }
-
-    /// The names of the receivers that ran (and returned, failed or panicked), in order.
-    #[must_use]
-    pub fn ran(&self) -> Vec<&'static str> {
-        self.responses
-            .iter()
-            .filter(|(_, outcome)| outcome.ran())
-            .map(|(receiver, _)| receiver.name())
-            .collect()
-    }
-}
-
-/// How one receiver of a captured send ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// It returned a response.
-    Ok,
-    /// It returned an error, shown here.
-    Failed(String),
-    /// It panicked, with this message.
-    Panicked(String),
-    /// It was muted by [`mute_receiver`] and did not run.
-    Muted,
-    /// It was a weak receiver whose target was dropped; it did not run.
-    TargetDropped,
-    /// It was an async receiver still running when the send stopped at another's error.
-    Cancelled,
-}
-
-impl Outcome {
-    /// Whether the receiver ran (returned, failed or panicked).
-    #[must_use]
-    pub fn ran(&self) -> bool {
-        matches!(self, Self::Ok | Self::Failed(_) | Self::Panicked(_))
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ok => f.write_str("ok"),
-            Self::Failed(error) => write!(f, "failed: {error}"),
-            Self::Panicked(message) => write!(f, "panicked: {message}"),
-            Self::Muted => f.write_str("muted"),
-            Self::TargetDropped => f.write_str("weak target dropped"),
-            Self::Cancelled => f.write_str("cancelled"),
-        }
+        watch::remove_guard(self.id);
     }
 }
 
@@ -492,20 +264,6 @@ where
         .connector()
         .this_thread()
         .connect_scoped(receiver)
-}
-
-/// A value-sender signal, sync ([`Signal`]) or async
-/// ([`AsyncSignal`](crate::AsyncSignal)): what [`connected_to`] takes.
-pub trait ValueSignal<F: Signature>: AnySignal {
-    /// The signal, for a plain receiver.
-    #[doc(hidden)]
-    fn value_signal(&self) -> &Signal<F>;
-}
-
-impl<F: Signature> ValueSignal<F> for Signal<F> {
-    fn value_signal(&self) -> &Signal<F> {
-        self
-    }
 }
 
 /// Asserts that a [`capture`] on this thread recorded a send of `signal` whose sender and
@@ -557,7 +315,7 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
     sender: Option<&str>,
     fields: &[(&str, String)],
 ) {
-    let seen = seen(signal.address());
+    let seen = watch::seen(signal.address());
     assert!(
         !seen.captures.is_empty(),
         "assert_sent!({}): no capture of `{}` is alive on this thread; start one with \

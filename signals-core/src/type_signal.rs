@@ -6,32 +6,29 @@
 //! know `M` and see the family's sender-independent view, [`TypeSignature::AnyArgs`], made by
 //! [`SentBy::any_args`] (for instance the same struct over `dyn Model`).
 
-use std::any::{Any, TypeId, type_name};
+use std::any::{Any, type_name};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
-use crate::connect::{Disconnect, ScopedConnection, mode};
-use crate::dispatch::{
-    Info, Observer, Responses, Run, RunAsync, Step, ToEmit, ToSend, ToSendRobust,
-};
+use crate::connect::{Connection, Disconnect, ScopedConnection, mode};
+use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
-use crate::explain::{Explain, Row, SenderKey};
+use crate::explain::Explain;
+use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
 use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Entry, IntoResponse, ReceiverInfo, ReceiverKind,
-    ReceiverMeta, Shape, SourceLocation, Started, Strong, WeakTarget,
+    AsyncCallable, BoxFuture, Call, Callable, Entry, Info, IntoResponse, Shape, Started, Step,
+    Strong, TypeSender, WeakTarget,
 };
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
     SignalRef, TypeSenders,
 };
-use crate::table::{self, Connection, Core, Identity, Listed, Record, Routes};
-use crate::testing::Capturable;
-use crate::watch::{self, Watch};
+use crate::table::{self, Core, Identity, Record, Routes, Row, SenderKey};
+use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
 /// The declaration of a type-sender signal family: what its any-sender receivers see and what
@@ -90,68 +87,6 @@ pub trait SentBy<M: 'static>: TypeSignature {
     fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b>;
 }
 
-/// A sender type, as receivers of a type-sender signal are told it: its `TypeId` and name.
-#[derive(Clone, Copy)]
-pub struct TypeSender {
-    id: TypeId,
-    name: &'static str,
-}
-
-impl TypeSender {
-    /// The sender `M`.
-    #[must_use]
-    pub fn of<M: ?Sized + 'static>() -> Self {
-        Self {
-            id: TypeId::of::<M>(),
-            name: type_name::<M>(),
-        }
-    }
-
-    /// The sender type's `TypeId`.
-    #[must_use]
-    pub fn type_id(&self) -> TypeId {
-        self.id
-    }
-
-    /// The sender type's name, as `std::any::type_name` gives it.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Whether the sender is `M`.
-    #[must_use]
-    pub fn is<M: ?Sized + 'static>(&self) -> bool {
-        self.id == TypeId::of::<M>()
-    }
-}
-
-impl PartialEq for TypeSender {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for TypeSender {}
-
-impl Hash for TypeSender {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
-
-impl fmt::Debug for TypeSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
-impl fmt::Display for TypeSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
 /// The call shape of a type-sender signal's receivers for sender type `M`.
 pub struct TypedShape<F, M>(PhantomData<fn() -> (F, M)>);
 
@@ -195,7 +130,7 @@ impl<F: TypeSignature> Clone for TypeEntry<F> {
     }
 }
 
-impl<F: TypeSignature> Listed for TypeEntry<F> {
+impl<F: TypeSignature> Info for TypeEntry<F> {
     fn info(&self) -> &ReceiverInfo {
         match self {
             Self::Any(entry) => &entry.info,
@@ -219,10 +154,7 @@ impl<F: TypeSignature> Listed for TypeEntry<F> {
 }
 
 /// A receiver for one sender type, with that type erased.
-pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
-    fn info(&self) -> &ReceiverInfo;
-    fn alive(&self) -> bool;
-    fn is_async(&self) -> bool;
+pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
     /// any-sender receivers and the receivers of this type, in dispatch order.
@@ -230,18 +162,6 @@ pub(crate) trait ErasedTyped<F: TypeSignature>: Send + Sync {
 }
 
 impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
-    fn info(&self) -> &ReceiverInfo {
-        &self.info
-    }
-
-    fn alive(&self) -> bool {
-        self.call.alive()
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
-    }
-
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -315,6 +235,13 @@ impl<F: SentBy<M>, M: 'static> Info for TypedStep<F, M> {
             Self::Any(entry) => entry.call.is_async(),
         }
     }
+
+    fn alive(&self) -> bool {
+        match self {
+            Self::Typed(entry) => entry.call.alive(),
+            Self::Any(entry) => entry.call.alive(),
+        }
+    }
 }
 
 impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
@@ -325,13 +252,6 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
         match self {
             Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
             Self::Any(entry) => entry.call.invoke(cx.sender, &cx.any),
-        }
-    }
-
-    fn alive(&self) -> bool {
-        match self {
-            Self::Typed(entry) => entry.call.alive(),
-            Self::Any(entry) => entry.call.alive(),
         }
     }
 
@@ -694,7 +614,9 @@ impl<F: TypeSignature> TypeSignal<F> {
     /// with the sender it listens to ([`ReceiverEntry::sender`]).
     #[must_use]
     pub fn connections(&self) -> Vec<ReceiverEntry> {
-        self.core().receivers()
+        let mut receivers = self.listing().receivers;
+        receivers.retain(|entry| entry.shadowed_by().is_none());
+        receivers
     }
 }
 
@@ -762,10 +684,6 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
         self.call.invoke(cx.sender, &cx.any)
     }
 
-    fn alive(&self) -> bool {
-        self.call.alive()
-    }
-
     fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
         self.call.start(cx.sender, &cx.any)
     }
@@ -787,12 +705,7 @@ impl<F: TypeSignature> SignalRef for TypeSignal<F> {
     }
 
     fn listing(&self) -> Listing {
-        registry::listing::<TypeSender, TypeEntry<F>>(
-            registry::address(self),
-            self.name,
-            SenderKind::Type,
-            self.core().receivers(),
-        )
+        registry::listing(SenderKind::Type, self.rows())
     }
 
     fn static_problems(&self) -> Vec<WiringError> {

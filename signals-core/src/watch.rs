@@ -9,25 +9,279 @@
 //! in each capture of the signal.
 
 use std::any::Any;
-use std::fmt::Debug;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt::{self, Debug};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tracing::{Level, Span, field};
 
-use crate::dispatch::{Info, Step, panic_message};
 use crate::error::BoxError;
-use crate::receiver::{BoxFuture, ReceiverInfo, Started};
-use crate::testing::{self, Outcome, Seen, Sent, lock};
+use crate::error::panic_message;
+use crate::info::ReceiverInfo;
+use crate::receiver::{BoxFuture, Info, Started, Step};
+use crate::registry::AnySignal;
+
+// The testing guards alive on each thread, which decide what a send started there does.
+
+thread_local! {
+    static RAISE_ON_SEND: Cell<usize> = const { Cell::new(0) };
+    static AIDS: RefCell<Aids> = RefCell::new(Aids::default());
+    /// How many mute and capture guards this thread has.
+    static LOCAL_GUARDS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many mute and capture guards are alive in the process: sends look for them only when
+/// some are.
+static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a mute or capture guard is alive on this thread: one relaxed load while no guard
+/// is alive anywhere, and a thread-local read otherwise.
+#[inline]
+pub(crate) fn guards_alive() -> bool {
+    GUARDS.load(Ordering::Relaxed) != 0 && LOCAL_GUARDS.with(|count| count.get() != 0)
+}
+
+/// A testing guard, as [`add_guard`] records it.
+pub(crate) enum Guard {
+    /// Mutes the signal at this address.
+    Muted(usize),
+    /// Mutes the receivers connected with this `dispatch_uid`.
+    MutedUid(Cow<'static, str>),
+    /// Captures the sends of the signal at this address.
+    Capture(usize, Attached),
+}
+
+/// Records a guard made on this thread; returns its id, for [`remove_guard`].
+pub(crate) fn add_guard(guard: Guard) -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    GUARDS.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GUARDS.with(|count| count.set(count.get() + 1));
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    AIDS.with(|aids| {
+        let mut aids = aids.borrow_mut();
+        match guard {
+            Guard::Muted(address) => aids.muted.push((id, address)),
+            Guard::MutedUid(uid) => aids.muted_uids.push((id, uid)),
+            Guard::Capture(address, attached) => aids.captures.push((id, address, attached)),
+        }
+    });
+    id
+}
+
+/// The mute and capture guards alive on one thread.
+#[derive(Default)]
+struct Aids {
+    muted: Vec<(u64, usize)>,
+    muted_uids: Vec<(u64, Cow<'static, str>)>,
+    captures: Vec<(u64, usize, Attached)>,
+}
+
+/// A capture's log and the renderer of the captured signal's arguments.
+#[derive(Clone)]
+pub(crate) struct Attached {
+    pub(crate) log: Arc<Mutex<Log>>,
+    pub(crate) render: Arc<dyn Any + Send + Sync>,
+}
+
+/// The sends of one capture, in the order they started: a send takes its place when it starts
+/// and fills it in when it ends, so that a send made by a receiver comes after the send that
+/// ran that receiver.
+#[derive(Default)]
+pub(crate) struct Log {
+    /// Each send's number, and what it did once it ended.
+    sends: Vec<(u64, Option<Sent>)>,
+}
+
+impl Log {
+    /// Takes a place for a send starting now; returns its number.
+    pub(crate) fn start(&mut self) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.sends.push((number, None));
+        number
+    }
+
+    /// Records what the send numbered `number` did, in its place (unless the capture was
+    /// cleared since it started).
+    pub(crate) fn end(&mut self, number: u64, sent: Sent) {
+        if let Some((_, place)) = self.sends.iter_mut().rev().find(|(n, _)| *n == number) {
+            *place = Some(sent);
+        }
+    }
+
+    /// The sends that ended, in the order they started.
+    pub(crate) fn ended(&self) -> impl Iterator<Item = &Sent> {
+        self.sends.iter().filter_map(|(_, sent)| sent.as_ref())
+    }
+
+    /// Forgets the sends that ended; those still running keep their place.
+    pub(crate) fn clear(&mut self) {
+        self.sends.retain(|(_, sent)| sent.is_none());
+    }
+}
+
+/// What one thread's guards say about one signal: see [`seen`].
+pub(crate) struct Seen {
+    pub(crate) muted: bool,
+    pub(crate) muted_uids: Vec<Cow<'static, str>>,
+    pub(crate) captures: Vec<Attached>,
+}
+
+impl Seen {
+    /// Whether `receiver` is muted by its `dispatch_uid`.
+    pub(crate) fn mutes(&self, receiver: &ReceiverInfo) -> bool {
+        receiver
+            .dispatch_uid()
+            .is_some_and(|uid| self.muted_uids.iter().any(|muted| muted == uid))
+    }
+}
+
+/// What the guards of this thread say about the signal at `address`. Nothing, once the
+/// thread's own state is gone (a send from a thread-local's destructor at thread exit).
+pub(crate) fn seen(address: usize) -> Seen {
+    AIDS.try_with(|aids| {
+        let aids = aids.borrow();
+        Seen {
+            muted: aids.muted.iter().any(|&(_, muted)| muted == address),
+            muted_uids: aids.muted_uids.iter().map(|(_, uid)| uid.clone()).collect(),
+            captures: aids
+                .captures
+                .iter()
+                .filter(|(_, captured, _)| *captured == address)
+                .map(|(_, _, attached)| attached.clone())
+                .collect(),
+        }
+    })
+    .unwrap_or(Seen {
+        muted: false,
+        muted_uids: Vec::new(),
+        captures: Vec::new(),
+    })
+}
+
+/// Forgets the guard `id`. A guard kept in a thread-local may be dropped after this thread's
+/// own state is gone, at thread exit: there is then nothing to forget but the count.
+pub(crate) fn remove_guard(id: u64) {
+    let _ = AIDS.try_with(|aids| {
+        let mut aids = aids.borrow_mut();
+        aids.muted.retain(|&(guard, _)| guard != id);
+        aids.muted_uids.retain(|(guard, _)| *guard != id);
+        aids.captures.retain(|(guard, _, _)| *guard != id);
+    });
+    LOCAL_GUARDS.with(|count| count.set(count.get() - 1));
+    GUARDS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Turns `raise_on_send` on (`1`) or off (`-1`) once more on this thread.
+pub(crate) fn raise_on_send(change: isize) {
+    RAISE_ON_SEND.with(|count| count.set(count.get().saturating_add_signed(change)));
+}
+
+/// Whether robust sends on this thread re-raise.
+pub(crate) fn raises_on_send() -> bool {
+    RAISE_ON_SEND.with(|count| count.get() > 0)
+}
+
+/// A signal whose sends can be captured: its arguments (the any-sender view for type
+/// signals) implement `Debug`. Implemented by every signal type.
+pub trait Capturable: AnySignal {
+    /// Renders a send's arguments; downcast by the send path of this signal's type.
+    #[doc(hidden)]
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
+}
+
+pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One captured send.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Sent {
+    /// The sender, `Debug`-formatted (a type's name for type signals), or `None` for a send
+    /// without sender.
+    pub sender: Option<String>,
+    /// The arguments, `Debug`-formatted (`{:?}`).
+    pub args: String,
+    /// Each receiver the send reached and how it ended, in dispatch order, muted ones in
+    /// place. For an async send: the plain receivers, then the async ones, as the send runs
+    /// them.
+    pub responses: Vec<(ReceiverInfo, Outcome)>,
+    /// Whether the signal was muted on the sending thread, so that no receiver ran.
+    pub muted: bool,
+}
+
+impl Sent {
+    pub(crate) fn new(sender: Option<String>, muted: bool) -> Self {
+        Self {
+            sender,
+            args: String::new(),
+            responses: Vec::new(),
+            muted,
+        }
+    }
+
+    /// The names of the receivers that ran (and returned, failed or panicked), in order.
+    #[must_use]
+    pub fn ran(&self) -> Vec<&'static str> {
+        self.responses
+            .iter()
+            .filter(|(_, outcome)| outcome.ran())
+            .map(|(receiver, _)| receiver.name())
+            .collect()
+    }
+}
+
+/// How one receiver of a captured send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It returned a response.
+    Ok,
+    /// It returned an error, shown here.
+    Failed(String),
+    /// It panicked, with this message.
+    Panicked(String),
+    /// It was muted by [`mute_receiver`](crate::testing::mute_receiver) and did not run.
+    Muted,
+    /// It was a weak receiver whose target was dropped; it did not run.
+    TargetDropped,
+    /// It was an async receiver still running when the send stopped at another's error.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Whether the receiver ran (returned, failed or panicked).
+    #[must_use]
+    pub fn ran(&self) -> bool {
+        matches!(self, Self::Ok | Self::Failed(_) | Self::Panicked(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok => f.write_str("ok"),
+            Self::Failed(error) => write!(f, "failed: {error}"),
+            Self::Panicked(message) => write!(f, "panicked: {message}"),
+            Self::Muted => f.write_str("muted"),
+            Self::TargetDropped => f.write_str("weak target dropped"),
+            Self::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
 
 /// Whether a send must look for watchers: a testing guard is alive on this thread, or a
 /// subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
 #[inline]
 pub(crate) fn active() -> bool {
-    testing::guards_alive()
+    guards_alive()
         || (tracing::level_enabled!(Level::DEBUG)
             && tracing::enabled!(target: "signals", Level::DEBUG))
 }
@@ -48,7 +302,7 @@ pub(crate) struct Watch {
 impl Watch {
     /// Starts watching a send of the signal named `signal`, at `address`, from `sender`.
     pub(crate) fn begin(signal: &'static str, address: usize, sender: Option<&dyn Debug>) -> Self {
-        let seen = testing::seen(address);
+        let seen = seen(address);
         let span = tracing::debug_span!(
             target: "signals",
             "signal.send",
@@ -222,6 +476,10 @@ impl<S: Info> Info for Watched<'_, S> {
     fn is_async(&self) -> bool {
         self.step.is_async()
     }
+
+    fn alive(&self) -> bool {
+        self.step.alive()
+    }
 }
 
 impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
@@ -237,10 +495,6 @@ impl<Cx, S: Step<Cx>> Step<Cx> for Watched<'_, S> {
             }
             Err(payload) => self.watch.panicked(self.place, self.step.info(), payload),
         }
-    }
-
-    fn alive(&self) -> bool {
-        self.step.alive()
     }
 
     fn start<'c>(&'c self, cx: &'c Cx) -> Started<'c, S::Output> {

@@ -15,16 +15,15 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use crate::error::WiringError;
-use crate::explain::{Row, RowState};
-use crate::receiver::{ReceiverInfo, SourceLocation};
-use crate::table::{Identity, Listed, Record};
+use crate::info::{ReceiverInfo, SourceLocation};
+use crate::table::{Identity, Listed, Record, Row, RowState};
 
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
 pub use registration::{
-    AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
-    ValueSenders, any_receiver, async_any_receiver, async_type_receiver, async_value_receiver,
-    type_receiver, value_receiver,
+    AnySignal, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
+    TypeSenders, ValueSenders, any_receiver, async_any_receiver, async_type_receiver,
+    async_value_receiver, type_receiver, value_receiver,
 };
 
 /// A registration turned back into a signal's typed entry.
@@ -220,28 +219,26 @@ where
     rows
 }
 
-/// The listing of a signal whose live receivers are `live`: those, then its shadowed static
-/// receivers.
-pub(crate) fn listing<K, E>(
-    signal: usize,
-    name: &'static str,
-    sender: SenderKind,
-    mut live: Vec<ReceiverEntry>,
-) -> Listing
-where
-    K: Eq + Hash + Clone + Debug + 'static,
-    E: Listed + 'static,
-{
-    let shadowed = static_records::<K, E>(signal, name).shadowed;
-    live.extend(
-        shadowed
-            .iter()
-            .map(|(record, first)| ReceiverEntry::of(record, Some(*first))),
-    );
-    Listing {
-        sender,
-        receivers: live,
-    }
+/// The listing of a signal whose [rows](SignalRef::rows) are `rows`: its live receivers, in
+/// dispatch order, then the static receivers shadowed by a duplicate `dispatch_uid`.
+pub(crate) fn listing(sender: SenderKind, rows: Vec<Row>) -> Listing {
+    let receivers = rows
+        .into_iter()
+        .filter_map(|row| {
+            let shadowed_by = match row.state {
+                RowState::Connected { alive: true } => None,
+                RowState::Duplicate { first } => Some(first),
+                RowState::Connected { alive: false } | RowState::Disconnected => return None,
+            };
+            Some(ReceiverEntry {
+                receiver: row.receiver,
+                sender: row.sender.map(|sender| sender.label),
+                is_async: row.is_async,
+                shadowed_by,
+            })
+        })
+        .collect();
+    Listing { sender, receivers }
 }
 
 /// Every wiring problem of the program: errors (a `dispatch_uid` used twice for the same
@@ -326,19 +323,6 @@ pub struct ReceiverEntry {
 }
 
 impl ReceiverEntry {
-    /// The entry of `record`; `shadowed_by` is where the receiver that runs instead of it is.
-    pub(crate) fn of<K: Debug, E: Listed>(
-        record: &Record<K, E>,
-        shadowed_by: Option<SourceLocation>,
-    ) -> Self {
-        Self {
-            receiver: record.entry.info().clone(),
-            sender: record.sender.as_ref().map(|sender| format!("{sender:?}")),
-            is_async: record.entry.is_async(),
-            shadowed_by,
-        }
-    }
-
     /// An entry for the graph renderers' tests.
     #[cfg(test)]
     pub(crate) fn new(

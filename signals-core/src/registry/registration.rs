@@ -11,13 +11,13 @@ use std::any::Any;
 use std::fmt::{self, Debug};
 
 use crate::error::{BoxError, WiringError};
-use crate::explain::Row;
+use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
+use crate::receiver::TypeSender;
 use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Entry, ReceiverInfo, ReceiverMeta, Shape,
-    SourceLocation, StaticAsyncCall, StaticCall,
+    AsyncCallable, BoxFuture, Call, Callable, Entry, Shape, StaticAsyncCall, StaticCall,
 };
 use crate::registry::Listing;
-use crate::type_signal::TypeSender;
+use crate::table::Row;
 
 /// Turns a registration back into its signal's typed entry.
 pub(crate) type Adopt = fn(&'static Registration, &mut dyn Any);
@@ -43,6 +43,13 @@ pub trait SignalRef: Sync {
     #[doc(hidden)]
     fn rows(&self) -> Vec<Row>;
 }
+
+/// A signal of any kind: [`Signal`](crate::Signal), [`AsyncSignal`](crate::AsyncSignal),
+/// [`TypeSignal`](crate::TypeSignal) or [`AsyncTypeSignal`](crate::AsyncTypeSignal). The testing
+/// aids and [`explain`](crate::explain) take one.
+pub trait AnySignal: SignalRef {}
+
+impl<S: SignalRef + ?Sized> AnySignal for S {}
 
 /// A signal that `#[receiver]` can register receivers with.
 #[diagnostic::on_unimplemented(

@@ -1,14 +1,15 @@
-//! Draws the program's wiring, as [`registry`](crate::registry) lists it, as a Mermaid
-//! flowchart or a Graphviz DOT graph: one node per signal, one per receiver function, and an
-//! edge `signal --> receiver` per connection, labelled with its sender when it has one. A
+//! Renders the program's wiring, as [`registry`](crate::registry) lists it: as text
+//! ([`report`], and the one-line description of a receiver the explanations use), and as a
+//! Mermaid flowchart or a Graphviz DOT graph: one node per signal, one per receiver function,
+//! and an edge `signal --> receiver` per connection, labelled with its sender when it has one. A
 //! static receiver that never runs, because an earlier one has its `dispatch_uid` and sender,
 //! is drawn with a dashed edge labelled `shadowed`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
-use crate::receiver::{ReceiverInfo, SourceLocation};
-use crate::registry::{Registry, SignalEntry};
+use crate::info::{ReceiverInfo, SourceLocation};
+use crate::registry::{self, Registry, SignalEntry};
 
 /// One edge of the drawing: a signal, a receiver node and the sender label.
 struct Edge<'r> {
@@ -203,10 +204,108 @@ fn dot_text(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+pub(crate) fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+pub(crate) fn describe(
+    f: &mut fmt::Formatter<'_>,
+    receiver: &ReceiverInfo,
+    sender: Option<&str>,
+    is_async: bool,
+) -> fmt::Result {
+    let module = receiver.module_path();
+    if module.is_empty() || receiver.name().starts_with(module) {
+        write!(f, "{}", receiver.name())?;
+    } else {
+        write!(f, "{module}::{}", receiver.name())?;
+    }
+    write!(f, " [sender {}", sender.unwrap_or("any"))?;
+    if let Some(uid) = receiver.dispatch_uid() {
+        write!(f, ", uid {uid:?}")?;
+    }
+    if receiver.priority() != 0 {
+        write!(f, ", priority {}", receiver.priority())?;
+    }
+    if is_async {
+        f.write_str(", async")?;
+    }
+    write!(f, "] at {}", receiver.location())
+}
+
+/// A human-readable listing of every signal of the program and its receivers, in dispatch
+/// order, with where each is defined: the [`registry`](crate::registry) as text.
+///
+/// ```
+/// println!("{}", signals::report());
+/// ```
+#[must_use]
+pub fn report() -> String {
+    registry::registry().to_string()
+}
+
+impl fmt::Display for registry::Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self
+            .signals()
+            .iter()
+            .flat_map(registry::SignalEntry::receivers);
+        let shadowed = entries
+            .clone()
+            .filter(|e| e.shadowed_by().is_some())
+            .count();
+        let receivers = entries.count() - shadowed;
+        write!(
+            f,
+            "{} signal{}, {receivers} receiver{}",
+            self.signals().len(),
+            plural(self.signals().len()),
+            plural(receivers),
+        )?;
+        if shadowed > 0 {
+            write!(f, " and {shadowed} shadowed by another's dispatch_uid")?;
+        }
+        writeln!(f)?;
+        for signal in self.signals() {
+            writeln!(f)?;
+            write!(f, "{}", signal.name())?;
+            match signal.sender() {
+                registry::SenderKind::Value(ty) => write!(f, " (sender: a value of {ty})")?,
+                registry::SenderKind::Type => f.write_str(" (sender: a type)")?,
+            }
+            if let Some(location) = signal.location() {
+                write!(f, ", declared at {location}")?;
+            }
+            writeln!(f)?;
+            if signal.receivers().is_empty() {
+                writeln!(f, "  (no receivers)")?;
+            }
+            let mut position = 0;
+            for entry in signal.receivers() {
+                if let Some(first) = entry.shadowed_by() {
+                    f.write_str("  -  ")?;
+                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
+                    writeln!(
+                        f,
+                        ": never runs, shadowed by the receiver at {first}, which has its \
+                         dispatch_uid and sender"
+                    )?;
+                } else {
+                    position += 1;
+                    write!(f, "  {position}. ")?;
+                    describe(f, entry.receiver(), entry.sender(), entry.is_async())?;
+                    writeln!(f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sender_label;
-    use crate::receiver::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
+    use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
     use crate::registry::{ReceiverEntry, Registry, SenderKind, SignalEntry};
 
     fn receiver(name: &'static str, line: u32) -> ReceiverInfo {
@@ -298,7 +397,7 @@ mod tests {
              \x20   R0 [label=\"create_user_email\", tooltip=\"app::receivers::create_user_email at src/receivers.rs:10:4\"];\n\
              \x20   R1 [label=\"audit\", tooltip=\"app::receivers::audit at src/receivers.rs:30:4\"];\n\
              \x20   R2 [label=\"create_user_email_again\", tooltip=\"app::receivers::create_user_email_again at src/receivers.rs:20:4\"];\n\
-             \x20   R3 [label=\"async small_wiring (closure)\", tooltip=\"signals_core::graph::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
+             \x20   R3 [label=\"async small_wiring (closure)\", tooltip=\"signals_core::render::tests::small_wiring::{{closure}} at src/main.rs:5:9\"];\n\
              \x20   S0 -> R0 [label=\"User\"];\n\
              \x20   S0 -> R1;\n\
              \x20   S0 -> R2 [label=\"User, shadowed\", style=dashed];\n\

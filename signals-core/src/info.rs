@@ -1,0 +1,245 @@
+//! Who a receiver is: its name, module, source location, `dispatch_uid`, priority and kind
+//! ([`ReceiverInfo`]), as every response, error, listing and log names it. The bottom layer:
+//! it uses nothing else of the crate.
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// Where a receiver was defined (`#[receiver]`) or connected (`connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceLocation {
+    file: &'static str,
+    line: u32,
+    column: u32,
+}
+
+impl SourceLocation {
+    /// A location from its parts, as `file!()`, `line!()` and `column!()` give them.
+    #[must_use]
+    pub const fn new(file: &'static str, line: u32, column: u32) -> Self {
+        Self { file, line, column }
+    }
+
+    /// The location of the caller of the `#[track_caller]` function that calls this.
+    #[must_use]
+    #[track_caller]
+    pub fn caller() -> Self {
+        let location = Location::caller();
+        Self::new(location.file(), location.line(), location.column())
+    }
+
+    /// The source file, relative to the crate's workspace as `file!()` gives it.
+    #[must_use]
+    pub const fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The 1-based line.
+    #[must_use]
+    pub const fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The 1-based column.
+    #[must_use]
+    pub const fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// How a receiver was connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiverKind {
+    /// Registered at link time by `#[receiver]` (or by hand through the registry).
+    Static,
+    /// Connected at run time with `connect`; holds its closure strongly.
+    Runtime,
+    /// Connected at run time with `connect_weak`; stops firing once its target is dropped.
+    Weak,
+}
+
+/// What is known about a receiver: everything except how to call it.
+#[derive(Debug)]
+pub struct ReceiverMeta {
+    pub(crate) name: &'static str,
+    /// `None`: the module part of `name`, a type name, worked out when asked for.
+    pub(crate) module_path: Option<&'static str>,
+    pub(crate) location: SourceLocation,
+    pub(crate) dispatch_uid: Option<Cow<'static, str>>,
+    pub(crate) priority: i32,
+    pub(crate) kind: ReceiverKind,
+}
+
+impl ReceiverMeta {
+    /// Metadata of a static receiver, built in a `const` by generated code.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn new_static(
+        name: &'static str,
+        module_path: &'static str,
+        location: SourceLocation,
+        dispatch_uid: Option<&'static str>,
+        priority: i32,
+    ) -> Self {
+        Self {
+            name,
+            module_path: Some(module_path),
+            location,
+            dispatch_uid: match dispatch_uid {
+                Some(uid) => Some(Cow::Borrowed(uid)),
+                None => None,
+            },
+            priority,
+            kind: ReceiverKind::Static,
+        }
+    }
+
+    /// Metadata of a runtime receiver whose code has type `C`.
+    pub(crate) fn new_runtime<C>(
+        location: SourceLocation,
+        dispatch_uid: Option<Cow<'static, str>>,
+        kind: ReceiverKind,
+    ) -> Self {
+        Self {
+            name: type_name::<C>(),
+            module_path: None,
+            location,
+            dispatch_uid,
+            priority: 0,
+            kind,
+        }
+    }
+}
+
+/// The module part of a type name such as `app::receivers::setup::{{closure}}`.
+fn module_of(type_name: &'static str) -> &'static str {
+    let path = type_name.split("::{{").next().unwrap_or(type_name);
+    let path = path.split('<').next().unwrap_or(path);
+    path.rsplit_once("::").map_or("", |(module, _)| module)
+}
+
+/// The identity of one receiver: its name, module, source location, `dispatch_uid`, priority
+/// and kind. Cheap to clone; carried by every response and error.
+#[derive(Clone)]
+pub struct ReceiverInfo(InfoRepr);
+
+#[derive(Clone)]
+enum InfoRepr {
+    Static(&'static ReceiverMeta),
+    Runtime(Arc<ReceiverMeta>),
+}
+
+impl ReceiverInfo {
+    pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
+        Self(InfoRepr::Static(meta))
+    }
+
+    pub(crate) fn from_runtime(meta: ReceiverMeta) -> Self {
+        Self(InfoRepr::Runtime(Arc::new(meta)))
+    }
+
+    fn meta(&self) -> &ReceiverMeta {
+        match &self.0 {
+            InfoRepr::Static(meta) => meta,
+            InfoRepr::Runtime(meta) => meta,
+        }
+    }
+
+    /// The receiver's name: the function's path for static receivers and fns, the closure's
+    /// type name (`crate::module::function::{{closure}}`) for closures.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.meta().name
+    }
+
+    /// The module the receiver is defined in.
+    #[must_use]
+    pub fn module_path(&self) -> &'static str {
+        let meta = self.meta();
+        meta.module_path.unwrap_or_else(|| module_of(meta.name))
+    }
+
+    /// Where the receiver was defined (static) or connected (runtime).
+    #[must_use]
+    pub fn location(&self) -> SourceLocation {
+        self.meta().location
+    }
+
+    /// The `dispatch_uid` it was connected with, if any.
+    #[must_use]
+    pub fn dispatch_uid(&self) -> Option<&str> {
+        self.meta().dispatch_uid.as_deref()
+    }
+
+    /// Its priority: higher runs first among static receivers; runtime receivers have 0.
+    #[must_use]
+    pub fn priority(&self) -> i32 {
+        self.meta().priority
+    }
+
+    /// How it was connected.
+    #[must_use]
+    pub fn kind(&self) -> ReceiverKind {
+        self.meta().kind
+    }
+}
+
+impl ReceiverInfo {
+    /// Whether both describe the same receiver (not merely equal metadata).
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        std::ptr::eq(self.meta(), other.meta())
+    }
+}
+
+impl fmt::Debug for ReceiverInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let meta = self.meta();
+        f.debug_struct("ReceiverInfo")
+            .field("name", &meta.name)
+            .field("dispatch_uid", &meta.dispatch_uid)
+            .field("location", &meta.location)
+            .field("priority", &meta.priority)
+            .field("kind", &meta.kind)
+            .finish()
+    }
+}
+
+impl fmt::Display for ReceiverInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let meta = self.meta();
+        write!(f, "`{}`", meta.name)?;
+        if let Some(uid) = &meta.dispatch_uid {
+            write!(f, " (dispatch_uid {uid:?})")?;
+        }
+        write!(f, " at {}", meta.location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_of;
+
+    #[test]
+    fn module_of_strips_the_item_and_closure_suffixes() {
+        assert_eq!(
+            module_of("app::receivers::setup::{{closure}}"),
+            "app::receivers"
+        );
+        assert_eq!(module_of("app::receivers::setup"), "app::receivers");
+        assert_eq!(module_of("setup"), "");
+        assert_eq!(
+            module_of("app::hooks::make<u8>::{{closure}}::{{closure}}"),
+            "app::hooks"
+        );
+    }
+}
