@@ -5,16 +5,29 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Which receivers a connector may connect: `Sync` (plain functions; the connectors of sync
-/// signals) or `Async` (plain and `async` functions; the connectors of async signals).
+/// How a signal delivers: [`Plain`](mode::Plain) signals run their receivers in the send;
+/// [`Async`](mode::Async) signals are sent with `.await`, and their receivers may be
+/// `async fn`. `Signal<F>` is `Signal<F, Plain>`; `AsyncSignal<F>` is `Signal<F, Async>`.
 pub mod mode {
-    /// Plain receivers only: a sync signal's connector.
-    #[derive(Debug)]
-    pub enum Sync {}
+    /// A delivery mode of a signal; implemented by [`Plain`] and [`Async`] only.
+    pub trait Mode: sealed::Sealed + 'static {}
 
-    /// Plain and async receivers: an async signal's connector.
+    /// Plain receivers, run in `send`: a sync signal.
+    #[derive(Debug)]
+    pub enum Plain {}
+
+    /// Plain and async receivers, run in `send(..).await`: an async signal.
     #[derive(Debug)]
     pub enum Async {}
+
+    impl Mode for Plain {}
+    impl Mode for Async {}
+
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for super::Plain {}
+        impl Sealed for super::Async {}
+    }
 }
 
 /// A signal a [`ScopedConnection`] can disconnect from.

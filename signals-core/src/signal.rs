@@ -10,7 +10,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
-use crate::connect::{Connection, Disconnect, ScopedConnection, mode};
+use crate::connect::mode::{Async, Mode, Plain};
+use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::dispatch::Responses;
 use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
@@ -164,18 +165,20 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
 /// assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 1);
 /// # Ok::<(), signals::SendError>(())
 /// ```
-pub struct Signal<F: Signature> {
+pub struct Signal<F: Signature, D: Mode = Plain> {
     name: &'static str,
     core: OnceLock<ValueCore<F>>,
+    _mode: PhantomData<fn() -> D>,
 }
 
-impl<F: Signature> Signal<F> {
+impl<F: Signature, D: Mode> Signal<F, D> {
     /// A signal named `name` (used in logs, errors and introspection).
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
             core: OnceLock::new(),
+            _mode: PhantomData,
         }
     }
 
@@ -201,94 +204,6 @@ impl<F: Signature> Signal<F> {
             let statics = registry::static_records(registry::address(self), self.name);
             Core::new(statics.records, statics.problems)
         })
-    }
-
-    /// Runs the receivers connected to `sender` and to any sender, in dispatch order, and
-    /// collects their outputs. `sender` is `&value`, or `None` to reach only the any-sender
-    /// receivers (Django's `send(sender=None)`).
-    ///
-    /// # Errors
-    ///
-    /// The first receiver that returns `Err` stops the send; the error
-    /// ([`SendError::Failed`](crate::SendError::Failed)) names it. The receivers after it do
-    /// not run. A panicking receiver's panic propagates. A send nested in other sends on this
-    /// thread so deep that too little stack is left runs no receiver:
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep).
-    #[inline]
-    pub fn send<'s>(
-        &self,
-        sender: impl Into<Option<&'s F::Sender>>,
-        args: &F::Args<'_>,
-    ) -> Result<Responses<F::Output>, SendError> {
-        self.dispatch::<ToSend>(sender.into(), args)
-    }
-
-    /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
-    /// A receiver's `Err` or panic is logged as a `signal.failure` `tracing` event and
-    /// recorded in place of its output; the next receiver still runs.
-    ///
-    /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
-    /// raised as a panic instead. A send nested too deep (see
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep)) panics, having no error to return.
-    #[inline]
-    pub fn send_robust<'s>(
-        &self,
-        sender: impl Into<Option<&'s F::Sender>>,
-        args: &F::Args<'_>,
-    ) -> Responses<Result<F::Output, ReceiverError>> {
-        self.dispatch::<ToSendRobust>(sender.into(), args)
-    }
-
-    /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
-    /// return `()`. In steady state it allocates nothing unless a receiver fails; the first
-    /// send after connects or disconnects rebuilds the snapshot (a few allocations per
-    /// dispatch list), and a thread's first send may allocate once.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Self::send).
-    #[inline]
-    pub fn emit<'s>(
-        &self,
-        sender: impl Into<Option<&'s F::Sender>>,
-        args: &F::Args<'_>,
-    ) -> Result<(), SendError>
-    where
-        F: Signature<Output = ()>,
-    {
-        self.dispatch::<ToEmit>(sender.into(), args)
-    }
-
-    /// A sync send, `R` saying which. The early return for a signal without receivers is
-    /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
-    #[inline]
-    fn dispatch<R: Run<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> R::Out {
-        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
-            return R::nothing();
-        }
-        self.dispatch_from::<R>(sender, args)
-    }
-
-    /// The send past the early return, out of line so that callers inline only the check.
-    #[inline(never)]
-    fn dispatch_from<R: Run<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> R::Out {
-        let core = self.core();
-        if watch::active() {
-            return self.watched::<R>(sender, args);
-        }
-        if !core.may_reach(sender) {
-            return R::nothing();
-        }
-        let cx = Cx { sender, args };
-        core.with_routes(|routes| R::run(routes.route(sender), &cx, &self.observer(core)))
     }
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
@@ -342,8 +257,9 @@ impl<F: Signature> Signal<F> {
         self.connector().connect_weak(target, receiver)
     }
 
-    /// A builder to connect a receiver with a sender, a `dispatch_uid`, weakly or scoped.
-    pub fn connector(&self) -> Connector<'_, F> {
+    /// A builder to connect a receiver with a sender, a `dispatch_uid`, weakly or scoped (and,
+    /// on an async signal, an async receiver).
+    pub fn connector(&self) -> Connector<'_, F, D> {
         Connector::new(self)
     }
 
@@ -458,13 +374,103 @@ impl<F: Signature> Signal<F> {
     }
 }
 
+impl<F: Signature> Signal<F> {
+    /// Runs the receivers connected to `sender` and to any sender, in dispatch order, and
+    /// collects their outputs. `sender` is `&value`, or `None` to reach only the any-sender
+    /// receivers (Django's `send(sender=None)`).
+    ///
+    /// # Errors
+    ///
+    /// The first receiver that returns `Err` stops the send; the error
+    /// ([`SendError::Failed`](crate::SendError::Failed)) names it. The receivers after it do
+    /// not run. A panicking receiver's panic propagates. A send nested in other sends on this
+    /// thread so deep that too little stack is left runs no receiver:
+    /// [`SendError::TooDeep`](crate::SendError::TooDeep).
+    #[inline]
+    pub fn send<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError> {
+        self.dispatch::<ToSend>(sender.into(), args)
+    }
+
+    /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
+    /// A receiver's `Err` or panic is logged as a `signal.failure` `tracing` event and
+    /// recorded in place of its output; the next receiver still runs.
+    ///
+    /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
+    /// raised as a panic instead. A send nested too deep (see
+    /// [`SendError::TooDeep`](crate::SendError::TooDeep)) panics, having no error to return.
+    #[inline]
+    pub fn send_robust<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>> {
+        self.dispatch::<ToSendRobust>(sender.into(), args)
+    }
+
+    /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
+    /// return `()`. In steady state it allocates nothing unless a receiver fails; the first
+    /// send after connects or disconnects rebuilds the snapshot (a few allocations per
+    /// dispatch list), and a thread's first send may allocate once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    #[inline]
+    pub fn emit<'s>(
+        &self,
+        sender: impl Into<Option<&'s F::Sender>>,
+        args: &F::Args<'_>,
+    ) -> Result<(), SendError>
+    where
+        F: Signature<Output = ()>,
+    {
+        self.dispatch::<ToEmit>(sender.into(), args)
+    }
+
+    /// A sync send, `R` saying which. The early return for a signal without receivers is
+    /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
+    #[inline]
+    fn dispatch<R: Run<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> R::Out {
+        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+            return R::nothing();
+        }
+        self.dispatch_from::<R>(sender, args)
+    }
+
+    /// The send past the early return, out of line so that callers inline only the check.
+    #[inline(never)]
+    fn dispatch_from<R: Run<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> R::Out {
+        let core = self.core();
+        if watch::active() {
+            return self.watched::<R>(sender, args);
+        }
+        if !core.may_reach(sender) {
+            return R::nothing();
+        }
+        let cx = Cx { sender, args };
+        core.with_routes(|routes| R::run(routes.route(sender), &cx, &self.observer(core)))
+    }
+}
+
 /// Renders the arguments of a [`Signal<F>`] for [`testing::capture`](crate::testing::capture).
 #[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
 pub(crate) struct RenderArgs<F: Signature>(
     Box<dyn for<'a, 'b> Fn(&'b F::Args<'a>) -> String + Send + Sync>,
 );
 
-impl<F: Signature> Capturable for Signal<F>
+impl<F: Signature, D: Mode> Capturable for Signal<F, D>
 where
     for<'a> F::Args<'a>: fmt::Debug,
 {
@@ -473,16 +479,7 @@ where
     }
 }
 
-impl<F: Signature> Capturable for AsyncSignal<F>
-where
-    for<'a> F::Args<'a>: fmt::Debug,
-{
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        self.0.renderer()
-    }
-}
-
-impl<F: Signature> Explain for Signal<F> {
+impl<F: Signature, D: Mode> Explain for Signal<F, D> {
     type Sender<'s> = Option<&'s F::Sender>;
 
     fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
@@ -490,21 +487,13 @@ impl<F: Signature> Explain for Signal<F> {
     }
 }
 
-impl<F: Signature> Explain for AsyncSignal<F> {
-    type Sender<'s> = Option<&'s F::Sender>;
-
-    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
-        Signal::<F>::sender_key(sender)
-    }
-}
-
-impl<F: Signature> Disconnect for Signal<F> {
+impl<F: Signature, D: Mode> Disconnect for Signal<F, D> {
     fn disconnect_connection(&self, connection: Connection) -> bool {
         self.disconnect(connection)
     }
 }
 
-impl<F: Signature> SignalRef for Signal<F> {
+impl<F: Signature, D: Mode> SignalRef for Signal<F, D> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -535,7 +524,7 @@ impl<F: Signature> SignalRef for Signal<F> {
 }
 
 #[diagnostic::do_not_recommend]
-impl<F: Signature> SignalKind for Signal<F> {
+impl<F: Signature, D: Mode> SignalKind for Signal<F, D> {
     type AnyShape = ValueShape<F>;
 
     fn adopt_any<C: Callable<ValueShape<F>>>(
@@ -554,7 +543,7 @@ impl<F: Signature> SignalKind for Signal<F> {
 }
 
 #[diagnostic::do_not_recommend]
-impl<F: Signature> ValueSenders for Signal<F> {
+impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
 
@@ -585,10 +574,10 @@ impl<F: Signature> ValueSenders for Signal<F> {
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
 // edit of the table is complete before the lock is released. Sends may be retried after a
 // caught panic.
-impl<F: Signature> std::panic::RefUnwindSafe for Signal<F> {}
-impl<F: Signature> std::panic::UnwindSafe for Signal<F> {}
+impl<F: Signature, D: Mode> std::panic::RefUnwindSafe for Signal<F, D> {}
+impl<F: Signature, D: Mode> std::panic::UnwindSafe for Signal<F, D> {}
 
-impl<F: Signature> fmt::Debug for Signal<F> {
+impl<F: Signature, D: Mode> fmt::Debug for Signal<F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signal")
             .field("name", &self.name)
@@ -596,26 +585,24 @@ impl<F: Signature> fmt::Debug for Signal<F> {
     }
 }
 
-/// Builder returned by [`Signal::connector`] and [`AsyncSignal::connector`]: set a sender and
-/// a `dispatch_uid`, then connect. `M` is [`mode::Async`] for async signals, whose connectors
-/// also connect async receivers.
+/// Builder returned by [`Signal::connector`]: set a sender and a `dispatch_uid`, then
+/// connect. `D` is the signal's delivery [mode](crate::mode): the connectors of async signals
+/// ([`Async`](crate::mode::Async)) also connect async receivers.
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct Connector<'s, F: Signature, M = mode::Sync> {
-    signal: &'s Signal<F>,
+pub struct Connector<'s, F: Signature, D: Mode = Plain> {
+    signal: &'s Signal<F, D>,
     sender: Option<F::Sender>,
     dispatch_uid: Option<Cow<'static, str>>,
     thread: Option<ThreadId>,
-    _mode: PhantomData<M>,
 }
 
-impl<'s, F: Signature, M> Connector<'s, F, M> {
-    fn new(signal: &'s Signal<F>) -> Self {
+impl<'s, F: Signature, D: Mode> Connector<'s, F, D> {
+    fn new(signal: &'s Signal<F, D>) -> Self {
         Self {
             signal,
             sender: None,
             dispatch_uid: None,
             thread: None,
-            _mode: PhantomData,
         }
     }
 
@@ -703,7 +690,7 @@ impl<'s, F: Signature, M> Connector<'s, F, M> {
     }
 }
 
-impl<'s, F: Signature> Connector<'s, F, mode::Async> {
+impl<'s, F: Signature> Connector<'s, F, Async> {
     /// Connects the async `receiver`: a closure that returns a boxed future, which may borrow
     /// the sender and the arguments:
     /// `|_, args: &Args<'_>| Box::pin(async move { .. })`.
@@ -753,7 +740,7 @@ impl<'s, F: Signature> Connector<'s, F, mode::Async> {
     }
 }
 
-impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
+impl<F: Signature, D: Mode> fmt::Debug for Connector<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
             .field("signal", &self.signal.name)
@@ -791,42 +778,9 @@ impl<F: Signature, M> fmt::Debug for Connector<'_, F, M> {
 /// #     }
 /// # }
 /// ```
-#[repr(transparent)]
-pub struct AsyncSignal<F: Signature>(Signal<F>);
-
-/// A value-sender signal, sync ([`Signal`]) or async
-/// ([`AsyncSignal`]): what [`connected_to`](crate::testing::connected_to) takes.
-pub trait ValueSignal<F: Signature>: crate::registry::AnySignal {
-    /// The signal, for a plain receiver.
-    #[doc(hidden)]
-    fn value_signal(&self) -> &Signal<F>;
-}
-
-impl<F: Signature> ValueSignal<F> for Signal<F> {
-    fn value_signal(&self) -> &Signal<F> {
-        self
-    }
-}
-
-impl<F: Signature> ValueSignal<F> for AsyncSignal<F> {
-    fn value_signal(&self) -> &Signal<F> {
-        &self.0
-    }
-}
+pub type AsyncSignal<F> = Signal<F, Async>;
 
 impl<F: Signature> AsyncSignal<F> {
-    /// An async signal named `name`.
-    #[must_use]
-    pub const fn new(name: &'static str) -> Self {
-        Self(Signal::new(name))
-    }
-
-    /// The signal's name.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        self.0.name
-    }
-
     /// Runs the receivers of `sender` and of any sender: the plain ones in order, then the
     /// async ones concurrently. See [`AsyncSignal`] for the order of the responses.
     ///
@@ -859,16 +813,16 @@ impl<F: Signature> AsyncSignal<F> {
         sender: Option<&F::Sender>,
         args: &F::Args<'_>,
     ) -> R::Out {
-        let core = self.0.core();
+        let core = self.core();
         if watch::active() {
-            let watch = self.0.watch(sender, args);
+            let watch = self.watch(sender, args);
             if watch.muted() {
                 return R::nothing();
             }
             let routes = core.routes_full();
             let cx = Cx { sender, args };
             let steps = watch.steps(routes.route(sender));
-            let observer = self.0.observer(core);
+            let observer = self.observer(core);
             let send = R::run_async(&steps, &cx, &observer);
             return send.instrument(watch.span().clone()).await;
         }
@@ -877,27 +831,7 @@ impl<F: Signature> AsyncSignal<F> {
         }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
-        R::run_async(routes.route(sender), &cx, &self.0.observer(core)).await
-    }
-
-    /// Whether any live receiver would run for `sender`; see [`Signal::has_listeners`].
-    pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
-        self.0.has_listeners(sender)
-    }
-
-    /// The live receivers that would run for `sender`, in dispatch order.
-    pub fn receivers<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> Vec<ReceiverInfo> {
-        self.0.receivers(sender)
-    }
-
-    /// Connects the plain `receiver` for any sender; see [`Signal::connect`].
-    #[track_caller]
-    pub fn connect<C, R>(&self, receiver: C) -> Connection
-    where
-        C: for<'s, 'r, 'a> Fn(Option<&'s F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        self.connector().connect(receiver)
+        R::run_async(routes.route(sender), &cx, &self.observer(core)).await
     }
 
     /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].
@@ -912,126 +846,10 @@ impl<F: Signature> AsyncSignal<F> {
     {
         self.connector().connect_async(receiver)
     }
-
-    /// A builder to connect a plain or async receiver with a sender, a `dispatch_uid`, weakly
-    /// or scoped.
-    pub fn connector(&self) -> Connector<'_, F, mode::Async> {
-        Connector::new(&self.0)
-    }
-
-    /// Disconnects the receiver `connect` returned `connection` for.
-    pub fn disconnect(&self, connection: Connection) -> bool {
-        self.0.disconnect(connection)
-    }
-
-    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
-    pub fn disconnect_uid<'s>(
-        &self,
-        dispatch_uid: &str,
-        sender: impl Into<Option<&'s F::Sender>>,
-    ) -> bool {
-        self.0.disconnect_uid(dispatch_uid, sender)
-    }
-
-    /// Disconnects `receiver` for exactly `sender`; see [`Signal::disconnect_receiver`].
-    pub fn disconnect_receiver<'s, C: 'static>(
-        &self,
-        receiver: C,
-        sender: impl Into<Option<&'s F::Sender>>,
-    ) -> bool {
-        self.0.disconnect_receiver(receiver, sender)
-    }
-
-    /// Disconnects `receiver` for every sender; see
-    /// [`Signal::disconnect_receiver_everywhere`].
-    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
-        self.0.disconnect_receiver_everywhere(receiver)
-    }
-
-    /// Every live receiver for every sender; see [`Signal::connections`].
-    #[must_use]
-    pub fn connections(&self) -> Vec<ReceiverEntry> {
-        self.0.connections()
-    }
-}
-
-impl<F: Signature> SignalRef for AsyncSignal<F> {
-    fn name(&self) -> &'static str {
-        self.0.name
-    }
-
-    fn problems(&self) -> Vec<WiringError> {
-        self.0.problems()
-    }
-
-    fn listing(&self) -> Listing {
-        self.0.listing()
-    }
-
-    fn static_problems(&self) -> Vec<WiringError> {
-        self.0.static_problems()
-    }
-
-    fn rows(&self) -> Vec<Row> {
-        self.0.rows()
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<F: Signature> SignalKind for AsyncSignal<F> {
-    type AnyShape = ValueShape<F>;
-
-    fn adopt_any<C: Callable<ValueShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        Signal::<F>::adopt_any::<C>(registration, out);
-    }
-
-    fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        Signal::<F>::adopt_any_async::<C>(registration, out);
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<F: Signature> ValueSenders for AsyncSignal<F> {
-    type Sender = F::Sender;
-    type Shape = ValueShape<F>;
-
-    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration, out: &mut dyn Any) {
-        <Signal<F> as ValueSenders>::adopt::<C>(registration, out);
-    }
-
-    fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        <Signal<F> as ValueSenders>::adopt_async::<C>(registration, out);
-    }
 }
 
 #[diagnostic::do_not_recommend]
 impl<F: Signature> AsyncReceivers for AsyncSignal<F> {}
-
-impl<F: Signature> Disconnect for AsyncSignal<F> {
-    fn disconnect_connection(&self, connection: Connection) -> bool {
-        self.0.disconnect(connection)
-    }
-}
-
-impl<F: Signature> std::panic::RefUnwindSafe for AsyncSignal<F> {}
-impl<F: Signature> std::panic::UnwindSafe for AsyncSignal<F> {}
-
-impl<F: Signature> fmt::Debug for AsyncSignal<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncSignal")
-            .field("name", &self.0.name)
-            .finish_non_exhaustive()
-    }
-}
 
 #[cfg(test)]
 mod tests {

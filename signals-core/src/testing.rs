@@ -42,10 +42,10 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use crate::connect::ScopedConnection;
+use crate::connect::mode::Mode;
 use crate::receiver::IntoResponse;
 use crate::registry::AnySignal;
-use crate::signal::Signature;
-pub use crate::signal::ValueSignal;
+use crate::signal::{Signal, Signature};
 use crate::watch::{self, Attached, Guard, Log, lock};
 pub use crate::watch::{Capturable, Outcome, Sent};
 
@@ -252,18 +252,14 @@ impl Drop for Capture {
 /// ping.emit(&1, &()).unwrap(); // prints; a send on another thread would not
 /// ```
 #[track_caller]
-pub fn connected_to<'s, F, S, C, R>(signal: &'s S, receiver: C) -> ScopedConnection<'s>
+pub fn connected_to<F, D, C, R>(signal: &Signal<F, D>, receiver: C) -> ScopedConnection<'_>
 where
     F: Signature,
-    S: ValueSignal<F> + ?Sized,
+    D: Mode,
     C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<F::Output> + 'static,
 {
-    signal
-        .value_signal()
-        .connector()
-        .this_thread()
-        .connect_scoped(receiver)
+    signal.connector().this_thread().connect_scoped(receiver)
 }
 
 /// Asserts that a [`capture`] on this thread recorded a send of `signal` whose sender and

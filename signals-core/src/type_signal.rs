@@ -14,7 +14,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
-use crate::connect::{Connection, Disconnect, ScopedConnection, mode};
+use crate::connect::mode::{Async, Mode, Plain};
+use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::explain::Explain;
@@ -362,18 +363,20 @@ type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
 /// assert_eq!(outputs, ["welcome ada@example.com (true)", "saved a row of auth_user (User)"]);
 /// # Ok::<(), signals::SendError>(())
 /// ```
-pub struct TypeSignal<F: TypeSignature> {
+pub struct TypeSignal<F: TypeSignature, D: Mode = Plain> {
     name: &'static str,
     core: OnceLock<TypeCore<F>>,
+    _mode: PhantomData<fn() -> D>,
 }
 
-impl<F: TypeSignature> TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     /// A signal named `name` (used in logs, errors and introspection).
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
             core: OnceLock::new(),
+            _mode: PhantomData,
         }
     }
 
@@ -422,75 +425,6 @@ impl<F: TypeSignature> TypeSignal<F> {
                 .map(|render| (render.0)(&F::any_args(args)))
         });
         watch
-    }
-
-    /// Runs, in dispatch order, the receivers connected to sender type `M` and to any sender,
-    /// and collects their outputs.
-    ///
-    /// # Errors
-    ///
-    /// The first receiver that returns `Err` stops the send; the error names it. A panicking
-    /// receiver's panic propagates.
-    #[inline]
-    pub fn send<M: 'static>(
-        &self,
-        args: &<F as SentBy<M>>::Args<'_>,
-    ) -> Result<Responses<F::Output>, SendError>
-    where
-        F: SentBy<M>,
-    {
-        self.dispatch::<ToSend, M>(args)
-    }
-
-    /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
-    /// do; failures are logged as `signal.failure` and recorded in place of the output. See
-    /// [`Signal::send_robust`](crate::Signal::send_robust).
-    #[inline]
-    pub fn send_robust<M: 'static>(
-        &self,
-        args: &<F as SentBy<M>>::Args<'_>,
-    ) -> Responses<Result<F::Output, ReceiverError>>
-    where
-        F: SentBy<M>,
-    {
-        self.dispatch::<ToSendRobust, M>(args)
-    }
-
-    /// A sync send from `M`, `R` saying which; as for value signals, the early return for a
-    /// signal without receivers is inlined into the caller.
-    #[inline]
-    fn dispatch<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
-    where
-        F: SentBy<M>,
-    {
-        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
-            return R::nothing();
-        }
-        self.dispatch_from::<R, M>(args)
-    }
-
-    /// The send past the early return, out of line so that callers inline only the check.
-    #[inline(never)]
-    fn dispatch_from<R: Run<F::Output>, M: 'static>(
-        &self,
-        args: &<F as SentBy<M>>::Args<'_>,
-    ) -> R::Out
-    where
-        F: SentBy<M>,
-    {
-        let core = self.core();
-        let sender = TypeSender::of::<M>();
-        if watch::active() {
-            return self.watched::<R, M>(args);
-        }
-        if !core.may_reach(Some(&sender)) {
-            return R::nothing();
-        }
-        let observer = self.observer(core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
-            None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
-        })
     }
 
     /// A sync send from `M` while someone watches: nothing if the signal is muted on this
@@ -565,7 +499,7 @@ impl<F: TypeSignature> TypeSignal<F> {
 
     /// A builder to connect a receiver with a sender type, a `dispatch_uid`, weakly or scoped.
     /// Without [`sender`](AnyTypeConnector::sender) it connects for any sender.
-    pub fn connector(&self) -> AnyTypeConnector<'_, F> {
+    pub fn connector(&self) -> AnyTypeConnector<'_, F, D> {
         AnyTypeConnector::new(self)
     }
 
@@ -621,6 +555,75 @@ impl<F: TypeSignature> TypeSignal<F> {
 }
 
 impl<F: TypeSignature> TypeSignal<F> {
+    /// Runs, in dispatch order, the receivers connected to sender type `M` and to any sender,
+    /// and collects their outputs.
+    ///
+    /// # Errors
+    ///
+    /// The first receiver that returns `Err` stops the send; the error names it. A panicking
+    /// receiver's panic propagates.
+    #[inline]
+    pub fn send<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError>
+    where
+        F: SentBy<M>,
+    {
+        self.dispatch::<ToSend, M>(args)
+    }
+
+    /// Runs every receiver connected to sender type `M` and to any sender, whatever the others
+    /// do; failures are logged as `signal.failure` and recorded in place of the output. See
+    /// [`Signal::send_robust`](crate::Signal::send_robust).
+    #[inline]
+    pub fn send_robust<M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Responses<Result<F::Output, ReceiverError>>
+    where
+        F: SentBy<M>,
+    {
+        self.dispatch::<ToSendRobust, M>(args)
+    }
+
+    /// A sync send from `M`, `R` saying which; as for value signals, the early return for a
+    /// signal without receivers is inlined into the caller.
+    #[inline]
+    fn dispatch<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
+    where
+        F: SentBy<M>,
+    {
+        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+            return R::nothing();
+        }
+        self.dispatch_from::<R, M>(args)
+    }
+
+    /// The send past the early return, out of line so that callers inline only the check.
+    #[inline(never)]
+    fn dispatch_from<R: Run<F::Output>, M: 'static>(
+        &self,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> R::Out
+    where
+        F: SentBy<M>,
+    {
+        let core = self.core();
+        let sender = TypeSender::of::<M>();
+        if watch::active() {
+            return self.watched::<R, M>(args);
+        }
+        if !core.may_reach(Some(&sender)) {
+            return R::nothing();
+        }
+        let observer = self.observer(core);
+        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+            Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
+            None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+        })
+    }
+
     /// Like [`send`](Self::send), without collecting responses. In steady state it allocates
     /// nothing unless a receiver fails; see [`Signal::emit`](crate::Signal::emit).
     ///
@@ -689,13 +692,13 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
     }
 }
 
-impl<F: TypeSignature> Disconnect for TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> Disconnect for TypeSignal<F, D> {
     fn disconnect_connection(&self, connection: Connection) -> bool {
         self.disconnect(connection)
     }
 }
 
-impl<F: TypeSignature> SignalRef for TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> SignalRef for TypeSignal<F, D> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -729,7 +732,7 @@ pub(crate) struct RenderAnyArgs<F: TypeSignature>(
     Box<dyn for<'a, 'b> Fn(&'b F::AnyArgs<'a>) -> String + Send + Sync>,
 );
 
-impl<F: TypeSignature> Capturable for TypeSignal<F>
+impl<F: TypeSignature, D: Mode> Capturable for TypeSignal<F, D>
 where
     for<'a> F::AnyArgs<'a>: fmt::Debug,
 {
@@ -738,16 +741,7 @@ where
     }
 }
 
-impl<F: TypeSignature> Capturable for AsyncTypeSignal<F>
-where
-    for<'a> F::AnyArgs<'a>: fmt::Debug,
-{
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        self.0.renderer()
-    }
-}
-
-impl<F: TypeSignature> Explain for TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> Explain for TypeSignal<F, D> {
     type Sender<'s> = Option<TypeSender>;
 
     fn sender_key(sender: Option<TypeSender>) -> Option<SenderKey> {
@@ -755,16 +749,8 @@ impl<F: TypeSignature> Explain for TypeSignal<F> {
     }
 }
 
-impl<F: TypeSignature> Explain for AsyncTypeSignal<F> {
-    type Sender<'s> = Option<TypeSender>;
-
-    fn sender_key(sender: Option<TypeSender>) -> Option<SenderKey> {
-        TypeSignal::<F>::sender_key(sender)
-    }
-}
-
 #[diagnostic::do_not_recommend]
-impl<F: TypeSignature> SignalKind for TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
     type AnyShape = AnyTypeShape<F>;
 
     fn adopt_any<C: Callable<AnyTypeShape<F>>>(
@@ -795,7 +781,7 @@ impl<F: TypeSignature> SignalKind for TypeSignal<F> {
 }
 
 #[diagnostic::do_not_recommend]
-impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
+impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
     type Shape = TypedShape<F, M>;
 
     fn adopt<C: Callable<TypedShape<F, M>>>(
@@ -828,10 +814,10 @@ impl<F: SentBy<M>, M: 'static> TypeSenders<M> for TypeSignal<F> {
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
 // edit of the table is complete before the lock is released. Sends may be retried after a
 // caught panic.
-impl<F: TypeSignature> std::panic::RefUnwindSafe for TypeSignal<F> {}
-impl<F: TypeSignature> std::panic::UnwindSafe for TypeSignal<F> {}
+impl<F: TypeSignature, D: Mode> std::panic::RefUnwindSafe for TypeSignal<F, D> {}
+impl<F: TypeSignature, D: Mode> std::panic::UnwindSafe for TypeSignal<F, D> {}
 
-impl<F: TypeSignature> fmt::Debug for TypeSignal<F> {
+impl<F: TypeSignature, D: Mode> fmt::Debug for TypeSignal<F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypeSignal")
             .field("name", &self.name)
@@ -839,13 +825,13 @@ impl<F: TypeSignature> fmt::Debug for TypeSignal<F> {
     }
 }
 
-struct Options<'s, F: TypeSignature> {
-    signal: &'s TypeSignal<F>,
+struct Options<'s, F: TypeSignature, D: Mode> {
+    signal: &'s TypeSignal<F, D>,
     dispatch_uid: Option<Cow<'static, str>>,
     thread: Option<ThreadId>,
 }
 
-impl<F: TypeSignature> Options<'_, F> {
+impl<F: TypeSignature, D: Mode> Options<'_, F, D> {
     #[track_caller]
     fn add<C>(
         self,
@@ -863,29 +849,27 @@ impl<F: TypeSignature> Options<'_, F> {
     }
 }
 
-/// Builder returned by [`TypeSignal::connector`] and [`AsyncTypeSignal::connector`]: connects
-/// for any sender type unless [`sender`](Self::sender) picks one. `Md` is [`mode::Async`] for
-/// async signals, whose connectors also connect async receivers.
+/// Builder returned by [`TypeSignal::connector`]: connects for any sender type unless
+/// [`sender`](Self::sender) picks one. `D` is the signal's delivery [mode](crate::mode): the
+/// connectors of async signals ([`Async`](crate::mode::Async)) also connect async receivers.
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct AnyTypeConnector<'s, F: TypeSignature, Md = mode::Sync> {
-    options: Options<'s, F>,
-    _mode: PhantomData<Md>,
+pub struct AnyTypeConnector<'s, F: TypeSignature, D: Mode = Plain> {
+    options: Options<'s, F, D>,
 }
 
-impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
-    fn new(signal: &'s TypeSignal<F>) -> Self {
+impl<'s, F: TypeSignature, D: Mode> AnyTypeConnector<'s, F, D> {
+    fn new(signal: &'s TypeSignal<F, D>) -> Self {
         Self {
             options: Options {
                 signal,
                 dispatch_uid: None,
                 thread: None,
             },
-            _mode: PhantomData,
         }
     }
 
     /// Fire only for sends by the sender type `M`.
-    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M, Md>
+    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M, D>
     where
         F: SentBy<M>,
     {
@@ -963,7 +947,7 @@ impl<'s, F: TypeSignature, Md> AnyTypeConnector<'s, F, Md> {
     }
 }
 
-impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, mode::Async> {
+impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, Async> {
     /// Connects the async `receiver` for any sender type: a closure that returns a boxed
     /// future, which may borrow the arguments.
     #[track_caller]
@@ -1013,12 +997,12 @@ impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, mode::Async> {
 
 /// Builder for a receiver of one sender type `M`, from [`AnyTypeConnector::sender`].
 #[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct TypeConnector<'s, F: TypeSignature, M, Md = mode::Sync> {
-    options: Options<'s, F>,
-    _sender: PhantomData<fn() -> (M, Md)>,
+pub struct TypeConnector<'s, F: TypeSignature, M, D: Mode = Plain> {
+    options: Options<'s, F, D>,
+    _sender: PhantomData<fn() -> M>,
 }
 
-impl<'s, F: SentBy<M>, M: 'static, Md> TypeConnector<'s, F, M, Md> {
+impl<'s, F: SentBy<M>, M: 'static, D: Mode> TypeConnector<'s, F, M, D> {
     /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
     pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
         self.options.dispatch_uid = table::dispatch_uid(uid);
@@ -1090,7 +1074,7 @@ impl<'s, F: SentBy<M>, M: 'static, Md> TypeConnector<'s, F, M, Md> {
     }
 }
 
-impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, mode::Async> {
+impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, Async> {
     /// Connects the async `receiver` for sender type `M`.
     #[track_caller]
     pub fn connect_async<C, R>(self, receiver: C) -> Connection
@@ -1137,7 +1121,7 @@ impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, mode::Async> {
     }
 }
 
-impl<F: TypeSignature, Md> fmt::Debug for AnyTypeConnector<'_, F, Md> {
+impl<F: TypeSignature, D: Mode> fmt::Debug for AnyTypeConnector<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyTypeConnector")
             .field("signal", &self.options.signal.name)
@@ -1146,7 +1130,7 @@ impl<F: TypeSignature, Md> fmt::Debug for AnyTypeConnector<'_, F, Md> {
     }
 }
 
-impl<F: TypeSignature, M, Md> fmt::Debug for TypeConnector<'_, F, M, Md> {
+impl<F: TypeSignature, M, D: Mode> fmt::Debug for TypeConnector<'_, F, M, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypeConnector")
             .field("signal", &self.options.signal.name)
@@ -1185,22 +1169,9 @@ impl<F: TypeSignature, M, Md> fmt::Debug for TypeConnector<'_, F, M, Md> {
 /// assert_eq!(block_on(send)?.into_outputs(), [8]);
 /// # Ok::<(), signals::SendError>(())
 /// ```
-#[repr(transparent)]
-pub struct AsyncTypeSignal<F: TypeSignature>(TypeSignal<F>);
+pub type AsyncTypeSignal<F> = TypeSignal<F, Async>;
 
 impl<F: TypeSignature> AsyncTypeSignal<F> {
-    /// An async signal named `name`.
-    #[must_use]
-    pub const fn new(name: &'static str) -> Self {
-        Self(TypeSignal::new(name))
-    }
-
-    /// The signal's name.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        self.0.name
-    }
-
     /// Runs the receivers of sender type `M` and of any sender: the plain ones in order, then
     /// the async ones concurrently.
     ///
@@ -1237,15 +1208,15 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
     where
         F: SentBy<M>,
     {
-        let core = self.0.core();
+        let core = self.core();
         let sender = TypeSender::of::<M>();
         if watch::active() {
-            let watch = self.0.watch::<M>(sender, args);
+            let watch = self.watch::<M>(sender, args);
             if watch.muted() {
                 return R::nothing();
             }
             let routes = core.routes_full();
-            let observer = self.0.observer(core);
+            let observer = self.observer(core);
             let span = watch.span().clone();
             if let Some(list) = typed_list::<F, M>(&routes, sender) {
                 let steps = watch.steps(&list.0);
@@ -1261,140 +1232,13 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
             return R::nothing();
         }
         let routes = core.routes_full();
-        let observer = self.0.observer(core);
+        let observer = self.observer(core);
         match typed_list::<F, M>(&routes, sender) {
             Some(list) => R::run_async(&list.0, &typed_cx(sender, args), &observer).await,
             None => R::run_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await,
         }
     }
-
-    /// Whether any live receiver would run for `sender`.
-    pub fn has_listeners(&self, sender: impl Into<Option<TypeSender>>) -> bool {
-        self.0.has_listeners(sender)
-    }
-
-    /// The live receivers that would run for `sender`, in dispatch order.
-    pub fn receivers(&self, sender: impl Into<Option<TypeSender>>) -> Vec<ReceiverInfo> {
-        self.0.receivers(sender)
-    }
-
-    /// A builder to connect a plain or async receiver.
-    pub fn connector(&self) -> AnyTypeConnector<'_, F, mode::Async> {
-        AnyTypeConnector::new(&self.0)
-    }
-
-    /// Disconnects the receiver `connect` returned `connection` for.
-    pub fn disconnect(&self, connection: Connection) -> bool {
-        self.0.disconnect(connection)
-    }
-
-    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
-    pub fn disconnect_uid(
-        &self,
-        dispatch_uid: &str,
-        sender: impl Into<Option<TypeSender>>,
-    ) -> bool {
-        self.0.disconnect_uid(dispatch_uid, sender)
-    }
-
-    /// Disconnects `receiver` for exactly `sender`; see [`TypeSignal::disconnect_receiver`].
-    pub fn disconnect_receiver<C: 'static>(
-        &self,
-        receiver: C,
-        sender: impl Into<Option<TypeSender>>,
-    ) -> bool {
-        self.0.disconnect_receiver(receiver, sender)
-    }
-
-    /// Disconnects `receiver` for every sender type; see
-    /// [`TypeSignal::disconnect_receiver_everywhere`].
-    pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
-        self.0.disconnect_receiver_everywhere(receiver)
-    }
-
-    /// Every live receiver for every sender type; see [`TypeSignal::connections`].
-    #[must_use]
-    pub fn connections(&self) -> Vec<ReceiverEntry> {
-        self.0.connections()
-    }
-}
-
-impl<F: TypeSignature> SignalRef for AsyncTypeSignal<F> {
-    fn name(&self) -> &'static str {
-        self.0.name
-    }
-
-    fn problems(&self) -> Vec<WiringError> {
-        self.0.problems()
-    }
-
-    fn listing(&self) -> Listing {
-        self.0.listing()
-    }
-
-    fn static_problems(&self) -> Vec<WiringError> {
-        self.0.static_problems()
-    }
-
-    fn rows(&self) -> Vec<Row> {
-        self.0.rows()
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<F: TypeSignature> SignalKind for AsyncTypeSignal<F> {
-    type AnyShape = AnyTypeShape<F>;
-
-    fn adopt_any<C: Callable<AnyTypeShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        TypeSignal::<F>::adopt_any::<C>(registration, out);
-    }
-
-    fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        TypeSignal::<F>::adopt_any_async::<C>(registration, out);
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<F: SentBy<M>, M: 'static> TypeSenders<M> for AsyncTypeSignal<F> {
-    type Shape = TypedShape<F, M>;
-
-    fn adopt<C: Callable<TypedShape<F, M>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        <TypeSignal<F> as TypeSenders<M>>::adopt::<C>(registration, out);
-    }
-
-    fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        <TypeSignal<F> as TypeSenders<M>>::adopt_async::<C>(registration, out);
-    }
 }
 
 #[diagnostic::do_not_recommend]
 impl<F: TypeSignature> AsyncReceivers for AsyncTypeSignal<F> {}
-
-impl<F: TypeSignature> Disconnect for AsyncTypeSignal<F> {
-    fn disconnect_connection(&self, connection: Connection) -> bool {
-        self.0.disconnect(connection)
-    }
-}
-
-impl<F: TypeSignature> std::panic::RefUnwindSafe for AsyncTypeSignal<F> {}
-impl<F: TypeSignature> std::panic::UnwindSafe for AsyncTypeSignal<F> {}
-
-impl<F: TypeSignature> fmt::Debug for AsyncTypeSignal<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncTypeSignal")
-            .field("name", &self.0.name)
-            .finish_non_exhaustive()
-    }
-}
