@@ -30,8 +30,10 @@ pub mod mode {
     }
 }
 
-/// A signal a [`ScopedConnection`] can disconnect from.
-pub(crate) trait Disconnect: Sync {
+/// A signal a [`ScopedConnection`] can disconnect from: every signal type.
+#[doc(hidden)]
+pub trait Disconnect: Sync {
+    /// Disconnects the receiver connected with `connection`.
     fn disconnect_connection(&self, connection: Connection) -> bool;
 }
 

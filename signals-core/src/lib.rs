@@ -43,6 +43,7 @@
 //!   forms), [`Responses`], nesting depth.
 //! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes).
 //! - `registry`: static registrations, their collection and index, [`check`], [`registry`].
+//! - `connector`: the [`Connector`] builder, each connect method written once for any target.
 //! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.
 //! - `connect`: [`Connection`], [`ScopedConnection`], the connectors' modes.
 //! - `receiver`: how receivers are called: shapes, calls, entries, steps, [`TypeSender`].
@@ -50,6 +51,7 @@
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 
 mod connect;
+mod connector;
 mod dispatch;
 mod error;
 mod explain;
@@ -64,6 +66,7 @@ mod type_signal;
 mod watch;
 
 pub use connect::{Connection, ScopedConnection, mode};
+pub use connector::Connector;
 pub use dispatch::{Response, Responses, STACK_RESERVE};
 pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};
 pub use explain::{Explain, Explained, Explanation, Verdict, explain, explain_by_name};
@@ -71,9 +74,9 @@ pub use info::{ReceiverInfo, ReceiverKind, SourceLocation};
 pub use receiver::{BoxFuture, IntoResponse, TypeSender};
 pub use registry::{AnySignal, ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use render::report;
-pub use signal::{AsyncSignal, Connector, Signal, Signature};
+pub use signal::{AsyncSignal, Signal, Signature, ValueTarget};
 pub use type_signal::{
-    AnyTypeConnector, AsyncTypeSignal, SentBy, TypeConnector, TypeSignal, TypeSignature,
+    AnyTypeTarget, AsyncTypeSignal, SentBy, TypeSignal, TypeSignature, TypeTarget,
 };
 
 /// What generated code uses. Not a public API: it changes without notice.

@@ -8,24 +8,21 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
-use std::thread::ThreadId;
 
 use crate::connect::mode::{Async, Mode, Plain};
-use crate::connect::{Connection, Disconnect, ScopedConnection};
+use crate::connect::{Connection, Disconnect};
+use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
 use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError, WiringError};
 use crate::explain::Explain;
-use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
-use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Cx, Entry, Info, IntoResponse, Shape, Strong,
-    WeakTarget,
-};
+use crate::info::ReceiverInfo;
+use crate::receiver::{AsyncCallable, BoxFuture, Callable, Cx, Entry, Info, IntoResponse, Shape};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
     SignalRef, ValueSenders,
 };
-use crate::table::{self, Core, Identity, Record, Routes, Row, SenderKey};
+use crate::table::{Core, Identity, Record, Routes, Row, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
@@ -259,8 +256,11 @@ impl<F: Signature, D: Mode> Signal<F, D> {
 
     /// A builder to connect a receiver with a sender, a `dispatch_uid`, weakly or scoped (and,
     /// on an async signal, an async receiver).
-    pub fn connector(&self) -> Connector<'_, F, D> {
-        Connector::new(self)
+    pub fn connector(&self) -> Connector<'_, ValueTarget<'_, F, D>> {
+        Connector::new(ValueTarget {
+            signal: self,
+            sender: None,
+        })
     }
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
@@ -585,168 +585,41 @@ impl<F: Signature, D: Mode> fmt::Debug for Signal<F, D> {
     }
 }
 
-/// Builder returned by [`Signal::connector`]: set a sender and a `dispatch_uid`, then
-/// connect. `D` is the signal's delivery [mode](crate::mode): the connectors of async signals
-/// ([`Async`](crate::mode::Async)) also connect async receivers.
-#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct Connector<'s, F: Signature, D: Mode = Plain> {
+/// Where a value signal's [`Connector`] connects: the signal, and the sender picked, if any.
+pub struct ValueTarget<'s, F: Signature, D: Mode> {
     signal: &'s Signal<F, D>,
     sender: Option<F::Sender>,
-    dispatch_uid: Option<Cow<'static, str>>,
-    thread: Option<ThreadId>,
 }
 
-impl<'s, F: Signature, D: Mode> Connector<'s, F, D> {
-    fn new(signal: &'s Signal<F, D>) -> Self {
-        Self {
-            signal,
-            sender: None,
-            dispatch_uid: None,
-            thread: None,
-        }
-    }
+impl<'s, F: Signature, D: Mode> Target<'s> for ValueTarget<'s, F, D> {
+    type Shape = ValueShape<F>;
+    type Mode = D;
 
-    /// Fire only for sends from `sender` (default: any sender).
-    pub fn sender(mut self, sender: F::Sender) -> Self {
-        self.sender = Some(sender);
-        self
-    }
-
-    /// Identify the receiver by `uid` instead of by its code: a second connect with the same
-    /// uid for the same sender is a no-op that keeps the first, and
-    /// [`disconnect_uid`](Signal::disconnect_uid) removes it. An empty uid counts as none, as
-    /// in Django.
-    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        self.dispatch_uid = table::dispatch_uid(uid);
-        self
-    }
-
-    /// Fire only for sends started on the calling thread (for an async send, the thread that
-    /// first polls it): the scope of the [testing aids](crate::testing), for a receiver that
-    /// lasts one test while other tests send on other threads. Their sends skip it, though
-    /// `has_listeners` and `receivers` count it on every thread.
-    pub fn this_thread(mut self) -> Self {
-        self.thread = Some(std::thread::current().id());
-        self
-    }
-
-    /// Connects `receiver`; see [`Signal::connect`].
-    #[track_caller]
-    pub fn connect<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        let call: Call<ValueShape<F>> = Call::Dyn(Arc::new(Strong::new(receiver)));
-        self.add::<C>(identity, ReceiverKind::Runtime, call)
-    }
-
-    /// Connects `receiver` with a weak hold on `target`; see [`Signal::connect_weak`]. A
-    /// zero-sized receiver bound to the same target twice is one receiver, as a bound method
-    /// is in Django.
-    #[track_caller]
-    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'t, 'x, 'r, 'a> Fn(&'t T, Option<&'x F::Sender>, &'r F::Args<'a>) -> R
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        let call: Call<ValueShape<F>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects `receiver` until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'x, 'r, 'a> Fn(Option<&'x F::Sender>, &'r F::Args<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.signal;
-        ScopedConnection::new(signal, self.connect(receiver))
-    }
-
-    #[track_caller]
-    fn add<C>(
-        self,
-        identity: Identity,
-        kind: ReceiverKind,
-        call: Call<ValueShape<F>>,
-    ) -> Connection {
-        let meta =
-            ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
-        let entry = Entry {
-            info: ReceiverInfo::from_runtime(meta),
-            call: call.on_thread(self.thread),
-        };
+    fn add(self, receiver: NewReceiver<ValueShape<F>>) -> Connection {
+        let NewReceiver { identity, entry } = receiver;
         self.signal
             .core()
             .connect(Record::new(self.sender, identity, entry))
     }
-}
 
-impl<'s, F: Signature> Connector<'s, F, Async> {
-    /// Connects the async `receiver`: a closure that returns a boxed future, which may borrow
-    /// the sender and the arguments:
-    /// `|_, args: &Args<'_>| Box::pin(async move { .. })`.
-    #[track_caller]
-    pub fn connect_async<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        let call: Call<ValueShape<F>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
-        self.add::<C>(identity, ReceiverKind::Runtime, call)
-    }
-
-    /// Connects the async `receiver` with a weak hold on `target`: while the target lives, the
-    /// receiver gets it as an `Arc`, which its future keeps alive until it completes.
-    #[track_caller]
-    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'r, 'a> Fn(Arc<T>, Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        let call: Call<ValueShape<F>> = Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects the async `receiver` until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.signal;
-        ScopedConnection::new(signal, self.connect_async(receiver))
+    fn signal(&self) -> &'s dyn Disconnect {
+        self.signal
     }
 }
 
-impl<F: Signature, D: Mode> fmt::Debug for Connector<'_, F, D> {
+impl<'s, F: Signature, D: Mode> Connector<'s, ValueTarget<'s, F, D>> {
+    /// Fire only for sends from `sender` (default: any sender).
+    pub fn sender(mut self, sender: F::Sender) -> Self {
+        self.target.sender = Some(sender);
+        self
+    }
+}
+
+impl<F: Signature, D: Mode> fmt::Debug for ValueTarget<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connector")
+        f.debug_struct("ValueTarget")
             .field("signal", &self.signal.name)
             .field("sender", &self.sender)
-            .field("dispatch_uid", &self.dispatch_uid)
-            .field("thread", &self.thread)
             .finish()
     }
 }

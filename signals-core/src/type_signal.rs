@@ -12,23 +12,22 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
-use std::thread::ThreadId;
 
 use crate::connect::mode::{Async, Mode, Plain};
-use crate::connect::{Connection, Disconnect, ScopedConnection};
+use crate::connect::{Connection, Disconnect};
+use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{BoxError, ReceiverError, SendError, WiringError};
 use crate::explain::Explain;
-use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
+use crate::info::ReceiverInfo;
 use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Entry, Info, IntoResponse, Shape, Started, Step,
-    Strong, TypeSender, WeakTarget,
+    AsyncCallable, Callable, Entry, Info, IntoResponse, Shape, Started, Step, TypeSender,
 };
 use crate::registry::{
     self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
     SignalRef, TypeSenders,
 };
-use crate::table::{self, Core, Identity, Record, Routes, Row, SenderKey};
+use crate::table::{Core, Identity, Record, Routes, Row, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
@@ -498,9 +497,9 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     }
 
     /// A builder to connect a receiver with a sender type, a `dispatch_uid`, weakly or scoped.
-    /// Without [`sender`](AnyTypeConnector::sender) it connects for any sender.
-    pub fn connector(&self) -> AnyTypeConnector<'_, F, D> {
-        AnyTypeConnector::new(self)
+    /// Without [`sender`](Connector::sender) it connects for any sender.
+    pub fn connector(&self) -> Connector<'_, AnyTypeTarget<'_, F, D>> {
+        Connector::new(AnyTypeTarget { signal: self })
     }
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
@@ -825,317 +824,80 @@ impl<F: TypeSignature, D: Mode> fmt::Debug for TypeSignal<F, D> {
     }
 }
 
-struct Options<'s, F: TypeSignature, D: Mode> {
+/// Where a type signal's [`Connector`] connects when no sender type is picked: its
+/// any-sender receivers.
+pub struct AnyTypeTarget<'s, F: TypeSignature, D: Mode> {
     signal: &'s TypeSignal<F, D>,
-    dispatch_uid: Option<Cow<'static, str>>,
-    thread: Option<ThreadId>,
 }
 
-impl<F: TypeSignature, D: Mode> Options<'_, F, D> {
-    #[track_caller]
-    fn add<C>(
-        self,
-        sender: Option<TypeSender>,
-        identity: Identity,
-        kind: ReceiverKind,
-        entry: impl FnOnce(ReceiverInfo) -> TypeEntry<F>,
-    ) -> Connection {
-        let meta =
-            ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
-        let entry = entry(ReceiverInfo::from_runtime(meta));
-        self.signal
-            .core()
-            .connect(Record::new(sender, identity, entry))
-    }
-}
-
-/// Builder returned by [`TypeSignal::connector`]: connects for any sender type unless
-/// [`sender`](Self::sender) picks one. `D` is the signal's delivery [mode](crate::mode): the
-/// connectors of async signals ([`Async`](crate::mode::Async)) also connect async receivers.
-#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct AnyTypeConnector<'s, F: TypeSignature, D: Mode = Plain> {
-    options: Options<'s, F, D>,
-}
-
-impl<'s, F: TypeSignature, D: Mode> AnyTypeConnector<'s, F, D> {
-    fn new(signal: &'s TypeSignal<F, D>) -> Self {
-        Self {
-            options: Options {
-                signal,
-                dispatch_uid: None,
-                thread: None,
-            },
-        }
-    }
-
-    /// Fire only for sends by the sender type `M`.
-    pub fn sender<M: 'static>(self) -> TypeConnector<'s, F, M, D>
-    where
-        F: SentBy<M>,
-    {
-        TypeConnector {
-            options: self.options,
-            _sender: PhantomData,
-        }
-    }
-
-    /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
-    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        self.options.dispatch_uid = table::dispatch_uid(uid);
-        self
-    }
-
-    /// Fire only for sends started on the calling thread; see
-    /// [`Connector::this_thread`](crate::Connector::this_thread).
-    pub fn this_thread(mut self) -> Self {
-        self.options.thread = Some(std::thread::current().id());
-        self
-    }
-
-    /// Connects `receiver` for any sender type.
-    #[track_caller]
-    pub fn connect<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let call: Call<AnyTypeShape<F>> = Call::Dyn(Arc::new(Strong::new(receiver)));
-        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
-    }
-
-    /// Connects `receiver` for any sender type, holding `target` weakly; see
-    /// [`Signal::connect_weak`](crate::Signal::connect_weak).
-    #[track_caller]
-    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'t, 'r, 'a> Fn(&'t T, TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        let call: Call<AnyTypeShape<F>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects `receiver` for any sender type until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.options.signal;
-        ScopedConnection::new(signal, self.connect(receiver))
-    }
-
-    /// Adds an any-sender receiver; a `Unique` identity is replaced by the code's identity.
-    #[track_caller]
-    fn add<C: 'static>(
-        self,
-        identity: Identity,
-        kind: ReceiverKind,
-        call: Call<AnyTypeShape<F>>,
-    ) -> Connection {
-        let identity = match identity {
-            Identity::Unique => Identity::of::<C>(self.options.dispatch_uid.as_ref()),
-            other => other,
-        };
-        let call = call.on_thread(self.options.thread);
-        self.options.add::<C>(None, identity, kind, |info| {
-            TypeEntry::Any(Entry { info, call })
-        })
-    }
-}
-
-impl<'s, F: TypeSignature> AnyTypeConnector<'s, F, Async> {
-    /// Connects the async `receiver` for any sender type: a closure that returns a boxed
-    /// future, which may borrow the arguments.
-    #[track_caller]
-    pub fn connect_async<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let call: Call<AnyTypeShape<F>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
-        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
-    }
-
-    /// Connects the async `receiver` for any sender type with a weak hold on `target`.
-    #[track_caller]
-    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'r, 'a> Fn(Arc<T>, TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        let call: Call<AnyTypeShape<F>> =
-            Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects the async `receiver` for any sender type until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r F::AnyArgs<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.options.signal;
-        ScopedConnection::new(signal, self.connect_async(receiver))
-    }
-}
-
-/// Builder for a receiver of one sender type `M`, from [`AnyTypeConnector::sender`].
-#[must_use = "nothing is connected until `connect`, `connect_weak` or `connect_scoped` is called"]
-pub struct TypeConnector<'s, F: TypeSignature, M, D: Mode = Plain> {
-    options: Options<'s, F, D>,
+/// Where a type signal's [`Connector`] connects once [`sender`](Connector::sender) picked the
+/// sender type `M`.
+pub struct TypeTarget<'s, F: TypeSignature, M, D: Mode> {
+    signal: &'s TypeSignal<F, D>,
     _sender: PhantomData<fn() -> M>,
 }
 
-impl<'s, F: SentBy<M>, M: 'static, D: Mode> TypeConnector<'s, F, M, D> {
-    /// Identify the receiver by `uid`; see [`Connector::dispatch_uid`](crate::Connector::dispatch_uid).
-    pub fn dispatch_uid(mut self, uid: impl Into<Cow<'static, str>>) -> Self {
-        self.options.dispatch_uid = table::dispatch_uid(uid);
-        self
+impl<'s, F: TypeSignature, D: Mode> Target<'s> for AnyTypeTarget<'s, F, D> {
+    type Shape = AnyTypeShape<F>;
+    type Mode = D;
+
+    fn add(self, receiver: NewReceiver<AnyTypeShape<F>>) -> Connection {
+        let NewReceiver { identity, entry } = receiver;
+        self.signal
+            .core()
+            .connect(Record::new(None, identity, TypeEntry::Any(entry)))
     }
 
-    /// Fire only for sends started on the calling thread; see
-    /// [`Connector::this_thread`](crate::Connector::this_thread).
-    pub fn this_thread(mut self) -> Self {
-        self.options.thread = Some(std::thread::current().id());
-        self
+    fn signal(&self) -> &'s dyn Disconnect {
+        self.signal
     }
+}
 
-    /// Connects `receiver` for sender type `M`.
-    #[track_caller]
-    pub fn connect<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let call: Call<TypedShape<F, M>> = Call::Dyn(Arc::new(Strong::new(receiver)));
-        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
-    }
+impl<'s, F: SentBy<M>, M: 'static, D: Mode> Target<'s> for TypeTarget<'s, F, M, D> {
+    type Shape = TypedShape<F, M>;
+    type Mode = D;
 
-    /// Connects `receiver` for sender type `M`, holding `target` weakly.
-    #[track_caller]
-    pub fn connect_weak<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'t, 'r, 'a> Fn(&'t T, TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        let call: Call<TypedShape<F, M>> = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects `receiver` for sender type `M` until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> R + Send + Sync + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.options.signal;
-        ScopedConnection::new(signal, self.connect(receiver))
-    }
-
-    /// Adds a receiver for `M`; a `Unique` identity is replaced by the code's identity.
-    #[track_caller]
-    fn add<C: 'static>(
-        self,
-        identity: Identity,
-        kind: ReceiverKind,
-        call: Call<TypedShape<F, M>>,
-    ) -> Connection {
-        let identity = match identity {
-            Identity::Unique => Identity::of::<C>(self.options.dispatch_uid.as_ref()),
-            other => other,
-        };
+    fn add(self, receiver: NewReceiver<TypedShape<F, M>>) -> Connection {
+        let NewReceiver { identity, entry } = receiver;
         let sender = Some(TypeSender::of::<M>());
-        let call = call.on_thread(self.options.thread);
-        self.options.add::<C>(sender, identity, kind, |info| {
-            TypeEntry::typed::<M>(Entry { info, call })
+        self.signal
+            .core()
+            .connect(Record::new(sender, identity, TypeEntry::typed::<M>(entry)))
+    }
+
+    fn signal(&self) -> &'s dyn Disconnect {
+        self.signal
+    }
+}
+
+impl<'s, F: TypeSignature, D: Mode> Connector<'s, AnyTypeTarget<'s, F, D>> {
+    /// Fire only for sends by the sender type `M` (default: any sender type), whose
+    /// receivers get `M`'s own arguments.
+    pub fn sender<M: 'static>(self) -> Connector<'s, TypeTarget<'s, F, M, D>>
+    where
+        F: SentBy<M>,
+    {
+        let signal = self.target.signal;
+        self.retarget(TypeTarget {
+            signal,
+            _sender: PhantomData,
         })
     }
 }
 
-impl<'s, F: SentBy<M>, M: 'static> TypeConnector<'s, F, M, Async> {
-    /// Connects the async `receiver` for sender type `M`.
-    #[track_caller]
-    pub fn connect_async<C, R>(self, receiver: C) -> Connection
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let call: Call<TypedShape<F, M>> = Call::DynAsync(Arc::new(Strong::new(receiver)));
-        self.add::<C>(Identity::Unique, ReceiverKind::Runtime, call)
-    }
-
-    /// Connects the async `receiver` for sender type `M` with a weak hold on `target`.
-    #[track_caller]
-    pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
-    where
-        T: Send + Sync + 'static,
-        C: for<'r, 'a> Fn(Arc<T>, TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let identity = Identity::bound::<C, T>(self.options.dispatch_uid.as_ref(), target);
-        let call: Call<TypedShape<F, M>> =
-            Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
-    }
-
-    /// Connects the async `receiver` for sender type `M` until the returned guard is dropped.
-    #[track_caller]
-    pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
-    where
-        C: for<'r, 'a> Fn(TypeSender, &'r <F as SentBy<M>>::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
-        R: IntoResponse<F::Output> + 'static,
-    {
-        let signal = self.options.signal;
-        ScopedConnection::new(signal, self.connect_async(receiver))
-    }
-}
-
-impl<F: TypeSignature, D: Mode> fmt::Debug for AnyTypeConnector<'_, F, D> {
+impl<F: TypeSignature, D: Mode> fmt::Debug for AnyTypeTarget<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnyTypeConnector")
-            .field("signal", &self.options.signal.name)
-            .field("dispatch_uid", &self.options.dispatch_uid)
+        f.debug_struct("AnyTypeTarget")
+            .field("signal", &self.signal.name)
             .finish()
     }
 }
 
-impl<F: TypeSignature, M, D: Mode> fmt::Debug for TypeConnector<'_, F, M, D> {
+impl<F: TypeSignature, M, D: Mode> fmt::Debug for TypeTarget<'_, F, M, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypeConnector")
-            .field("signal", &self.options.signal.name)
+        f.debug_struct("TypeTarget")
+            .field("signal", &self.signal.name)
             .field("sender", &type_name::<M>())
-            .field("dispatch_uid", &self.options.dispatch_uid)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ const LAYERS: &[&str] = &[
     "receiver",
     "connect",
     "table",
+    "connector",
     "registry",
     "watch",
     "dispatch",

@@ -253,7 +253,7 @@ fn connector<'s>(
     real: &Real<'s>,
     sender: Option<u8>,
     uid: Option<u8>,
-) -> signals_core::Connector<'s, Probe> {
+) -> signals_core::Connector<'s, signals_core::ValueTarget<'s, Probe, signals_core::mode::Plain>> {
     let mut connector = real.signal.connector();
     if let Some(sender) = sender {
         connector = connector.sender(sender);
