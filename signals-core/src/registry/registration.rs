@@ -13,9 +13,7 @@ use std::fmt::{self, Debug};
 use crate::error::{BoxError, WiringError};
 use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
 use crate::receiver::TypeSender;
-use crate::receiver::{
-    AsyncCallable, BoxFuture, Call, Callable, Entry, Shape, StaticAsyncCall, StaticCall,
-};
+use crate::receiver::{AsyncCallable, Call, Callable, Entry, Shape, StaticAsyncCall, StaticCall};
 use crate::registry::Listing;
 use crate::table::Row;
 
@@ -165,21 +163,9 @@ pub const fn any_receiver<S, C>(
 ) -> Registration
 where
     S: SignalKind,
-    C: for<'s, 'r, 'a> Fn(
-            <S::AnyShape as Shape>::Sender<'s>,
-            &'r <S::AnyShape as Shape>::Args<'a>,
-        ) -> Result<<S::AnyShape as Shape>::Output, BoxError>
-        + Send
-        + Sync
-        + 'static,
+    C: Callable<S::AnyShape>,
 {
-    Registration {
-        signal,
-        meta,
-        sender: StaticSender::Any,
-        call,
-        adopt: S::adopt_any::<C>,
-    }
+    Registration::new(signal, meta, StaticSender::Any, call, S::adopt_any::<C>)
 }
 
 /// A value signal's sender as a registration holds it.
@@ -198,22 +184,10 @@ pub const fn value_receiver<S, V, C>(
 where
     // No bound on `V` of its own: when `S` is not a value signal, the one error says so.
     S: ValueSenders<Sender = V>,
-    C: for<'s, 'r, 'a> Fn(
-            <<S as ValueSenders>::Shape as Shape>::Sender<'s>,
-            &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
-        )
-            -> Result<<<S as ValueSenders>::Shape as Shape>::Output, BoxError>
-        + Send
-        + Sync
-        + 'static,
+    C: Callable<<S as ValueSenders>::Shape>,
 {
-    Registration {
-        signal,
-        meta,
-        sender: StaticSender::Value(sender_value::<S>(sender)),
-        call,
-        adopt: S::adopt::<C>,
-    }
+    let sender = StaticSender::Value(sender_value::<S>(sender));
+    Registration::new(signal, meta, sender, call, S::adopt::<C>)
 }
 
 /// Registers `call` as a receiver of `signal` for the sender type `M`.
@@ -226,6 +200,8 @@ pub const fn type_receiver<S, M, C>(
 where
     S: TypeSenders<M>,
     M: 'static,
+    // Spelled out rather than `Callable<..>`: when the signal does not take `M`, this is one
+    // error (with the bound `M` misses in its notes); `Callable` makes it two.
     C: for<'s, 'r, 'a> Fn(
             <<S as TypeSenders<M>>::Shape as Shape>::Sender<'s>,
             &'r <<S as TypeSenders<M>>::Shape as Shape>::Args<'a>,
@@ -235,13 +211,14 @@ where
         + Sync
         + 'static,
 {
-    Registration {
+    let sender = StaticSender::Type(TypeSender::of::<M>);
+    Registration::new(
         signal,
         meta,
-        sender: StaticSender::Type(TypeSender::of::<M>),
+        sender,
         call,
-        adopt: <S as TypeSenders<M>>::adopt::<C>,
-    }
+        <S as TypeSenders<M>>::adopt::<C>,
+    )
 }
 
 /// Registers the async `call` as an any-sender receiver of the async `signal`.
@@ -253,21 +230,15 @@ pub const fn async_any_receiver<S, C>(
 ) -> Registration
 where
     S: AsyncReceivers,
-    C: for<'r, 'a> Fn(
-            <S::AnyShape as Shape>::Sender<'r>,
-            &'r <S::AnyShape as Shape>::Args<'a>,
-        ) -> BoxFuture<'r, Result<<S::AnyShape as Shape>::Output, BoxError>>
-        + Send
-        + Sync
-        + 'static,
+    C: AsyncCallable<S::AnyShape>,
 {
-    Registration {
+    Registration::new(
         signal,
         meta,
-        sender: StaticSender::Any,
+        StaticSender::Any,
         call,
-        adopt: S::adopt_any_async::<C>,
-    }
+        S::adopt_any_async::<C>,
+    )
 }
 
 /// Registers the async `call` as a receiver of the async `signal` for the sender value
@@ -281,23 +252,10 @@ pub const fn async_value_receiver<S, V, C>(
 ) -> Registration
 where
     S: AsyncReceivers + ValueSenders<Sender = V>,
-    C: for<'r, 'a> Fn(
-            <<S as ValueSenders>::Shape as Shape>::Sender<'r>,
-            &'r <<S as ValueSenders>::Shape as Shape>::Args<'a>,
-        ) -> BoxFuture<
-            'r,
-            Result<<<S as ValueSenders>::Shape as Shape>::Output, BoxError>,
-        > + Send
-        + Sync
-        + 'static,
+    C: AsyncCallable<<S as ValueSenders>::Shape>,
 {
-    Registration {
-        signal,
-        meta,
-        sender: StaticSender::Value(sender_value::<S>(sender)),
-        call,
-        adopt: S::adopt_async::<C>,
-    }
+    let sender = StaticSender::Value(sender_value::<S>(sender));
+    Registration::new(signal, meta, sender, call, S::adopt_async::<C>)
 }
 
 /// Registers the async `call` as a receiver of the async `signal` for the sender type `M`.
@@ -310,26 +268,45 @@ pub const fn async_type_receiver<S, M, C>(
 where
     S: AsyncReceivers + TypeSenders<M>,
     M: 'static,
+    // Spelled out, as in `type_receiver`.
     C: for<'r, 'a> Fn(
             <<S as TypeSenders<M>>::Shape as Shape>::Sender<'r>,
             &'r <<S as TypeSenders<M>>::Shape as Shape>::Args<'a>,
-        ) -> BoxFuture<
+        ) -> crate::receiver::BoxFuture<
             'r,
             Result<<<S as TypeSenders<M>>::Shape as Shape>::Output, BoxError>,
         > + Send
         + Sync
         + 'static,
 {
-    Registration {
+    let sender = StaticSender::Type(TypeSender::of::<M>);
+    Registration::new(
         signal,
         meta,
-        sender: StaticSender::Type(TypeSender::of::<M>),
+        sender,
         call,
-        adopt: <S as TypeSenders<M>>::adopt_async::<C>,
-    }
+        <S as TypeSenders<M>>::adopt_async::<C>,
+    )
 }
 
 impl Registration {
+    /// The registration of `call`, which `adopt` turns back into the signal's typed entry.
+    const fn new(
+        signal: &'static dyn SignalRef,
+        meta: ReceiverMeta,
+        sender: StaticSender,
+        call: &'static (dyn Any + Send + Sync),
+        adopt: Adopt,
+    ) -> Self {
+        Self {
+            signal,
+            meta,
+            sender,
+            call,
+            adopt,
+        }
+    }
+
     /// The signal's typed entry for this receiver, an `Adopted<K, E>`, written to `out`, an
     /// `Option<Adopted<K, E>>`.
     pub(crate) fn adopt(&'static self, out: &mut dyn Any) {
