@@ -7,22 +7,22 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::connect::mode::{Async, Mode, Plain};
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
 use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
-use crate::error::{ReceiverError, SendError, WiringError};
+use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::receiver::{AsyncCallable, BoxFuture, Callable, Cx, Entry, Info, IntoResponse, Shape};
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
-    SignalRef, ValueSenders,
+    self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
+    SignalKind, SignalRef, ValueSenders,
 };
-use crate::table::{Core, Identity, Record, Routes, Row, SenderKey};
+use crate::table::{Core, Identity, Record, Routes, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
@@ -164,7 +164,7 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
 /// ```
 pub struct Signal<F: Signature, D: Mode = Plain> {
     name: &'static str,
-    core: OnceLock<ValueCore<F>>,
+    core: Lazy<F::Sender, ValueEntry<F>, ValueRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -174,7 +174,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
-            core: OnceLock::new(),
+            core: Lazy::new(),
             _mode: PhantomData,
         }
     }
@@ -183,24 +183,6 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     #[must_use]
     pub fn name(&self) -> &'static str {
         self.name
-    }
-
-    #[inline]
-    pub(crate) fn core(&self) -> &ValueCore<F> {
-        match self.core.get() {
-            Some(core) => core,
-            None => self.first_use(),
-        }
-    }
-
-    /// Indexes the static receivers, on first use.
-    #[cold]
-    #[inline(never)]
-    fn first_use(&self) -> &ValueCore<F> {
-        self.core.get_or_init(|| {
-            let statics = registry::static_records(registry::address(self), self.name);
-            Core::new(statics.records, statics.problems)
-        })
     }
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
@@ -487,39 +469,21 @@ impl<F: Signature, D: Mode> Explain for Signal<F, D> {
     }
 }
 
-impl<F: Signature, D: Mode> Disconnect for Signal<F, D> {
-    fn disconnect_connection(&self, connection: Connection) -> bool {
-        self.disconnect(connection)
-    }
-}
+impl<F: Signature, D: Mode> Indexed for Signal<F, D> {
+    type Key = F::Sender;
+    type Entry = ValueEntry<F>;
+    type Routes = ValueRoutes<F>;
 
-impl<F: Signature, D: Mode> SignalRef for Signal<F, D> {
-    fn name(&self) -> &'static str {
+    fn sender_kind() -> SenderKind {
+        SenderKind::Value(std::any::type_name::<F::Sender>())
+    }
+
+    fn signal_name(&self) -> &'static str {
         self.name
     }
 
-    fn problems(&self) -> Vec<WiringError> {
-        self.core().problems().to_vec()
-    }
-
-    fn listing(&self) -> Listing {
-        registry::listing(
-            SenderKind::Value(std::any::type_name::<F::Sender>()),
-            self.rows(),
-        )
-    }
-
-    fn static_problems(&self) -> Vec<WiringError> {
-        registry::static_records::<F::Sender, ValueEntry<F>>(registry::address(self), self.name)
-            .problems
-    }
-
-    fn rows(&self) -> Vec<Row> {
-        registry::explain_rows::<F::Sender, ValueEntry<F>>(
-            registry::address(self),
-            self.name,
-            self.core().rows(),
-        )
+    fn lazy(&self) -> &Lazy<F::Sender, ValueEntry<F>, ValueRoutes<F>> {
+        &self.core
     }
 }
 
@@ -729,6 +693,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::{Signal, Signature};
+    use crate::registry::Indexed;
 
     enum Tick {}
     impl Signature for Tick {

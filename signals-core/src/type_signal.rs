@@ -11,23 +11,23 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::connect::mode::{Async, Mode, Plain};
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
-use crate::error::{BoxError, ReceiverError, SendError, WiringError};
+use crate::error::{BoxError, ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::receiver::{
     AsyncCallable, Callable, Entry, Info, IntoResponse, Shape, Started, Step, TypeSender,
 };
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Listing, ReceiverEntry, Registration, SenderKind, SignalKind,
-    SignalRef, TypeSenders,
+    self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
+    SignalKind, SignalRef, TypeSenders,
 };
-use crate::table::{Core, Identity, Record, Routes, Row, SenderKey};
+use crate::table::{Core, Identity, Record, Routes, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
 
@@ -364,7 +364,7 @@ type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
 /// ```
 pub struct TypeSignal<F: TypeSignature, D: Mode = Plain> {
     name: &'static str,
-    core: OnceLock<TypeCore<F>>,
+    core: Lazy<TypeSender, TypeEntry<F>, TypeRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -374,7 +374,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
-            core: OnceLock::new(),
+            core: Lazy::new(),
             _mode: PhantomData,
         }
     }
@@ -383,24 +383,6 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     #[must_use]
     pub fn name(&self) -> &'static str {
         self.name
-    }
-
-    #[inline]
-    pub(crate) fn core(&self) -> &TypeCore<F> {
-        match self.core.get() {
-            Some(core) => core,
-            None => self.first_use(),
-        }
-    }
-
-    /// Indexes the static receivers, on first use.
-    #[cold]
-    #[inline(never)]
-    fn first_use(&self) -> &TypeCore<F> {
-        self.core.get_or_init(|| {
-            let statics = registry::static_records(registry::address(self), self.name);
-            Core::new(statics.records, statics.problems)
-        })
     }
 
     pub(crate) fn observer<'o>(&self, core: &'o TypeCore<F>) -> Observer<'o> {
@@ -691,36 +673,21 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
     }
 }
 
-impl<F: TypeSignature, D: Mode> Disconnect for TypeSignal<F, D> {
-    fn disconnect_connection(&self, connection: Connection) -> bool {
-        self.disconnect(connection)
-    }
-}
+impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
+    type Key = TypeSender;
+    type Entry = TypeEntry<F>;
+    type Routes = TypeRoutes<F>;
 
-impl<F: TypeSignature, D: Mode> SignalRef for TypeSignal<F, D> {
-    fn name(&self) -> &'static str {
+    fn sender_kind() -> SenderKind {
+        SenderKind::Type
+    }
+
+    fn signal_name(&self) -> &'static str {
         self.name
     }
 
-    fn problems(&self) -> Vec<WiringError> {
-        self.core().problems().to_vec()
-    }
-
-    fn listing(&self) -> Listing {
-        registry::listing(SenderKind::Type, self.rows())
-    }
-
-    fn static_problems(&self) -> Vec<WiringError> {
-        registry::static_records::<TypeSender, TypeEntry<F>>(registry::address(self), self.name)
-            .problems
-    }
-
-    fn rows(&self) -> Vec<Row> {
-        registry::explain_rows::<TypeSender, TypeEntry<F>>(
-            registry::address(self),
-            self.name,
-            self.core().rows(),
-        )
+    fn lazy(&self) -> &Lazy<TypeSender, TypeEntry<F>, TypeRoutes<F>> {
+        &self.core
     }
 }
 

@@ -14,9 +14,10 @@ use std::hash::Hash;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
+use crate::connect::{Connection, Disconnect};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
-use crate::table::{Identity, Listed, Record, Row, RowState};
+use crate::table::{Core, Identity, Listed, Record, Routes, Row, RowState};
 
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
@@ -25,6 +26,94 @@ pub use registration::{
     TypeSenders, ValueSenders, any_receiver, async_any_receiver, async_type_receiver,
     async_value_receiver, type_receiver, value_receiver,
 };
+
+/// What the registry needs of a signal type to build its table and to list it: implemented by
+/// [`Signal`](crate::Signal) and [`TypeSignal`](crate::TypeSignal), which get [`SignalRef`]
+/// and [`Disconnect`] from it.
+pub(crate) trait Indexed: Sync + Sized + 'static {
+    /// How the table keys a receiver's sender.
+    type Key: Eq + Hash + Clone + Debug + Send + Sync + 'static;
+    /// A receiver, as the table keeps it.
+    type Entry: Listed + 'static;
+    /// The table's snapshot.
+    type Routes: Routes<Self::Key, Self::Entry>;
+
+    /// What the signal's receivers are told about its sender.
+    fn sender_kind() -> SenderKind;
+    /// The signal's name.
+    fn signal_name(&self) -> &'static str;
+    /// Where the signal keeps its table.
+    fn lazy(&self) -> &Lazy<Self::Key, Self::Entry, Self::Routes>;
+
+    /// The signal's table, built from its static receivers the first time it is asked for.
+    #[inline]
+    fn core(&self) -> &Core<Self::Key, Self::Entry, Self::Routes> {
+        match self.lazy().get() {
+            Some(core) => core,
+            None => self.lazy().index(address(self), self.signal_name()),
+        }
+    }
+}
+
+/// A signal's table, built from the program's static registrations on first use.
+pub(crate) struct Lazy<K, E, R>(OnceLock<Core<K, E, R>>);
+
+impl<K, E, R> Lazy<K, E, R> {
+    pub(crate) const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    /// The table, if the signal was used already.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&Core<K, E, R>> {
+        self.0.get()
+    }
+}
+
+impl<K, E, R> Lazy<K, E, R>
+where
+    K: Eq + Hash + Clone + Debug + Send + 'static,
+    E: Listed + 'static,
+    R: Routes<K, E>,
+{
+    /// Indexes the static receivers of the signal at `signal`, on first use.
+    #[cold]
+    #[inline(never)]
+    fn index(&self, signal: usize, name: &'static str) -> &Core<K, E, R> {
+        self.0.get_or_init(|| {
+            let statics = static_records(signal, name);
+            Core::new(statics.records, statics.problems)
+        })
+    }
+}
+
+impl<S: Indexed> SignalRef for S {
+    fn name(&self) -> &'static str {
+        self.signal_name()
+    }
+
+    fn problems(&self) -> Vec<WiringError> {
+        self.core().problems().to_vec()
+    }
+
+    fn static_problems(&self) -> Vec<WiringError> {
+        static_records::<S::Key, S::Entry>(address(self), self.signal_name()).problems
+    }
+
+    fn listing(&self) -> Listing {
+        listing(S::sender_kind(), self.rows())
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        explain_rows::<S::Key, S::Entry>(address(self), self.signal_name(), self.core().rows())
+    }
+}
+
+impl<S: Indexed> Disconnect for S {
+    fn disconnect_connection(&self, connection: Connection) -> bool {
+        self.core().disconnect(connection)
+    }
+}
 
 /// A registration turned back into a signal's typed entry.
 pub(crate) struct Adopted<K, E> {
