@@ -104,7 +104,16 @@ pub(crate) struct Observer<'o> {
     pub(crate) raise: Option<bool>,
 }
 
-impl Observer<'_> {
+impl<'o> Observer<'o> {
+    /// The observer of a send of the signal named `signal`, whose table is `table`.
+    pub(crate) fn new(signal: &'static str, table: &'o dyn FoundDead) -> Self {
+        Self {
+            signal,
+            table,
+            raise: None,
+        }
+    }
+
     /// This observer for an async send that starts on the current thread: raising is decided
     /// here, wherever the send is polled later.
     fn starting_here(&self) -> Self {

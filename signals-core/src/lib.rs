@@ -35,8 +35,8 @@
 //!
 //! - `testing`: the test aids' public guards (`capture`, `mute`, `raise_on_send`,
 //!   `connected_to`, `assert_sent!`), over `watch`'s state and the signals.
-//! - `type_signal`: [`TypeSignal`] and [`AsyncTypeSignal`], their connectors and routes.
-//! - `signal`: [`Signal`] and [`AsyncSignal`], their connectors and routes.
+//! - `type_signal`: [`TypeSignal`] and [`AsyncTypeSignal`]: sends, connects, introspection.
+//! - `signal`: [`Signal`] and [`AsyncSignal`]: sends, connects, introspection.
 //! - `explain`: [`explain`] and [`explain_by_name`], over the signals' rows.
 //! - `render`: [`report`] and the Mermaid and DOT drawings of the [`registry`].
 //! - `dispatch`: running a dispatch list (`send`, `send_robust`, `emit`, and their async
@@ -44,8 +44,11 @@
 //! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes).
 //! - `registry`: static registrations, their collection and index, [`check`], [`registry`].
 //! - `connector`: the [`Connector`] builder, each connect method written once for any target.
+//! - `routes`: the dispatch lists a snapshot is built into, per sender or sender type.
 //! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.
 //! - `connect`: [`Connection`], [`ScopedConnection`], the connectors' modes.
+//! - `signature`: what declares a signal ([`Signature`], [`TypeSignature`], [`SentBy`]) and
+//!   the call shapes of its receivers.
 //! - `receiver`: how receivers are called: shapes, calls, entries, steps, [`TypeSender`].
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
@@ -59,7 +62,9 @@ mod info;
 mod receiver;
 mod registry;
 mod render;
+mod routes;
 mod signal;
+mod signature;
 mod table;
 pub mod testing;
 mod type_signal;
@@ -74,10 +79,9 @@ pub use info::{ReceiverInfo, ReceiverKind, SourceLocation};
 pub use receiver::{BoxFuture, IntoResponse, TypeSender};
 pub use registry::{AnySignal, ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use render::report;
-pub use signal::{AsyncSignal, Signal, Signature, ValueTarget};
-pub use type_signal::{
-    AnyTypeTarget, AsyncTypeSignal, SentBy, TypeSignal, TypeSignature, TypeTarget,
-};
+pub use signal::{AsyncSignal, Signal, ValueTarget};
+pub use signature::{SentBy, Signature, TypeSignature};
+pub use type_signal::{AnyTypeTarget, AsyncTypeSignal, TypeSignal, TypeTarget};
 
 /// What generated code uses. Not a public API: it changes without notice.
 #[doc(hidden)]
@@ -94,8 +98,7 @@ pub mod __private {
     };
     #[cfg(feature = "linkme")]
     pub use crate::registry::{DECLARATIONS, REGISTRATIONS};
-    pub use crate::signal::ValueShape;
-    pub use crate::type_signal::{AnyTypeShape, TypedShape};
+    pub use crate::signature::{AnyTypeShape, TypedShape, ValueShape};
     pub use crate::{BoxError, SourceLocation};
     #[cfg(feature = "inventory")]
     pub use inventory;

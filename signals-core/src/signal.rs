@@ -2,10 +2,7 @@
 //! as an enum variant (`SiloMode::Monolith`), a `&'static str` or an integer id.
 
 use std::any::Any;
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -17,118 +14,16 @@ use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
-use crate::receiver::{AsyncCallable, BoxFuture, Callable, Cx, Entry, Info, IntoResponse, Shape};
+use crate::receiver::{AsyncCallable, BoxFuture, Callable, Cx, IntoResponse};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
-    SignalKind, SignalRef, ValueSenders,
+    SignalKind, ValueSenders,
 };
-use crate::table::{Core, Identity, Record, Routes, SenderKey};
+use crate::routes::{ValueEntry, ValueRoutes};
+use crate::signature::{Signature, ValueShape};
+use crate::table::{Core, Record, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
-
-/// The declaration of a value-sender signal: its argument struct, its sender type and what its
-/// receivers return.
-///
-/// Implement it on a marker type (an empty enum) and declare the signal as a
-/// `static Signal<Marker>`:
-///
-/// ```
-/// use signals::{Signal, Signature};
-///
-/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-/// pub enum SiloMode { Monolith, Control, Region }
-///
-/// /// The arguments of `post_upgrade`; they may borrow (`'a`).
-/// pub struct PostUpgrade<'a> { pub interactive: bool, pub database: &'a str }
-///
-/// pub enum PostUpgradeSignal {}
-/// impl Signature for PostUpgradeSignal {
-///     type Args<'a> = PostUpgrade<'a>;
-///     type Sender = SiloMode;
-///     type Output = ();
-/// }
-///
-/// /// Sent after `upgrade` completes, with the running silo mode as sender.
-/// #[allow(non_upper_case_globals)]
-/// pub static post_upgrade: Signal<PostUpgradeSignal> = Signal::new("post_upgrade");
-/// ```
-pub trait Signature: 'static {
-    /// The argument struct (Django's keyword arguments), borrowed by every receiver.
-    type Args<'a>;
-    /// The sender's type: receivers connect to one value of it, or to any.
-    type Sender: Eq + Hash + Clone + fmt::Debug + Send + Sync + 'static;
-    /// What each receiver returns, collected in the responses.
-    type Output: 'static;
-}
-
-/// The call shape of a value-sender signal's receivers: `(Option<&Sender>, &Args)`.
-pub struct ValueShape<F>(PhantomData<fn() -> F>);
-
-impl<F: Signature> Shape for ValueShape<F> {
-    type Sender<'s> = Option<&'s F::Sender>;
-    type Args<'a> = F::Args<'a>;
-    type Output = F::Output;
-}
-
-type ValueEntry<F> = Entry<ValueShape<F>>;
-pub(crate) type ValueCore<F> = Core<<F as Signature>::Sender, ValueEntry<F>, ValueRoutes<F>>;
-
-/// The dispatch lists of one snapshot: one for sends without a sender (the any-sender
-/// receivers) and one per sender that has receivers of its own (those and the any-sender ones,
-/// interleaved in dispatch order). A sender with no receivers of its own uses the first. Lists
-/// are shared between snapshots, so that an edit copies only the lists it changes.
-pub(crate) struct ValueRoutes<F: Signature> {
-    any: Arc<[ValueEntry<F>]>,
-    by_sender: HashMap<F::Sender, Arc<[ValueEntry<F>]>, foldhash::fast::RandomState>,
-}
-
-impl<F: Signature> ValueRoutes<F> {
-    #[inline]
-    pub(crate) fn route(&self, sender: Option<&F::Sender>) -> &[ValueEntry<F>] {
-        match sender {
-            Some(sender) if !self.by_sender.is_empty() => {
-                self.by_sender.get(sender).unwrap_or(&self.any)
-            }
-            _ => &self.any,
-        }
-    }
-}
-
-impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
-    fn build<'r>(
-        records: impl Iterator<Item = &'r Record<F::Sender, ValueEntry<F>>> + Clone,
-    ) -> Self {
-        let mut any = Vec::new();
-        let mut by_sender: HashMap<F::Sender, Vec<ValueEntry<F>>> = HashMap::new();
-        for record in records.clone() {
-            if let Some(sender) = &record.sender {
-                by_sender.entry(sender.clone()).or_default();
-            }
-        }
-        for record in records {
-            match &record.sender {
-                None => {
-                    for list in by_sender.values_mut() {
-                        list.push(record.entry.clone());
-                    }
-                    any.push(record.entry.clone());
-                }
-                Some(sender) => {
-                    if let Some(list) = by_sender.get_mut(sender) {
-                        list.push(record.entry.clone());
-                    }
-                }
-            }
-        }
-        Self {
-            any: any.into(),
-            by_sender: by_sender
-                .into_iter()
-                .map(|(sender, list)| (sender, list.into()))
-                .collect(),
-        }
-    }
-}
 
 /// A signal whose sender is a value of `F::Sender`.
 ///
@@ -187,22 +82,12 @@ impl<F: Signature, D: Mode> Signal<F, D> {
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
     pub fn has_listeners<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> bool {
-        let sender = sender.into();
-        self.core()
-            .with_routes(|routes| routes.route(sender).iter().any(Info::alive))
+        self.core().has_listeners(sender.into())
     }
 
     /// The live receivers that would run for `sender`, in dispatch order.
     pub fn receivers<'s>(&self, sender: impl Into<Option<&'s F::Sender>>) -> Vec<ReceiverInfo> {
-        let sender = sender.into();
-        self.core().with_routes(|routes| {
-            routes
-                .route(sender)
-                .iter()
-                .filter(|entry| entry.alive())
-                .map(|entry| entry.info.clone())
-                .collect()
-        })
+        self.core().receivers(sender.into())
     }
 
     /// Connects `receiver` for any sender, without `dispatch_uid`; see
@@ -258,8 +143,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         dispatch_uid: &str,
         sender: impl Into<Option<&'s F::Sender>>,
     ) -> bool {
-        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
-        self.core().disconnect_key(&identity, sender.into())
+        self.core().disconnect_uid(dispatch_uid, sender.into())
     }
 
     /// Disconnects `receiver`, connected without `dispatch_uid` for exactly `sender` (`None`:
@@ -290,8 +174,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         sender: impl Into<Option<&'s F::Sender>>,
     ) -> bool {
         drop(receiver); // its type is its identity
-        Identity::code::<C>()
-            .is_some_and(|identity| self.core().disconnect_key(&identity, sender.into()))
+        self.core().disconnect_code::<C>(sender.into())
     }
 
     /// Disconnects `receiver` for every sender it is connected for (blinker's
@@ -299,24 +182,14 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// identified as for [`disconnect_receiver`](Self::disconnect_receiver).
     pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
         drop(receiver); // its type is its identity
-        Identity::code::<C>().map_or(0, |identity| self.core().disconnect_identity(&identity))
+        self.core().disconnect_code_everywhere::<C>()
     }
 
     /// Every live receiver, static and runtime, for every sender, in dispatch order, each with
     /// the sender it listens to ([`ReceiverEntry::sender`]).
     #[must_use]
     pub fn connections(&self) -> Vec<ReceiverEntry> {
-        let mut receivers = self.listing().receivers;
-        receivers.retain(|entry| entry.shadowed_by().is_none());
-        receivers
-    }
-
-    pub(crate) fn observer<'o>(&self, core: &'o ValueCore<F>) -> Observer<'o> {
-        Observer {
-            signal: self.name,
-            table: core,
-            raise: None,
-        }
+        Indexed::connections(self)
     }
 
     /// Starts watching a send (see [`watch`]) and records its arguments for the captures.
@@ -350,7 +223,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
             R::run(
                 &watch.steps(routes.route(sender)),
                 &cx,
-                &self.observer(core),
+                &Observer::new(self.name, core),
             )
         })
     }
@@ -442,7 +315,9 @@ impl<F: Signature> Signal<F> {
             return R::nothing();
         }
         let cx = Cx { sender, args };
-        core.with_routes(|routes| R::run(routes.route(sender), &cx, &self.observer(core)))
+        core.with_routes(|routes| {
+            R::run(routes.route(sender), &cx, &Observer::new(self.name, core))
+        })
     }
 }
 
@@ -659,7 +534,7 @@ impl<F: Signature> AsyncSignal<F> {
             let routes = core.routes_full();
             let cx = Cx { sender, args };
             let steps = watch.steps(routes.route(sender));
-            let observer = self.observer(core);
+            let observer = Observer::new(self.name, core);
             let send = R::run_async(&steps, &cx, &observer);
             return send.instrument(watch.span().clone()).await;
         }
@@ -668,7 +543,7 @@ impl<F: Signature> AsyncSignal<F> {
         }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
-        R::run_async(routes.route(sender), &cx, &self.observer(core)).await
+        R::run_async(routes.route(sender), &cx, &Observer::new(self.name, core)).await
     }
 
     /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].

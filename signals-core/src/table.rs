@@ -151,6 +151,10 @@ pub(crate) trait Routes<K, E>: Send + Sync + Sized {
     where
         K: 'r,
         E: 'r;
+
+    /// Calls `each` with every receiver a send from `sender` (`None`: without sender) would
+    /// run, in dispatch order, and whether it is alive.
+    fn listeners(&self, sender: Option<&K>, each: &mut dyn FnMut(&ReceiverInfo, bool));
 }
 
 /// A sender as [`explain`](crate::explain) compares it: by value, with the signal's own `Eq`, as dispatch
@@ -546,8 +550,46 @@ where
         })
     }
 
+    /// Whether any live receiver would run for `sender`.
+    pub(crate) fn has_listeners(&self, sender: Option<&K>) -> bool {
+        let mut live = false;
+        self.with_routes(|routes| routes.listeners(sender, &mut |_, alive| live |= alive));
+        live
+    }
+
+    /// The live receivers that would run for `sender`, in dispatch order.
+    pub(crate) fn receivers(&self, sender: Option<&K>) -> Vec<ReceiverInfo> {
+        let mut receivers = Vec::new();
+        self.with_routes(|routes| {
+            routes.listeners(sender, &mut |info, alive| {
+                if alive {
+                    receivers.push(info.clone());
+                }
+            });
+        });
+        receivers
+    }
+
+    /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
+    pub(crate) fn disconnect_uid(&self, dispatch_uid: &str, sender: Option<&K>) -> bool {
+        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
+        self.disconnect_key(&identity, sender)
+    }
+
+    /// Disconnects the receiver whose code is `C`, connected without `dispatch_uid` for
+    /// exactly `sender`. A receiver with captures has no identity: nothing matches it.
+    pub(crate) fn disconnect_code<C: 'static>(&self, sender: Option<&K>) -> bool {
+        Identity::code::<C>().is_some_and(|identity| self.disconnect_key(&identity, sender))
+    }
+
+    /// Disconnects the receiver whose code is `C` for every sender; returns how many live
+    /// connections it removed.
+    pub(crate) fn disconnect_code_everywhere<C: 'static>(&self) -> usize {
+        Identity::code::<C>().map_or(0, |identity| self.disconnect_identity(&identity))
+    }
+
     /// Disconnects the receiver with `identity` for exactly `sender`.
-    pub(crate) fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
+    fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
         self.edit(|table, retired| {
             let slot = table.find(table.key_hash(identity, sender), identity, sender);
             self.retire(table, slot, retired)
@@ -556,7 +598,7 @@ where
 
     /// Disconnects every receiver with `identity`, for any sender; returns how many live ones
     /// it removed.
-    pub(crate) fn disconnect_identity(&self, identity: &Identity) -> usize {
+    fn disconnect_identity(&self, identity: &Identity) -> usize {
         self.edit(|table, retired| {
             let slots: Vec<usize> = (0..table.slots.len())
                 .filter(|&slot| {

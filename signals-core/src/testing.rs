@@ -45,7 +45,8 @@ use crate::connect::ScopedConnection;
 use crate::connect::mode::Mode;
 use crate::receiver::IntoResponse;
 use crate::registry::AnySignal;
-use crate::signal::{Signal, Signature};
+use crate::signal::Signal;
+use crate::signature::Signature;
 use crate::watch::{self, Attached, Guard, Log, lock};
 pub use crate::watch::{Capturable, Outcome, Sent};
 

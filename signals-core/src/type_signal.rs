@@ -7,8 +7,6 @@
 //! [`SentBy::any_args`] (for instance the same struct over `dyn Model`).
 
 use std::any::{Any, type_name};
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -17,305 +15,19 @@ use crate::connect::mode::{Async, Mode, Plain};
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
-use crate::error::{BoxError, ReceiverError, SendError};
+use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
-use crate::receiver::{
-    AsyncCallable, Callable, Entry, Info, IntoResponse, Shape, Started, Step, TypeSender,
-};
+use crate::receiver::{AsyncCallable, Callable, IntoResponse, TypeSender};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
-    SignalKind, SignalRef, TypeSenders,
+    SignalKind, TypeSenders,
 };
-use crate::table::{Core, Identity, Record, Routes, SenderKey};
+use crate::routes::{TypeEntry, TypeRoutes, any_cx, typed_cx, typed_list};
+use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
+use crate::table::{Core, Record, SenderKey};
 use crate::watch::{self, Capturable, Watch};
 use tracing::Instrument;
-
-/// The declaration of a type-sender signal family: what its any-sender receivers see and what
-/// every receiver returns. Each sender type `M` is added by an impl of [`SentBy<M>`].
-///
-/// ```
-/// use signals::{SentBy, TypeSignal, TypeSignature};
-///
-/// pub trait Model: Send + Sync { fn table(&self) -> &'static str; }
-/// pub struct User { pub id: u64 }
-/// impl Model for User { fn table(&self) -> &'static str { "auth_user" } }
-///
-/// /// `post_save`'s arguments; `M: ?Sized` so that `PostSave<'_, dyn Model>` is the any view.
-/// pub struct PostSave<'a, M: ?Sized> { pub instance: &'a M, pub created: bool }
-///
-/// pub enum PostSaveSignal {}
-/// impl TypeSignature for PostSaveSignal {
-///     type AnyArgs<'a> = PostSave<'a, dyn Model>;
-///     type Output = ();
-/// }
-/// impl<M: Model + 'static> SentBy<M> for PostSaveSignal {
-///     type Args<'a> = PostSave<'a, M>;
-///     fn any_args<'b>(args: &'b PostSave<'_, M>) -> PostSave<'b, dyn Model> {
-///         PostSave { instance: args.instance, created: args.created }
-///     }
-/// }
-///
-/// /// Sent after a model instance is saved; the sender is the model type.
-/// #[allow(non_upper_case_globals)]
-/// pub static post_save: TypeSignal<PostSaveSignal> = TypeSignal::new("post_save");
-///
-/// post_save.connect::<User, _, _>(|_, args: &PostSave<'_, User>| assert_eq!(args.instance.id, 7));
-/// post_save.send::<User>(&PostSave { instance: &User { id: 7 }, created: true })?;
-/// # Ok::<(), signals::SendError>(())
-/// ```
-pub trait TypeSignature: 'static {
-    /// The view of the arguments that any-sender receivers get.
-    type AnyArgs<'a>;
-    /// What each receiver returns, collected in the responses.
-    type Output: 'static;
-}
-
-/// Declares that signals of the family `Self` may be sent by the type `M`, and with which
-/// arguments.
-#[diagnostic::on_unimplemented(
-    message = "`{M}` is not a sender type of the signal family `{Self}`",
-    label = "`{M}` cannot send this signal",
-    note = "the family's `SentBy` impls list the types that may send it; implement \
-            `SentBy<{M}>` for `{Self}` (or the trait its blanket impl requires) to add one"
-)]
-pub trait SentBy<M: 'static>: TypeSignature {
-    /// The argument struct for sender type `M`.
-    type Args<'a>;
-
-    /// The sender-independent view any-sender receivers get.
-    fn any_args<'b>(args: &'b Self::Args<'_>) -> Self::AnyArgs<'b>;
-}
-
-/// The call shape of a type-sender signal's receivers for sender type `M`.
-pub struct TypedShape<F, M>(PhantomData<fn() -> (F, M)>);
-
-impl<F: SentBy<M>, M: 'static> Shape for TypedShape<F, M> {
-    type Sender<'s> = TypeSender;
-    type Args<'a> = <F as SentBy<M>>::Args<'a>;
-    type Output = F::Output;
-}
-
-/// The call shape of a type-sender signal's any-sender receivers.
-pub struct AnyTypeShape<F>(PhantomData<fn() -> F>);
-
-impl<F: TypeSignature> Shape for AnyTypeShape<F> {
-    type Sender<'s> = TypeSender;
-    type Args<'a> = F::AnyArgs<'a>;
-    type Output = F::Output;
-}
-
-/// A receiver of a type-sender signal as the table holds it: the sender type is erased from
-/// typed receivers until a snapshot groups them by type.
-pub(crate) enum TypeEntry<F: TypeSignature> {
-    Any(Entry<AnyTypeShape<F>>),
-    Typed(Arc<dyn ErasedTyped<F>>),
-}
-
-impl<F: TypeSignature> TypeEntry<F> {
-    pub(crate) fn typed<M: 'static>(entry: Entry<TypedShape<F, M>>) -> Self
-    where
-        F: SentBy<M>,
-    {
-        Self::Typed(Arc::new(entry))
-    }
-}
-
-impl<F: TypeSignature> Clone for TypeEntry<F> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Any(entry) => Self::Any(entry.clone()),
-            Self::Typed(entry) => Self::Typed(Arc::clone(entry)),
-        }
-    }
-}
-
-impl<F: TypeSignature> Info for TypeEntry<F> {
-    fn info(&self) -> &ReceiverInfo {
-        match self {
-            Self::Any(entry) => &entry.info,
-            Self::Typed(entry) => entry.info(),
-        }
-    }
-
-    fn alive(&self) -> bool {
-        match self {
-            Self::Any(entry) => entry.call.alive(),
-            Self::Typed(entry) => entry.alive(),
-        }
-    }
-
-    fn is_async(&self) -> bool {
-        match self {
-            Self::Any(entry) => entry.call.is_async(),
-            Self::Typed(entry) => entry.is_async(),
-        }
-    }
-}
-
-/// A receiver for one sender type, with that type erased.
-pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Send + Sync {
-    fn as_any(&self) -> &dyn Any;
-    /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
-    /// any-sender receivers and the receivers of this type, in dispatch order.
-    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList>;
-}
-
-impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList> {
-        let steps = entries
-            .iter()
-            .filter_map(|entry| match entry {
-                TypeEntry::Any(entry) => Some(TypedStep::Any(entry.clone())),
-                TypeEntry::Typed(entry) => entry
-                    .as_any()
-                    .downcast_ref::<Self>()
-                    .map(|entry| TypedStep::Typed(entry.clone())),
-            })
-            .collect();
-        Box::new(TypedList::<F, M>(steps))
-    }
-}
-
-/// One element of a sender type's dispatch list.
-enum TypedStep<F: SentBy<M>, M: 'static> {
-    Typed(Entry<TypedShape<F, M>>),
-    Any(Entry<AnyTypeShape<F>>),
-}
-
-/// The dispatch list of sender type `M`.
-struct TypedList<F: SentBy<M>, M: 'static>(Box<[TypedStep<F, M>]>);
-
-/// A sender type's dispatch list, with the type erased, for introspection.
-pub(crate) trait ErasedList: Send + Sync {
-    fn as_any(&self) -> &dyn Any;
-    fn entries(&self) -> Vec<(&ReceiverInfo, bool)>;
-}
-
-impl<F: SentBy<M>, M: 'static> ErasedList for TypedList<F, M> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn entries(&self) -> Vec<(&ReceiverInfo, bool)> {
-        self.0
-            .iter()
-            .map(|step| match step {
-                TypedStep::Typed(entry) => (&entry.info, entry.call.alive()),
-                TypedStep::Any(entry) => (&entry.info, entry.call.alive()),
-            })
-            .collect()
-    }
-}
-
-/// What a send for sender type `M` runs its list against: the arguments, and their any-sender
-/// view, made once per send.
-struct TypedCx<'r, 'a, F: SentBy<M>, M: 'static> {
-    sender: TypeSender,
-    args: &'r <F as SentBy<M>>::Args<'a>,
-    any: F::AnyArgs<'r>,
-}
-
-impl<F: SentBy<M>, M: 'static> Info for TypedStep<F, M> {
-    #[inline]
-    fn info(&self) -> &ReceiverInfo {
-        match self {
-            Self::Typed(entry) => &entry.info,
-            Self::Any(entry) => &entry.info,
-        }
-    }
-
-    fn is_async(&self) -> bool {
-        match self {
-            Self::Typed(entry) => entry.call.is_async(),
-            Self::Any(entry) => entry.call.is_async(),
-        }
-    }
-
-    fn alive(&self) -> bool {
-        match self {
-            Self::Typed(entry) => entry.call.alive(),
-            Self::Any(entry) => entry.call.alive(),
-        }
-    }
-}
-
-impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep<F, M> {
-    type Output = F::Output;
-
-    #[inline]
-    fn run(&self, cx: &TypedCx<'r, 'a, F, M>) -> Option<Result<F::Output, BoxError>> {
-        match self {
-            Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
-            Self::Any(entry) => entry.call.invoke(cx.sender, &cx.any),
-        }
-    }
-
-    fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
-        match self {
-            Self::Typed(entry) => entry.call.start(cx.sender, cx.args),
-            Self::Any(entry) => entry.call.start(cx.sender, &cx.any),
-        }
-    }
-}
-
-/// The dispatch lists of one snapshot: the any-sender receivers, and one list per sender type
-/// that has receivers of its own.
-pub(crate) struct TypeRoutes<F: TypeSignature> {
-    any: Box<[Entry<AnyTypeShape<F>>]>,
-    by_type: HashMap<TypeSender, Box<dyn ErasedList>>,
-}
-
-impl<F: TypeSignature> TypeRoutes<F> {
-    /// The receivers that would run for `sender`, with whether each is alive.
-    fn entries(&self, sender: Option<TypeSender>) -> Vec<(&ReceiverInfo, bool)> {
-        match sender.and_then(|sender| self.by_type.get(&sender)) {
-            Some(list) => list.entries(),
-            None => self.any.iter().map(|e| (&e.info, e.call.alive())).collect(),
-        }
-    }
-}
-
-impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
-    fn build<'r>(
-        records: impl Iterator<Item = &'r Record<TypeSender, TypeEntry<F>>> + Clone,
-    ) -> Self {
-        let mut any = Vec::new();
-        let mut first_of_type: Vec<(TypeSender, &Arc<dyn ErasedTyped<F>>)> = Vec::new();
-        for record in records.clone() {
-            match (&record.entry, record.sender) {
-                (TypeEntry::Any(entry), _) => any.push(entry.clone()),
-                (TypeEntry::Typed(entry), Some(sender)) => {
-                    if !first_of_type.iter().any(|(seen, _)| *seen == sender) {
-                        first_of_type.push((sender, entry));
-                    }
-                }
-                (TypeEntry::Typed(_), None) => {}
-            }
-        }
-        let by_type = first_of_type
-            .into_iter()
-            .map(|(sender, builder)| {
-                let entries: Vec<&TypeEntry<F>> = records
-                    .clone()
-                    .filter(|record| record.sender.is_none() || record.sender == Some(sender))
-                    .map(|record| &record.entry)
-                    .collect();
-                (sender, builder.build_list(&entries))
-            })
-            .collect();
-        Self {
-            any: any.into(),
-            by_type,
-        }
-    }
-}
-
-type TypeCore<F> = Core<TypeSender, TypeEntry<F>, TypeRoutes<F>>;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
 ///
@@ -385,14 +97,6 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         self.name
     }
 
-    pub(crate) fn observer<'o>(&self, core: &'o TypeCore<F>) -> Observer<'o> {
-        Observer {
-            signal: self.name,
-            table: core,
-            raise: None,
-        }
-    }
-
     /// Starts watching a send from `M` (see [`watch`]) and records the any-sender view of its
     /// arguments for the captures.
     fn watch<M: 'static>(&self, sender: TypeSender, args: &<F as SentBy<M>>::Args<'_>) -> Watch
@@ -423,7 +127,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
             return R::nothing();
         }
         let _entered = watch.span().enter();
-        let observer = self.observer(core);
+        let observer = Observer::new(self.name, core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => R::run(&watch.steps(&list.0), &typed_cx(sender, args), &observer),
             None => R::run(
@@ -437,22 +141,12 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     /// Whether any live receiver would run for `sender` (`None`: only any-sender receivers
     /// count).
     pub fn has_listeners(&self, sender: impl Into<Option<TypeSender>>) -> bool {
-        let sender = sender.into();
-        self.core()
-            .with_routes(|routes| routes.entries(sender).iter().any(|(_, alive)| *alive))
+        self.core().has_listeners(sender.into().as_ref())
     }
 
     /// The live receivers that would run for `sender`, in dispatch order.
     pub fn receivers(&self, sender: impl Into<Option<TypeSender>>) -> Vec<ReceiverInfo> {
-        let sender = sender.into();
-        self.core().with_routes(|routes| {
-            routes
-                .entries(sender)
-                .into_iter()
-                .filter(|(_, alive)| *alive)
-                .map(|(info, _)| info.clone())
-                .collect()
-        })
+        self.core().receivers(sender.into().as_ref())
     }
 
     /// Connects `receiver` for sender type `M`, without `dispatch_uid`; see
@@ -497,9 +191,8 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         dispatch_uid: &str,
         sender: impl Into<Option<TypeSender>>,
     ) -> bool {
-        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
         self.core()
-            .disconnect_key(&identity, sender.into().as_ref())
+            .disconnect_uid(dispatch_uid, sender.into().as_ref())
     }
 
     /// Disconnects `receiver`, connected without `dispatch_uid` for exactly `sender`
@@ -512,26 +205,21 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         sender: impl Into<Option<TypeSender>>,
     ) -> bool {
         drop(receiver); // its type is its identity
-        Identity::code::<C>().is_some_and(|identity| {
-            self.core()
-                .disconnect_key(&identity, sender.into().as_ref())
-        })
+        self.core().disconnect_code::<C>(sender.into().as_ref())
     }
 
     /// Disconnects `receiver` for every sender type it is connected for; returns how many
     /// connections it removed.
     pub fn disconnect_receiver_everywhere<C: 'static>(&self, receiver: C) -> usize {
         drop(receiver); // its type is its identity
-        Identity::code::<C>().map_or(0, |identity| self.core().disconnect_identity(&identity))
+        self.core().disconnect_code_everywhere::<C>()
     }
 
     /// Every live receiver, static and runtime, for every sender type, in dispatch order, each
     /// with the sender it listens to ([`ReceiverEntry::sender`]).
     #[must_use]
     pub fn connections(&self) -> Vec<ReceiverEntry> {
-        let mut receivers = self.listing().receivers;
-        receivers.retain(|entry| entry.shadowed_by().is_none());
-        receivers
+        Indexed::connections(self)
     }
 }
 
@@ -598,7 +286,7 @@ impl<F: TypeSignature> TypeSignal<F> {
         if !core.may_reach(Some(&sender)) {
             return R::nothing();
         }
-        let observer = self.observer(core);
+        let observer = Observer::new(self.name, core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
             None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
@@ -617,59 +305,6 @@ impl<F: TypeSignature> TypeSignal<F> {
         F: SentBy<M> + TypeSignature<Output = ()>,
     {
         self.dispatch::<ToEmit, M>(args)
-    }
-}
-
-#[inline]
-fn typed_list<F: SentBy<M>, M: 'static>(
-    routes: &TypeRoutes<F>,
-    sender: TypeSender,
-) -> Option<&TypedList<F, M>> {
-    if routes.by_type.is_empty() {
-        return None;
-    }
-    routes.by_type.get(&sender)?.as_any().downcast_ref()
-}
-
-fn typed_cx<'r, 'a, F: SentBy<M>, M: 'static>(
-    sender: TypeSender,
-    args: &'r <F as SentBy<M>>::Args<'a>,
-) -> TypedCx<'r, 'a, F, M> {
-    TypedCx {
-        sender,
-        args,
-        any: F::any_args(args),
-    }
-}
-
-/// The context of a send whose type has no receivers of its own: only any-sender ones run.
-/// The returned context borrows the view for the duration of the send.
-fn any_cx<'r, F: SentBy<M>, M: 'static>(
-    sender: TypeSender,
-    args: &'r <F as SentBy<M>>::Args<'_>,
-) -> AnyCx<'r, F> {
-    AnyCx {
-        sender,
-        any: F::any_args(args),
-    }
-}
-
-/// A send's context for the any-sender list: the view, owned by the send.
-struct AnyCx<'r, F: TypeSignature> {
-    sender: TypeSender,
-    any: F::AnyArgs<'r>,
-}
-
-impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
-    type Output = F::Output;
-
-    #[inline]
-    fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
-        self.call.invoke(cx.sender, &cx.any)
-    }
-
-    fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
-        self.call.start(cx.sender, &cx.any)
     }
 }
 
@@ -945,7 +580,7 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
                 return R::nothing();
             }
             let routes = core.routes_full();
-            let observer = self.observer(core);
+            let observer = Observer::new(self.name, core);
             let span = watch.span().clone();
             if let Some(list) = typed_list::<F, M>(&routes, sender) {
                 let steps = watch.steps(&list.0);
@@ -961,7 +596,7 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
             return R::nothing();
         }
         let routes = core.routes_full();
-        let observer = self.observer(core);
+        let observer = Observer::new(self.name, core);
         match typed_list::<F, M>(&routes, sender) {
             Some(list) => R::run_async(&list.0, &typed_cx(sender, args), &observer).await,
             None => R::run_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await,

@@ -53,6 +53,13 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
             None => self.lazy().index(address(self), self.signal_name()),
         }
     }
+    /// Every live receiver, static and runtime, for every sender, in dispatch order, each with
+    /// its sender; receivers shadowed by another with the same key are left out.
+    fn connections(&self) -> Vec<ReceiverEntry> {
+        let mut receivers = self.listing().receivers;
+        receivers.retain(|entry| entry.shadowed_by().is_none());
+        receivers
+    }
 }
 
 /// A signal's table, built from the program's static registrations on first use.
