@@ -1,34 +1,8 @@
 //! Runtime connections: the [`Connection`] handle `connect` returns, the [`ScopedConnection`]
-//! guard that disconnects its receiver when dropped, and the [`mode`] markers that tell a
-//! connector whether it may connect async receivers.
+//! guard that disconnects its receiver when dropped.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// How a signal delivers: [`Plain`](mode::Plain) signals run their receivers in the send;
-/// [`Async`](mode::Async) signals are sent with `.await`, and their receivers may be
-/// `async fn`. `Signal<F>` is `Signal<F, Plain>`; `AsyncSignal<F>` is `Signal<F, Async>`.
-pub mod mode {
-    /// A delivery mode of a signal; implemented by [`Plain`] and [`Async`] only.
-    pub trait Mode: sealed::Sealed + 'static {}
-
-    /// Plain receivers, run in `send`: a sync signal.
-    #[derive(Debug)]
-    pub enum Plain {}
-
-    /// Plain and async receivers, run in `send(..).await`: an async signal.
-    #[derive(Debug)]
-    pub enum Async {}
-
-    impl Mode for Plain {}
-    impl Mode for Async {}
-
-    mod sealed {
-        pub trait Sealed {}
-        impl Sealed for super::Plain {}
-        impl Sealed for super::Async {}
-    }
-}
 
 /// A signal a [`ScopedConnection`] can disconnect from: every signal type.
 #[doc(hidden)]

@@ -10,9 +10,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
-use crate::connect::mode::{Async, Mode};
 use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
+use crate::mode::{Async, Mode};
 use crate::receiver::{BoxFuture, Call, Entry, IntoResponse, Shape, Strong, WeakTarget};
 use crate::table::{self, Identity};
 

@@ -46,12 +46,14 @@
 //! - `connector`: the [`Connector`] builder, each connect method written once for any target.
 //! - `routes`: the dispatch lists a snapshot is built into, per sender or sender type.
 //! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.
-//! - `connect`: [`Connection`], [`ScopedConnection`], the connectors' modes.
+//! - `connect`: [`Connection`], [`ScopedConnection`].
 //! - `signature`: what declares a signal ([`Signature`], [`TypeSignature`], [`SentBy`]) and
 //!   the call shapes of its receivers.
 //! - `receiver`: how receivers are called: shapes, calls, entries, steps, [`TypeSender`].
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
+//! - `mode`: how a signal delivers, and which receivers it takes: [`mode::Plain`],
+//!   [`mode::Async`].
 
 mod connect;
 mod connector;
@@ -59,6 +61,7 @@ mod dispatch;
 mod error;
 mod explain;
 mod info;
+pub mod mode;
 mod receiver;
 mod registry;
 mod render;
@@ -70,7 +73,7 @@ pub mod testing;
 mod type_signal;
 mod watch;
 
-pub use connect::{Connection, ScopedConnection, mode};
+pub use connect::{Connection, ScopedConnection};
 pub use connector::Connector;
 pub use dispatch::{Response, Responses, STACK_RESERVE};
 pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};

@@ -5,6 +5,7 @@
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
 //! are `fn` pointers built in a `const`; runtime receivers are closures behind an `Arc`.
 
+use crate::mode::{Async, Mode, Plain};
 use std::any::{TypeId, type_name};
 use std::fmt;
 use std::future::Future;
@@ -291,6 +292,30 @@ impl<Sh: Shape, C> AsyncCallable<Sh> for C where
         + Sync
         + 'static
 {
+}
+
+/// A static receiver of shape `Sh` and of mode `K`: a [`Callable`] is a [`Plain`] one, an
+/// [`AsyncCallable`] an [`Async`] one. Not public API: used by the registrations.
+pub trait StaticCallable<Sh: Shape, K: Mode>: Send + Sync + 'static {
+    /// How to call it.
+    #[doc(hidden)]
+    fn call(&'static self) -> CallOf<Sh>;
+}
+
+/// A static receiver's [`Call`], as [`StaticCallable`] returns it. Not public API.
+#[doc(hidden)]
+pub struct CallOf<Sh: Shape>(pub(crate) Call<Sh>);
+
+impl<Sh: Shape, C: Callable<Sh>> StaticCallable<Sh, Plain> for C {
+    fn call(&'static self) -> CallOf<Sh> {
+        CallOf(Call::Static(self))
+    }
+}
+
+impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
+    fn call(&'static self) -> CallOf<Sh> {
+        CallOf(Call::StaticAsync(self))
+    }
 }
 
 /// A receiver connected at run time, behind an `Arc`.

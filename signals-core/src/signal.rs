@@ -6,7 +6,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::connect::mode::{Async, Mode, Plain};
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
@@ -14,7 +13,8 @@ use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
-use crate::receiver::{AsyncCallable, BoxFuture, Callable, Cx, IntoResponse};
+use crate::mode::{Async, Mode, Plain};
+use crate::receiver::{BoxFuture, Cx, IntoResponse, StaticCallable};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
     SignalKind, ValueSenders,
@@ -366,18 +366,11 @@ impl<F: Signature, D: Mode> Indexed for Signal<F, D> {
 impl<F: Signature, D: Mode> SignalKind for Signal<F, D> {
     type AnyShape = ValueShape<F>;
 
-    fn adopt_any<C: Callable<ValueShape<F>>>(
+    fn adopt_any<K: Mode, C: StaticCallable<ValueShape<F>, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
-        Self::adopt::<C>(registration, out);
-    }
-
-    fn adopt_any_async<C: AsyncCallable<ValueShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        Self::adopt_async::<C>(registration, out);
+        Self::adopt::<K, C>(registration, out);
     }
 }
 
@@ -386,17 +379,7 @@ impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
     type Sender = F::Sender;
     type Shape = ValueShape<F>;
 
-    fn adopt<C: Callable<ValueShape<F>>>(registration: &'static Registration, out: &mut dyn Any) {
-        registry::put(
-            out,
-            Adopted {
-                sender: registration.sender_value::<F::Sender>(),
-                entry: registration.entry::<ValueShape<F>, C>(),
-            },
-        );
-    }
-
-    fn adopt_async<C: AsyncCallable<ValueShape<F>>>(
+    fn adopt<K: Mode, C: StaticCallable<ValueShape<F>, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
@@ -404,7 +387,7 @@ impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
             out,
             Adopted {
                 sender: registration.sender_value::<F::Sender>(),
-                entry: registration.async_entry::<ValueShape<F>, C>(),
+                entry: registration.entry::<ValueShape<F>, K, C>(),
             },
         );
     }

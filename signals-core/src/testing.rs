@@ -42,7 +42,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use crate::connect::ScopedConnection;
-use crate::connect::mode::Mode;
+use crate::mode::Mode;
 use crate::receiver::IntoResponse;
 use crate::registry::AnySignal;
 use crate::signal::Signal;

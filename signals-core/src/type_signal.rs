@@ -11,14 +11,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::connect::mode::{Async, Mode, Plain};
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
-use crate::receiver::{AsyncCallable, Callable, IntoResponse, TypeSender};
+use crate::mode::{Async, Mode, Plain};
+use crate::receiver::{IntoResponse, StaticCallable, TypeSender};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
     SignalKind, TypeSenders,
@@ -354,7 +354,7 @@ impl<F: TypeSignature, D: Mode> Explain for TypeSignal<F, D> {
 impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
     type AnyShape = AnyTypeShape<F>;
 
-    fn adopt_any<C: Callable<AnyTypeShape<F>>>(
+    fn adopt_any<K: Mode, C: StaticCallable<AnyTypeShape<F>, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
@@ -362,20 +362,7 @@ impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
             out,
             Adopted::<TypeSender, _> {
                 sender: None,
-                entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, C>()),
-            },
-        );
-    }
-
-    fn adopt_any_async<C: AsyncCallable<AnyTypeShape<F>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        registry::put(
-            out,
-            Adopted::<TypeSender, _> {
-                sender: None,
-                entry: TypeEntry::<F>::Any(registration.async_entry::<AnyTypeShape<F>, C>()),
+                entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, K, C>()),
             },
         );
     }
@@ -385,7 +372,7 @@ impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
 impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
     type Shape = TypedShape<F, M>;
 
-    fn adopt<C: Callable<TypedShape<F, M>>>(
+    fn adopt<K: Mode, C: StaticCallable<TypedShape<F, M>, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
@@ -393,20 +380,7 @@ impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
             out,
             Adopted {
                 sender: Some(TypeSender::of::<M>()),
-                entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, C>()),
-            },
-        );
-    }
-
-    fn adopt_async<C: AsyncCallable<TypedShape<F, M>>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    ) {
-        registry::put(
-            out,
-            Adopted {
-                sender: Some(TypeSender::of::<M>()),
-                entry: TypeEntry::typed(registration.async_entry::<TypedShape<F, M>, C>()),
+                entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, K, C>()),
             },
         );
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 /// The modules, bottom first; `registry` stands for `registry/*.rs`.
 const LAYERS: &[&str] = &[
+    "mode",
     "info",
     "error",
     "receiver",

@@ -12,8 +12,8 @@ use std::fmt::{self, Debug};
 
 use crate::error::{BoxError, WiringError};
 use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
-use crate::receiver::TypeSender;
-use crate::receiver::{AsyncCallable, Call, Callable, Entry, Shape, StaticAsyncCall, StaticCall};
+use crate::mode::{Async, Mode, Plain};
+use crate::receiver::{AsyncCallable, Callable, Entry, Shape, StaticCallable, TypeSender};
 use crate::registry::Listing;
 use crate::table::Row;
 
@@ -58,13 +58,8 @@ impl<S: SignalRef + ?Sized> AnySignal for S {}
 pub trait SignalKind: SignalRef + Sized + 'static {
     /// The call shape of its any-sender receivers.
     type AnyShape: Shape;
-    /// Adopts an any-sender registration whose call is a `C`.
-    fn adopt_any<C: Callable<Self::AnyShape>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    );
-    /// Adopts an async any-sender registration whose call is a `C`.
-    fn adopt_any_async<C: AsyncCallable<Self::AnyShape>>(
+    /// Adopts an any-sender registration whose call is a `C`, a receiver of mode `K`.
+    fn adopt_any<K: Mode, C: StaticCallable<Self::AnyShape, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     );
@@ -82,13 +77,8 @@ pub trait ValueSenders: SignalKind {
     type Sender: Any + Debug + Send + Sync;
     /// The call shape of its receivers.
     type Shape: Shape;
-    /// Adopts a registration for one sender whose call is a `C`.
-    fn adopt<C: Callable<<Self as ValueSenders>::Shape>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    );
-    /// Adopts an async registration for one sender whose call is a `C`.
-    fn adopt_async<C: AsyncCallable<<Self as ValueSenders>::Shape>>(
+    /// Adopts a registration for one sender whose call is a `C`, a receiver of mode `K`.
+    fn adopt<K: Mode, C: StaticCallable<<Self as ValueSenders>::Shape, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     );
@@ -104,13 +94,8 @@ pub trait ValueSenders: SignalKind {
 pub trait TypeSenders<M: 'static>: SignalKind {
     /// The call shape of its receivers for `M`.
     type Shape: Shape;
-    /// Adopts a registration for `M` whose call is a `C`.
-    fn adopt<C: Callable<<Self as TypeSenders<M>>::Shape>>(
-        registration: &'static Registration,
-        out: &mut dyn Any,
-    );
-    /// Adopts an async registration for `M` whose call is a `C`.
-    fn adopt_async<C: AsyncCallable<<Self as TypeSenders<M>>::Shape>>(
+    /// Adopts a registration for `M` whose call is a `C`, a receiver of mode `K`.
+    fn adopt<K: Mode, C: StaticCallable<<Self as TypeSenders<M>>::Shape, K>>(
         registration: &'static Registration,
         out: &mut dyn Any,
     );
@@ -165,7 +150,13 @@ where
     S: SignalKind,
     C: Callable<S::AnyShape>,
 {
-    Registration::new(signal, meta, StaticSender::Any, call, S::adopt_any::<C>)
+    Registration::new(
+        signal,
+        meta,
+        StaticSender::Any,
+        call,
+        S::adopt_any::<Plain, C>,
+    )
 }
 
 /// A value signal's sender as a registration holds it.
@@ -187,7 +178,7 @@ where
     C: Callable<<S as ValueSenders>::Shape>,
 {
     let sender = StaticSender::Value(sender_value::<S>(sender));
-    Registration::new(signal, meta, sender, call, S::adopt::<C>)
+    Registration::new(signal, meta, sender, call, S::adopt::<Plain, C>)
 }
 
 /// Registers `call` as a receiver of `signal` for the sender type `M`.
@@ -217,7 +208,7 @@ where
         meta,
         sender,
         call,
-        <S as TypeSenders<M>>::adopt::<C>,
+        <S as TypeSenders<M>>::adopt::<Plain, C>,
     )
 }
 
@@ -237,7 +228,7 @@ where
         meta,
         StaticSender::Any,
         call,
-        S::adopt_any_async::<C>,
+        S::adopt_any::<Async, C>,
     )
 }
 
@@ -255,7 +246,7 @@ where
     C: AsyncCallable<<S as ValueSenders>::Shape>,
 {
     let sender = StaticSender::Value(sender_value::<S>(sender));
-    Registration::new(signal, meta, sender, call, S::adopt_async::<C>)
+    Registration::new(signal, meta, sender, call, S::adopt::<Async, C>)
 }
 
 /// Registers the async `call` as a receiver of the async `signal` for the sender type `M`.
@@ -285,7 +276,7 @@ where
         meta,
         sender,
         call,
-        <S as TypeSenders<M>>::adopt_async::<C>,
+        <S as TypeSenders<M>>::adopt::<Async, C>,
     )
 }
 
@@ -314,28 +305,14 @@ impl Registration {
     }
 
     /// The entry of shape `Sh` that dispatches to this receiver, whose call is a `C`.
-    pub(crate) fn entry<Sh: Shape, C: Callable<Sh>>(&'static self) -> Entry<Sh> {
+    pub(crate) fn entry<Sh: Shape, K: Mode, C: StaticCallable<Sh, K>>(&'static self) -> Entry<Sh> {
         let call: &'static C = self
             .call
             .downcast_ref()
             .expect("a registration is adopted with the call type that built it");
-        let call: &'static StaticCall<Sh> = call;
         Entry {
             info: ReceiverInfo::from_static(&self.meta),
-            call: Call::Static(call),
-        }
-    }
-
-    /// The entry of shape `Sh` that dispatches to this async receiver, whose call is a `C`.
-    pub(crate) fn async_entry<Sh: Shape, C: AsyncCallable<Sh>>(&'static self) -> Entry<Sh> {
-        let call: &'static C = self
-            .call
-            .downcast_ref()
-            .expect("a registration is adopted with the call type that built it");
-        let call: &'static StaticAsyncCall<Sh> = call;
-        Entry {
-            info: ReceiverInfo::from_static(&self.meta),
-            call: Call::StaticAsync(call),
+            call: call.call().0,
         }
     }
 
