@@ -13,7 +13,9 @@ use std::thread::ThreadId;
 use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode};
-use crate::receiver::{BoxFuture, Call, Entry, IntoResponse, Shape, Strong, WeakTarget};
+use crate::receiver::{
+    AsyncReceiverFn, Call, Entry, IntoResponse, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
+};
 use crate::table::{self, Identity};
 
 /// Where a [`Connector`] connects: a signal, and which of its receivers' shapes. Implemented
@@ -163,10 +165,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
     #[track_caller]
     pub fn connect_async<C, R>(self, receiver: C) -> Connection
     where
-        C: for<'r, 'a> Fn(SenderOf<'r, To::Shape>, &'r ArgsOf<'a, To::Shape>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
+        C: AsyncReceiverFn<To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
@@ -180,14 +179,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
     pub fn connect_weak_async<T, C, R>(self, target: &Arc<T>, receiver: C) -> Connection
     where
         T: Send + Sync + 'static,
-        C: for<'r, 'a> Fn(
-                Arc<T>,
-                SenderOf<'r, To::Shape>,
-                &'r ArgsOf<'a, To::Shape>,
-            ) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
+        C: WeakAsyncReceiverFn<T, To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
@@ -199,10 +191,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
     #[track_caller]
     pub fn connect_scoped_async<C, R>(self, receiver: C) -> ScopedConnection<'s>
     where
-        C: for<'r, 'a> Fn(SenderOf<'r, To::Shape>, &'r ArgsOf<'a, To::Shape>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
+        C: AsyncReceiverFn<To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let signal = self.target.signal();

@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -276,22 +277,27 @@ pub(crate) trait RunAsync<O>: Run<O> {
 }
 
 impl<O> RunAsync<O> for ToSend {
-    fn run_async<Cx, S: Step<Cx, Output = O>>(
+    async fn run_async<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         observer: &Observer<'_>,
-    ) -> impl Future<Output = Self::Out> {
-        send_async(steps, cx, observer)
+    ) -> Self::Out {
+        send_async::<Self, Cx, S>(steps, cx, observer).await
     }
 }
 
 impl<O> RunAsync<O> for ToSendRobust {
-    fn run_async<Cx, S: Step<Cx, Output = O>>(
+    async fn run_async<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         observer: &Observer<'_>,
-    ) -> impl Future<Output = Self::Out> {
-        send_robust_async(steps, cx, observer)
+    ) -> Self::Out {
+        // The first poll: an async send counts where it starts, wherever it is polled later.
+        let observer = &observer.starting_here();
+        match send_async::<Self, Cx, S>(steps, cx, observer).await {
+            Ok(responses) => responses,
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -438,38 +444,24 @@ fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observ
     );
 }
 
-/// An async receiver in flight: where its response goes, and its future until it completes.
-struct InFlight<'c, S, O> {
-    step: &'c S,
-    future: Option<BoxFuture<'c, Result<O, BoxError>>>,
-    output: Option<Result<O, ReceiverError>>,
-}
-
-/// The async `send`: the sync receivers in order, then the async ones, started together and
-/// awaited concurrently. The first `Err` (sync or async) stops the send and drops the async
-/// receivers still running; panics propagate. Responses: sync ones in dispatch order, then
-/// async ones in dispatch order.
-pub(crate) async fn send_async<Cx, S: Step<Cx>>(
+/// An async send: the plain receivers in order, then the async ones, started together and
+/// awaited concurrently; `P` says what a receiver's failure does. Responses: the plain ones in
+/// dispatch order, then the async ones in dispatch order.
+async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
     observer: &Observer<'_>,
-) -> Result<Responses<S::Output>, SendError> {
+) -> Result<Responses<P::Output>, P::Stop> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps.iter().filter(|step| !step.is_async()) {
-        run_send(step, cx, observer, &mut items)?;
+        P::run(step, cx, observer, &mut items)?;
     }
     let mut in_flight = Vec::new();
     for step in steps.iter().filter(|step| step.is_async()) {
-        let (future, output) = match step.start(cx) {
-            Started::Pending(future) => (Some(future), None),
-            Started::Ready(Some(Ok(output))) => (None, Some(Ok(output))),
-            Started::Ready(Some(Err(error))) => {
-                return Err(SendError::new(step.info().clone(), error));
-            }
-            Started::Ready(None) => {
-                skipped(step, observer);
-                continue;
-            }
+        let (future, output) = match P::start(step, cx, observer)? {
+            Begun::Running(future) => (Some(future), None),
+            Begun::Done(None) => continue,
+            Begun::Done(output) => (None, output),
         };
         in_flight.push(InFlight {
             step,
@@ -483,15 +475,18 @@ pub(crate) async fn send_async<Cx, S: Step<Cx>>(
             let Some(future) = &mut receiver.future else {
                 continue;
             };
-            match future.as_mut().poll(task) {
-                Poll::Ready(Ok(output)) => {
-                    receiver.future = None;
-                    receiver.output = Some(Ok(output));
+            let polled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+                Ok(Poll::Pending) => {
+                    done = false;
+                    continue;
                 }
-                Poll::Ready(Err(error)) => {
-                    return Poll::Ready(Err(SendError::new(receiver.step.info().clone(), error)));
-                }
-                Poll::Pending => done = false,
+                Ok(Poll::Ready(result)) => Ok(result),
+                Err(payload) => Err(payload),
+            };
+            receiver.future = None;
+            match P::finish(receiver.step, polled, observer) {
+                Ok(output) => receiver.output = output,
+                Err(stop) => return Poll::Ready(Err(stop)),
             }
         }
         if done {
@@ -502,73 +497,135 @@ pub(crate) async fn send_async<Cx, S: Step<Cx>>(
     })
     .await?;
     items.extend(in_flight.into_iter().filter_map(|receiver| {
-        let output = receiver.output?.ok()?;
-        Some(Response {
-            receiver: receiver.step.info().clone(),
-            output,
-        })
-    }));
-    Ok(Responses { items })
-}
-
-/// The async `send_robust`: every receiver runs, sync ones in order, then async ones
-/// concurrently; an `Err` or a panic (while starting or polling) is logged and recorded in
-/// place of the response, and the other receivers complete.
-pub(crate) async fn send_robust_async<Cx, S: Step<Cx>>(
-    steps: &[S],
-    cx: &Cx,
-    observer: &Observer<'_>,
-) -> Responses<Result<S::Output, ReceiverError>> {
-    // The first poll: an async send counts where it starts, wherever it is polled later.
-    let observer = &observer.starting_here();
-    let mut items = Vec::with_capacity(steps.len());
-    for step in steps.iter().filter(|step| !step.is_async()) {
-        run_robust(step, cx, observer, &mut items);
-    }
-    let mut in_flight = Vec::new();
-    for step in steps.iter().filter(|step| step.is_async()) {
-        let (future, output) = match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
-            Ok(Started::Pending(future)) => (Some(future), None),
-            Ok(Started::Ready(ready)) => match settle(step, Ok(ready), observer) {
-                Some(output) => (None, Some(output)),
-                None => continue,
-            },
-            Err(payload) => (None, Some(Err(panicked(step.info(), payload, observer)))),
-        };
-        in_flight.push(InFlight {
-            step,
-            future,
-            output,
-        });
-    }
-    poll_fn(|task| {
-        let mut done = true;
-        for receiver in &mut in_flight {
-            let Some(future) = &mut receiver.future else {
-                continue;
-            };
-            let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task)));
-            let result = match polled {
-                Ok(Poll::Pending) => {
-                    done = false;
-                    continue;
-                }
-                Ok(Poll::Ready(result)) => Ok(Some(result)),
-                Err(payload) => Err(payload),
-            };
-            receiver.future = None;
-            receiver.output = settle(receiver.step, result, observer);
-        }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    items.extend(in_flight.into_iter().filter_map(|receiver| {
         Some(Response {
             receiver: receiver.step.info().clone(),
             output: receiver.output?,
         })
     }));
-    Responses { items }
+    Ok(Responses { items })
+}
+
+/// An async receiver in flight: its future until it completes, then its response.
+struct InFlight<'c, S, O, T> {
+    step: &'c S,
+    future: Option<BoxFuture<'c, Result<O, BoxError>>>,
+    output: Option<T>,
+}
+
+/// An async receiver, started: running, or done already (a plain receiver's response; `None`
+/// if it did not run).
+enum Begun<'c, O, T> {
+    Running(BoxFuture<'c, Result<O, BoxError>>),
+    Done(Option<T>),
+}
+
+/// How an async send treats each receiver's outcome: [`ToSend`] stops at the first `Err`
+/// (dropping the async receivers still running) and lets panics propagate; [`ToSendRobust`]
+/// records an `Err` or a panic in place of the response and lets the others complete.
+trait Settle<O> {
+    /// What a response holds.
+    type Output;
+    /// Why the send stops early.
+    type Stop;
+
+    /// Runs a plain receiver and records its response.
+    fn run<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        cx: &Cx,
+        observer: &Observer<'_>,
+        items: &mut Vec<Response<Self::Output>>,
+    ) -> Result<(), Self::Stop>;
+
+    /// Starts an async receiver.
+    fn start<'c, Cx, S: Step<Cx, Output = O>>(
+        step: &'c S,
+        cx: &'c Cx,
+        observer: &Observer<'_>,
+    ) -> Result<Begun<'c, O, Self::Output>, Self::Stop>;
+
+    /// What an async receiver's completed future amounts to.
+    fn finish<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        polled: std::thread::Result<Result<O, BoxError>>,
+        observer: &Observer<'_>,
+    ) -> Result<Option<Self::Output>, Self::Stop>;
+}
+
+impl<O> Settle<O> for ToSend {
+    type Output = O;
+    type Stop = SendError;
+
+    fn run<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        cx: &Cx,
+        observer: &Observer<'_>,
+        items: &mut Vec<Response<O>>,
+    ) -> Result<(), SendError> {
+        run_send(step, cx, observer, items)
+    }
+
+    fn start<'c, Cx, S: Step<Cx, Output = O>>(
+        step: &'c S,
+        cx: &'c Cx,
+        observer: &Observer<'_>,
+    ) -> Result<Begun<'c, O, O>, SendError> {
+        match step.start(cx) {
+            Started::Pending(future) => Ok(Begun::Running(future)),
+            Started::Ready(Some(Ok(output))) => Ok(Begun::Done(Some(output))),
+            Started::Ready(Some(Err(error))) => Err(SendError::new(step.info().clone(), error)),
+            Started::Ready(None) => {
+                skipped(step, observer);
+                Ok(Begun::Done(None))
+            }
+        }
+    }
+
+    fn finish<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        polled: std::thread::Result<Result<O, BoxError>>,
+        _: &Observer<'_>,
+    ) -> Result<Option<O>, SendError> {
+        match polled {
+            Ok(Ok(output)) => Ok(Some(output)),
+            Ok(Err(error)) => Err(SendError::new(step.info().clone(), error)),
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
+impl<O> Settle<O> for ToSendRobust {
+    type Output = Result<O, ReceiverError>;
+    type Stop = Infallible;
+
+    fn run<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        cx: &Cx,
+        observer: &Observer<'_>,
+        items: &mut Vec<Response<Self::Output>>,
+    ) -> Result<(), Infallible> {
+        run_robust(step, cx, observer, items);
+        Ok(())
+    }
+
+    fn start<'c, Cx, S: Step<Cx, Output = O>>(
+        step: &'c S,
+        cx: &'c Cx,
+        observer: &Observer<'_>,
+    ) -> Result<Begun<'c, O, Self::Output>, Infallible> {
+        Ok(match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
+            Ok(Started::Pending(future)) => Begun::Running(future),
+            Ok(Started::Ready(ready)) => Begun::Done(settle(step, Ok(ready), observer)),
+            Err(payload) => Begun::Done(Some(Err(panicked(step.info(), payload, observer)))),
+        })
+    }
+
+    fn finish<Cx, S: Step<Cx, Output = O>>(
+        step: &S,
+        polled: std::thread::Result<Result<O, BoxError>>,
+        observer: &Observer<'_>,
+    ) -> Result<Option<Self::Output>, Infallible> {
+        Ok(settle(step, polled.map(Some), observer))
+    }
 }
 
 /// How a run ended: the receiver's result (`None` if it did not run), or the payload of its

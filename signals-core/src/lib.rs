@@ -79,7 +79,7 @@ pub use dispatch::{Response, Responses, STACK_RESERVE};
 pub use error::{BoxError, ExplainError, ReceiverError, SendError, WiringError};
 pub use explain::{Explain, Explained, Explanation, Verdict, explain, explain_by_name};
 pub use info::{ReceiverInfo, ReceiverKind, SourceLocation};
-pub use receiver::{BoxFuture, IntoResponse, TypeSender};
+pub use receiver::{AsyncReceiverFn, BoxFuture, IntoResponse, TypeSender, WeakAsyncReceiverFn};
 pub use registry::{AnySignal, ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use render::report;
 pub use signal::{AsyncSignal, Signal, ValueTarget};

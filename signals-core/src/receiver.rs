@@ -318,6 +318,35 @@ impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
     }
 }
 
+/// An async receiver of shape `Sh` connected at run time: a closure that takes the sender and
+/// the arguments and returns a boxed future of `R` that may borrow both,
+/// `|sender, args| Box::pin(async move { .. })`. Implemented for every such closure.
+pub trait AsyncReceiverFn<Sh: Shape, R>:
+    for<'r, 'a> Fn(Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync + 'static
+{
+}
+
+impl<Sh: Shape, R, C> AsyncReceiverFn<Sh, R> for C where
+    C: for<'r, 'a> Fn(Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync + 'static
+{
+}
+
+/// An async receiver of shape `Sh` bound to a weak target `T`: while the target lives, the
+/// closure gets it as an `Arc`, which its future keeps alive until it completes. Implemented
+/// for every such closure.
+pub trait WeakAsyncReceiverFn<T, Sh: Shape, R>:
+    for<'r, 'a> Fn(Arc<T>, Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync + 'static
+{
+}
+
+impl<T, Sh: Shape, R, C> WeakAsyncReceiverFn<T, Sh, R> for C where
+    C: for<'r, 'a> Fn(Arc<T>, Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R>
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A receiver connected at run time, behind an `Arc`.
 pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
     /// Calls the receiver; `None` when it is weak and its target is gone.
@@ -610,7 +639,7 @@ where
 impl<Sh, C, R> DynAsyncCall<Sh> for Strong<C, R>
 where
     Sh: Shape,
-    C: for<'r, 'a> Fn(Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync,
+    C: AsyncReceiverFn<Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
     fn call<'r>(
@@ -631,7 +660,7 @@ impl<Sh, T, C, R> DynAsyncCall<Sh> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,
-    C: for<'r, 'a> Fn(Arc<T>, Sh::Sender<'r>, &'r Sh::Args<'a>) -> BoxFuture<'r, R> + Send + Sync,
+    C: WeakAsyncReceiverFn<T, Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
     fn call<'r>(

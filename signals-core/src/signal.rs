@@ -14,7 +14,7 @@ use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
-use crate::receiver::{BoxFuture, Cx, IntoResponse, StaticCallable};
+use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
 use crate::registry::{
     self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
     SignalKind, ValueSenders,
@@ -533,10 +533,7 @@ impl<F: Signature> AsyncSignal<F> {
     #[track_caller]
     pub fn connect_async<C, R>(&self, receiver: C) -> Connection
     where
-        C: for<'r, 'a> Fn(Option<&'r F::Sender>, &'r F::Args<'a>) -> BoxFuture<'r, R>
-            + Send
-            + Sync
-            + 'static,
+        C: AsyncReceiverFn<ValueShape<F>, R>,
         R: IntoResponse<F::Output> + 'static,
     {
         self.connector().connect_async(receiver)
