@@ -16,13 +16,13 @@ use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
+    self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
     SignalKind, ValueSenders,
 };
 use crate::routes::{ValueEntry, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, Capturable, Watch};
+use crate::watch::{self, Capturable, RenderArgs, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a value of `F::Sender`.
@@ -58,8 +58,7 @@ use tracing::Instrument;
 /// # Ok::<(), signals::SendError>(())
 /// ```
 pub struct Signal<F: Signature, D: Mode = Plain> {
-    name: &'static str,
-    core: Lazy<F::Sender, ValueEntry<F>, ValueRoutes<F>>,
+    core: Base<F::Sender, ValueEntry<F>, ValueRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -68,8 +67,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
-            name,
-            core: Lazy::new(),
+            core: Base::new(name),
             _mode: PhantomData,
         }
     }
@@ -77,7 +75,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// The signal's name.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        self.name
+        self.core.name()
     }
 
     /// Whether any live receiver would run for `sender` (`None`: for a send without sender).
@@ -195,15 +193,11 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// Starts watching a send (see [`watch`]) and records its arguments for the captures.
     fn watch(&self, sender: Option<&F::Sender>, args: &F::Args<'_>) -> Watch {
         let watch = Watch::begin(
-            self.name,
+            self.name(),
             registry::address(self),
             sender.map(|sender| sender as &dyn fmt::Debug),
         );
-        watch.args(|render| {
-            render
-                .downcast_ref::<RenderArgs<F>>()
-                .map(|render| (render.0)(args))
-        });
+        watch.args::<ValueShape<F>>(|render| render.render(args));
         watch
     }
 
@@ -223,7 +217,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
             R::run(
                 &watch.steps(routes.route(sender)),
                 &cx,
-                &Observer::new(self.name, core),
+                &Observer::new(self.name(), core),
             )
         })
     }
@@ -316,23 +310,17 @@ impl<F: Signature> Signal<F> {
         }
         let cx = Cx { sender, args };
         core.with_routes(|routes| {
-            R::run(routes.route(sender), &cx, &Observer::new(self.name, core))
+            R::run(routes.route(sender), &cx, &Observer::new(self.name(), core))
         })
     }
 }
-
-/// Renders the arguments of a [`Signal<F>`] for [`testing::capture`](crate::testing::capture).
-#[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
-pub(crate) struct RenderArgs<F: Signature>(
-    Box<dyn for<'a, 'b> Fn(&'b F::Args<'a>) -> String + Send + Sync>,
-);
 
 impl<F: Signature, D: Mode> Capturable for Signal<F, D>
 where
     for<'a> F::Args<'a>: fmt::Debug,
 {
     fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        Arc::new(RenderArgs::<F>(Box::new(|args| format!("{args:?}"))))
+        RenderArgs::<ValueShape<F>>::debug()
     }
 }
 
@@ -353,11 +341,7 @@ impl<F: Signature, D: Mode> Indexed for Signal<F, D> {
         SenderKind::Value(std::any::type_name::<F::Sender>())
     }
 
-    fn signal_name(&self) -> &'static str {
-        self.name
-    }
-
-    fn lazy(&self) -> &Lazy<F::Sender, ValueEntry<F>, ValueRoutes<F>> {
+    fn base(&self) -> &Base<F::Sender, ValueEntry<F>, ValueRoutes<F>> {
         &self.core
     }
 }
@@ -393,17 +377,9 @@ impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
     }
 }
 
-// A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
-// edit of the table is complete before the lock is released. Sends may be retried after a
-// caught panic.
-impl<F: Signature, D: Mode> std::panic::RefUnwindSafe for Signal<F, D> {}
-impl<F: Signature, D: Mode> std::panic::UnwindSafe for Signal<F, D> {}
-
 impl<F: Signature, D: Mode> fmt::Debug for Signal<F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signal")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        self.core.debug("Signal", f)
     }
 }
 
@@ -440,7 +416,7 @@ impl<'s, F: Signature, D: Mode> Connector<'s, ValueTarget<'s, F, D>> {
 impl<F: Signature, D: Mode> fmt::Debug for ValueTarget<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueTarget")
-            .field("signal", &self.signal.name)
+            .field("signal", &self.signal.name())
             .field("sender", &self.sender)
             .finish()
     }
@@ -517,7 +493,7 @@ impl<F: Signature> AsyncSignal<F> {
             let routes = core.routes_full();
             let cx = Cx { sender, args };
             let steps = watch.steps(routes.route(sender));
-            let observer = Observer::new(self.name, core);
+            let observer = Observer::new(self.name(), core);
             let send = R::run_async(&steps, &cx, &observer);
             return send.instrument(watch.span().clone()).await;
         }
@@ -526,7 +502,7 @@ impl<F: Signature> AsyncSignal<F> {
         }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
-        R::run_async(routes.route(sender), &cx, &Observer::new(self.name, core)).await
+        R::run_async(routes.route(sender), &cx, &Observer::new(self.name(), core)).await
     }
 
     /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].

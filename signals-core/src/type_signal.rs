@@ -20,13 +20,13 @@ use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{IntoResponse, StaticCallable, TypeSender};
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Indexed, Lazy, ReceiverEntry, Registration, SenderKind,
+    self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
     SignalKind, TypeSenders,
 };
 use crate::routes::{TypeEntry, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, Capturable, Watch};
+use crate::watch::{self, Capturable, RenderArgs, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
@@ -75,8 +75,7 @@ use tracing::Instrument;
 /// # Ok::<(), signals::SendError>(())
 /// ```
 pub struct TypeSignal<F: TypeSignature, D: Mode = Plain> {
-    name: &'static str,
-    core: Lazy<TypeSender, TypeEntry<F>, TypeRoutes<F>>,
+    core: Base<TypeSender, TypeEntry<F>, TypeRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -85,8 +84,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
-            name,
-            core: Lazy::new(),
+            core: Base::new(name),
             _mode: PhantomData,
         }
     }
@@ -94,7 +92,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     /// The signal's name.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        self.name
+        self.core.name()
     }
 
     /// Starts watching a send from `M` (see [`watch`]) and records the any-sender view of its
@@ -103,12 +101,8 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     where
         F: SentBy<M>,
     {
-        let watch = Watch::begin(self.name, registry::address(self), Some(&sender));
-        watch.args(|render| {
-            render
-                .downcast_ref::<RenderAnyArgs<F>>()
-                .map(|render| (render.0)(&F::any_args(args)))
-        });
+        let watch = Watch::begin(self.name(), registry::address(self), Some(&sender));
+        watch.args::<AnyTypeShape<F>>(|render| render.render(&F::any_args(args)));
         watch
     }
 
@@ -127,7 +121,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
             return R::nothing();
         }
         let _entered = watch.span().enter();
-        let observer = Observer::new(self.name, core);
+        let observer = Observer::new(self.name(), core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => R::run(&watch.steps(&list.0), &typed_cx(sender, args), &observer),
             None => R::run(
@@ -286,7 +280,7 @@ impl<F: TypeSignature> TypeSignal<F> {
         if !core.may_reach(Some(&sender)) {
             return R::nothing();
         }
-        let observer = Observer::new(self.name, core);
+        let observer = Observer::new(self.name(), core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
             Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
             None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
@@ -317,28 +311,17 @@ impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
         SenderKind::Type
     }
 
-    fn signal_name(&self) -> &'static str {
-        self.name
-    }
-
-    fn lazy(&self) -> &Lazy<TypeSender, TypeEntry<F>, TypeRoutes<F>> {
+    fn base(&self) -> &Base<TypeSender, TypeEntry<F>, TypeRoutes<F>> {
         &self.core
     }
 }
-
-/// Renders the any-sender view of a [`TypeSignal<F>`]'s arguments for
-/// [`testing::capture`](crate::testing::capture).
-#[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
-pub(crate) struct RenderAnyArgs<F: TypeSignature>(
-    Box<dyn for<'a, 'b> Fn(&'b F::AnyArgs<'a>) -> String + Send + Sync>,
-);
 
 impl<F: TypeSignature, D: Mode> Capturable for TypeSignal<F, D>
 where
     for<'a> F::AnyArgs<'a>: fmt::Debug,
 {
     fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        Arc::new(RenderAnyArgs::<F>(Box::new(|args| format!("{args:?}"))))
+        RenderArgs::<AnyTypeShape<F>>::debug()
     }
 }
 
@@ -386,17 +369,9 @@ impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
     }
 }
 
-// A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
-// edit of the table is complete before the lock is released. Sends may be retried after a
-// caught panic.
-impl<F: TypeSignature, D: Mode> std::panic::RefUnwindSafe for TypeSignal<F, D> {}
-impl<F: TypeSignature, D: Mode> std::panic::UnwindSafe for TypeSignal<F, D> {}
-
 impl<F: TypeSignature, D: Mode> fmt::Debug for TypeSignal<F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypeSignal")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        self.core.debug("TypeSignal", f)
     }
 }
 
@@ -464,7 +439,7 @@ impl<'s, F: TypeSignature, D: Mode> Connector<'s, AnyTypeTarget<'s, F, D>> {
 impl<F: TypeSignature, D: Mode> fmt::Debug for AnyTypeTarget<'_, F, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyTypeTarget")
-            .field("signal", &self.signal.name)
+            .field("signal", &self.signal.name())
             .finish()
     }
 }
@@ -472,7 +447,7 @@ impl<F: TypeSignature, D: Mode> fmt::Debug for AnyTypeTarget<'_, F, D> {
 impl<F: TypeSignature, M, D: Mode> fmt::Debug for TypeTarget<'_, F, M, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypeTarget")
-            .field("signal", &self.signal.name)
+            .field("signal", &self.signal.name())
             .field("sender", &type_name::<M>())
             .finish()
     }
@@ -554,7 +529,7 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
                 return R::nothing();
             }
             let routes = core.routes_full();
-            let observer = Observer::new(self.name, core);
+            let observer = Observer::new(self.name(), core);
             let span = watch.span().clone();
             if let Some(list) = typed_list::<F, M>(&routes, sender) {
                 let steps = watch.steps(&list.0);
@@ -570,7 +545,7 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
             return R::nothing();
         }
         let routes = core.routes_full();
-        let observer = Observer::new(self.name, core);
+        let observer = Observer::new(self.name(), core);
         match typed_list::<F, M>(&routes, sender) {
             Some(list) => R::run_async(&list.0, &typed_cx(sender, args), &observer).await,
             None => R::run_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await,

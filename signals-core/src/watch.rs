@@ -24,7 +24,7 @@ use tracing::{Level, Span, field};
 use crate::error::BoxError;
 use crate::error::panic_message;
 use crate::info::ReceiverInfo;
-use crate::receiver::{BoxFuture, Info, Started, Step};
+use crate::receiver::{BoxFuture, Info, Shape, Started, Step};
 use crate::registry::AnySignal;
 
 // The testing guards alive on each thread, which decide what a send started there does.
@@ -196,6 +196,27 @@ pub trait Capturable: AnySignal {
     fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
 }
 
+/// Renders a send's arguments, of shape `Sh`, for the captures: what a signal's
+/// [`Capturable::renderer`] is.
+#[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
+pub(crate) struct RenderArgs<Sh: Shape>(
+    Box<dyn for<'a, 'b> Fn(&'b Sh::Args<'a>) -> String + Send + Sync>,
+);
+
+impl<Sh: Shape> RenderArgs<Sh> {
+    /// The renderer of arguments by their `Debug`.
+    pub(crate) fn debug() -> Arc<dyn Any + Send + Sync>
+    where
+        for<'a> Sh::Args<'a>: Debug,
+    {
+        Arc::new(Self(Box::new(|args| format!("{args:?}"))))
+    }
+
+    pub(crate) fn render(&self, args: &Sh::Args<'_>) -> String {
+        (self.0)(args)
+    }
+}
+
 pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -343,16 +364,16 @@ impl Watch {
         self.seen.muted
     }
 
-    /// Records the arguments for the captures: `render` gets a capture's renderer, which the
-    /// signal's send path downcasts to its own type.
-    pub(crate) fn args(&self, render: impl FnOnce(&(dyn Any + Send + Sync)) -> Option<String>) {
+    /// Records the arguments, of shape `Sh`, for the captures: `render` renders them with a
+    /// capture's renderer.
+    pub(crate) fn args<Sh: Shape>(&self, render: impl FnOnce(&RenderArgs<Sh>) -> String) {
         let Some(capture) = self.seen.captures.first() else {
             return;
         };
-        if let Some(args) = render(&*capture.render)
+        if let Some(renderer) = capture.render.downcast_ref::<RenderArgs<Sh>>()
             && let Some(sent) = self.sent().as_mut()
         {
-            sent.args = args;
+            sent.args = render(renderer);
         }
     }
 

@@ -9,6 +9,7 @@ use std::any::Any;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
+use std::fmt;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::OnceLock;
@@ -40,19 +41,23 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
 
     /// What the signal's receivers are told about its sender.
     fn sender_kind() -> SenderKind;
+    /// The signal's name and table.
+    fn base(&self) -> &Base<Self::Key, Self::Entry, Self::Routes>;
+
     /// The signal's name.
-    fn signal_name(&self) -> &'static str;
-    /// Where the signal keeps its table.
-    fn lazy(&self) -> &Lazy<Self::Key, Self::Entry, Self::Routes>;
+    fn signal_name(&self) -> &'static str {
+        self.base().name
+    }
 
     /// The signal's table, built from its static receivers the first time it is asked for.
     #[inline]
     fn core(&self) -> &Core<Self::Key, Self::Entry, Self::Routes> {
-        match self.lazy().get() {
+        match self.base().get() {
             Some(core) => core,
-            None => self.lazy().index(address(self), self.signal_name()),
+            None => self.base().index(address(self)),
         }
     }
+
     /// Every live receiver, static and runtime, for every sender, in dispatch order, each with
     /// its sender; receivers shadowed by another with the same key are left out.
     fn connections(&self) -> Vec<ReceiverEntry> {
@@ -62,22 +67,47 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
     }
 }
 
-/// A signal's table, built from the program's static registrations on first use.
-pub(crate) struct Lazy<K, E, R>(OnceLock<Core<K, E, R>>);
+/// What every signal holds: its name, and its table, built from the program's static
+/// registrations on first use.
+pub(crate) struct Base<K, E, R> {
+    name: &'static str,
+    core: OnceLock<Core<K, E, R>>,
+}
 
-impl<K, E, R> Lazy<K, E, R> {
-    pub(crate) const fn new() -> Self {
-        Self(OnceLock::new())
+impl<K, E, R> Base<K, E, R> {
+    pub(crate) const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            core: OnceLock::new(),
+        }
+    }
+
+    /// The signal's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The table, if the signal was used already.
     #[inline]
     pub(crate) fn get(&self) -> Option<&Core<K, E, R>> {
-        self.0.get()
+        self.core.get()
+    }
+
+    /// Writes the signal of type `kind` for `{:?}`: its name.
+    pub(crate) fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
-impl<K, E, R> Lazy<K, E, R>
+// A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
+// edit of the table is complete before the lock is released. Sends may be retried after a
+// caught panic.
+impl<K, E, R> std::panic::RefUnwindSafe for Base<K, E, R> {}
+impl<K, E, R> std::panic::UnwindSafe for Base<K, E, R> {}
+
+impl<K, E, R> Base<K, E, R>
 where
     K: Eq + Hash + Clone + Debug + Send + 'static,
     E: Listed + 'static,
@@ -86,9 +116,9 @@ where
     /// Indexes the static receivers of the signal at `signal`, on first use.
     #[cold]
     #[inline(never)]
-    fn index(&self, signal: usize, name: &'static str) -> &Core<K, E, R> {
-        self.0.get_or_init(|| {
-            let statics = static_records(signal, name);
+    fn index(&self, signal: usize) -> &Core<K, E, R> {
+        self.core.get_or_init(|| {
+            let statics = static_records(signal, self.name);
             Core::new(statics.records, statics.problems)
         })
     }
