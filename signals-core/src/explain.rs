@@ -144,6 +144,7 @@ impl Explanation {
 /// assert_eq!(for_user.running().len(), 1);
 /// ```
 pub fn explain<S: Explain + ?Sized>(signal: &S, sender: S::Sender<'_>) -> Explanation {
+    let signal = registry::signal_ref(signal);
     build(signal, signal.rows(), S::sender_key(sender))
 }
 

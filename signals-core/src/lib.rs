@@ -86,25 +86,49 @@ pub use signal::{AsyncSignal, Signal, ValueTarget};
 pub use signature::{SentBy, Signature, TypeSignature};
 pub use type_signal::{AnyTypeTarget, AsyncTypeSignal, TypeSignal, TypeTarget};
 
-/// What generated code uses. Not a public API: it changes without notice.
+/// What generated code names: `#[receiver]`'s and `signal!`'s expansions, and the bounds their
+/// error messages print. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    /// Not public API: used by generated code (submits a registration or a declaration).
     pub use crate::__register as register;
+    /// Not public API: used by generated code (a static receiver's identity).
     pub use crate::info::ReceiverMeta;
-    pub use crate::receiver::{
-        AsParam, AsyncCallable, Callable, IntoResponse, SenderParam, Shape, copy_field, respond,
-    };
-    pub use crate::registry::{
-        AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef, TypeSenders,
-        ValueSenders, any_receiver, async_any_receiver, async_type_receiver, async_value_receiver,
-        type_receiver, value_receiver,
-    };
+    /// Not public API: used by generated code (where a receiver or a signal is declared).
+    pub use crate::info::SourceLocation;
+    /// Not public API: used by generated code (passes a field to a receiver parameter).
+    pub use crate::receiver::AsParam;
+    /// Not public API: used by generated code (passes the sender to a `sender` parameter).
+    pub use crate::receiver::SenderParam;
+    /// Not public API: named by the messages of generated code's bounds.
+    pub use crate::receiver::Shape;
+    /// Not public API: used by generated code (passes a `Copy` field by value).
+    pub use crate::receiver::copy_field;
+    /// Not public API: used by generated code (turns a receiver's return value into a
+    /// response).
+    pub use crate::receiver::respond;
+    /// Not public API: used by generated code (a `signal!` declaration, as the backends
+    /// collect it).
+    pub use crate::registry::Declaration;
+    /// Not public API: used by generated code (a static receiver, as the backends collect it).
+    pub use crate::registry::Registration;
+    /// Not public API: the bounds of the registering functions, named by their messages.
+    pub use crate::registry::{AsyncReceivers, SignalKind, TypeSenders, ValueSenders};
+    /// Not public API: the linkme backend's slices, used by generated code.
     #[cfg(feature = "linkme")]
     pub use crate::registry::{DECLARATIONS, REGISTRATIONS};
+    /// Not public API: used by generated code (registers a static receiver; the name says its
+    /// sender kind and whether it is async).
+    pub use crate::registry::{
+        any_receiver, async_any_receiver, async_type_receiver, async_value_receiver, type_receiver,
+        value_receiver,
+    };
+    /// Not public API: the receivers' call shapes, named by messages of generated code.
     pub use crate::signature::{AnyTypeShape, TypedShape, ValueShape};
-    pub use crate::{BoxError, SourceLocation};
+    /// Not public API: the inventory backend, used by generated code.
     #[cfg(feature = "inventory")]
     pub use inventory;
+    /// Not public API: the linkme backend, used by generated code.
     #[cfg(feature = "linkme")]
     pub use linkme;
 }

@@ -22,7 +22,7 @@ use crate::registry::{
 use crate::routes::{ValueEntry, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, Capturable, RenderArgs, Watch};
+use crate::watch::{self, RenderArgs, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a value of `F::Sender`.
@@ -315,7 +315,7 @@ impl<F: Signature> Signal<F> {
     }
 }
 
-impl<F: Signature, D: Mode> Capturable for Signal<F, D>
+impl<F: Signature, D: Mode> watch::sealed::Render for Signal<F, D>
 where
     for<'a> F::Args<'a>: fmt::Debug,
 {

@@ -191,10 +191,8 @@ impl SenderKey {
 }
 
 /// One receiver of a signal as the table or the static registrations know it, for the
-/// diagnostics. Public only because the hidden `SignalRef::rows` returns it.
-#[doc(hidden)]
-#[allow(unreachable_pub)]
-pub struct Row {
+/// diagnostics.
+pub(crate) struct Row {
     pub(crate) receiver: ReceiverInfo,
     pub(crate) sender: Option<SenderKey>,
     pub(crate) is_async: bool,

@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use crate::connect::ScopedConnection;
 use crate::mode::Mode;
 use crate::receiver::IntoResponse;
-use crate::registry::AnySignal;
+use crate::registry::{self, AnySignal};
 use crate::signal::Signal;
 use crate::signature::Signature;
 use crate::watch::{self, Attached, Guard, Log, lock};
@@ -102,7 +102,7 @@ impl Drop for RaiseOnSend {
 /// ```
 #[must_use = "the signal is unmuted as soon as the guard is dropped"]
 pub fn mute<S: AnySignal + ?Sized>(signal: &S) -> Mute {
-    let id = watch::add_guard(Guard::Muted(signal.address()));
+    let id = watch::add_guard(Guard::Muted(registry::signal_ref(signal).address()));
     Mute {
         id,
         _not_send: PhantomData,
@@ -170,10 +170,13 @@ pub fn capture<S: Capturable + ?Sized>(signal: &S) -> Capture {
         log: Arc::clone(&log),
         render: signal.renderer(),
     };
-    let id = watch::add_guard(Guard::Capture(signal.address(), attached));
+    let id = watch::add_guard(Guard::Capture(
+        registry::signal_ref(signal).address(),
+        attached,
+    ));
     Capture {
         id,
-        signal: signal.name(),
+        signal: registry::signal_ref(signal).name(),
         log,
         _not_send: PhantomData,
     }
@@ -312,14 +315,14 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
     sender: Option<&str>,
     fields: &[(&str, String)],
 ) {
-    let seen = watch::seen(signal.address());
+    let seen = watch::seen(registry::signal_ref(signal).address());
     assert!(
         !seen.captures.is_empty(),
         "assert_sent!({}): no capture of `{}` is alive on this thread; start one with \
          `let _sent = signals::testing::capture(&{});` before the send",
-        signal.name(),
-        signal.name(),
-        signal.name(),
+        registry::signal_ref(signal).name(),
+        registry::signal_ref(signal).name(),
+        registry::signal_ref(signal).name(),
     );
     let sends: Vec<Sent> = seen
         .captures
@@ -358,7 +361,7 @@ pub fn __assert_sent<S: AnySignal + ?Sized>(
     }
     panic!(
         "assert_sent!({}): no send with {}; captured sends:{report}",
-        signal.name(),
+        registry::signal_ref(signal).name(),
         if wanted.is_empty() {
             "anything".to_owned()
         } else {

@@ -26,7 +26,7 @@ use crate::registry::{
 use crate::routes::{TypeEntry, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, Capturable, RenderArgs, Watch};
+use crate::watch::{self, RenderArgs, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
@@ -316,7 +316,7 @@ impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
     }
 }
 
-impl<F: TypeSignature, D: Mode> Capturable for TypeSignal<F, D>
+impl<F: TypeSignature, D: Mode> watch::sealed::Render for TypeSignal<F, D>
 where
     for<'a> F::AnyArgs<'a>: fmt::Debug,
 {

@@ -189,15 +189,32 @@ pub(crate) fn raises_on_send() -> bool {
 }
 
 /// A signal whose sends can be captured: its arguments (the any-sender view for type
-/// signals) implement `Debug`. Implemented by every signal type.
-pub trait Capturable: AnySignal {
-    /// Renders a send's arguments; downcast by the send path of this signal's type.
-    #[doc(hidden)]
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
+/// signals) implement `Debug`. Sealed: implemented by every signal type whose arguments do.
+pub trait Capturable: AnySignal + sealed::Render {}
+
+impl<S: AnySignal + sealed::Render + ?Sized> Capturable for S {}
+
+/// What [`Capturable`] needs of a signal, out of reach of other crates.
+pub(crate) mod sealed {
+    use std::any::Any;
+    use std::sync::Arc;
+
+    /// Renders a signal's arguments. Not public API.
+    #[diagnostic::on_unimplemented(
+        message = "the arguments of `{Self}` do not implement `Debug`",
+        label = "its sends cannot be captured",
+        note = "`capture` records each send's arguments with their `Debug`: derive it on the \
+                argument struct (for a type signal, on its any-sender view)"
+    )]
+    pub trait Render {
+        /// Renders a send's arguments; downcast by the send path of this signal's type.
+        #[doc(hidden)]
+        fn renderer(&self) -> Arc<dyn Any + Send + Sync>;
+    }
 }
 
 /// Renders a send's arguments, of shape `Sh`, for the captures: what a signal's
-/// [`Capturable::renderer`] is.
+/// [`renderer`](sealed::Render::renderer) is.
 #[allow(clippy::type_complexity)] // a closure over every lifetime of the arguments
 pub(crate) struct RenderArgs<Sh: Shape>(
     Box<dyn for<'a, 'b> Fn(&'b Sh::Args<'a>) -> String + Send + Sync>,

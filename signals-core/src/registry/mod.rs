@@ -23,10 +23,11 @@ use crate::table::{Core, Identity, Listed, Record, Routes, Row, RowState};
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
 pub use registration::{
-    AnySignal, AsyncReceivers, Declaration, Registration, SenderValue, SignalKind, SignalRef,
-    TypeSenders, ValueSenders, any_receiver, async_any_receiver, async_type_receiver,
-    async_value_receiver, type_receiver, value_receiver,
+    AnySignal, AsyncReceivers, Declaration, Registration, SignalKind, TypeSenders, ValueSenders,
+    any_receiver, async_any_receiver, async_type_receiver, async_value_receiver, type_receiver,
+    value_receiver,
 };
+pub(crate) use registration::{SignalRef, signal_ref};
 
 /// What the registry needs of a signal type to build its table and to list it: implemented by
 /// [`Signal`](crate::Signal) and [`TypeSignal`](crate::TypeSignal), which get [`SignalRef`]
@@ -290,12 +291,12 @@ fn signals() -> Vec<(&'static dyn SignalRef, Option<&'static Declaration>)> {
     let mut signals: HashMap<usize, (&'static dyn SignalRef, Option<&'static Declaration>)> =
         HashMap::new();
     for list in index().values() {
-        signals.insert(address(list[0].signal), (list[0].signal, None));
+        signals.insert(address(list[0].signal), (signal_ref(list[0].signal), None));
     }
     for declaration in collect::declarations() {
         signals.insert(
             address(declaration.signal),
-            (declaration.signal, Some(declaration)),
+            (signal_ref(declaration.signal), Some(declaration)),
         );
     }
     let mut signals: Vec<_> = signals.into_values().collect();
@@ -434,7 +435,7 @@ pub enum SenderKind {
 
 /// A signal's sender kind and receivers, as the signal lists them.
 #[derive(Debug, Clone)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub(crate) sender: SenderKind,
     pub(crate) receivers: Vec<ReceiverEntry>,
 }

@@ -20,34 +20,66 @@ use crate::table::Row;
 /// Turns a registration back into its signal's typed entry.
 pub(crate) type Adopt = fn(&'static Registration, &mut dyn Any);
 
-/// What the registry needs of any signal, whatever its types. Implemented by every signal type.
-pub trait SignalRef: Sync {
+/// What the registry, [`explain`](crate::explain) and the testing aids need of any signal,
+/// whatever its types: object-safe, so that they hold `&dyn SignalRef`. Implemented by every
+/// signal type, through [`Indexed`](super::Indexed).
+pub(crate) trait SignalRef: Sync {
     /// The signal's name.
     fn name(&self) -> &'static str;
     /// Indexes the signal if it was not yet, and returns the problems found.
     fn problems(&self) -> Vec<WiringError>;
     /// The problems among the signal's static receivers, found without indexing the signal.
-    #[doc(hidden)]
     fn static_problems(&self) -> Vec<WiringError>;
     /// The signal's sender kind and its live receivers, in dispatch order.
     fn listing(&self) -> Listing;
     /// The address that identifies the signal.
-    #[doc(hidden)]
     fn address(&self) -> usize {
         crate::registry::address(self)
     }
     /// Every receiver the signal has or had, for [`explain`](crate::explain): the table in
     /// dispatch order, then static receivers that are not in it.
-    #[doc(hidden)]
     fn rows(&self) -> Vec<Row>;
 }
 
 /// A signal of any kind: [`Signal`](crate::Signal), [`AsyncSignal`](crate::AsyncSignal),
 /// [`TypeSignal`](crate::TypeSignal) or [`AsyncTypeSignal`](crate::AsyncTypeSignal). The testing
-/// aids and [`explain`](crate::explain) take one.
-pub trait AnySignal: SignalRef {}
+/// aids and [`explain`](crate::explain) take one. Sealed: implemented by the signal types only.
+pub trait AnySignal: sealed::Signal {}
 
-impl<S: SignalRef + ?Sized> AnySignal for S {}
+impl<S: sealed::Signal + ?Sized> AnySignal for S {}
+
+/// The crate's view of `signal`.
+pub(crate) fn signal_ref<S: AnySignal + ?Sized>(signal: &S) -> &dyn SignalRef {
+    signal.erased().get()
+}
+
+/// What [`AnySignal`] needs of a signal, out of reach of other crates.
+pub(crate) mod sealed {
+    use super::SignalRef;
+
+    /// The crate's view of a signal. Not public API.
+    pub trait Signal: Sync {
+        /// The signal, as the crate's internals use it.
+        #[doc(hidden)]
+        fn erased(&self) -> Erased<'_>;
+    }
+
+    /// A signal as the crate's internals use it. Not public API.
+    pub struct Erased<'a>(pub(crate) &'a dyn SignalRef);
+
+    impl<'a> Erased<'a> {
+        /// The signal.
+        pub(crate) fn get(self) -> &'a dyn SignalRef {
+            self.0
+        }
+    }
+
+    impl<S: SignalRef> Signal for S {
+        fn erased(&self) -> Erased<'_> {
+            Erased(self)
+        }
+    }
+}
 
 /// A signal that `#[receiver]` can register receivers with.
 #[diagnostic::on_unimplemented(
@@ -55,7 +87,7 @@ impl<S: SignalRef + ?Sized> AnySignal for S {}
     label = "not a signal",
     note = "`signal = ...` must name a `static` declared with `signals::signal!`"
 )]
-pub trait SignalKind: SignalRef + Sized + 'static {
+pub trait SignalKind: AnySignal + Sized + 'static {
     /// The call shape of its any-sender receivers.
     type AnyShape: Shape;
     /// Adopts an any-sender registration whose call is a `C`, a receiver of mode `K`.
@@ -110,7 +142,7 @@ pub trait TypeSenders<M: 'static>: SignalKind {
 pub trait AsyncReceivers: SignalKind {}
 
 /// A sender value held by a static registration.
-pub trait SenderValue: Any + Debug + Send + Sync {
+pub(crate) trait SenderValue: Any + Debug + Send + Sync {
     /// Itself, as `Any`.
     fn as_any(&self) -> &dyn Any;
 }
@@ -132,7 +164,7 @@ pub(crate) enum StaticSender {
 /// One static receiver, as `#[receiver]` registers it. Built only by [`any_receiver`],
 /// [`value_receiver`] and [`type_receiver`], which tie its call to its signal's types.
 pub struct Registration {
-    pub(crate) signal: &'static dyn SignalRef,
+    pub(crate) signal: &'static dyn AnySignal,
     pub(crate) meta: ReceiverMeta,
     pub(crate) sender: StaticSender,
     call: &'static (dyn Any + Send + Sync),
@@ -283,7 +315,7 @@ where
 impl Registration {
     /// The registration of `call`, which `adopt` turns back into the signal's typed entry.
     const fn new(
-        signal: &'static dyn SignalRef,
+        signal: &'static dyn AnySignal,
         meta: ReceiverMeta,
         sender: StaticSender,
         call: &'static (dyn Any + Send + Sync),
@@ -316,12 +348,31 @@ impl Registration {
         }
     }
 
-    /// The sender value, for a value-sender signal whose sender type is `T`.
+    /// The sender value, for a value-sender signal whose sender type is `T`; `None` for an
+    /// any-sender receiver.
+    ///
+    /// # Panics
+    ///
+    /// If the registration holds a sender of another type or a sender type: `value_receiver`
+    /// only builds registrations whose sender has the signal's sender type, so this is a bug
+    /// in the crate, and reading it as "any sender" would connect the receiver to every send.
     pub(crate) fn sender_value<T: Clone + 'static>(&self) -> Option<T> {
-        match self.sender {
-            StaticSender::Value(value) => value.as_any().downcast_ref::<T>().cloned(),
-            StaticSender::Any | StaticSender::Type(_) => None,
-        }
+        let value = match self.sender {
+            StaticSender::Any => return None,
+            StaticSender::Value(value) => value.as_any().downcast_ref::<T>(),
+            StaticSender::Type(_) => None,
+        };
+        let Some(value) = value else {
+            panic!(
+                "receiver `{}` of signal `{}` was registered with the sender {}, not a value of \
+                 type `{}`",
+                self.meta.name,
+                signal_ref(self.signal).name(),
+                self.sender_name().unwrap_or_default(),
+                std::any::type_name::<T>(),
+            )
+        };
+        Some(value.clone())
     }
 
     /// The sender, `Debug`-formatted (a type's name for type senders), or `None` for any.
@@ -337,7 +388,7 @@ impl Registration {
 impl Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
-            .field("signal", &self.signal.name())
+            .field("signal", &signal_ref(self.signal).name())
             .field("receiver", &self.meta)
             .field("sender", &self.sender_name())
             .finish_non_exhaustive()
@@ -347,7 +398,7 @@ impl Debug for Registration {
 /// A signal's declaration, as `signal!` registers it, so that [`registry`](crate::registry)
 /// lists signals that have no static receivers.
 pub struct Declaration {
-    pub(crate) signal: &'static dyn SignalRef,
+    pub(crate) signal: &'static dyn AnySignal,
     pub(crate) module_path: &'static str,
     pub(crate) location: SourceLocation,
 }
@@ -371,9 +422,74 @@ impl Declaration {
 impl Debug for Declaration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Declaration")
-            .field("signal", &self.signal.name())
+            .field("signal", &signal_ref(self.signal).name())
             .field("module_path", &self.module_path)
             .field("location", &self.location)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Registration, SignalRef, StaticSender};
+    use crate::error::WiringError;
+    use crate::info::{ReceiverMeta, SourceLocation};
+    use crate::registry::{Listing, SenderKind};
+    use crate::table::Row;
+
+    /// A signal named `upgraded`, as far as a registration needs one.
+    struct Upgraded;
+
+    impl SignalRef for Upgraded {
+        fn name(&self) -> &'static str {
+            "upgraded"
+        }
+        fn problems(&self) -> Vec<WiringError> {
+            Vec::new()
+        }
+        fn static_problems(&self) -> Vec<WiringError> {
+            Vec::new()
+        }
+        fn listing(&self) -> Listing {
+            crate::registry::listing(SenderKind::Value("u8"), Vec::new())
+        }
+        fn rows(&self) -> Vec<Row> {
+            Vec::new()
+        }
+    }
+
+    fn registration(sender: StaticSender) -> &'static Registration {
+        let meta = ReceiverMeta::new_static(
+            "app::audit",
+            "app",
+            SourceLocation::new("app.rs", 1, 1),
+            None,
+            0,
+        );
+        Box::leak(Box::new(Registration::new(
+            &Upgraded,
+            meta,
+            sender,
+            &(),
+            |_, _| {},
+        )))
+    }
+
+    #[test]
+    fn a_sender_of_the_signal_type_is_read_back_and_none_means_any_sender() {
+        assert_eq!(
+            registration(StaticSender::Value(&7_u8)).sender_value::<u8>(),
+            Some(7)
+        );
+        assert_eq!(registration(StaticSender::Any).sender_value::<u8>(), None);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "receiver `app::audit` of signal `upgraded` was registered with the sender \
+                    \"north\", not a value of type `u8`"
+    )]
+    fn a_sender_of_another_type_panics_instead_of_reading_as_any_sender() {
+        registration(StaticSender::Value(&"north")).sender_value::<u8>();
     }
 }
