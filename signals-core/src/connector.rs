@@ -14,7 +14,7 @@ use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode};
 use crate::receiver::{
-    AsyncReceiverFn, Call, Entry, IntoResponse, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
+    AsyncReceiverFn, Call, IntoResponse, Receiver, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
 };
 use crate::table::{self, Identity};
 
@@ -39,7 +39,7 @@ pub trait Target<'s>: Sized {
 #[doc(hidden)]
 pub struct NewReceiver<Sh: Shape> {
     pub(crate) identity: Identity,
-    pub(crate) entry: Entry<Sh>,
+    pub(crate) entry: Receiver<Sh>,
 }
 
 /// The sender a receiver of shape `Sh` is told about, by lifetime.
@@ -151,7 +151,7 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
     fn add<C>(self, identity: Identity, kind: ReceiverKind, call: Call<To::Shape>) -> Connection {
         let meta =
             ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
-        let entry = Entry {
+        let entry = Receiver {
             info: ReceiverInfo::from_runtime(meta),
             call: call.on_thread(self.thread),
         };

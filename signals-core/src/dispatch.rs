@@ -94,10 +94,11 @@ impl<'a, T> IntoIterator for &'a Responses<T> {
     }
 }
 
-/// Observes a dispatch: the signal's name for logs, the table to tell when a weak receiver's
-/// target turns out to be gone, and whether failures are raised.
+/// Where a send reports what it finds: failures (logged as `signal.failure` with the signal's
+/// name, or raised under [`testing::raise_on_send`]) and weak receivers whose target turned
+/// out to be gone (to the signal's table, which purges them).
 #[derive(Clone, Copy)]
-pub(crate) struct Observer<'o> {
+pub(crate) struct Reporter<'o> {
     pub(crate) signal: &'static str,
     pub(crate) table: &'o dyn FoundDead,
     /// Whether [`testing::raise_on_send`] was on where the send started; `None` to ask the
@@ -105,8 +106,8 @@ pub(crate) struct Observer<'o> {
     pub(crate) raise: Option<bool>,
 }
 
-impl<'o> Observer<'o> {
-    /// The observer of a send of the signal named `signal`, whose table is `table`.
+impl<'o> Reporter<'o> {
+    /// The reporter of a send of the signal named `signal`, whose table is `table`.
     pub(crate) fn new(signal: &'static str, table: &'o dyn FoundDead) -> Self {
         Self {
             signal,
@@ -115,7 +116,7 @@ impl<'o> Observer<'o> {
         }
     }
 
-    /// This observer for an async send that starts on the current thread: raising is decided
+    /// This reporter for an async send that starts on the current thread: raising is decided
     /// here, wherever the send is polled later.
     fn starting_here(&self) -> Self {
         Self {
@@ -139,7 +140,7 @@ pub(crate) trait Run<O> {
     fn nothing() -> Self::Out;
 
     /// Runs `steps`.
-    fn run<Cx, S: Step<Cx, Output = O>>(steps: &[S], cx: &Cx, observer: &Observer<'_>)
+    fn run<Cx, S: Step<Cx, Output = O>>(steps: &[S], cx: &Cx, reporter: &Reporter<'_>)
     -> Self::Out;
 }
 
@@ -161,10 +162,10 @@ impl<O> Run<O> for ToSend {
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(observer)?;
-        send(steps, cx, observer)
+        let _nested = Nesting::enter(reporter)?;
+        send(steps, cx, reporter)
     }
 }
 
@@ -179,10 +180,10 @@ impl<O> Run<O> for ToSendRobust {
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(observer).unwrap_or_else(|error| too_deep(&error));
-        send_robust(steps, cx, observer)
+        let _nested = Nesting::enter(reporter).unwrap_or_else(|error| too_deep(&error));
+        send_robust(steps, cx, reporter)
     }
 }
 
@@ -197,10 +198,10 @@ impl Run<()> for ToEmit {
     fn run<Cx, S: Step<Cx, Output = ()>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(observer)?;
-        emit(steps, cx, observer)
+        let _nested = Nesting::enter(reporter)?;
+        emit(steps, cx, reporter)
     }
 }
 
@@ -230,11 +231,11 @@ struct Nesting(u32);
 impl Nesting {
     /// Enters a send; refuses it when it is nested too deep for the stack left.
     #[inline]
-    fn enter(observer: &Observer<'_>) -> Result<Self, SendError> {
+    fn enter(reporter: &Reporter<'_>) -> Result<Self, SendError> {
         let depth = DEPTH.with(Cell::get);
         if depth >= CHECK_FROM && stack_exhausted(depth) {
             return Err(SendError::TooDeep {
-                signal: observer.signal,
+                signal: reporter.signal,
                 depth: depth + 1,
             });
         }
@@ -272,7 +273,7 @@ pub(crate) trait RunAsync<O>: Run<O> {
     fn run_async<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> impl Future<Output = Self::Out>;
 }
 
@@ -280,9 +281,9 @@ impl<O> RunAsync<O> for ToSend {
     async fn run_async<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Self::Out {
-        send_async::<Self, Cx, S>(steps, cx, observer).await
+        send_async::<Self, Cx, S>(steps, cx, reporter).await
     }
 }
 
@@ -290,11 +291,11 @@ impl<O> RunAsync<O> for ToSendRobust {
     async fn run_async<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Self::Out {
         // The first poll: an async send counts where it starts, wherever it is polled later.
-        let observer = &observer.starting_here();
-        match send_async::<Self, Cx, S>(steps, cx, observer).await {
+        let reporter = &reporter.starting_here();
+        match send_async::<Self, Cx, S>(steps, cx, reporter).await {
             Ok(responses) => responses,
             Err(never) => match never {},
         }
@@ -307,11 +308,11 @@ impl<O> RunAsync<O> for ToSendRobust {
 pub(crate) fn send<Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
 ) -> Result<Responses<S::Output>, SendError> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        run_send(step, cx, observer, &mut items)?;
+        run_send(step, cx, reporter, &mut items)?;
     }
     Ok(Responses { items })
 }
@@ -321,7 +322,7 @@ pub(crate) fn send<Cx, S: Step<Cx>>(
 fn run_send<Cx, S: Step<Cx>>(
     step: &S,
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
     items: &mut Vec<Response<S::Output>>,
 ) -> Result<(), SendError> {
     match step.run(cx) {
@@ -330,16 +331,16 @@ fn run_send<Cx, S: Step<Cx>>(
             output,
         }),
         Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-        None => skipped(step, observer),
+        None => skipped(step, reporter),
     }
     Ok(())
 }
 
 /// A receiver did not run: if it is a weak one whose target is gone, the table purges it.
 #[cold]
-fn skipped<Cx, S: Step<Cx>>(step: &S, observer: &Observer<'_>) {
+fn skipped<Cx, S: Step<Cx>>(step: &S, reporter: &Reporter<'_>) {
     if !step.alive() {
-        observer.table.found_dead();
+        reporter.table.found_dead();
     }
 }
 
@@ -348,13 +349,13 @@ fn skipped<Cx, S: Step<Cx>>(step: &S, observer: &Observer<'_>) {
 pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
     steps: &[S],
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
 ) -> Result<(), SendError> {
     for step in steps {
         match step.run(cx) {
             Some(Ok(())) => {}
             Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-            None => skipped(step, observer),
+            None => skipped(step, reporter),
         }
     }
     Ok(())
@@ -367,11 +368,11 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
 pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
 ) -> Responses<Result<S::Output, ReceiverError>> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        run_robust(step, cx, observer, &mut items);
+        run_robust(step, cx, reporter, &mut items);
     }
     Responses { items }
 }
@@ -381,7 +382,7 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
 fn run_robust<Cx, S: Step<Cx>>(
     step: &S,
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
     items: &mut Vec<Response<Result<S::Output, ReceiverError>>>,
 ) {
     // The happy path builds its response in place; going through `settle` would move every
@@ -392,7 +393,7 @@ fn run_robust<Cx, S: Step<Cx>>(
             output: Ok(output),
         }),
         outcome => {
-            if let Some(output) = settle(step, outcome, observer) {
+            if let Some(output) = settle(step, outcome, reporter) {
                 items.push(Response {
                     receiver: step.info().clone(),
                     output,
@@ -403,15 +404,15 @@ fn run_robust<Cx, S: Step<Cx>>(
 }
 
 #[cold]
-fn failed(receiver: &ReceiverInfo, error: BoxError, observer: &Observer<'_>) -> ReceiverError {
+fn failed(receiver: &ReceiverInfo, error: BoxError, reporter: &Reporter<'_>) -> ReceiverError {
     assert!(
-        !observer.raises(),
+        !reporter.raises(),
         "signal `{}`: {} (raised by testing::raise_on_send)",
-        observer.signal,
+        reporter.signal,
         SendError::new(receiver.clone(), error)
     );
     let error = ReceiverError::Failed(error);
-    log_failure(receiver, &error, observer);
+    log_failure(receiver, &error, reporter);
     error
 }
 
@@ -419,23 +420,23 @@ fn failed(receiver: &ReceiverInfo, error: BoxError, observer: &Observer<'_>) -> 
 fn panicked(
     receiver: &ReceiverInfo,
     payload: Box<dyn Any + Send>,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
 ) -> ReceiverError {
-    if observer.raises() {
+    if reporter.raises() {
         resume_unwind(payload);
     }
     let error = ReceiverError::Panicked {
         message: panic_message(&*payload),
     };
-    log_failure(receiver, &error, observer);
+    log_failure(receiver, &error, reporter);
     error
 }
 
-fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observer<'_>) {
+fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, reporter: &Reporter<'_>) {
     tracing::error!(
         name: "signal.failure",
         target: "signals",
-        signal = observer.signal,
+        signal = reporter.signal,
         receiver = receiver.name(),
         dispatch_uid = receiver.dispatch_uid(),
         location = %receiver.location(),
@@ -450,15 +451,15 @@ fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, observer: &Observ
 async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
-    observer: &Observer<'_>,
+    reporter: &Reporter<'_>,
 ) -> Result<Responses<P::Output>, P::Stop> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps.iter().filter(|step| !step.is_async()) {
-        P::run(step, cx, observer, &mut items)?;
+        P::run(step, cx, reporter, &mut items)?;
     }
     let mut in_flight = Vec::new();
     for step in steps.iter().filter(|step| step.is_async()) {
-        let (future, output) = match P::start(step, cx, observer)? {
+        let (future, output) = match P::start(step, cx, reporter)? {
             Begun::Running(future) => (Some(future), None),
             Begun::Done(None) => continue,
             Begun::Done(output) => (None, output),
@@ -484,7 +485,7 @@ async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
                 Err(payload) => Err(payload),
             };
             receiver.future = None;
-            match P::finish(receiver.step, polled, observer) {
+            match P::finish(receiver.step, polled, reporter) {
                 Ok(output) => receiver.output = output,
                 Err(stop) => return Poll::Ready(Err(stop)),
             }
@@ -532,7 +533,7 @@ trait Settle<O> {
     fn run<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
         items: &mut Vec<Response<Self::Output>>,
     ) -> Result<(), Self::Stop>;
 
@@ -540,14 +541,14 @@ trait Settle<O> {
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Result<Begun<'c, O, Self::Output>, Self::Stop>;
 
     /// What an async receiver's completed future amounts to.
     fn finish<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         polled: std::thread::Result<Result<O, BoxError>>,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Result<Option<Self::Output>, Self::Stop>;
 }
 
@@ -558,23 +559,23 @@ impl<O> Settle<O> for ToSend {
     fn run<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
         items: &mut Vec<Response<O>>,
     ) -> Result<(), SendError> {
-        run_send(step, cx, observer, items)
+        run_send(step, cx, reporter, items)
     }
 
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Result<Begun<'c, O, O>, SendError> {
         match step.start(cx) {
             Started::Pending(future) => Ok(Begun::Running(future)),
             Started::Ready(Some(Ok(output))) => Ok(Begun::Done(Some(output))),
             Started::Ready(Some(Err(error))) => Err(SendError::new(step.info().clone(), error)),
             Started::Ready(None) => {
-                skipped(step, observer);
+                skipped(step, reporter);
                 Ok(Begun::Done(None))
             }
         }
@@ -583,7 +584,7 @@ impl<O> Settle<O> for ToSend {
     fn finish<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         polled: std::thread::Result<Result<O, BoxError>>,
-        _: &Observer<'_>,
+        _: &Reporter<'_>,
     ) -> Result<Option<O>, SendError> {
         match polled {
             Ok(Ok(output)) => Ok(Some(output)),
@@ -600,52 +601,52 @@ impl<O> Settle<O> for ToSendRobust {
     fn run<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         cx: &Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
         items: &mut Vec<Response<Self::Output>>,
     ) -> Result<(), Infallible> {
-        run_robust(step, cx, observer, items);
+        run_robust(step, cx, reporter, items);
         Ok(())
     }
 
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Result<Begun<'c, O, Self::Output>, Infallible> {
         Ok(match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
             Ok(Started::Pending(future)) => Begun::Running(future),
-            Ok(Started::Ready(ready)) => Begun::Done(settle(step, Ok(ready), observer)),
-            Err(payload) => Begun::Done(Some(Err(panicked(step.info(), payload, observer)))),
+            Ok(Started::Ready(ready)) => Begun::Done(settle(step, Ok(ready), reporter)),
+            Err(payload) => Begun::Done(Some(Err(panicked(step.info(), payload, reporter)))),
         })
     }
 
     fn finish<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         polled: std::thread::Result<Result<O, BoxError>>,
-        observer: &Observer<'_>,
+        reporter: &Reporter<'_>,
     ) -> Result<Option<Self::Output>, Infallible> {
-        Ok(settle(step, polled.map(Some), observer))
+        Ok(settle(step, polled.map(Some), reporter))
     }
 }
 
 /// How a run ended: the receiver's result (`None` if it did not run), or the payload of its
 /// panic.
-type Outcome<O> = Result<Option<Result<O, BoxError>>, Box<dyn Any + Send>>;
+type RunEnd<O> = Result<Option<Result<O, BoxError>>, Box<dyn Any + Send>>;
 
-/// A robust receiver's outcome as a response: its output, its recorded error or panic, or
+/// How a robust receiver's run ended, as a response: its output, its recorded error or panic, or
 /// `None` if it did not run.
 fn settle<Cx, S: Step<Cx>>(
     step: &S,
-    outcome: Outcome<S::Output>,
-    observer: &Observer<'_>,
+    ended: RunEnd<S::Output>,
+    reporter: &Reporter<'_>,
 ) -> Option<Result<S::Output, ReceiverError>> {
-    match outcome {
+    match ended {
         Ok(Some(Ok(output))) => Some(Ok(output)),
-        Ok(Some(Err(error))) => Some(Err(failed(step.info(), error, observer))),
+        Ok(Some(Err(error))) => Some(Err(failed(step.info(), error, reporter))),
         Ok(None) => {
-            skipped(step, observer);
+            skipped(step, reporter);
             None
         }
-        Err(payload) => Some(Err(panicked(step.info(), payload, observer))),
+        Err(payload) => Some(Err(panicked(step.info(), payload, reporter))),
     }
 }

@@ -511,12 +511,12 @@ impl<Sh: Shape> DynAsyncCall<Sh> for OnThread<dyn DynAsyncCall<Sh>> {
 }
 
 /// A receiver together with its identity: one element of a dispatch list.
-pub(crate) struct Entry<Sh: Shape> {
+pub(crate) struct Receiver<Sh: Shape> {
     pub(crate) info: ReceiverInfo,
     pub(crate) call: Call<Sh>,
 }
 
-impl<Sh: Shape> Clone for Entry<Sh> {
+impl<Sh: Shape> Clone for Receiver<Sh> {
     fn clone(&self) -> Self {
         Self {
             info: self.info.clone(),
@@ -530,7 +530,7 @@ impl<Sh: Shape> Clone for Entry<Sh> {
 /// snapshot) or in any edit: a panic in the `Drop` of a captured value is caught there and
 /// logged as `signal.drop_panic`, so that it never escapes a send that did not run the
 /// receiver, nor an unrelated connect.
-impl<Sh: Shape> Drop for Entry<Sh> {
+impl<Sh: Shape> Drop for Receiver<Sh> {
     fn drop(&mut self) {
         if matches!(self.call, Call::Static(_) | Call::StaticAsync(_)) {
             return; // static receivers own nothing
@@ -542,7 +542,7 @@ impl<Sh: Shape> Drop for Entry<Sh> {
     }
 }
 
-/// What an [`Entry`] holds while its closure is being dropped: never called.
+/// What an [`Receiver`] holds while its closure is being dropped: never called.
 fn released<Sh: Shape>(_: Sh::Sender<'_>, _: &Sh::Args<'_>) -> Result<Sh::Output, BoxError> {
     Err("this receiver was disconnected and released".into())
 }
@@ -709,7 +709,7 @@ pub(crate) struct Cx<'r, 'a, Sh: Shape> {
     pub(crate) args: &'r Sh::Args<'a>,
 }
 
-impl<Sh: Shape> Info for Entry<Sh> {
+impl<Sh: Shape> Info for Receiver<Sh> {
     #[inline]
     fn info(&self) -> &ReceiverInfo {
         &self.info
@@ -724,7 +724,7 @@ impl<Sh: Shape> Info for Entry<Sh> {
     }
 }
 
-impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Entry<Sh> {
+impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Receiver<Sh> {
     type Output = Sh::Output;
 
     #[inline]

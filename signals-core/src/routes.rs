@@ -9,24 +9,24 @@ use std::sync::Arc;
 
 use crate::error::BoxError;
 use crate::info::ReceiverInfo;
-use crate::receiver::{Entry, Info, Started, Step, TypeSender};
+use crate::receiver::{Info, Receiver, Started, Step, TypeSender};
 use crate::signature::{AnyTypeShape, SentBy, Signature, TypeSignature, TypedShape, ValueShape};
 use crate::table::{Record, Routes};
 
-pub(crate) type ValueEntry<F> = Entry<ValueShape<F>>;
+pub(crate) type ValueReceiver<F> = Receiver<ValueShape<F>>;
 
 /// The dispatch lists of one snapshot: one for sends without a sender (the any-sender
 /// receivers) and one per sender that has receivers of its own (those and the any-sender ones,
 /// interleaved in dispatch order). A sender with no receivers of its own uses the first. Lists
 /// are shared between snapshots, so that an edit copies only the lists it changes.
 pub(crate) struct ValueRoutes<F: Signature> {
-    any: Arc<[ValueEntry<F>]>,
-    by_sender: HashMap<F::Sender, Arc<[ValueEntry<F>]>, foldhash::fast::RandomState>,
+    any: Arc<[ValueReceiver<F>]>,
+    by_sender: HashMap<F::Sender, Arc<[ValueReceiver<F>]>, foldhash::fast::RandomState>,
 }
 
 impl<F: Signature> ValueRoutes<F> {
     #[inline]
-    pub(crate) fn route(&self, sender: Option<&F::Sender>) -> &[ValueEntry<F>] {
+    pub(crate) fn route(&self, sender: Option<&F::Sender>) -> &[ValueReceiver<F>] {
         match sender {
             Some(sender) if !self.by_sender.is_empty() => {
                 self.by_sender.get(sender).unwrap_or(&self.any)
@@ -36,12 +36,12 @@ impl<F: Signature> ValueRoutes<F> {
     }
 }
 
-impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
+impl<F: Signature> Routes<F::Sender, ValueReceiver<F>> for ValueRoutes<F> {
     fn build<'r>(
-        records: impl Iterator<Item = &'r Record<F::Sender, ValueEntry<F>>> + Clone,
+        records: impl Iterator<Item = &'r Record<F::Sender, ValueReceiver<F>>> + Clone,
     ) -> Self {
         let mut any = Vec::new();
-        let mut by_sender: HashMap<F::Sender, Vec<ValueEntry<F>>> = HashMap::new();
+        let mut by_sender: HashMap<F::Sender, Vec<ValueReceiver<F>>> = HashMap::new();
         for record in records.clone() {
             if let Some(sender) = &record.sender {
                 by_sender.entry(sender.clone()).or_default();
@@ -80,13 +80,13 @@ impl<F: Signature> Routes<F::Sender, ValueEntry<F>> for ValueRoutes<F> {
 
 /// A receiver of a type-sender signal as the table holds it: the sender type is erased from
 /// typed receivers until a snapshot groups them by type.
-pub(crate) enum TypeEntry<F: TypeSignature> {
-    Any(Entry<AnyTypeShape<F>>),
+pub(crate) enum TypeReceiver<F: TypeSignature> {
+    Any(Receiver<AnyTypeShape<F>>),
     Typed(Arc<dyn ErasedTyped<F>>),
 }
 
-impl<F: TypeSignature> TypeEntry<F> {
-    pub(crate) fn typed<M: 'static>(entry: Entry<TypedShape<F, M>>) -> Self
+impl<F: TypeSignature> TypeReceiver<F> {
+    pub(crate) fn typed<M: 'static>(entry: Receiver<TypedShape<F, M>>) -> Self
     where
         F: SentBy<M>,
     {
@@ -94,7 +94,7 @@ impl<F: TypeSignature> TypeEntry<F> {
     }
 }
 
-impl<F: TypeSignature> Clone for TypeEntry<F> {
+impl<F: TypeSignature> Clone for TypeReceiver<F> {
     fn clone(&self) -> Self {
         match self {
             Self::Any(entry) => Self::Any(entry.clone()),
@@ -103,7 +103,7 @@ impl<F: TypeSignature> Clone for TypeEntry<F> {
     }
 }
 
-impl<F: TypeSignature> Info for TypeEntry<F> {
+impl<F: TypeSignature> Info for TypeReceiver<F> {
     fn info(&self) -> &ReceiverInfo {
         match self {
             Self::Any(entry) => &entry.info,
@@ -131,20 +131,20 @@ pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
     /// any-sender receivers and the receivers of this type, in dispatch order.
-    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList>;
+    fn build_list(&self, entries: &[&TypeReceiver<F>]) -> Box<dyn ErasedList>;
 }
 
-impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
+impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Receiver<TypedShape<F, M>> {
     fn as_any(&self) -> &dyn Any {
         self
     }
 
-    fn build_list(&self, entries: &[&TypeEntry<F>]) -> Box<dyn ErasedList> {
+    fn build_list(&self, entries: &[&TypeReceiver<F>]) -> Box<dyn ErasedList> {
         let steps = entries
             .iter()
             .filter_map(|entry| match entry {
-                TypeEntry::Any(entry) => Some(TypedStep::Any(entry.clone())),
-                TypeEntry::Typed(entry) => entry
+                TypeReceiver::Any(entry) => Some(TypedStep::Any(entry.clone())),
+                TypeReceiver::Typed(entry) => entry
                     .as_any()
                     .downcast_ref::<Self>()
                     .map(|entry| TypedStep::Typed(entry.clone())),
@@ -156,8 +156,8 @@ impl<F: SentBy<M>, M: 'static> ErasedTyped<F> for Entry<TypedShape<F, M>> {
 
 /// One element of a sender type's dispatch list.
 pub(crate) enum TypedStep<F: SentBy<M>, M: 'static> {
-    Typed(Entry<TypedShape<F, M>>),
-    Any(Entry<AnyTypeShape<F>>),
+    Typed(Receiver<TypedShape<F, M>>),
+    Any(Receiver<AnyTypeShape<F>>),
 }
 
 /// The dispatch list of sender type `M`.
@@ -235,31 +235,31 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
 /// The dispatch lists of one snapshot: the any-sender receivers, and one list per sender type
 /// that has receivers of its own.
 pub(crate) struct TypeRoutes<F: TypeSignature> {
-    pub(crate) any: Box<[Entry<AnyTypeShape<F>>]>,
+    pub(crate) any: Box<[Receiver<AnyTypeShape<F>>]>,
     by_type: HashMap<TypeSender, Box<dyn ErasedList>>,
 }
 
-impl<F: TypeSignature> Routes<TypeSender, TypeEntry<F>> for TypeRoutes<F> {
+impl<F: TypeSignature> Routes<TypeSender, TypeReceiver<F>> for TypeRoutes<F> {
     fn build<'r>(
-        records: impl Iterator<Item = &'r Record<TypeSender, TypeEntry<F>>> + Clone,
+        records: impl Iterator<Item = &'r Record<TypeSender, TypeReceiver<F>>> + Clone,
     ) -> Self {
         let mut any = Vec::new();
         let mut first_of_type: Vec<(TypeSender, &Arc<dyn ErasedTyped<F>>)> = Vec::new();
         for record in records.clone() {
             match (&record.entry, record.sender) {
-                (TypeEntry::Any(entry), _) => any.push(entry.clone()),
-                (TypeEntry::Typed(entry), Some(sender)) => {
+                (TypeReceiver::Any(entry), _) => any.push(entry.clone()),
+                (TypeReceiver::Typed(entry), Some(sender)) => {
                     if !first_of_type.iter().any(|(seen, _)| *seen == sender) {
                         first_of_type.push((sender, entry));
                     }
                 }
-                (TypeEntry::Typed(_), None) => {}
+                (TypeReceiver::Typed(_), None) => {}
             }
         }
         let by_type = first_of_type
             .into_iter()
             .map(|(sender, builder)| {
-                let entries: Vec<&TypeEntry<F>> = records
+                let entries: Vec<&TypeReceiver<F>> = records
                     .clone()
                     .filter(|record| record.sender.is_none() || record.sender == Some(sender))
                     .map(|record| &record.entry)
@@ -324,7 +324,7 @@ pub(crate) struct AnyCx<'r, F: TypeSignature> {
     any: F::AnyArgs<'r>,
 }
 
-impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Entry<AnyTypeShape<F>> {
+impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Receiver<AnyTypeShape<F>> {
     type Output = F::Output;
 
     #[inline]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
-use crate::dispatch::{Observer, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
@@ -19,7 +19,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
     SignalKind, ValueSenders,
 };
-use crate::routes::{ValueEntry, ValueRoutes};
+use crate::routes::{ValueReceiver, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
 use crate::table::{Core, Record, SenderKey};
 use crate::watch::{self, RenderArgs, Watch};
@@ -58,7 +58,7 @@ use tracing::Instrument;
 /// # Ok::<(), signals::SendError>(())
 /// ```
 pub struct Signal<F: Signature, D: Mode = Plain> {
-    core: Base<F::Sender, ValueEntry<F>, ValueRoutes<F>>,
+    core: Base<F::Sender, ValueReceiver<F>, ValueRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -205,19 +205,23 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<R: Run<F::Output>>(&self, sender: Option<&F::Sender>, args: &F::Args<'_>) -> R::Out {
+    fn watched<Op: Run<F::Output>>(
+        &self,
+        sender: Option<&F::Sender>,
+        args: &F::Args<'_>,
+    ) -> Op::Out {
         let core = self.core();
         let watch = self.watch(sender, args);
         if watch.muted() {
-            return R::nothing();
+            return Op::nothing();
         }
         let _entered = watch.span().enter();
         let cx = Cx { sender, args };
         core.with_routes(|routes| {
-            R::run(
+            Op::run(
                 &watch.steps(routes.route(sender)),
                 &cx,
-                &Observer::new(self.name(), core),
+                &Reporter::new(self.name(), core),
             )
         })
     }
@@ -280,37 +284,37 @@ impl<F: Signature> Signal<F> {
         self.dispatch::<ToEmit>(sender.into(), args)
     }
 
-    /// A sync send, `R` saying which. The early return for a signal without receivers is
+    /// A sync send, `Op` saying which. The early return for a signal without receivers is
     /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
     #[inline]
-    fn dispatch<R: Run<F::Output>>(
+    fn dispatch<Op: Run<F::Output>>(
         &self,
         sender: Option<&F::Sender>,
         args: &F::Args<'_>,
-    ) -> R::Out {
+    ) -> Op::Out {
         if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
-            return R::nothing();
+            return Op::nothing();
         }
-        self.dispatch_from::<R>(sender, args)
+        self.dispatch_from::<Op>(sender, args)
     }
 
     /// The send past the early return, out of line so that callers inline only the check.
     #[inline(never)]
-    fn dispatch_from<R: Run<F::Output>>(
+    fn dispatch_from<Op: Run<F::Output>>(
         &self,
         sender: Option<&F::Sender>,
         args: &F::Args<'_>,
-    ) -> R::Out {
+    ) -> Op::Out {
         let core = self.core();
         if watch::active() {
-            return self.watched::<R>(sender, args);
+            return self.watched::<Op>(sender, args);
         }
         if !core.may_reach(sender) {
-            return R::nothing();
+            return Op::nothing();
         }
         let cx = Cx { sender, args };
         core.with_routes(|routes| {
-            R::run(routes.route(sender), &cx, &Observer::new(self.name(), core))
+            Op::run(routes.route(sender), &cx, &Reporter::new(self.name(), core))
         })
     }
 }
@@ -334,14 +338,14 @@ impl<F: Signature, D: Mode> Explain for Signal<F, D> {
 
 impl<F: Signature, D: Mode> Indexed for Signal<F, D> {
     type Key = F::Sender;
-    type Entry = ValueEntry<F>;
+    type Receiver = ValueReceiver<F>;
     type Routes = ValueRoutes<F>;
 
     fn sender_kind() -> SenderKind {
         SenderKind::Value(std::any::type_name::<F::Sender>())
     }
 
-    fn base(&self) -> &Base<F::Sender, ValueEntry<F>, ValueRoutes<F>> {
+    fn base(&self) -> &Base<F::Sender, ValueReceiver<F>, ValueRoutes<F>> {
         &self.core
     }
 }
@@ -371,7 +375,7 @@ impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
             out,
             Adopted {
                 sender: registration.sender_value::<F::Sender>(),
-                entry: registration.entry::<ValueShape<F>, K, C>(),
+                entry: registration.receiver::<ValueShape<F>, K, C>(),
             },
         );
     }
@@ -478,31 +482,31 @@ impl<F: Signature> AsyncSignal<F> {
         self.dispatch::<ToSendRobust>(sender.into(), args).await
     }
 
-    /// An async send, `R` saying which.
-    async fn dispatch<R: RunAsync<F::Output>>(
+    /// An async send, `Op` saying which.
+    async fn dispatch<Op: RunAsync<F::Output>>(
         &self,
         sender: Option<&F::Sender>,
         args: &F::Args<'_>,
-    ) -> R::Out {
+    ) -> Op::Out {
         let core = self.core();
         if watch::active() {
             let watch = self.watch(sender, args);
             if watch.muted() {
-                return R::nothing();
+                return Op::nothing();
             }
             let routes = core.routes_full();
             let cx = Cx { sender, args };
             let steps = watch.steps(routes.route(sender));
-            let observer = Observer::new(self.name(), core);
-            let send = R::run_async(&steps, &cx, &observer);
+            let reporter = Reporter::new(self.name(), core);
+            let send = Op::run_async(&steps, &cx, &reporter);
             return send.instrument(watch.span().clone()).await;
         }
         if !core.may_reach(sender) {
-            return R::nothing();
+            return Op::nothing();
         }
         let routes = core.routes_full();
         let cx = Cx { sender, args };
-        R::run_async(routes.route(sender), &cx, &Observer::new(self.name(), core)).await
+        Op::run_async(routes.route(sender), &cx, &Reporter::new(self.name(), core)).await
     }
 
     /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].

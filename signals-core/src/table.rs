@@ -368,31 +368,31 @@ mod state {
 /// Edits change the table and mark the snapshot stale; the first send after them rebuilds
 /// and publishes it, as Django's first send after a `connect` rebuilds its sender cache. A
 /// burst of connects at start-up costs O(1) each, and one rebuild.
-pub(crate) struct Core<K, E, R> {
+pub(crate) struct Core<K, E, Rt> {
     table: Mutex<Table<K, E>>,
     /// Which snapshot sends use: one of the [`state`] constants.
     state: AtomicU8,
     /// A superset of the table's summary: bits are added by connects, and cleared when the
     /// snapshot is rebuilt.
     summary: AtomicU64,
-    routes: ArcSwap<R>,
+    routes: ArcSwap<Rt>,
     /// The snapshot of the static receivers, dispatched from until the first edit.
-    initial: Arc<R>,
+    initial: Arc<Rt>,
     /// Set by a send that met a weak receiver whose target is gone.
     dead: AtomicBool,
     /// Problems found while indexing the static receivers.
     problems: Vec<WiringError>,
 }
 
-impl<K, E, R> Core<K, E, R>
+impl<K, E, Rt> Core<K, E, Rt>
 where
     K: Eq + Hash + Clone + Send,
     E: Listed,
-    R: Routes<K, E>,
+    Rt: Routes<K, E>,
 {
     pub(crate) fn new(records: Vec<Record<K, E>>, problems: Vec<WiringError>) -> Self {
         let table = Table::new(records);
-        let initial = Arc::new(R::build(table.records()));
+        let initial = Arc::new(Rt::build(table.records()));
         Self {
             summary: AtomicU64::new(table.summary()),
             table: Mutex::new(table),
@@ -418,7 +418,7 @@ where
 
     /// Runs `f` with the current snapshot. Holding it does not block anything.
     #[inline]
-    pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&R) -> T) -> T {
+    pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&Rt) -> T) -> T {
         // One call of `f`, so that it is inlined here rather than outlined for three.
         let current;
         let routes = match self.state.load(Ordering::Acquire) {
@@ -437,7 +437,7 @@ where
     }
 
     /// The current snapshot, owned: for async sends, whose futures may move between threads.
-    pub(crate) fn routes_full(&self) -> Arc<R> {
+    pub(crate) fn routes_full(&self) -> Arc<Rt> {
         match self.state.load(Ordering::Acquire) {
             state::INITIAL => Arc::clone(&self.initial),
             state::CURRENT => self.routes.load_full(),
@@ -456,7 +456,7 @@ where
             if self.state.load(Ordering::Acquire) != state::STALE {
                 return None; // another send got there first
             }
-            let old = self.routes.swap(Arc::new(R::build(table.records())));
+            let old = self.routes.swap(Arc::new(Rt::build(table.records())));
             self.summary.store(table.summary(), Ordering::Release);
             self.state.store(state::CURRENT, Ordering::Release);
             Some(old)
@@ -643,11 +643,11 @@ where
     }
 }
 
-impl<K, E, R> FoundDead for Core<K, E, R>
+impl<K, E, Rt> FoundDead for Core<K, E, Rt>
 where
     K: Send + Sync,
     E: Send + Sync,
-    R: Send + Sync,
+    Rt: Send + Sync,
 {
     /// Marks the snapshot stale, so that the next send purges receivers whose target is gone
     /// and rebuilds it. Never blocks.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
-use crate::dispatch::{Observer, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{Reporter, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
@@ -23,7 +23,7 @@ use crate::registry::{
     self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
     SignalKind, TypeSenders,
 };
-use crate::routes::{TypeEntry, TypeRoutes, any_cx, typed_cx, typed_list};
+use crate::routes::{TypeReceiver, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
 use crate::table::{Core, Record, SenderKey};
 use crate::watch::{self, RenderArgs, Watch};
@@ -75,7 +75,7 @@ use tracing::Instrument;
 /// # Ok::<(), signals::SendError>(())
 /// ```
 pub struct TypeSignal<F: TypeSignature, D: Mode = Plain> {
-    core: Base<TypeSender, TypeEntry<F>, TypeRoutes<F>>,
+    core: Base<TypeSender, TypeReceiver<F>, TypeRoutes<F>>,
     _mode: PhantomData<fn() -> D>,
 }
 
@@ -110,7 +110,7 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     /// thread, otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
+    fn watched<Op: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> Op::Out
     where
         F: SentBy<M>,
     {
@@ -118,16 +118,16 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         let sender = TypeSender::of::<M>();
         let watch = self.watch::<M>(sender, args);
         if watch.muted() {
-            return R::nothing();
+            return Op::nothing();
         }
         let _entered = watch.span().enter();
-        let observer = Observer::new(self.name(), core);
+        let reporter = Reporter::new(self.name(), core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => R::run(&watch.steps(&list.0), &typed_cx(sender, args), &observer),
-            None => R::run(
+            Some(list) => Op::run(&watch.steps(&list.0), &typed_cx(sender, args), &reporter),
+            None => Op::run(
                 &watch.steps(&routes.any),
                 &any_cx::<F, M>(sender, args),
-                &observer,
+                &reporter,
             ),
         })
     }
@@ -250,40 +250,40 @@ impl<F: TypeSignature> TypeSignal<F> {
         self.dispatch::<ToSendRobust, M>(args)
     }
 
-    /// A sync send from `M`, `R` saying which; as for value signals, the early return for a
+    /// A sync send from `M`, `Op` saying which; as for value signals, the early return for a
     /// signal without receivers is inlined into the caller.
     #[inline]
-    fn dispatch<R: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> R::Out
+    fn dispatch<Op: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> Op::Out
     where
         F: SentBy<M>,
     {
         if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
-            return R::nothing();
+            return Op::nothing();
         }
-        self.dispatch_from::<R, M>(args)
+        self.dispatch_from::<Op, M>(args)
     }
 
     /// The send past the early return, out of line so that callers inline only the check.
     #[inline(never)]
-    fn dispatch_from<R: Run<F::Output>, M: 'static>(
+    fn dispatch_from<Op: Run<F::Output>, M: 'static>(
         &self,
         args: &<F as SentBy<M>>::Args<'_>,
-    ) -> R::Out
+    ) -> Op::Out
     where
         F: SentBy<M>,
     {
         let core = self.core();
         let sender = TypeSender::of::<M>();
         if watch::active() {
-            return self.watched::<R, M>(args);
+            return self.watched::<Op, M>(args);
         }
         if !core.may_reach(Some(&sender)) {
-            return R::nothing();
+            return Op::nothing();
         }
-        let observer = Observer::new(self.name(), core);
+        let reporter = Reporter::new(self.name(), core);
         core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
-            Some(list) => R::run(&list.0, &typed_cx(sender, args), &observer),
-            None => R::run(&routes.any, &any_cx::<F, M>(sender, args), &observer),
+            Some(list) => Op::run(&list.0, &typed_cx(sender, args), &reporter),
+            None => Op::run(&routes.any, &any_cx::<F, M>(sender, args), &reporter),
         })
     }
 
@@ -304,14 +304,14 @@ impl<F: TypeSignature> TypeSignal<F> {
 
 impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
     type Key = TypeSender;
-    type Entry = TypeEntry<F>;
+    type Receiver = TypeReceiver<F>;
     type Routes = TypeRoutes<F>;
 
     fn sender_kind() -> SenderKind {
         SenderKind::Type
     }
 
-    fn base(&self) -> &Base<TypeSender, TypeEntry<F>, TypeRoutes<F>> {
+    fn base(&self) -> &Base<TypeSender, TypeReceiver<F>, TypeRoutes<F>> {
         &self.core
     }
 }
@@ -345,7 +345,7 @@ impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
             out,
             Adopted::<TypeSender, _> {
                 sender: None,
-                entry: TypeEntry::<F>::Any(registration.entry::<AnyTypeShape<F>, K, C>()),
+                entry: TypeReceiver::<F>::Any(registration.receiver::<AnyTypeShape<F>, K, C>()),
             },
         );
     }
@@ -363,7 +363,7 @@ impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
             out,
             Adopted {
                 sender: Some(TypeSender::of::<M>()),
-                entry: TypeEntry::typed(registration.entry::<TypedShape<F, M>, K, C>()),
+                entry: TypeReceiver::typed(registration.receiver::<TypedShape<F, M>, K, C>()),
             },
         );
     }
@@ -396,7 +396,7 @@ impl<'s, F: TypeSignature, D: Mode> Target<'s> for AnyTypeTarget<'s, F, D> {
         let NewReceiver { identity, entry } = receiver;
         self.signal
             .core()
-            .connect(Record::new(None, identity, TypeEntry::Any(entry)))
+            .connect(Record::new(None, identity, TypeReceiver::Any(entry)))
     }
 
     fn signal(&self) -> &'s dyn Disconnect {
@@ -411,9 +411,11 @@ impl<'s, F: SentBy<M>, M: 'static, D: Mode> Target<'s> for TypeTarget<'s, F, M, 
     fn add(self, receiver: NewReceiver<TypedShape<F, M>>) -> Connection {
         let NewReceiver { identity, entry } = receiver;
         let sender = Some(TypeSender::of::<M>());
-        self.signal
-            .core()
-            .connect(Record::new(sender, identity, TypeEntry::typed::<M>(entry)))
+        self.signal.core().connect(Record::new(
+            sender,
+            identity,
+            TypeReceiver::typed::<M>(entry),
+        ))
     }
 
     fn signal(&self) -> &'s dyn Disconnect {
@@ -513,11 +515,11 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
         self.dispatch::<ToSendRobust, M>(args).await
     }
 
-    /// An async send from `M`, `R` saying which.
-    async fn dispatch<R: RunAsync<F::Output>, M: 'static>(
+    /// An async send from `M`, `Op` saying which.
+    async fn dispatch<Op: RunAsync<F::Output>, M: 'static>(
         &self,
         args: &<F as SentBy<M>>::Args<'_>,
-    ) -> R::Out
+    ) -> Op::Out
     where
         F: SentBy<M>,
     {
@@ -526,29 +528,29 @@ impl<F: TypeSignature> AsyncTypeSignal<F> {
         if watch::active() {
             let watch = self.watch::<M>(sender, args);
             if watch.muted() {
-                return R::nothing();
+                return Op::nothing();
             }
             let routes = core.routes_full();
-            let observer = Observer::new(self.name(), core);
+            let reporter = Reporter::new(self.name(), core);
             let span = watch.span().clone();
             if let Some(list) = typed_list::<F, M>(&routes, sender) {
                 let steps = watch.steps(&list.0);
-                return R::run_async(&steps, &typed_cx(sender, args), &observer)
+                return Op::run_async(&steps, &typed_cx(sender, args), &reporter)
                     .instrument(span)
                     .await;
             }
             let steps = watch.steps(&routes.any);
             let cx = any_cx::<F, M>(sender, args);
-            return R::run_async(&steps, &cx, &observer).instrument(span).await;
+            return Op::run_async(&steps, &cx, &reporter).instrument(span).await;
         }
         if !core.may_reach(Some(&sender)) {
-            return R::nothing();
+            return Op::nothing();
         }
         let routes = core.routes_full();
-        let observer = Observer::new(self.name(), core);
+        let reporter = Reporter::new(self.name(), core);
         match typed_list::<F, M>(&routes, sender) {
-            Some(list) => R::run_async(&list.0, &typed_cx(sender, args), &observer).await,
-            None => R::run_async(&routes.any, &any_cx::<F, M>(sender, args), &observer).await,
+            Some(list) => Op::run_async(&list.0, &typed_cx(sender, args), &reporter).await,
+            None => Op::run_async(&routes.any, &any_cx::<F, M>(sender, args), &reporter).await,
         }
     }
 }

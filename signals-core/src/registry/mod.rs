@@ -36,14 +36,14 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
     /// How the table keys a receiver's sender.
     type Key: Eq + Hash + Clone + Debug + Send + Sync + 'static;
     /// A receiver, as the table keeps it.
-    type Entry: Listed + 'static;
+    type Receiver: Listed + 'static;
     /// The table's snapshot.
-    type Routes: Routes<Self::Key, Self::Entry>;
+    type Routes: Routes<Self::Key, Self::Receiver>;
 
     /// What the signal's receivers are told about its sender.
     fn sender_kind() -> SenderKind;
     /// The signal's name and table.
-    fn base(&self) -> &Base<Self::Key, Self::Entry, Self::Routes>;
+    fn base(&self) -> &Base<Self::Key, Self::Receiver, Self::Routes>;
 
     /// The signal's name.
     fn signal_name(&self) -> &'static str {
@@ -52,7 +52,7 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
 
     /// The signal's table, built from its static receivers the first time it is asked for.
     #[inline]
-    fn core(&self) -> &Core<Self::Key, Self::Entry, Self::Routes> {
+    fn core(&self) -> &Core<Self::Key, Self::Receiver, Self::Routes> {
         match self.base().get() {
             Some(core) => core,
             None => self.base().index(address(self)),
@@ -70,12 +70,12 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
 
 /// What every signal holds: its name, and its table, built from the program's static
 /// registrations on first use.
-pub(crate) struct Base<K, E, R> {
+pub(crate) struct Base<K, E, Rt> {
     name: &'static str,
-    core: OnceLock<Core<K, E, R>>,
+    core: OnceLock<Core<K, E, Rt>>,
 }
 
-impl<K, E, R> Base<K, E, R> {
+impl<K, E, Rt> Base<K, E, Rt> {
     pub(crate) const fn new(name: &'static str) -> Self {
         Self {
             name,
@@ -90,7 +90,7 @@ impl<K, E, R> Base<K, E, R> {
 
     /// The table, if the signal was used already.
     #[inline]
-    pub(crate) fn get(&self) -> Option<&Core<K, E, R>> {
+    pub(crate) fn get(&self) -> Option<&Core<K, E, Rt>> {
         self.core.get()
     }
 
@@ -105,19 +105,19 @@ impl<K, E, R> Base<K, E, R> {
 // A receiver's panic leaves a signal consistent: no lock is held while receivers run, and every
 // edit of the table is complete before the lock is released. Sends may be retried after a
 // caught panic.
-impl<K, E, R> std::panic::RefUnwindSafe for Base<K, E, R> {}
-impl<K, E, R> std::panic::UnwindSafe for Base<K, E, R> {}
+impl<K, E, Rt> std::panic::RefUnwindSafe for Base<K, E, Rt> {}
+impl<K, E, Rt> std::panic::UnwindSafe for Base<K, E, Rt> {}
 
-impl<K, E, R> Base<K, E, R>
+impl<K, E, Rt> Base<K, E, Rt>
 where
     K: Eq + Hash + Clone + Debug + Send + 'static,
     E: Listed + 'static,
-    R: Routes<K, E>,
+    Rt: Routes<K, E>,
 {
     /// Indexes the static receivers of the signal at `signal`, on first use.
     #[cold]
     #[inline(never)]
-    fn index(&self, signal: usize) -> &Core<K, E, R> {
+    fn index(&self, signal: usize) -> &Core<K, E, Rt> {
         self.core.get_or_init(|| {
             let statics = static_records(signal, self.name);
             Core::new(statics.records, statics.problems)
@@ -135,7 +135,7 @@ impl<S: Indexed> SignalRef for S {
     }
 
     fn static_problems(&self) -> Vec<WiringError> {
-        static_records::<S::Key, S::Entry>(address(self), self.signal_name()).problems
+        static_records::<S::Key, S::Receiver>(address(self), self.signal_name()).problems
     }
 
     fn listing(&self) -> Listing {
@@ -143,7 +143,7 @@ impl<S: Indexed> SignalRef for S {
     }
 
     fn rows(&self) -> Vec<Row> {
-        explain_rows::<S::Key, S::Entry>(address(self), self.signal_name(), self.core().rows())
+        explain_rows::<S::Key, S::Receiver>(address(self), self.signal_name(), self.core().rows())
     }
 }
 

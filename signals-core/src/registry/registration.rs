@@ -13,7 +13,7 @@ use std::fmt::{self, Debug};
 use crate::error::{BoxError, WiringError};
 use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode, Plain};
-use crate::receiver::{AsyncCallable, Callable, Entry, Shape, StaticCallable, TypeSender};
+use crate::receiver::{AsyncCallable, Callable, Receiver, Shape, StaticCallable, TypeSender};
 use crate::registry::Listing;
 use crate::table::Row;
 
@@ -337,12 +337,14 @@ impl Registration {
     }
 
     /// The entry of shape `Sh` that dispatches to this receiver, whose call is a `C`.
-    pub(crate) fn entry<Sh: Shape, K: Mode, C: StaticCallable<Sh, K>>(&'static self) -> Entry<Sh> {
+    pub(crate) fn receiver<Sh: Shape, K: Mode, C: StaticCallable<Sh, K>>(
+        &'static self,
+    ) -> Receiver<Sh> {
         let call: &'static C = self
             .call
             .downcast_ref()
             .expect("a registration is adopted with the call type that built it");
-        Entry {
+        Receiver {
             info: ReceiverInfo::from_static(&self.meta),
             call: call.call().0,
         }
