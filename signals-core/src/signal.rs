@@ -22,7 +22,7 @@ use crate::registry::{
 use crate::routes::{ValueReceiver, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, RenderArgs, Watch};
+use crate::watch::{self, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a value of `F::Sender`.
@@ -319,15 +319,6 @@ impl<F: Signature> Signal<F> {
     }
 }
 
-impl<F: Signature, D: Mode> watch::sealed::Render for Signal<F, D>
-where
-    for<'a> F::Args<'a>: fmt::Debug,
-{
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        RenderArgs::<ValueShape<F>>::debug()
-    }
-}
-
 impl<F: Signature, D: Mode> Explain for Signal<F, D> {
     type Sender<'s> = Option<&'s F::Sender>;
 
@@ -340,6 +331,7 @@ impl<F: Signature, D: Mode> Indexed for Signal<F, D> {
     type Key = F::Sender;
     type Receiver = ValueReceiver<F>;
     type Routes = ValueRoutes<F>;
+    type Captured = ValueShape<F>;
 
     fn sender_kind() -> SenderKind {
         SenderKind::Value(std::any::type_name::<F::Sender>())

@@ -9,7 +9,6 @@
 use std::any::{Any, type_name};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
@@ -26,7 +25,7 @@ use crate::registry::{
 use crate::routes::{TypeReceiver, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
 use crate::table::{Core, Record, SenderKey};
-use crate::watch::{self, RenderArgs, Watch};
+use crate::watch::{self, Watch};
 use tracing::Instrument;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
@@ -306,6 +305,7 @@ impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
     type Key = TypeSender;
     type Receiver = TypeReceiver<F>;
     type Routes = TypeRoutes<F>;
+    type Captured = AnyTypeShape<F>;
 
     fn sender_kind() -> SenderKind {
         SenderKind::Type
@@ -313,15 +313,6 @@ impl<F: TypeSignature, D: Mode> Indexed for TypeSignal<F, D> {
 
     fn base(&self) -> &Base<TypeSender, TypeReceiver<F>, TypeRoutes<F>> {
         &self.core
-    }
-}
-
-impl<F: TypeSignature, D: Mode> watch::sealed::Render for TypeSignal<F, D>
-where
-    for<'a> F::AnyArgs<'a>: fmt::Debug,
-{
-    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
-        RenderArgs::<AnyTypeShape<F>>::debug()
     }
 }
 

@@ -25,7 +25,7 @@ use crate::error::BoxError;
 use crate::error::panic_message;
 use crate::info::ReceiverInfo;
 use crate::receiver::{BoxFuture, Info, Shape, Started, Step};
-use crate::registry::AnySignal;
+use crate::registry::{AnySignal, Indexed};
 
 // The testing guards alive on each thread, which decide what a send started there does.
 
@@ -194,6 +194,17 @@ pub trait Capturable: AnySignal + sealed::Render {}
 
 impl<S: AnySignal + sealed::Render + ?Sized> Capturable for S {}
 
+impl<S: Indexed> sealed::Render for S
+where
+    for<'a> <S::Captured as Shape>::Args<'a>: Debug,
+{
+    fn renderer(&self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(RenderArgs::<S::Captured>(Box::new(|args| {
+            format!("{args:?}")
+        })))
+    }
+}
+
 /// What [`Capturable`] needs of a signal, out of reach of other crates.
 pub(crate) mod sealed {
     use std::any::Any;
@@ -221,14 +232,6 @@ pub(crate) struct RenderArgs<Sh: Shape>(
 );
 
 impl<Sh: Shape> RenderArgs<Sh> {
-    /// The renderer of arguments by their `Debug`.
-    pub(crate) fn debug() -> Arc<dyn Any + Send + Sync>
-    where
-        for<'a> Sh::Args<'a>: Debug,
-    {
-        Arc::new(Self(Box::new(|args| format!("{args:?}"))))
-    }
-
     pub(crate) fn render(&self, args: &Sh::Args<'_>) -> String {
         (self.0)(args)
     }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use crate::connect::{Connection, Disconnect};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
+use crate::receiver::Shape;
 use crate::table::{Core, Identity, Listed, Record, Routes, Row, RowState};
 
 #[cfg(feature = "linkme")]
@@ -39,6 +40,9 @@ pub(crate) trait Indexed: Sync + Sized + 'static {
     type Receiver: Listed + 'static;
     /// The table's snapshot.
     type Routes: Routes<Self::Key, Self::Receiver>;
+    /// The shape whose arguments [`testing::capture`](crate::testing::capture) records: the
+    /// signal's own for value signals, the any-sender view for type signals.
+    type Captured: Shape;
 
     /// What the signal's receivers are told about its sender.
     fn sender_kind() -> SenderKind;
