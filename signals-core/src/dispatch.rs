@@ -556,6 +556,7 @@ impl<O> Settle<O> for ToSend {
     type Output = O;
     type Stop = SendError;
 
+    #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         cx: &Cx,
@@ -565,6 +566,7 @@ impl<O> Settle<O> for ToSend {
         run_send(step, cx, reporter, items)
     }
 
+    #[inline]
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
@@ -581,6 +583,7 @@ impl<O> Settle<O> for ToSend {
         }
     }
 
+    #[inline]
     fn finish<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         polled: std::thread::Result<Result<O, BoxError>>,
@@ -598,6 +601,7 @@ impl<O> Settle<O> for ToSendRobust {
     type Output = Result<O, ReceiverError>;
     type Stop = Infallible;
 
+    #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         cx: &Cx,
@@ -608,6 +612,7 @@ impl<O> Settle<O> for ToSendRobust {
         Ok(())
     }
 
+    #[inline]
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
@@ -620,6 +625,7 @@ impl<O> Settle<O> for ToSendRobust {
         })
     }
 
+    #[inline]
     fn finish<Cx, S: Step<Cx, Output = O>>(
         step: &S,
         polled: std::thread::Result<Result<O, BoxError>>,
