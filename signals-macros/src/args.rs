@@ -19,6 +19,7 @@ pub(crate) const CRATE: &str = "crate";
 const KEYS: &[&str] = &[SIGNAL, SENDER, DISPATCH_UID, PRIORITY, CRATE];
 
 /// The arguments of one `#[receiver(...)]`.
+#[derive(Default)]
 pub(crate) struct Args {
     pub(crate) signals: Vec<Path>,
     pub(crate) sender: Option<Sender>,
@@ -35,14 +36,14 @@ pub(crate) enum Sender {
     Value(Expr),
 }
 
-/// Parses the attribute's arguments; every problem is recorded in `cx`, and `None` returned if
-/// there was any.
-pub(crate) fn parse(tokens: TokenStream, cx: &mut Ctxt) -> Option<Args> {
+/// Parses the attribute's arguments; every problem is recorded in `cx`, and what was read
+/// returned (only to be expanded once `cx` is checked).
+pub(crate) fn parse(tokens: TokenStream, cx: &Ctxt) -> Args {
     let entries = match Parser::parse2(parse_entries, tokens) {
         Ok(entries) => entries,
         Err(error) => {
             cx.syn_error(error);
-            return None;
+            return Args::default();
         }
     };
     let mut signals = None;
@@ -86,16 +87,13 @@ pub(crate) fn parse(tokens: TokenStream, cx: &mut Ctxt) -> Option<Args> {
              e.g. #[receiver(signal = post_save)]",
         );
     }
-    if cx.has_errors() {
-        return None;
-    }
-    Some(Args {
-        signals: signals?,
+    Args {
+        signals: signals.unwrap_or_default(),
         sender,
         dispatch_uid,
         priority: priority.unwrap_or(0),
         krate,
-    })
+    }
 }
 
 /// `key = value, ...`, with each value's tokens kept for its own parser.

@@ -145,7 +145,7 @@ impl Declaration {
 /// other named lifetime.
 struct ArgsLifetime<'cx> {
     lifetime: Lifetime,
-    cx: &'cx mut Ctxt,
+    cx: &'cx Ctxt,
 }
 
 impl VisitMut for ArgsLifetime<'_> {
@@ -170,19 +170,19 @@ impl VisitMut for ArgsLifetime<'_> {
 }
 
 pub(crate) fn expand(declarations: Declarations) -> TokenStream {
-    let mut cx = Ctxt::default();
+    let cx = Ctxt::new();
     let tokens: TokenStream = declarations
         .0
         .into_iter()
-        .map(|declaration| expand_one(declaration, &mut cx))
+        .map(|declaration| expand_one(declaration, &cx))
         .collect();
-    if cx.has_errors() {
-        return cx.into_compile_errors();
+    match cx.check() {
+        Ok(()) => tokens,
+        Err(errors) => errors.to_compile_error(),
     }
-    tokens
 }
 
-fn expand_one(declaration: Declaration, cx: &mut Ctxt) -> TokenStream {
+fn expand_one(declaration: Declaration, cx: &Ctxt) -> TokenStream {
     let Declaration {
         attrs,
         vis,

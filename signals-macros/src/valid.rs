@@ -6,7 +6,7 @@ use syn::{FnArg, GenericParam, Safety, Signature, Type, TypeImplTrait, TypeRefer
 
 use crate::ctxt::Ctxt;
 
-pub(crate) fn check(sig: &Signature, cx: &mut Ctxt) {
+pub(crate) fn check(sig: &Signature, cx: &Ctxt) {
     if let Some(constness) = &sig.constness {
         cx.error_spanned_by(
             constness,
@@ -57,9 +57,9 @@ pub(crate) fn check(sig: &Signature, cx: &mut Ctxt) {
     }
 }
 
-fn check_param_type(ty: &Type, cx: &mut Ctxt) {
+fn check_param_type(ty: &Type, cx: &Ctxt) {
     struct ImplTraitFinder<'cx> {
-        cx: &'cx mut Ctxt,
+        cx: &'cx Ctxt,
     }
     impl<'ast> Visit<'ast> for ImplTraitFinder<'_> {
         fn visit_type_impl_trait(&mut self, ty: &'ast TypeImplTrait) {
