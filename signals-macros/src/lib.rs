@@ -1,16 +1,16 @@
 //! Procedural macros of the [`signals`](https://docs.rs/signals) crate: `#[receiver]` and
 //! `signal!`. Depend on `signals`, which re-exports them with their documentation.
 //!
-//! Both macros run one pipeline ([`pipeline`]): parse the input into a typed view (`args`,
+//! Both macros run one pipeline (`pipeline`): parse the input into a typed view (`args`,
 //! `ast`) and validate it (`valid`), recording every error with its span in one context
-//! (`ctxt`); check the context; then expand (`expand`, `signal`), or emit the errors next to
+//! (`ctxt`); check the context; then expand (`receiver`, `signal`), or emit the errors next to
 //! what of the input can be kept (`fallback`).
 
 mod args;
 mod ast;
 mod ctxt;
-mod expand;
 mod fallback;
+mod receiver;
 mod signal;
 mod valid;
 
@@ -36,7 +36,7 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
             valid::check(&function.sig, cx);
             Ok((args, function))
         },
-        |(args, function)| expand::receiver(&args, &function),
+        |(args, function)| receiver::expand(&args, &function),
         |_| item.clone(),
     )
 }

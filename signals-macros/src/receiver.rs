@@ -1,6 +1,7 @@
-//! Expands a checked `#[receiver]` into the user's function followed by one registration per
-//! signal. Each registration's adapter is a non-capturing closure that calls the function with
-//! its parameters taken by name from the signal's argument struct.
+//! `#[receiver]`'s expansion: a checked receiver becomes the user's function with one
+//! registration per signal first in its body. Each registration's adapter is a non-capturing
+//! closure that calls the function with its parameters taken by name from the signal's
+//! argument struct.
 //!
 //! Every generated expression that a mistake can break is spanned at the user's token that
 //! decides it (the parameter, the return type, the sender, the signal), so that the compiler's
@@ -21,7 +22,7 @@ const ARGUMENTS: &str = "__signals_args";
 /// The function, with its registrations first in its body: items there are compiled wherever
 /// the function is, and can name it only if it is a free function, as a receiver must be (so
 /// that a receiver in an `impl` block is one error, at its name).
-pub(crate) fn receiver(args: &Args, item: &ReceiverFn) -> TokenStream {
+pub(crate) fn expand(args: &Args, item: &ReceiverFn) -> TokenStream {
     let registrations: TokenStream = args
         .signals
         .iter()
