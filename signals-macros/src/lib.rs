@@ -1,15 +1,18 @@
 //! Procedural macros of the [`signals`](https://docs.rs/signals) crate: `#[receiver]` and
 //! `signal!`. Depend on `signals`, which re-exports them with their documentation.
 //!
-//! Both macros run one pipeline (`pipeline`): parse the input into a typed view (`args`,
-//! `ast`) and validate it (`valid`), recording every error with its span in one context
+//! Both macros run one pipeline (`pipeline`): parse the input into a typed view (`args` and
+//! `ast` for `#[receiver]`, `decl` for `signal!`, both with `options` for their `key = value`
+//! lists) and validate it (`valid`), recording every error with its span in one context
 //! (`ctxt`); check the context; then expand (`receiver`, `signal`), or emit the errors next to
 //! what of the input can be kept (`fallback`).
 
 mod args;
 mod ast;
 mod ctxt;
+mod decl;
 mod fallback;
+mod options;
 mod receiver;
 mod signal;
 mod valid;
@@ -33,7 +36,7 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
                     "#[receiver] goes on a function: `fn name(field: &Type, ...)`",
                 )
             })?;
-            valid::check(&function.sig, cx);
+            valid::receiver_signature(&function.sig, cx);
             Ok((args, function))
         },
         |(args, function)| receiver::expand(&args, &function),
@@ -44,10 +47,18 @@ pub fn receiver(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Declares signals. Documented in the `signals` crate.
 #[proc_macro]
 pub fn signal(input: TokenStream) -> TokenStream {
-    match syn::parse::<signal::Declarations>(input) {
-        Ok(declarations) => signal::expand(declarations).into(),
-        Err(error) => error.to_compile_error().into(),
-    }
+    pipeline(
+        |cx| {
+            let mut input = decl::parse(input.into(), cx);
+            input.declarations.retain(|declaration| {
+                valid::declaration(declaration, cx) && declaration.read_right
+            });
+            Ok(input)
+        },
+        |input| signal::expand(&input),
+        // The declarations that are right, so that code using them still compiles.
+        |input| input.as_ref().map(signal::expand).unwrap_or_default(),
+    )
 }
 
 /// The pipeline of both macros. `parse` reads the input and validates it, recording every

@@ -14,6 +14,7 @@ use syn::{Ident, Path, ReturnType, Signature};
 
 use crate::args::{Args, Sender};
 use crate::ast::{self, Param, ReceiverFn};
+use crate::options;
 
 /// The adapter closure's parameters: hygienic (`mixed_site`), wherever they are written.
 const SENDER: &str = "__signals_sender";
@@ -33,11 +34,8 @@ pub(crate) fn expand(args: &Args, item: &ReceiverFn) -> TokenStream {
 
 /// The runtime's hidden module, with every token located at `span`.
 fn private(args: &Args, span: Span) -> TokenStream {
-    let path = args.krate.as_ref().map_or_else(
-        || quote!(::signals::__private),
-        |krate| quote!(#krate::__private),
-    );
-    located_at(path, span)
+    let runtime = options::runtime(args.krate.as_ref());
+    located_at(quote!(#runtime::__private), span)
 }
 
 /// `tokens` with every token located at `span`, keeping its name resolution.
