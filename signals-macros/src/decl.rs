@@ -1,5 +1,5 @@
-//! `signal!`'s input as the expansion sees it: its declarations, each
-//! `vis static name: Signal<Args, key = value, ...>;`.
+//! `signal!`'s input as the expansion sees it: an optional `crate = path;`, then declarations,
+//! each `vis static name: Signal<Args, key = value, ...>;`.
 //!
 //! The input is cut after each `;` and every statement read on its own, so that a declaration
 //! that does not parse is one error and the others are still read: every mistake of an
@@ -10,10 +10,10 @@ use std::mem;
 use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Ident, Token, Type, TypeParamBound, Visibility};
+use syn::{Attribute, Ident, Path, Token, Type, TypeParamBound, Visibility};
 
 use crate::ctxt::Ctxt;
-use crate::options;
+use crate::options::{self, CRATE};
 
 const SENDER: &str = "sender";
 const OUTPUT: &str = "output";
@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[SENDER, OUTPUT, ANY];
 
 /// What one `signal!` invocation declares.
 pub(crate) struct Declarations {
+    /// `crate = path;`: the path of a renamed `signals` dependency.
+    pub(crate) krate: Option<Path>,
     /// The declarations read, in order.
     pub(crate) declarations: Vec<Declaration>,
 }
@@ -57,16 +59,28 @@ pub(crate) enum SenderDecl {
 /// could be read returned.
 pub(crate) fn parse(input: TokenStream, cx: &Ctxt) -> Declarations {
     let mut read = Declarations {
+        krate: None,
         declarations: Vec::new(),
     };
+    let mut crate_line_is_right = true;
     let (statements, missing_semicolon) = statements(input);
-    for statement in statements {
-        if let Some(declaration) = declaration(statement, cx) {
+    for (index, statement) in statements.into_iter().enumerate() {
+        let is_crate_line = matches!(
+            statement.clone().into_iter().next(),
+            Some(TokenTree::Ident(first)) if first == CRATE
+        );
+        if is_crate_line {
+            crate_line_is_right &= read.crate_line(statement, index == 0, cx);
+        } else if let Some(declaration) = declaration(statement, cx) {
             read.declarations.push(declaration);
         }
     }
     if let Some(last) = missing_semicolon {
         cx.error_at(last, "expected `;` after this declaration");
+    }
+    if !crate_line_is_right {
+        // Emitted next to the errors, they would name the runtime by a wrong path.
+        read.declarations.clear();
     }
     read
 }
@@ -95,6 +109,39 @@ fn statements(input: TokenStream) -> (Vec<TokenStream>, Option<Span>) {
     statement.extend([TokenTree::Punct(semicolon)]);
     statements.push(statement);
     (statements, Some(last))
+}
+
+impl Declarations {
+    /// `crate = path;`, which must come first; whether it is right.
+    fn crate_line(&mut self, statement: TokenStream, first: bool, cx: &Ctxt) -> bool {
+        let parsed = Parser::parse2(
+            |input: ParseStream<'_>| {
+                let key = input.parse::<Token![crate]>()?;
+                input.parse::<Token![=]>()?;
+                let path = input.parse::<Path>()?;
+                input.parse::<Token![;]>()?;
+                Ok((key, path))
+            },
+            statement,
+        );
+        match parsed {
+            Ok((_, path)) if first => {
+                self.krate = Some(path);
+                true
+            }
+            Ok((key, _)) => {
+                cx.error_spanned_by(
+                    key,
+                    "`crate = path;` goes first in signal!, once, before the declarations",
+                );
+                false
+            }
+            Err(error) => {
+                cx.syn_error(error);
+                false
+            }
+        }
+    }
 }
 
 /// One declaration, or `None` if it does not parse, with its errors recorded.
@@ -175,6 +222,11 @@ impl Declaration {
 }
 
 fn unknown_key(key: &Ident) -> String {
+    if key == CRATE {
+        return "`crate = path;` goes first in signal!, for all of its declarations: \
+                `signal! { crate = events; pub static ... }`"
+            .to_owned();
+    }
     format!(
         "unknown key `{key}` in signal!; the keys are `sender` (a type, or `type M` for a signal \
          sent by a type), `output` and `any`"

@@ -1,7 +1,8 @@
 //! `signal!`'s expansion: each checked declaration becomes a marker type named like the signal
 //! (in the type namespace, so it shows in compiler messages), its `Signature` or
 //! `TypeSignature`/`SentBy` impls, the `static` itself, and a registration that lets
-//! `signals::registry()` list it.
+//! `signals::registry()` list it. Every path to the runtime starts with the invocation's
+//! `crate = path`, or `::signals`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -10,6 +11,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Ident, Lifetime, Token, Type, TypeParamBound, TypeReference};
 
 use crate::decl::{Declaration, Declarations, SenderDecl};
+use crate::options;
 
 /// Turns `'_` and elided reference lifetimes into the arguments' lifetime (validation has
 /// ruled out any other but `'static`).
@@ -33,7 +35,7 @@ impl VisitMut for ArgsLifetime<'_> {
 }
 
 pub(crate) fn expand(input: &Declarations) -> TokenStream {
-    let krate = quote!(::signals);
+    let krate = options::runtime(input.krate.as_ref());
     input
         .declarations
         .iter()
