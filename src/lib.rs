@@ -50,6 +50,31 @@ pub use signals_core::*;
 /// view any-sender receivers get, made with a `From` impl as above). It declares a
 /// [`Signal`], [`TypeSignal`], [`AsyncSignal`] or [`AsyncTypeSignal`]. See the crate
 /// documentation for each.
+///
+/// A crate that depends on `signals` under another name, with
+/// `events = { package = "signals", .. }` in its `Cargo.toml`, says so in a first line,
+/// `crate = events;`, for all the declarations that follow, as it tells
+/// `#[receiver(crate = events, ..)]`; without it, the generated code names `::signals`:
+///
+/// ```
+/// # extern crate signals as events; // what the Cargo.toml above does
+/// pub struct PostUpgrade { pub interactive: bool }
+///
+/// events::signal! {
+///     crate = events;
+///     pub static post_upgrade: Signal<PostUpgrade, sender = u8>;
+/// }
+///
+/// #[events::receiver(crate = events, signal = post_upgrade, sender = 1)]
+/// fn create_first_user(interactive: bool) {
+///     assert!(!interactive);
+/// }
+///
+/// fn main() -> Result<(), events::SendError> {
+///     post_upgrade.send(&1, &PostUpgrade { interactive: false })?;
+///     Ok(())
+/// }
+/// ```
 pub use signals_macros::signal;
 
 /// Registers a function as a receiver of one or more signals, at link time.

@@ -1,24 +1,24 @@
 //! Parses `#[receiver(...)]`'s arguments into [`Args`]: `signal`, `sender`, `dispatch_uid`,
 //! `priority` and `crate`, each a `key = value`, in any order, separated by commas.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use syn::ext::IdentExt;
+use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, Type, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Path, Token, Type, UnOp};
 
 use crate::ctxt::Ctxt;
+use crate::options::{self, CRATE};
 
 pub(crate) const SIGNAL: &str = "signal";
 pub(crate) const SENDER: &str = "sender";
 pub(crate) const DISPATCH_UID: &str = "dispatch_uid";
 pub(crate) const PRIORITY: &str = "priority";
-pub(crate) const CRATE: &str = "crate";
 
 const KEYS: &[&str] = &[SIGNAL, SENDER, DISPATCH_UID, PRIORITY, CRATE];
 
 /// The arguments of one `#[receiver(...)]`.
+#[derive(Default)]
 pub(crate) struct Args {
     pub(crate) signals: Vec<Path>,
     pub(crate) sender: Option<Sender>,
@@ -35,116 +35,55 @@ pub(crate) enum Sender {
     Value(Expr),
 }
 
-/// Parses the attribute's arguments; every problem is recorded in `cx`, and `None` returned if
-/// there was any.
-pub(crate) fn parse(tokens: TokenStream, cx: &mut Ctxt) -> Option<Args> {
-    let entries = match Parser::parse2(parse_entries, tokens) {
+/// Parses the attribute's arguments; every problem is recorded in `cx`, and what was read
+/// returned (only to be expanded once `cx` is checked).
+pub(crate) fn parse(tokens: TokenStream, cx: &Ctxt) -> Args {
+    let entries = Parser::parse2(
+        |input: ParseStream<'_>| {
+            options::parse_entries(input, "#[receiver(signal = post_save, sender = User)]")
+        },
+        tokens,
+    );
+    let entries = match entries {
         Ok(entries) => entries,
         Err(error) => {
             cx.syn_error(error);
-            return None;
+            return Args::default();
         }
     };
-    let mut signals = None;
-    let mut sender = None;
-    let mut dispatch_uid = None;
-    let mut priority = None;
-    let mut krate = None;
-    let mut seen: Vec<String> = Vec::new();
+    let names_signal = entries.iter().any(|(key, _)| key == SIGNAL);
+    let entries = options::known_keys(
+        entries,
+        KEYS,
+        |key| {
+            format!(
+                "unknown key `{key}` in #[receiver]; the keys are `signal`, `sender`, \
+                 `dispatch_uid`, `priority` and `crate`"
+            )
+        },
+        cx,
+    );
+    let mut args = Args::default();
     for (key, value) in entries {
-        let name = key.to_string();
-        if !KEYS.contains(&name.as_str()) {
-            cx.error_spanned_by(
-                &key,
-                format_args!(
-                    "unknown key `{name}` in #[receiver]; the keys are `signal`, `sender`, \
-                     `dispatch_uid`, `priority` and `crate`"
-                ),
-            );
-            continue;
-        }
-        if seen.contains(&name) {
-            cx.error_spanned_by(&key, format_args!("`{name}` is given twice"));
-            continue;
-        }
-        seen.push(name.clone());
-        let parsed = match name.as_str() {
-            SIGNAL => parse_signals(value).map(|v| signals = Some(v)),
-            SENDER => parse_sender(value).map(|v| sender = Some(v)),
-            DISPATCH_UID => parse_dispatch_uid(value).map(|v| dispatch_uid = Some(v)),
-            PRIORITY => parse_priority(value).map(|v| priority = Some(v)),
-            _ => syn::parse2::<Path>(value).map(|v| krate = Some(v)),
+        let parsed = match key.to_string().as_str() {
+            SIGNAL => parse_signals(value).map(|v| args.signals = v),
+            SENDER => parse_sender(value).map(|v| args.sender = Some(v)),
+            DISPATCH_UID => parse_dispatch_uid(value).map(|v| args.dispatch_uid = Some(v)),
+            PRIORITY => parse_priority(value).map(|v| args.priority = v),
+            _ => syn::parse2::<Path>(value).map(|v| args.krate = Some(v)),
         };
         if let Err(error) = parsed {
             cx.syn_error(error);
         }
     }
-    if signals.is_none() && !seen.iter().any(|key| key == SIGNAL) {
+    if !names_signal {
         cx.error_at(
             Span::call_site(),
             "missing `signal = ...`: name the signal this function receives, \
              e.g. #[receiver(signal = post_save)]",
         );
     }
-    if cx.has_errors() {
-        return None;
-    }
-    Some(Args {
-        signals: signals?,
-        sender,
-        dispatch_uid,
-        priority: priority.unwrap_or(0),
-        krate,
-    })
-}
-
-/// `key = value, ...`, with each value's tokens kept for its own parser.
-fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<(Ident, TokenStream)>> {
-    let mut entries = Vec::new();
-    while !input.is_empty() {
-        let key = input.call(Ident::parse_any).map_err(|error| {
-            syn::Error::new(
-                error.span(),
-                "expected `key = value`, e.g. #[receiver(signal = post_save, sender = User)]",
-            )
-        })?;
-        if !input.peek(Token![=]) {
-            return Err(syn::Error::new(
-                key.span(),
-                format_args!("expected `{key} = ...`"),
-            ));
-        }
-        input.parse::<Token![=]>()?;
-        // The value runs to the next comma outside angle brackets (`sender = Pair<u8, u16>`).
-        let mut value = TokenStream::new();
-        let mut angles = 0_usize;
-        loop {
-            let at_end = input.is_empty() || (angles == 0 && input.peek(Token![,]));
-            if at_end {
-                break;
-            }
-            let token = input.parse::<TokenTree>()?;
-            if let TokenTree::Punct(punct) = &token {
-                match punct.as_char() {
-                    '<' => angles += 1,
-                    '>' => angles = angles.saturating_sub(1),
-                    _ => {}
-                }
-            }
-            value.extend([token]);
-        }
-        if value.is_empty() {
-            return Err(syn::Error::new(
-                key.span(),
-                format_args!("`{key} =` needs a value"),
-            ));
-        }
-        entries.push((key, value));
-        if !input.is_empty() {
-            input.parse::<Token![,]>()?;
-        }
-    }
-    Ok(entries)
+    args
 }
 
 /// `signal = path` or `signal = [path, path, ...]`.

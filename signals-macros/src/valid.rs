@@ -1,12 +1,14 @@
-//! Checks a receiver function's signature; every problem is recorded, spanned at the token that
-//! causes it.
+//! Checks what the macros read for what its syntax cannot say: a receiver's signature, a
+//! signal's declaration. Every problem is recorded, spanned at the token that causes it.
 
 use syn::visit::Visit;
-use syn::{FnArg, GenericParam, Safety, Signature, Type, TypeImplTrait, TypeReference};
+use syn::{FnArg, GenericParam, Lifetime, Safety, Signature, Type, TypeImplTrait, TypeReference};
 
 use crate::ctxt::Ctxt;
+use crate::decl::{Declaration, SenderDecl};
 
-pub(crate) fn check(sig: &Signature, cx: &mut Ctxt) {
+/// A receiver is a safe, concrete, free function that borrows what it is given.
+pub(crate) fn receiver_signature(sig: &Signature, cx: &Ctxt) {
     if let Some(constness) = &sig.constness {
         cx.error_spanned_by(
             constness,
@@ -57,9 +59,9 @@ pub(crate) fn check(sig: &Signature, cx: &mut Ctxt) {
     }
 }
 
-fn check_param_type(ty: &Type, cx: &mut Ctxt) {
+fn check_param_type(ty: &Type, cx: &Ctxt) {
     struct ImplTraitFinder<'cx> {
-        cx: &'cx mut Ctxt,
+        cx: &'cx Ctxt,
     }
     impl<'ast> Visit<'ast> for ImplTraitFinder<'_> {
         fn visit_type_impl_trait(&mut self, ty: &'ast TypeImplTrait) {
@@ -82,4 +84,41 @@ fn check_param_type(ty: &Type, cx: &mut Ctxt) {
         );
     }
     ImplTraitFinder { cx }.visit_type(ty);
+}
+
+/// Whether a declaration is right: its types name no lifetime but `'_` and `'static`, and only a
+/// signal sent by a type has an `any` view.
+pub(crate) fn declaration(declaration: &Declaration, cx: &Ctxt) -> bool {
+    struct NamedLifetimes<'cx> {
+        cx: &'cx Ctxt,
+        found: bool,
+    }
+    impl<'ast> Visit<'ast> for NamedLifetimes<'_> {
+        fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+            if lifetime.ident != "_" && lifetime.ident != "static" {
+                self.found = true;
+                self.cx.error_spanned_by(
+                    lifetime,
+                    "a signal's arguments borrow for the duration of one send: write `'_` (or \
+                     `'static`) instead of a named lifetime",
+                );
+            }
+        }
+    }
+    let mut lifetimes = NamedLifetimes { cx, found: false };
+    lifetimes.visit_type(&declaration.args);
+    let mut any_on_a_value_signal = false;
+    if let Some((key, any)) = &declaration.any {
+        if let Some(SenderDecl::Type { .. }) = declaration.sender {
+            lifetimes.visit_type(any);
+        } else {
+            any_on_a_value_signal = true;
+            cx.error_spanned_by(
+                key,
+                "`any` is the view that any-sender receivers of a signal sent by a type get; \
+                 a signal sent by a value gives them its arguments",
+            );
+        }
+    }
+    !lifetimes.found && !any_on_a_value_signal
 }

@@ -1,6 +1,7 @@
-//! Expands a checked `#[receiver]` into the user's function followed by one registration per
-//! signal. Each registration's adapter is a non-capturing closure that calls the function with
-//! its parameters taken by name from the signal's argument struct.
+//! `#[receiver]`'s expansion: a checked receiver becomes the user's function with one
+//! registration per signal first in its body. Each registration's adapter is a non-capturing
+//! closure that calls the function with its parameters taken by name from the signal's
+//! argument struct.
 //!
 //! Every generated expression that a mistake can break is spanned at the user's token that
 //! decides it (the parameter, the return type, the sender, the signal), so that the compiler's
@@ -13,6 +14,7 @@ use syn::{Ident, Path, ReturnType, Signature};
 
 use crate::args::{Args, Sender};
 use crate::ast::{self, Param, ReceiverFn};
+use crate::options;
 
 /// The adapter closure's parameters: hygienic (`mixed_site`), wherever they are written.
 const SENDER: &str = "__signals_sender";
@@ -21,7 +23,7 @@ const ARGUMENTS: &str = "__signals_args";
 /// The function, with its registrations first in its body: items there are compiled wherever
 /// the function is, and can name it only if it is a free function, as a receiver must be (so
 /// that a receiver in an `impl` block is one error, at its name).
-pub(crate) fn receiver(args: &Args, item: &ReceiverFn) -> TokenStream {
+pub(crate) fn expand(args: &Args, item: &ReceiverFn) -> TokenStream {
     let registrations: TokenStream = args
         .signals
         .iter()
@@ -32,11 +34,8 @@ pub(crate) fn receiver(args: &Args, item: &ReceiverFn) -> TokenStream {
 
 /// The runtime's hidden module, with every token located at `span`.
 fn private(args: &Args, span: Span) -> TokenStream {
-    let path = args.krate.as_ref().map_or_else(
-        || quote!(::signals::__private),
-        |krate| quote!(#krate::__private),
-    );
-    located_at(path, span)
+    let runtime = options::runtime(args.krate.as_ref());
+    located_at(quote!(#runtime::__private), span)
 }
 
 /// `tokens` with every token located at `span`, keeping its name resolution.
