@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-/// The modules, bottom first; `registry` stands for `registry/*.rs`.
+/// The modules, bottom first; a module stands for the files of its directory too
+/// (`registry/*.rs`).
 const LAYERS: &[&str] = &[
     "mode",
     "info",
@@ -32,8 +33,9 @@ fn module_of(path: &Path) -> Option<String> {
     let parent = path.parent()?.file_name()?.to_str()?;
     match (parent, name) {
         ("src", "lib") => None,
-        ("registry", _) => Some("registry".to_owned()),
-        (_, name) => Some(name.to_owned()),
+        ("src", name) => Some(name.to_owned()),
+        // A module's own directory: `registry/*.rs`, `signal/tests.rs`.
+        (parent, _) => Some(parent.to_owned()),
     }
 }
 
