@@ -453,12 +453,10 @@ async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
     cx: &Cx,
     reporter: &Reporter<'_>,
 ) -> Result<Responses<P::Output>, P::Stop> {
-    let mut items = Vec::with_capacity(steps.len());
-    for step in steps.iter().filter(|step| !step.is_async()) {
-        P::run(step, cx, reporter, &mut items)?;
-    }
-    let mut in_flight = Vec::new();
-    for step in steps.iter().filter(|step| step.is_async()) {
+    let plain = steps.iter().filter(|step| !step.is_async());
+    let asynchronous = steps.iter().filter(|step| step.is_async());
+    let mut in_flight = Vec::with_capacity(steps.len());
+    for step in plain.chain(asynchronous) {
         let (future, output) = match P::start(step, cx, reporter)? {
             Begun::Running(future) => (Some(future), None),
             Begun::Done(None) => continue,
@@ -497,12 +495,15 @@ async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
         }
     })
     .await?;
-    items.extend(in_flight.into_iter().filter_map(|receiver| {
-        Some(Response {
-            receiver: receiver.step.info().clone(),
-            output: receiver.output?,
+    let items = in_flight
+        .into_iter()
+        .filter_map(|receiver| {
+            Some(Response {
+                receiver: receiver.step.info().clone(),
+                output: receiver.output?,
+            })
         })
-    }));
+        .collect();
     Ok(Responses { items })
 }
 
@@ -529,15 +530,7 @@ trait Settle<O> {
     /// Why the send stops early.
     type Stop;
 
-    /// Runs a plain receiver and records its response.
-    fn run<Cx, S: Step<Cx, Output = O>>(
-        step: &S,
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-        items: &mut Vec<Response<Self::Output>>,
-    ) -> Result<(), Self::Stop>;
-
-    /// Starts an async receiver.
+    /// Starts a receiver: runs a plain one, starts an async one.
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
@@ -555,16 +548,6 @@ trait Settle<O> {
 impl<O> Settle<O> for ToSend {
     type Output = O;
     type Stop = SendError;
-
-    #[inline]
-    fn run<Cx, S: Step<Cx, Output = O>>(
-        step: &S,
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-        items: &mut Vec<Response<O>>,
-    ) -> Result<(), SendError> {
-        run_send(step, cx, reporter, items)
-    }
 
     #[inline]
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
@@ -602,17 +585,6 @@ impl<O> Settle<O> for ToSendRobust {
     type Stop = Infallible;
 
     #[inline]
-    fn run<Cx, S: Step<Cx, Output = O>>(
-        step: &S,
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-        items: &mut Vec<Response<Self::Output>>,
-    ) -> Result<(), Infallible> {
-        run_robust(step, cx, reporter, items);
-        Ok(())
-    }
-
-    #[inline]
     fn start<'c, Cx, S: Step<Cx, Output = O>>(
         step: &'c S,
         cx: &'c Cx,
@@ -620,6 +592,7 @@ impl<O> Settle<O> for ToSendRobust {
     ) -> Result<Begun<'c, O, Self::Output>, Infallible> {
         Ok(match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
             Ok(Started::Pending(future)) => Begun::Running(future),
+            Ok(Started::Ready(Some(Ok(output)))) => Begun::Done(Some(Ok(output))),
             Ok(Started::Ready(ready)) => Begun::Done(settle(step, Ok(ready), reporter)),
             Err(payload) => Begun::Done(Some(Err(panicked(step.info(), payload, reporter)))),
         })
