@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Poll;
@@ -267,41 +267,6 @@ fn too_deep(error: &SendError) -> ! {
     panic!("{error}")
 }
 
-/// The async ways to run a dispatch list: [`ToSend`] and [`ToSendRobust`].
-pub(crate) trait RunAsync<O>: Run<O> {
-    /// Runs `steps`: the plain receivers in order, then the async ones concurrently.
-    fn run_async<Cx, S: Step<Cx, Output = O>>(
-        steps: &[S],
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-    ) -> impl Future<Output = Self::Out>;
-}
-
-impl<O> RunAsync<O> for ToSend {
-    async fn run_async<Cx, S: Step<Cx, Output = O>>(
-        steps: &[S],
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-    ) -> Self::Out {
-        send_async::<Self, Cx, S>(steps, cx, reporter).await
-    }
-}
-
-impl<O> RunAsync<O> for ToSendRobust {
-    async fn run_async<Cx, S: Step<Cx, Output = O>>(
-        steps: &[S],
-        cx: &Cx,
-        reporter: &Reporter<'_>,
-    ) -> Self::Out {
-        // The first poll: an async send counts where it starts, wherever it is polled later.
-        let reporter = &reporter.starting_here();
-        match send_async::<Self, Cx, S>(steps, cx, reporter).await {
-            Ok(responses) => responses,
-            Err(never) => match never {},
-        }
-    }
-}
-
 /// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's
 /// identity. Panics propagate.
 #[inline]
@@ -448,7 +413,7 @@ fn log_failure(receiver: &ReceiverInfo, error: &ReceiverError, reporter: &Report
 /// An async send: the plain receivers in order, then the async ones, started together and
 /// awaited concurrently; `P` says what a receiver's failure does. Responses: the plain ones in
 /// dispatch order, then the async ones in dispatch order.
-async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
+async fn send_async<P: RunAsync<S::Output>, Cx, S: Step<Cx>>(
     steps: &[S],
     cx: &Cx,
     reporter: &Reporter<'_>,
@@ -457,10 +422,10 @@ async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
     let asynchronous = steps.iter().filter(|step| step.is_async());
     let mut in_flight = Vec::with_capacity(steps.len());
     for step in plain.chain(asynchronous) {
-        let (future, output) = match P::start(step, cx, reporter)? {
-            Begun::Running(future) => (Some(future), None),
-            Begun::Done(None) => continue,
-            Begun::Done(output) => (None, output),
+        let (future, output) = match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
+            Ok(Started::Pending(future)) => (Some(future), None),
+            Ok(Started::Ready(ready)) => (None, P::settle(step, Ok(ready), reporter)?),
+            Err(payload) => (None, P::settle(step, Err(payload), reporter)?),
         };
         in_flight.push(InFlight {
             step,
@@ -474,16 +439,16 @@ async fn send_async<P: Settle<S::Output>, Cx, S: Step<Cx>>(
             let Some(future) = &mut receiver.future else {
                 continue;
             };
-            let polled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+            let ended = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
                 Ok(Poll::Pending) => {
                     done = false;
                     continue;
                 }
-                Ok(Poll::Ready(result)) => Ok(result),
+                Ok(Poll::Ready(result)) => Ok(Some(result)),
                 Err(payload) => Err(payload),
             };
             receiver.future = None;
-            match P::finish(receiver.step, polled, reporter) {
+            match P::settle(receiver.step, ended, reporter) {
                 Ok(output) => receiver.output = output,
                 Err(stop) => return Poll::Ready(Err(stop)),
             }
@@ -514,97 +479,86 @@ struct InFlight<'c, S, O, T> {
     output: Option<T>,
 }
 
-/// An async receiver, started: running, or done already (a plain receiver's response; `None`
-/// if it did not run).
-enum Begun<'c, O, T> {
-    Running(BoxFuture<'c, Result<O, BoxError>>),
-    Done(Option<T>),
-}
-
-/// How an async send treats each receiver's outcome: [`ToSend`] stops at the first `Err`
-/// (dropping the async receivers still running) and lets panics propagate; [`ToSendRobust`]
-/// records an `Err` or a panic in place of the response and lets the others complete.
-trait Settle<O> {
+/// One of the async ways to run a dispatch list, as a type, like [`Run`]: [`ToSend`] stops at
+/// the first `Err` (dropping the async receivers still running) and lets panics propagate;
+/// [`ToSendRobust`] records an `Err` or a panic in place of the response and lets the others
+/// complete.
+pub(crate) trait RunAsync<O>: Run<O> {
     /// What a response holds.
     type Output;
     /// Why the send stops early.
     type Stop;
 
-    /// Starts a receiver: runs a plain one, starts an async one.
-    fn start<'c, Cx, S: Step<Cx, Output = O>>(
-        step: &'c S,
-        cx: &'c Cx,
-        reporter: &Reporter<'_>,
-    ) -> Result<Begun<'c, O, Self::Output>, Self::Stop>;
-
-    /// What an async receiver's completed future amounts to.
-    fn finish<Cx, S: Step<Cx, Output = O>>(
+    /// The response of a receiver that ended as `ended` (`None`: it did not run), or why the
+    /// send stops.
+    fn settle<Cx, S: Step<Cx, Output = O>>(
         step: &S,
-        polled: std::thread::Result<Result<O, BoxError>>,
+        ended: RunEnd<O>,
         reporter: &Reporter<'_>,
     ) -> Result<Option<Self::Output>, Self::Stop>;
+
+    /// What the send returns, from its responses or why it stopped.
+    fn out(sent: Result<Responses<Self::Output>, Self::Stop>) -> Self::Out;
+
+    /// Runs `steps`: the plain receivers in order, then the async ones concurrently.
+    async fn run_async<Cx, S: Step<Cx, Output = O>>(
+        steps: &[S],
+        cx: &Cx,
+        reporter: &Reporter<'_>,
+    ) -> Self::Out
+    where
+        Self: Sized,
+    {
+        // The first poll: an async send counts where it starts, wherever it is polled later.
+        let reporter = &reporter.starting_here();
+        Self::out(send_async::<Self, Cx, S>(steps, cx, reporter).await)
+    }
 }
 
-impl<O> Settle<O> for ToSend {
+impl<O> RunAsync<O> for ToSend {
     type Output = O;
     type Stop = SendError;
 
     #[inline]
-    fn start<'c, Cx, S: Step<Cx, Output = O>>(
-        step: &'c S,
-        cx: &'c Cx,
-        reporter: &Reporter<'_>,
-    ) -> Result<Begun<'c, O, O>, SendError> {
-        match step.start(cx) {
-            Started::Pending(future) => Ok(Begun::Running(future)),
-            Started::Ready(Some(Ok(output))) => Ok(Begun::Done(Some(output))),
-            Started::Ready(Some(Err(error))) => Err(SendError::new(step.info().clone(), error)),
-            Started::Ready(None) => {
-                skipped(step, reporter);
-                Ok(Begun::Done(None))
-            }
-        }
-    }
-
-    #[inline]
-    fn finish<Cx, S: Step<Cx, Output = O>>(
+    fn settle<Cx, S: Step<Cx, Output = O>>(
         step: &S,
-        polled: std::thread::Result<Result<O, BoxError>>,
-        _: &Reporter<'_>,
+        ended: RunEnd<O>,
+        reporter: &Reporter<'_>,
     ) -> Result<Option<O>, SendError> {
-        match polled {
-            Ok(Ok(output)) => Ok(Some(output)),
-            Ok(Err(error)) => Err(SendError::new(step.info().clone(), error)),
+        match ended {
+            Ok(Some(Ok(output))) => Ok(Some(output)),
+            Ok(Some(Err(error))) => Err(SendError::new(step.info().clone(), error)),
+            Ok(None) => {
+                skipped(step, reporter);
+                Ok(None)
+            }
             Err(payload) => resume_unwind(payload),
         }
     }
+
+    fn out(sent: Result<Responses<O>, SendError>) -> Self::Out {
+        sent
+    }
 }
 
-impl<O> Settle<O> for ToSendRobust {
+impl<O> RunAsync<O> for ToSendRobust {
     type Output = Result<O, ReceiverError>;
     type Stop = Infallible;
 
     #[inline]
-    fn start<'c, Cx, S: Step<Cx, Output = O>>(
-        step: &'c S,
-        cx: &'c Cx,
-        reporter: &Reporter<'_>,
-    ) -> Result<Begun<'c, O, Self::Output>, Infallible> {
-        Ok(match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
-            Ok(Started::Pending(future)) => Begun::Running(future),
-            Ok(Started::Ready(Some(Ok(output)))) => Begun::Done(Some(Ok(output))),
-            Ok(Started::Ready(ready)) => Begun::Done(settle(step, Ok(ready), reporter)),
-            Err(payload) => Begun::Done(Some(Err(panicked(step.info(), payload, reporter)))),
-        })
-    }
-
-    #[inline]
-    fn finish<Cx, S: Step<Cx, Output = O>>(
+    fn settle<Cx, S: Step<Cx, Output = O>>(
         step: &S,
-        polled: std::thread::Result<Result<O, BoxError>>,
+        ended: RunEnd<O>,
         reporter: &Reporter<'_>,
     ) -> Result<Option<Self::Output>, Infallible> {
-        Ok(settle(step, polled.map(Some), reporter))
+        Ok(settle(step, ended, reporter))
+    }
+
+    fn out(sent: Result<Responses<Self::Output>, Infallible>) -> Self::Out {
+        match sent {
+            Ok(responses) => responses,
+            Err(never) => match never {},
+        }
     }
 }
 
