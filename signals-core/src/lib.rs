@@ -41,15 +41,18 @@
 //! - `render`: [`report`] and the Mermaid and DOT drawings of the [`registry`].
 //! - `dispatch`: running a dispatch list (`send`, `send_robust`, `emit`, and their async
 //!   forms), [`Responses`], nesting depth.
-//! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes).
-//! - `registry`: static registrations, their collection and index, [`check`], [`registry`].
+//! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes);
+//!   [`testing::Capturable`].
+//! - `registry`: what every signal holds and is ([`AnySignal`]); static registrations, their
+//!   collection and index; [`check`], [`registry`].
 //! - `connector`: the [`Connector`] builder, each connect method written once for any target.
 //! - `routes`: the dispatch lists a snapshot is built into, per sender or sender type.
 //! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.
 //! - `connect`: [`Connection`], [`ScopedConnection`].
 //! - `signature`: what declares a signal ([`Signature`], [`TypeSignature`], [`SentBy`]) and
 //!   the call shapes of its receivers.
-//! - `receiver`: how receivers are called: shapes, calls, entries, steps, [`TypeSender`].
+//! - `receiver`: a connected receiver and how it is called: shapes, calls, steps,
+//!   [`TypeSender`].
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 //! - `mode`: how a signal delivers, and which receivers it takes: [`mode::Plain`],
