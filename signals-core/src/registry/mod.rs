@@ -31,8 +31,8 @@ pub use registration::{
 pub(crate) use registration::{SignalRef, signal_ref};
 
 /// What the registry needs of a signal type to build its table and to list it: implemented by
-/// [`Signal`](crate::Signal) and [`TypeSignal`](crate::TypeSignal), which get [`SignalRef`]
-/// and [`Disconnect`] from it.
+/// [`Signal`](crate::Signal) and [`TypeSignal`](crate::TypeSignal), which get [`SignalRef`],
+/// [`Disconnect`] and, when their arguments are `Debug`, capture rendering from it.
 pub(crate) trait Indexed: Sync + Sized + 'static {
     /// How the table keys a receiver's sender.
     type Key: Eq + Hash + Clone + Debug + Send + Sync + 'static;
