@@ -16,8 +16,8 @@ use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
-    SignalKind, ValueSenders,
+    self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
+    ValueSenders,
 };
 use crate::routes::{ValueReceiver, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
@@ -363,12 +363,10 @@ impl<F: Signature, D: Mode> ValueSenders for Signal<F, D> {
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
-        registry::put(
+        registry::adopt(
             out,
-            Adopted {
-                sender: registration.sender_value::<F::Sender>(),
-                entry: registration.receiver::<ValueShape<F>, K, C>(),
-            },
+            registration.sender_value::<F::Sender>(),
+            registration.receiver::<ValueShape<F>, K, C>(),
         );
     }
 }

@@ -19,8 +19,8 @@ use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{IntoResponse, StaticCallable, TypeSender};
 use crate::registry::{
-    self, Adopted, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind,
-    SignalKind, TypeSenders,
+    self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
+    TypeSenders,
 };
 use crate::routes::{TypeReceiver, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
@@ -332,12 +332,10 @@ impl<F: TypeSignature, D: Mode> SignalKind for TypeSignal<F, D> {
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
-        registry::put(
+        registry::adopt::<TypeSender, _>(
             out,
-            Adopted::<TypeSender, _> {
-                sender: None,
-                entry: TypeReceiver::<F>::Any(registration.receiver::<AnyTypeShape<F>, K, C>()),
-            },
+            None,
+            TypeReceiver::<F>::Any(registration.receiver::<AnyTypeShape<F>, K, C>()),
         );
     }
 }
@@ -350,12 +348,10 @@ impl<F: SentBy<M>, M: 'static, D: Mode> TypeSenders<M> for TypeSignal<F, D> {
         registration: &'static Registration,
         out: &mut dyn Any,
     ) {
-        registry::put(
+        registry::adopt(
             out,
-            Adopted {
-                sender: Some(TypeSender::of::<M>()),
-                entry: TypeReceiver::typed(registration.receiver::<TypedShape<F, M>, K, C>()),
-            },
+            Some(TypeSender::of::<M>()),
+            TypeReceiver::typed(registration.receiver::<TypedShape<F, M>, K, C>()),
         );
     }
 }

@@ -158,9 +158,9 @@ impl<S: Indexed> Disconnect for S {
 }
 
 /// A registration turned back into a signal's typed entry.
-pub(crate) struct Adopted<K, E> {
-    pub(crate) sender: Option<K>,
-    pub(crate) entry: E,
+struct Adopted<K, E> {
+    sender: Option<K>,
+    entry: E,
 }
 
 /// The address that identifies a signal: statics have one address for the whole program.
@@ -168,11 +168,12 @@ pub(crate) fn address<T: ?Sized>(signal: &T) -> usize {
     std::ptr::from_ref(signal).cast::<()>().addr()
 }
 
-/// Writes `value` to `out`, an `Option<T>`: how a registration hands its typed entry to the
-/// signal that adopts it, without allocating.
-pub(crate) fn put<T: 'static>(out: &mut dyn Any, value: T) {
-    *out.downcast_mut::<Option<T>>()
-        .expect("a registration adopts into the entry type of the signal it names") = Some(value);
+/// Writes a registration's receiver and its sender to `out`, an `Option<Adopted<K, E>>`: how a
+/// registration hands its typed receiver to the signal that adopts it, without allocating.
+pub(crate) fn adopt<K: 'static, E: 'static>(out: &mut dyn Any, sender: Option<K>, entry: E) {
+    *out.downcast_mut::<Option<Adopted<K, E>>>()
+        .expect("a registration adopts into the entry type of the signal it names") =
+        Some(Adopted { sender, entry });
 }
 
 /// The dispatch order among one signal's static receivers: higher priority first, then by
