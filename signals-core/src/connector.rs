@@ -109,9 +109,7 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
             + 'static,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        let call = Call::Dyn(Arc::new(Strong::new(receiver)));
-        self.add::<C>(identity, ReceiverKind::Runtime, call)
+        self.add_strong::<C>(Call::Dyn(Arc::new(Strong::new(receiver))))
     }
 
     /// Connects `receiver` with a weak hold on `target`: it is called with `&T` while `target`
@@ -127,9 +125,10 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
             + 'static,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        let call = Call::Dyn(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
+        self.add_weak::<C, T>(
+            target,
+            Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
+        )
     }
 
     /// Connects `receiver` until the returned guard is dropped (also while unwinding).
@@ -144,6 +143,21 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
     {
         let signal = self.target.signal();
         ScopedConnection::new(signal, self.connect(receiver))
+    }
+
+    /// Connects the strong receiver `call`, whose code is `C`, identified by its code or uid.
+    #[track_caller]
+    fn add_strong<C: 'static>(self, call: Call<To::Shape>) -> Connection {
+        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
+        self.add::<C>(identity, ReceiverKind::Runtime, call)
+    }
+
+    /// Connects `call`, whose code is `C`, bound weakly to `target`: identified by its code or
+    /// uid and by the target, as a bound method is in Django.
+    #[track_caller]
+    fn add_weak<C: 'static, T>(self, target: &Arc<T>, call: Call<To::Shape>) -> Connection {
+        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
+        self.add::<C>(identity, ReceiverKind::Weak, call)
     }
 
     /// Connects the receiver `call`, whose code is `C`, with the builder's options.
@@ -168,9 +182,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         C: AsyncReceiverFn<To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        let call = Call::DynAsync(Arc::new(Strong::new(receiver)));
-        self.add::<C>(identity, ReceiverKind::Runtime, call)
+        self.add_strong::<C>(Call::DynAsync(Arc::new(Strong::new(receiver))))
     }
 
     /// Connects the async `receiver` with a weak hold on `target`: while the target lives, the
@@ -182,9 +194,8 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         C: WeakAsyncReceiverFn<T, To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
         let call = Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
-        self.add::<C>(identity, ReceiverKind::Weak, call)
+        self.add_weak::<C, T>(target, call)
     }
 
     /// Connects the async `receiver` until the returned guard is dropped.
