@@ -347,29 +347,29 @@ impl<T, Sh: Shape, R, C> WeakAsyncReceiverFn<T, Sh, R> for C where
 {
 }
 
-/// A receiver connected at run time, behind an `Arc`.
-pub(crate) trait DynCall<Sh: Shape>: Send + Sync {
-    /// Calls the receiver; `None` when it is weak and its target is gone.
-    fn call(
-        &self,
-        sender: Sh::Sender<'_>,
-        args: &Sh::Args<'_>,
-    ) -> Option<Result<Sh::Output, BoxError>>;
-
-    /// Whether it can still run (a weak receiver whose target was dropped cannot).
-    fn alive(&self) -> bool;
+/// What calling a runtime receiver of mode `K` gives: its result (a plain receiver) or the
+/// future of it (an async one).
+pub(crate) trait Calls: Mode {
+    type Called<'r, O: 'r>;
 }
 
-/// An async receiver connected at run time, behind an `Arc`.
-pub(crate) trait DynAsyncCall<Sh: Shape>: Send + Sync {
-    /// Starts the receiver; `None` when it is weak and its target is gone.
-    fn call<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>>;
+impl Calls for Plain {
+    type Called<'r, O: 'r> = Result<O, BoxError>;
+}
 
-    /// Whether it can still run.
+impl Calls for Async {
+    type Called<'r, O: 'r> = BoxFuture<'r, Result<O, BoxError>>;
+}
+
+/// What a runtime receiver of shape `Sh` and mode `K` gives when called.
+type Called<'r, Sh, K> = Option<<K as Calls>::Called<'r, <Sh as Shape>::Output>>;
+
+/// A receiver connected at run time, behind an `Arc`: plain or async, as `K` says.
+pub(crate) trait DynCall<Sh: Shape, K: Calls>: Send + Sync {
+    /// Calls (or, async, starts) the receiver; `None` when it is weak and its target is gone.
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, K>;
+
+    /// Whether it can still run (a weak receiver whose target was dropped cannot).
     fn alive(&self) -> bool;
 }
 
@@ -377,9 +377,9 @@ pub(crate) trait DynAsyncCall<Sh: Shape>: Send + Sync {
 /// signals accept async receivers, at compile time (`#[receiver]`) and in their API (`connect`).
 pub(crate) enum Call<Sh: Shape> {
     Static(&'static StaticCall<Sh>),
-    Dyn(Arc<dyn DynCall<Sh>>),
+    Dyn(Arc<dyn DynCall<Sh, Plain>>),
     StaticAsync(&'static StaticAsyncCall<Sh>),
-    DynAsync(Arc<dyn DynAsyncCall<Sh>>),
+    DynAsync(Arc<dyn DynCall<Sh, Async>>),
 }
 
 impl<Sh: Shape> Clone for Call<Sh> {
@@ -403,11 +403,11 @@ pub(crate) enum Started<'r, O> {
 impl<Sh: Shape> Call<Sh> {
     /// Runs a sync receiver; `None` when it is weak and its target is gone.
     #[inline]
-    pub(crate) fn invoke(
+    pub(crate) fn invoke<'r>(
         &self,
-        sender: Sh::Sender<'_>,
-        args: &Sh::Args<'_>,
-    ) -> Option<Result<Sh::Output, BoxError>> {
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Called<'r, Sh, Plain> {
         match self {
             Self::Static(f) => Some(f(sender, args)),
             Self::Dyn(f) => f.call(sender, args),
@@ -474,30 +474,8 @@ impl<C: ?Sized> OnThread<C> {
     }
 }
 
-impl<Sh: Shape> DynCall<Sh> for OnThread<dyn DynCall<Sh>> {
-    fn call(
-        &self,
-        sender: Sh::Sender<'_>,
-        args: &Sh::Args<'_>,
-    ) -> Option<Result<Sh::Output, BoxError>> {
-        if self.here() {
-            self.inner.call(sender, args)
-        } else {
-            None
-        }
-    }
-
-    fn alive(&self) -> bool {
-        self.inner.alive()
-    }
-}
-
-impl<Sh: Shape> DynAsyncCall<Sh> for OnThread<dyn DynAsyncCall<Sh>> {
-    fn call<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+impl<Sh: Shape, K: Calls> DynCall<Sh, K> for OnThread<dyn DynCall<Sh, K>> {
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, K> {
         if self.here() {
             self.inner.call(sender, args)
         } else {
@@ -575,18 +553,14 @@ impl<C, R> Strong<C, R> {
     }
 }
 
-impl<Sh, C, R> DynCall<Sh> for Strong<C, R>
+impl<Sh, C, R> DynCall<Sh, Plain> for Strong<C, R>
 where
     Sh: Shape,
     C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
-    fn call(
-        &self,
-        sender: Sh::Sender<'_>,
-        args: &Sh::Args<'_>,
-    ) -> Option<Result<Sh::Output, BoxError>> {
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Plain> {
         Some((self.f)(sender, args).into_response())
     }
 
@@ -614,7 +588,7 @@ impl<T, C, R> WeakTarget<T, C, R> {
     }
 }
 
-impl<Sh, T, C, R> DynCall<Sh> for WeakTarget<T, C, R>
+impl<Sh, T, C, R> DynCall<Sh, Plain> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,
@@ -622,11 +596,7 @@ where
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
-    fn call(
-        &self,
-        sender: Sh::Sender<'_>,
-        args: &Sh::Args<'_>,
-    ) -> Option<Result<Sh::Output, BoxError>> {
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Plain> {
         let target = self.target.upgrade()?;
         Some((self.f)(&target, sender, args).into_response())
     }
@@ -636,17 +606,13 @@ where
     }
 }
 
-impl<Sh, C, R> DynAsyncCall<Sh> for Strong<C, R>
+impl<Sh, C, R> DynCall<Sh, Async> for Strong<C, R>
 where
     Sh: Shape,
     C: AsyncReceiverFn<Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
-    fn call<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Async> {
         let future = (self.f)(sender, args);
         Some(Box::pin(async move { future.await.into_response() }))
     }
@@ -656,18 +622,14 @@ where
     }
 }
 
-impl<Sh, T, C, R> DynAsyncCall<Sh> for WeakTarget<T, C, R>
+impl<Sh, T, C, R> DynCall<Sh, Async> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,
     C: WeakAsyncReceiverFn<T, Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
-    fn call<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Option<BoxFuture<'r, Result<Sh::Output, BoxError>>> {
+    fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Async> {
         let target = self.target.upgrade()?;
         let future = (self.f)(target, sender, args);
         Some(Box::pin(async move { future.await.into_response() }))
@@ -707,6 +669,21 @@ pub(crate) trait Step<Cx>: Info {
 pub(crate) struct Cx<'r, 'a, Sh: Shape> {
     pub(crate) sender: Sh::Sender<'r>,
     pub(crate) args: &'r Sh::Args<'a>,
+}
+
+impl<Sh: Shape> Clone for Cx<'_, '_, Sh> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Sh: Shape> Copy for Cx<'_, '_, Sh> {}
+
+impl<'r, 'a, Sh: Shape> Cx<'r, 'a, Sh> {
+    #[inline]
+    pub(crate) fn new(sender: Sh::Sender<'r>, args: &'r Sh::Args<'a>) -> Self {
+        Self { sender, args }
+    }
 }
 
 impl<Sh: Shape> Info for Receiver<Sh> {

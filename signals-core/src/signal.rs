@@ -25,6 +25,9 @@ use crate::table::{Core, Record, SenderKey};
 use crate::watch::{self, Watch};
 use tracing::Instrument;
 
+/// One send's sender and arguments, as its receivers are called with them.
+type ValueCx<'r, 'a, F> = Cx<'r, 'a, ValueShape<F>>;
+
 /// A signal whose sender is a value of `F::Sender`.
 ///
 /// Declare it as a `static` (see [`Signature`]); receivers are connected at link time by
@@ -191,13 +194,10 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     }
 
     /// Starts watching a send (see [`watch`]) and records its arguments for the captures.
-    fn watch(&self, sender: Option<&F::Sender>, args: &F::Args<'_>) -> Watch {
-        let watch = Watch::begin(
-            self.name(),
-            registry::address(self),
-            sender.map(|sender| sender as &dyn fmt::Debug),
-        );
-        watch.args::<ValueShape<F>>(|render| render.render(args));
+    fn watch(&self, cx: &ValueCx<'_, '_, F>) -> Watch {
+        let sender = cx.sender.map(|sender| sender as &dyn fmt::Debug);
+        let watch = Watch::begin(self.name(), registry::address(self), sender);
+        watch.args::<ValueShape<F>>(|render| render.render(cx.args));
         watch
     }
 
@@ -205,25 +205,15 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<Op: Run<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> Op::Out {
+    fn watched<Op: Run<F::Output>>(&self, cx: &ValueCx<'_, '_, F>) -> Op::Out {
         let core = self.core();
-        let watch = self.watch(sender, args);
+        let watch = self.watch(cx);
         if watch.muted() {
             return Op::nothing();
         }
         let _entered = watch.span().enter();
-        let cx = Cx { sender, args };
-        core.with_routes(|routes| {
-            Op::run(
-                &watch.steps(routes.route(sender)),
-                &cx,
-                &Reporter::new(self.name(), core),
-            )
-        })
+        let reporter = Reporter::new(self.name(), core);
+        core.with_routes(|routes| Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter))
     }
 }
 
@@ -245,7 +235,7 @@ impl<F: Signature> Signal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Result<Responses<F::Output>, SendError> {
-        self.dispatch::<ToSend>(sender.into(), args)
+        self.dispatch::<ToSend>(Cx::new(sender.into(), args))
     }
 
     /// Runs every receiver connected to `sender` and to any sender, whatever the others do.
@@ -261,7 +251,7 @@ impl<F: Signature> Signal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Responses<Result<F::Output, ReceiverError>> {
-        self.dispatch::<ToSendRobust>(sender.into(), args)
+        self.dispatch::<ToSendRobust>(Cx::new(sender.into(), args))
     }
 
     /// Like [`send`](Self::send), without collecting responses: for signals whose receivers
@@ -281,41 +271,31 @@ impl<F: Signature> Signal<F> {
     where
         F: Signature<Output = ()>,
     {
-        self.dispatch::<ToEmit>(sender.into(), args)
+        self.dispatch::<ToEmit>(Cx::new(sender.into(), args))
     }
 
     /// A sync send, `Op` saying which. The early return for a signal without receivers is
     /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
     #[inline]
-    fn dispatch<Op: Run<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> Op::Out {
+    fn dispatch<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
         if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
             return Op::nothing();
         }
-        self.dispatch_from::<Op>(sender, args)
+        self.dispatch_from::<Op>(cx)
     }
 
     /// The send past the early return, out of line so that callers inline only the check.
     #[inline(never)]
-    fn dispatch_from<Op: Run<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> Op::Out {
+    fn dispatch_from<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
         let core = self.core();
         if watch::active() {
-            return self.watched::<Op>(sender, args);
+            return self.watched::<Op>(&cx);
         }
-        if !core.may_reach(sender) {
+        if !core.may_reach(cx.sender) {
             return Op::nothing();
         }
-        let cx = Cx { sender, args };
-        core.with_routes(|routes| {
-            Op::run(routes.route(sender), &cx, &Reporter::new(self.name(), core))
-        })
+        let reporter = Reporter::new(self.name(), core);
+        core.with_routes(|routes| Op::run(routes.route(cx.sender), &cx, &reporter))
     }
 }
 
@@ -458,7 +438,7 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Result<Responses<F::Output>, SendError> {
-        self.dispatch::<ToSend>(sender.into(), args).await
+        self.dispatch::<ToSend>(Cx::new(sender.into(), args)).await
     }
 
     /// Runs every receiver of `sender` and of any sender, whatever the others do: an `Err` or a
@@ -469,34 +449,30 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Responses<Result<F::Output, ReceiverError>> {
-        self.dispatch::<ToSendRobust>(sender.into(), args).await
+        self.dispatch::<ToSendRobust>(Cx::new(sender.into(), args))
+            .await
     }
 
     /// An async send, `Op` saying which.
-    async fn dispatch<Op: RunAsync<F::Output>>(
-        &self,
-        sender: Option<&F::Sender>,
-        args: &F::Args<'_>,
-    ) -> Op::Out {
+    async fn dispatch<Op: RunAsync<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
         let core = self.core();
         if watch::active() {
-            let watch = self.watch(sender, args);
+            let watch = self.watch(&cx);
             if watch.muted() {
                 return Op::nothing();
             }
             let routes = core.routes_full();
-            let cx = Cx { sender, args };
-            let steps = watch.steps(routes.route(sender));
+            let steps = watch.steps(routes.route(cx.sender));
             let reporter = Reporter::new(self.name(), core);
             let send = Op::run_async(&steps, &cx, &reporter);
             return send.instrument(watch.span().clone()).await;
         }
-        if !core.may_reach(sender) {
+        if !core.may_reach(cx.sender) {
             return Op::nothing();
         }
         let routes = core.routes_full();
-        let cx = Cx { sender, args };
-        Op::run_async(routes.route(sender), &cx, &Reporter::new(self.name(), core)).await
+        let reporter = Reporter::new(self.name(), core);
+        Op::run_async(routes.route(cx.sender), &cx, &reporter).await
     }
 
     /// Connects the async `receiver` for any sender; see [`Connector::connect_async`].
