@@ -56,7 +56,7 @@
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 //! - `mode`: how a signal delivers, and which receivers it takes: [`mode::Plain`],
-//!   [`mode::Async`].
+//!   [`mode::Async`], [`mode::Durable`].
 
 mod connect;
 mod connector;
@@ -85,7 +85,7 @@ pub use info::{ReceiverInfo, ReceiverKind, SourceLocation};
 pub use receiver::{AsyncReceiverFn, BoxFuture, IntoResponse, TypeSender, WeakAsyncReceiverFn};
 pub use registry::{AnySignal, ReceiverEntry, Registry, SenderKind, SignalEntry, check, registry};
 pub use render::report;
-pub use signal::{AsyncSignal, Signal, ValueTarget};
+pub use signal::{AsyncSignal, DurableSignal, Signal, ValueTarget};
 pub use signature::{SentBy, Signature, TypeSignature};
 pub use type_signal::{AnyTypeTarget, AsyncTypeSignal, TypeSignal, TypeTarget};
 

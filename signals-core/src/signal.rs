@@ -13,7 +13,7 @@ use crate::dispatch::{Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
-use crate::mode::{Async, Mode, Plain};
+use crate::mode::{Async, Durable, Mode, Plain};
 use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
@@ -215,6 +215,38 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         let reporter = Reporter::new(self.name(), core);
         core.with_routes(|routes| Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter))
     }
+
+    /// A sync send, `Op` saying which. The early return for a signal without receivers is
+    /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
+    #[inline]
+    fn dispatch<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
+        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+            return Op::nothing();
+        }
+        self.dispatch_from::<Op>(cx)
+    }
+
+    /// The send past the early return, out of line so that callers inline only the check.
+    #[inline(never)]
+    fn dispatch_from<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
+        let core = self.core();
+        if watch::active() {
+            return self.watched::<Op>(&cx);
+        }
+        if !core.may_reach(cx.sender) {
+            return Op::nothing();
+        }
+        let reporter = Reporter::new(self.name(), core);
+        core.with_routes(|routes| Op::run(routes.route(cx.sender), &cx, &reporter))
+    }
+}
+
+impl<F: Signature, D: Mode> Explain for Signal<F, D> {
+    type Sender<'s> = Option<&'s F::Sender>;
+
+    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
+        sender.map(SenderKey::of)
+    }
 }
 
 impl<F: Signature> Signal<F> {
@@ -272,38 +304,6 @@ impl<F: Signature> Signal<F> {
         F: Signature<Output = ()>,
     {
         self.dispatch::<ToEmit>(Cx::new(sender.into(), args))
-    }
-
-    /// A sync send, `Op` saying which. The early return for a signal without receivers is
-    /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
-    #[inline]
-    fn dispatch<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
-        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
-            return Op::nothing();
-        }
-        self.dispatch_from::<Op>(cx)
-    }
-
-    /// The send past the early return, out of line so that callers inline only the check.
-    #[inline(never)]
-    fn dispatch_from<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
-        let core = self.core();
-        if watch::active() {
-            return self.watched::<Op>(&cx);
-        }
-        if !core.may_reach(cx.sender) {
-            return Op::nothing();
-        }
-        let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| Op::run(routes.route(cx.sender), &cx, &reporter))
-    }
-}
-
-impl<F: Signature, D: Mode> Explain for Signal<F, D> {
-    type Sender<'s> = Option<&'s F::Sender>;
-
-    fn sender_key(sender: Self::Sender<'_>) -> Option<SenderKey> {
-        sender.map(SenderKey::of)
     }
 }
 
@@ -438,7 +438,8 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Result<Responses<F::Output>, SendError> {
-        self.dispatch::<ToSend>(Cx::new(sender.into(), args)).await
+        self.dispatch_async::<ToSend>(Cx::new(sender.into(), args))
+            .await
     }
 
     /// Runs every receiver of `sender` and of any sender, whatever the others do: an `Err` or a
@@ -449,12 +450,12 @@ impl<F: Signature> AsyncSignal<F> {
         sender: impl Into<Option<&'s F::Sender>>,
         args: &F::Args<'_>,
     ) -> Responses<Result<F::Output, ReceiverError>> {
-        self.dispatch::<ToSendRobust>(Cx::new(sender.into(), args))
+        self.dispatch_async::<ToSendRobust>(Cx::new(sender.into(), args))
             .await
     }
 
     /// An async send, `Op` saying which.
-    async fn dispatch<Op: RunAsync<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
+    async fn dispatch_async<Op: RunAsync<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
         let core = self.core();
         if watch::active() {
             let watch = self.watch(&cx);
@@ -488,6 +489,33 @@ impl<F: Signature> AsyncSignal<F> {
 
 #[diagnostic::do_not_recommend]
 impl<F: Signature> AsyncReceivers for AsyncSignal<F> {}
+
+/// A value-sender signal whose sends are stored in the sender's database transaction and
+/// delivered after it commits, at least once, by the outbox's workers (`signals::outbox`, with
+/// the `outbox` feature): `enqueue(&tx, sender, &args)` instead of `send`.
+///
+/// Declared with `durable Signal<..>` in `signal!`; its receivers are ordinary plain
+/// `#[receiver]`s. It has no `send`: a durable send that skipped the database would lose the
+/// guarantee the mode exists for. The worker runs the receivers with [`deliver`](Self::deliver).
+pub type DurableSignal<F> = Signal<F, Durable>;
+
+impl<F: Signature> DurableSignal<F> {
+    /// Runs the receivers of `sender` and of any sender now, in dispatch order, as
+    /// [`Signal::send`] does: what the outbox's worker calls for each stored message. An
+    /// application calls `enqueue` instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signal::send`]: the first receiver that returns `Err` stops the delivery, and the
+    /// outbox keeps the message to retry it.
+    pub fn deliver(
+        &self,
+        sender: &F::Sender,
+        args: &F::Args<'_>,
+    ) -> Result<Responses<F::Output>, SendError> {
+        self.dispatch::<ToSend>(Cx::new(Some(sender), args))
+    }
+}
 
 #[cfg(test)]
 mod tests;
