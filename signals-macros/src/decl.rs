@@ -35,6 +35,8 @@ pub(crate) struct Declaration {
     pub(crate) name: Ident,
     /// `async Signal<..>`: receivers may be `async fn`; sends are awaited.
     pub(crate) asynchronous: bool,
+    /// `durable Signal<..>`: sends are stored by the outbox and delivered after commit.
+    pub(crate) durable: Option<Ident>,
     pub(crate) args: Type,
     pub(crate) sender: Option<SenderDecl>,
     pub(crate) output: Option<Type>,
@@ -159,7 +161,7 @@ fn declaration(statement: TokenStream, cx: &Ctxt) -> Option<Declaration> {
     }
 }
 
-/// `#[attrs] vis static name: async? Signal<Args, key = value, ...>;`. A mistake in its kind
+/// `#[attrs] vis static name: (async | durable)? Signal<Args, key = value, ...>;`. A mistake in its kind
 /// or its options is recorded and the rest still read.
 fn read_declaration(input: ParseStream<'_>, cx: &Ctxt) -> syn::Result<Declaration> {
     let attrs = input.call(Attribute::parse_outer)?;
@@ -168,12 +170,25 @@ fn read_declaration(input: ParseStream<'_>, cx: &Ctxt) -> syn::Result<Declaratio
     let name = input.parse()?;
     input.parse::<Token![:]>()?;
     let asynchronous = input.parse::<Option<Token![async]>>()?.is_some();
+    let mut durable = None;
+    if input.peek(Ident) && input.peek2(Ident) {
+        let mode: Ident = input.parse()?;
+        if mode == "durable" {
+            durable = Some(mode);
+        } else {
+            cx.error_spanned_by(
+                &mode,
+                "expected `async` or `durable` before `Signal`, or nothing",
+            );
+        }
+    }
     let kind: Ident = input.parse()?;
     let kind_is_right = kind == "Signal";
     if !kind_is_right {
         cx.error_spanned_by(
             &kind,
-            "expected `Signal<Args, sender = ...>` or `async Signal<Args, sender = ...>`",
+            "expected `Signal<Args, sender = ...>`, `async Signal<Args, sender = ...>` or \
+             `durable Signal<Args, sender = ...>`",
         );
     }
     input.parse::<Token![<]>()?;
@@ -191,6 +206,7 @@ fn read_declaration(input: ParseStream<'_>, cx: &Ctxt) -> syn::Result<Declaratio
         vis,
         name,
         asynchronous,
+        durable,
         args,
         sender: None,
         output: None,

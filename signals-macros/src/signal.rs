@@ -84,6 +84,9 @@ impl<'a> Expansion<'a> {
             ..
         } = declaration;
         let (signature, signal_type) = match (&declaration.sender, asynchronous) {
+            _ if declaration.durable.is_some() => {
+                (self.durable_signature(), quote!(#krate::DurableSignal))
+            }
             (Some(SenderDecl::Type { param, bounds }), false) => (
                 self.type_signature(param, bounds),
                 quote!(#krate::TypeSignal),
@@ -142,6 +145,34 @@ impl<'a> Expansion<'a> {
                 type Args<#lifetime> = #args;
                 type Sender = #sender;
                 type Output = #output;
+            }
+        }
+    }
+
+    /// The `Signature` and `DurableSignature` impls of a durable signal: receivers get the
+    /// stored arguments with their delivery.
+    fn durable_signature(&self) -> TokenStream {
+        let (krate, name, lifetime, args, _) = self.impl_parts();
+        let sender = if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
+            quote!(#ty)
+        } else {
+            quote!(())
+        };
+        let outbox = quote!(#krate::outbox);
+        quote! {
+            impl #krate::Signature for #name {
+                type Args<#lifetime> = #outbox::Delivered<#lifetime, #args>;
+                type Sender = #sender;
+                type Output = ();
+            }
+            impl #outbox::DurableSignature for #name {
+                type Payload = #args;
+                fn delivered<#lifetime>(
+                    payload: &#lifetime #args,
+                    delivery: &#lifetime #outbox::Delivery<#lifetime>,
+                ) -> #outbox::Delivered<#lifetime, #args> {
+                    #outbox::Delivered { args: payload, delivery }
+                }
             }
         }
     }

@@ -120,5 +120,58 @@ pub(crate) fn declaration(declaration: &Declaration, cx: &Ctxt) -> bool {
             );
         }
     }
-    !lifetimes.found && !any_on_a_value_signal
+    !lifetimes.found && !any_on_a_value_signal && durable(declaration, cx)
+}
+
+/// Whether a type borrows: a lifetime or a reference other than `'static`.
+struct Borrows(bool);
+impl<'ast> Visit<'ast> for Borrows {
+    fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+        if lifetime.ident != "static" {
+            self.0 = true;
+        }
+    }
+    fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+        self.0 |= reference
+            .lifetime
+            .as_ref()
+            .is_none_or(|l| l.ident != "static");
+        syn::visit::visit_type_reference(self, reference);
+    }
+}
+
+/// A durable signal's arguments are stored and its receivers' outputs dropped: it is sync, sent
+/// by a value (its category), owns its arguments and has no `output`.
+fn durable(declaration: &Declaration, cx: &Ctxt) -> bool {
+    let Some(durable) = &declaration.durable else {
+        return true;
+    };
+    let mut right = true;
+    let mut wrong = |message: &str| {
+        right = false;
+        cx.error_spanned_by(durable, message);
+    };
+    if declaration.asynchronous {
+        wrong(
+            "a signal is `async` or `durable`, not both: a durable signal's worker runs plain receivers",
+        );
+    }
+    if let Some(SenderDecl::Type { .. }) = declaration.sender {
+        wrong(
+            "a durable signal is sent by a value, its category (`sender = Category`), which is stored with each message",
+        );
+    }
+    if declaration.output.is_some() {
+        wrong(
+            "a durable signal has no `output`: its receivers return `()` or `Result<(), E>`, and the worker keeps no responses",
+        );
+    }
+    let mut borrows = Borrows(false);
+    borrows.visit_type(&declaration.args);
+    if borrows.0 {
+        wrong(
+            "a durable signal's arguments are stored, so they own their data: no borrowed fields or `'_`",
+        );
+    }
+    right
 }
