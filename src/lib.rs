@@ -6,6 +6,10 @@
 
 pub use signals_core::*;
 
+/// Durable signals: a transactional outbox on SQLite (the `outbox` feature).
+#[cfg(feature = "outbox")]
+pub use signals_outbox as outbox;
+
 /// Declares signals: for each, a `static` and the types and registration it needs.
 ///
 /// ```

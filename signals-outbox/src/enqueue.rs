@@ -1,0 +1,189 @@
+//! Writing a durable message: [`Enqueue::enqueue`] in the caller's transaction, with the
+//! shard, the object and the destinations it is for.
+
+use rusqlite::Transaction;
+use serde::Serialize;
+use signals_core::DurableSignal;
+
+use crate::message::{DurableSignature, MessageId, Shard};
+use crate::{OutboxError, store};
+
+/// Stores a durable signal's sends: `enqueue` is what a durable signal has instead of `send`.
+///
+/// ```
+/// # use signals::outbox::Enqueue;
+/// # fn demo(tx: &rusqlite::Transaction<'_>) -> Result<(), signals::outbox::OutboxError> {
+/// # #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// # pub enum Category { MemberUpdate }
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub enum Scope { Organization }
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # pub struct MemberJoined { pub member_id: u64, pub org_id: i64 }
+/// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
+/// let args = MemberJoined { member_id: 7, org_id: 10 };
+/// member_joined
+///     .enqueue(tx, &Category::MemberUpdate, &args)
+///     .shard(Scope::Organization, 10)
+///     .object(7)
+///     .write()?;
+/// # Ok(()) }
+/// ```
+pub trait Enqueue {
+    /// The signal's declaration.
+    type Signature: DurableSignature;
+
+    /// A message for the receivers of `sender`, with `args`, written by
+    /// [`Pending::write`] in `tx`: it exists if and when `tx` commits.
+    fn enqueue<'t>(
+        &'static self,
+        tx: &'t Transaction<'_>,
+        sender: &<Self::Signature as signals_core::Signature>::Sender,
+        args: &<Self::Signature as DurableSignature>::Payload,
+    ) -> Pending<'t>;
+}
+
+impl<F: DurableSignature> Enqueue for DurableSignal<F> {
+    type Signature = F;
+
+    fn enqueue<'t>(
+        &'static self,
+        tx: &'t Transaction<'_>,
+        sender: &F::Sender,
+        args: &F::Payload,
+    ) -> Pending<'t> {
+        let signal = self.name();
+        Pending {
+            tx,
+            signal,
+            category: json(signal, "sender", sender),
+            payload: json(signal, "arguments", args),
+            scope: Ok(signal.to_owned()),
+            shard: 0,
+            object: None,
+            destinations: Vec::new(),
+        }
+    }
+}
+
+/// A message about to be written: say its shard, object and destinations, then
+/// [`write`](Self::write) it.
+#[must_use = "a message is written only by `write()`"]
+#[derive(Debug)]
+pub struct Pending<'t> {
+    tx: &'t Transaction<'t>,
+    signal: &'static str,
+    category: Result<String, OutboxError>,
+    payload: Result<String, OutboxError>,
+    scope: Result<String, OutboxError>,
+    shard: i64,
+    object: Option<i64>,
+    destinations: Vec<String>,
+}
+
+impl Pending<'_> {
+    /// The shard the message is delivered in order within: `scope` (an enum value such as
+    /// `Scope::Organization`, a string or a number) and the id in it. Without it, all the
+    /// signal's messages are one shard.
+    pub fn shard(mut self, scope: impl Serialize, id: i64) -> Self {
+        self.scope = key(self.signal, "shard scope", &scope);
+        self.shard = id;
+        self
+    }
+
+    /// The object the message is about: messages of one shard and sender about the same object
+    /// are coalesced, and delivered once with the newest arguments. Without it, the message is
+    /// never coalesced.
+    pub fn object(mut self, id: i64) -> Self {
+        self.object = Some(id);
+        self
+    }
+
+    /// One message per destination (a region or cell name), each its own shard: Sentry's
+    /// control → region fan-out. Without it, one message with no destination.
+    pub fn to<I, D>(mut self, destinations: I) -> Self
+    where
+        I: IntoIterator<Item = D>,
+        D: Into<String>,
+    {
+        self.destinations = destinations.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Writes the message (one per destination) in the transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Serialize`] if the sender, the arguments or the scope cannot be stored
+    /// as JSON, or [`OutboxError::Database`]; nothing is written then.
+    pub fn write(self) -> Result<Enqueued, OutboxError> {
+        let category = self.category?;
+        let payload = self.payload?;
+        let scope = self.scope?;
+        let destinations = if self.destinations.is_empty() {
+            vec![String::new()]
+        } else {
+            self.destinations
+        };
+        let mut messages = Vec::with_capacity(destinations.len());
+        for destination in destinations {
+            let shard = Shard {
+                signal: self.signal.to_owned(),
+                destination,
+                scope: scope.clone(),
+                id: self.shard,
+            };
+            let id = store::insert(self.tx, &shard, &category, self.object, &payload)?;
+            messages.push((id, shard));
+        }
+        Ok(Enqueued { messages })
+    }
+}
+
+/// The messages one [`Pending::write`] wrote: one per destination. Pass it to
+/// [`Worker::flush`](crate::Worker::flush) after commit to deliver them at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    messages: Vec<(MessageId, Shard)>,
+}
+
+impl Enqueued {
+    /// The messages' ids, one per destination.
+    #[must_use]
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = MessageId> + '_ {
+        self.messages.iter().map(|(id, _)| *id)
+    }
+
+    /// Each message with its shard.
+    #[must_use]
+    pub fn messages(&self) -> &[(MessageId, Shard)] {
+        &self.messages
+    }
+}
+
+fn json(
+    signal: &'static str,
+    what: &'static str,
+    value: &impl Serialize,
+) -> Result<String, OutboxError> {
+    serde_json::to_string(value).map_err(|source| OutboxError::Serialize {
+        signal,
+        what,
+        source,
+    })
+}
+
+/// A key as stored: a string without its JSON quotes, anything else as JSON.
+pub(crate) fn key(
+    signal: &'static str,
+    what: &'static str,
+    value: &impl Serialize,
+) -> Result<String, OutboxError> {
+    let json = serde_json::to_value(value).map_err(|source| OutboxError::Serialize {
+        signal,
+        what,
+        source,
+    })?;
+    Ok(match json {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    })
+}

@@ -1,0 +1,188 @@
+//! What a durable signal stores and what its receivers get: [`DurableSignature`],
+//! [`Delivered`] and [`Delivery`].
+
+use std::fmt;
+use std::ops::Deref;
+
+use rusqlite::Connection;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use signals_core::Signature;
+
+/// A message's id: stable for its whole life (ids are never reused), so that a receiver with
+/// an external effect can use it as an idempotency key.
+pub type MessageId = i64;
+
+/// The declaration of a durable signal: a [`Signature`] whose arguments are stored, as JSON,
+/// and handed back to receivers with their [`Delivery`]. `signal!` writes it for
+/// `durable Signal<Payload, sender = Category>`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use signals::outbox::{Delivered, Delivery, DurableSignature};
+/// use signals::{DurableSignal, Signature};
+///
+/// #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// pub enum Category { MemberUpdate }
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct MemberJoined { pub member_id: u64 }
+///
+/// pub enum MemberJoinedSignal {}
+/// impl Signature for MemberJoinedSignal {
+///     type Args<'a> = Delivered<'a, MemberJoined>;
+///     type Sender = Category;
+///     type Output = ();
+/// }
+/// impl DurableSignature for MemberJoinedSignal {
+///     type Payload = MemberJoined;
+///     fn delivered<'a>(payload: &'a MemberJoined, delivery: &'a Delivery<'a>) -> Delivered<'a, MemberJoined> {
+///         Delivered { args: payload, delivery }
+///     }
+/// }
+///
+/// #[allow(non_upper_case_globals)]
+/// pub static member_joined: DurableSignal<MemberJoinedSignal> = DurableSignal::new("member_joined");
+/// ```
+pub trait DurableSignature: Signature<Output = (), Sender: Serialize + DeserializeOwned> {
+    /// The stored arguments: owned, and (de)serializable, since they outlive the process
+    /// that sent them.
+    type Payload: Serialize + DeserializeOwned + 'static;
+
+    /// The arguments receivers get: the payload and its delivery.
+    fn delivered<'a>(payload: &'a Self::Payload, delivery: &'a Delivery<'a>) -> Self::Args<'a>;
+}
+
+/// What a durable signal's receivers are called with: the stored arguments, whose fields they
+/// take by name (through `Deref`), and the [`Delivery`], which a receiver takes as a parameter
+/// named `delivery`.
+pub struct Delivered<'a, A> {
+    /// The stored arguments.
+    pub args: &'a A,
+    /// This delivery: its message id, attempt and transaction.
+    pub delivery: &'a Delivery<'a>,
+}
+
+impl<A> Deref for Delivered<'_, A> {
+    type Target = A;
+
+    fn deref(&self) -> &A {
+        self.args
+    }
+}
+
+impl<A: fmt::Debug> fmt::Debug for Delivered<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivered")
+            .field("args", self.args)
+            .field("delivery", self.delivery)
+            .finish()
+    }
+}
+
+/// Where a message is delivered in order: one signal's messages with the same destination,
+/// scope and shard id go one at a time, in order of first appearance; different shards are
+/// independent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard {
+    /// The durable signal's name.
+    pub signal: String,
+    /// The destination (a region or cell name), `""` for none.
+    pub destination: String,
+    /// The shard's scope (`Organization`, `User`, ...), as stored.
+    pub scope: String,
+    /// The shard's id within its scope (an organization id, ...).
+    pub id: i64,
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.signal, self.scope, self.id)?;
+        if !self.destination.is_empty() {
+            write!(f, " to {}", self.destination)?;
+        }
+        Ok(())
+    }
+}
+
+/// One delivery of a message to its signal's receivers.
+///
+/// Receivers run inside the delivery's database transaction, lent by
+/// [`transaction`](Self::transaction): what they write there commits together with the
+/// message's removal, or not at all, so its effect happens once however often the message is
+/// delivered. Anything else they do (a request to another service) may happen more than once:
+/// give it [`idempotency_key`](Self::idempotency_key).
+pub struct Delivery<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) id: MessageId,
+    pub(crate) attempt: u32,
+    pub(crate) shard: &'a Shard,
+    pub(crate) object: Option<i64>,
+    pub(crate) coalesced: usize,
+}
+
+impl<'a> Delivery<'a> {
+    /// The delivery's transaction, on the outbox's database: writes made through it commit
+    /// with the message's removal, or roll back with a failed delivery. Do not commit or roll
+    /// it back yourself.
+    #[must_use]
+    pub fn transaction(&self) -> &'a Connection {
+        self.conn
+    }
+
+    /// The message's id: the newest of the messages coalesced into this delivery.
+    #[must_use]
+    pub fn message_id(&self) -> MessageId {
+        self.id
+    }
+
+    /// Which attempt this is, from 1.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The shard the message was written to.
+    #[must_use]
+    pub fn shard(&self) -> &'a Shard {
+        self.shard
+    }
+
+    /// The destination (a region or cell name), `""` for none.
+    #[must_use]
+    pub fn destination(&self) -> &'a str {
+        &self.shard.destination
+    }
+
+    /// The object the message is about (its coalescing key), if it named one.
+    #[must_use]
+    pub fn object(&self) -> Option<i64> {
+        self.object
+    }
+
+    /// How many messages this delivery stands for: more than 1 when newer messages about the
+    /// same object were coalesced into it.
+    #[must_use]
+    pub fn coalesced(&self) -> usize {
+        self.coalesced
+    }
+
+    /// A key that is the same on every delivery of this message, and differs between
+    /// messages: `"<signal>:<message id>"`.
+    #[must_use]
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.shard.signal, self.id)
+    }
+}
+
+impl fmt::Debug for Delivery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message_id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("shard", self.shard)
+            .field("object", &self.object)
+            .field("coalesced", &self.coalesced)
+            .finish_non_exhaustive()
+    }
+}

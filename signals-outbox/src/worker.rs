@@ -1,0 +1,497 @@
+//! Delivering stored messages: [`Worker`] claims due shards, runs each message's receivers in
+//! a transaction that also removes it, and backs a failing shard off.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+use signals_core::DurableSignal;
+
+use crate::message::{Delivery, DurableSignature, MessageId, Shard};
+use crate::store::{self, Row};
+use crate::{Outbox, OutboxError};
+
+/// A durable signal, as a worker delivers it: by name, from stored JSON.
+pub trait Deliver: Sync {
+    /// The signal's name, as its messages store it.
+    fn name(&self) -> &'static str;
+
+    /// Decodes a stored message and runs its receivers.
+    ///
+    /// # Errors
+    ///
+    /// [`Failure::Undecodable`] when the stored sender or arguments no longer decode (the
+    /// message is parked at once), [`Failure::Failed`] when a receiver failed or panicked
+    /// (the message is retried).
+    fn deliver(
+        &self,
+        category: &str,
+        payload: &str,
+        delivery: &Delivery<'_>,
+    ) -> Result<(), Failure>;
+}
+
+/// Why a delivery did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The stored message no longer decodes into the signal's sender or arguments (their
+    /// types changed): retrying cannot help.
+    Undecodable(String),
+    /// A receiver returned `Err` or panicked: the message is retried with backoff.
+    Failed(String),
+}
+
+impl<F: DurableSignature> Deliver for DurableSignal<F> {
+    fn name(&self) -> &'static str {
+        DurableSignal::name(self)
+    }
+
+    fn deliver(
+        &self,
+        category: &str,
+        payload: &str,
+        delivery: &Delivery<'_>,
+    ) -> Result<(), Failure> {
+        let sender: F::Sender = serde_json::from_str(category).map_err(|error| {
+            Failure::Undecodable(format!("its sender {category} does not decode: {error}"))
+        })?;
+        let payload: F::Payload = serde_json::from_str(payload).map_err(|error| {
+            Failure::Undecodable(format!("its arguments do not decode: {error}"))
+        })?;
+        let args = F::delivered(&payload, delivery);
+        match catch_unwind(AssertUnwindSafe(|| {
+            DurableSignal::deliver(self, &sender, &args)
+        })) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(Failure::Failed(error.to_string())),
+            Err(panic) => Err(Failure::Failed(format!(
+                "a receiver panicked: {}",
+                panic_message(&*panic)
+            ))),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string payload)")
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Deliveries that succeeded (a coalesced group counts once).
+    pub delivered: usize,
+    /// Messages removed by those deliveries (coalesced ones included).
+    pub removed: usize,
+    /// Deliveries that failed and will be retried.
+    pub failed: usize,
+    /// Messages parked (dead letters).
+    pub parked: usize,
+}
+
+impl std::ops::AddAssign for Drained {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.removed += other.removed;
+        self.failed += other.failed;
+        self.parked += other.parked;
+    }
+}
+
+/// Stops a running [`Worker::run`] from another thread: it finishes the delivery in hand and
+/// returns.
+#[derive(Debug, Clone, Default)]
+pub struct Stopper(Arc<(Mutex<bool>, Condvar)>);
+
+impl Stopper {
+    /// Asks the worker to stop.
+    pub fn stop(&self) {
+        *self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.0.1.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        *self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits up to `timeout`, or until stopped; returns whether it was stopped.
+    fn wait(&self, timeout: Duration) -> bool {
+        let (lock, condvar) = &*self.0;
+        let guard = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = condvar
+            .wait_timeout_while(guard, timeout, |stopped| !*stopped)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard
+    }
+}
+
+/// Delivers a set of durable signals' messages from one outbox.
+///
+/// ```no_run
+/// # use signals::outbox::{Outbox, Worker};
+/// # #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)] pub enum Category { A }
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct MemberJoined { pub id: u64 }
+/// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
+/// let outbox = Outbox::open("app.db")?;
+/// let mut worker = Worker::new(&outbox)?.signal(&member_joined);
+/// let stopper = worker.stopper();
+/// std::thread::spawn(move || { /* on shutdown: */ stopper.stop() });
+/// worker.run()?; // until stopped
+/// # Ok::<(), signals::outbox::OutboxError>(())
+/// ```
+pub struct Worker {
+    outbox: Outbox,
+    conn: Connection,
+    signals: BTreeMap<&'static str, &'static dyn Deliver>,
+    max_attempts: u32,
+    batch: usize,
+    poll: Duration,
+    stopper: Stopper,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("signals", &self.signals.keys().collect::<Vec<_>>())
+            .field("max_attempts", &self.max_attempts)
+            .field("batch", &self.batch)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first backoff of a failing shard.
+const FIRST_DELAY_MS: i64 = 1_000;
+
+impl Worker {
+    /// A worker on `outbox`, with its own connection to the database; add its signals with
+    /// [`signal`](Self::signal).
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be opened.
+    pub fn new(outbox: &Outbox) -> Result<Self, OutboxError> {
+        Ok(Self {
+            outbox: outbox.clone(),
+            conn: outbox.connect()?,
+            signals: BTreeMap::new(),
+            max_attempts: 10,
+            batch: 100,
+            poll: Duration::from_millis(200),
+            stopper: Stopper::default(),
+        })
+    }
+
+    /// Delivers `signal`'s messages too.
+    #[must_use]
+    pub fn signal(mut self, signal: &'static dyn Deliver) -> Self {
+        self.signals.insert(signal.name(), signal);
+        self
+    }
+
+    /// Delivers each of `signals`' messages too.
+    #[must_use]
+    pub fn signals(mut self, signals: impl IntoIterator<Item = &'static dyn Deliver>) -> Self {
+        for signal in signals {
+            self = self.signal(signal);
+        }
+        self
+    }
+
+    /// After how many failed attempts a message is parked (dead letters) instead of retried
+    /// (default 10; at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How many shards one round claims and delivers in one transaction (default 100).
+    #[must_use]
+    pub fn batch(mut self, shards: usize) -> Self {
+        self.batch = shards.max(1);
+        self
+    }
+
+    /// How long [`run`](Self::run) waits between drains that found nothing (default 200 ms).
+    #[must_use]
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = every;
+        self
+    }
+
+    /// A handle that stops [`run`](Self::run).
+    #[must_use]
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Drains until stopped: everything due, then again every poll interval.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::NoSignals`] without signals; a database error that persists (it is
+    /// retried with backoff up to a minute first).
+    pub fn run(&mut self) -> Result<(), OutboxError> {
+        if self.signals.is_empty() {
+            return Err(OutboxError::NoSignals);
+        }
+        let mut pause = self.poll;
+        while !self.stopper.stopped() {
+            match self.drain_once() {
+                Ok(drained) if drained.delivered + drained.failed + drained.parked > 0 => {
+                    pause = self.poll;
+                    continue;
+                }
+                Ok(_) => pause = self.poll,
+                Err(error) => {
+                    tracing::error!(name: "outbox.worker_error", target: "signals", error = %error, "the outbox worker's drain failed; retrying");
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                }
+            }
+            if self.stopper.wait(pause) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers every message due now, shard by shard, and returns what it did: for tests and
+    /// cron-style use.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::NoSignals`] without signals, or a database error (what was delivered
+    /// before it stays delivered).
+    pub fn drain_once(&mut self) -> Result<Drained, OutboxError> {
+        self.drain(None, MessageId::MAX)
+    }
+
+    /// Delivers the messages just written, after their transaction committed, and those before
+    /// them in their shards, but none written after this call started: Sentry's synchronous
+    /// drain of the shard written. A shard backing off after a failure is left to the worker.
+    ///
+    /// # Errors
+    ///
+    /// As [`drain_once`](Self::drain_once).
+    pub fn flush(&mut self, enqueued: &crate::Enqueued) -> Result<Drained, OutboxError> {
+        let mut drained = Drained::default();
+        for (id, shard) in enqueued.messages() {
+            drained += self.drain(Some(shard), *id)?;
+        }
+        Ok(drained)
+    }
+
+    fn drain(&mut self, only: Option<&Shard>, up_to: MessageId) -> Result<Drained, OutboxError> {
+        if self.signals.is_empty() {
+            return Err(OutboxError::NoSignals);
+        }
+        let mut total = Drained::default();
+        loop {
+            let round = self.round(only, up_to)?;
+            total += round;
+            if round.delivered + round.parked == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One round: claims up to `batch` due shards (one group each), then delivers the groups.
+    fn round(&mut self, only: Option<&Shard>, up_to: MessageId) -> Result<Drained, OutboxError> {
+        let mut drained = Drained::default();
+        let token = self.outbox.token();
+        let claimed = self.claim(only, up_to, token, &mut drained)?;
+        if claimed.is_empty() {
+            return Ok(drained);
+        }
+        let now = self.outbox.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut failures = Vec::new();
+        for (shard, rows) in &claimed {
+            if !store::holds(&tx, shard, token)? {
+                continue; // another worker claimed the shard since: it is theirs now
+            }
+            let signal = self.signals[shard.signal.as_str()];
+            let savepoint_result = deliver_group(&tx, signal, shard, rows);
+            let ids: Vec<MessageId> = rows.iter().map(|row| row.id).collect();
+            match savepoint_result? {
+                Ok(()) => {
+                    store::delete(&tx, &ids)?;
+                    store::succeeded(&tx, shard)?;
+                    drained.delivered += 1;
+                    drained.removed += ids.len();
+                }
+                Err(Failure::Undecodable(error)) => {
+                    report_parked(shard, &ids, &error);
+                    store::park(&tx, &ids, &error, now)?;
+                    store::succeeded(&tx, shard)?;
+                    drained.parked += ids.len();
+                }
+                Err(Failure::Failed(error)) => failures.push((shard, ids, error, rows)),
+            }
+        }
+        for (shard, ids, error, rows) in failures {
+            let attempts = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
+            if attempts >= self.max_attempts {
+                let error = format!("gave up after {attempts} attempts: {error}");
+                report_parked(shard, &ids, &error);
+                store::park(&tx, &ids, &error, now)?;
+                store::succeeded(&tx, shard)?;
+                drained.parked += ids.len();
+            } else {
+                store::failed(&tx, shard, &ids, &error, now)?;
+                drained.failed += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(drained)
+    }
+
+    /// Claims the head group of each due shard, charging each of its messages an attempt, in a
+    /// transaction of its own: a worker that dies while delivering still counts the attempt,
+    /// and the shard waits out its backoff.
+    fn claim(
+        &mut self,
+        only: Option<&Shard>,
+        up_to: MessageId,
+        token: i64,
+        drained: &mut Drained,
+    ) -> Result<Vec<(Shard, Vec<Row>)>, OutboxError> {
+        let now = self.outbox.now();
+        let cap = self.outbox.max_delay_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut claimed = Vec::new();
+        for signal in self.signals.keys() {
+            let room = self.batch.saturating_sub(claimed.len());
+            if room == 0 {
+                break;
+            }
+            for (shard, head) in store::due_shards(&tx, signal, only, up_to, now, room)? {
+                let rows = store::group(&tx, &shard, head)?;
+                let Some(first) = rows.first() else { continue };
+                if store::category_paused(&tx, signal, &first.category)? {
+                    continue;
+                }
+                let ids: Vec<MessageId> = rows.iter().map(|row| row.id).collect();
+                let attempts = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
+                if attempts >= self.max_attempts {
+                    // Charged as many times as allowed without a report: its worker died
+                    // delivering it each time.
+                    let error = format!(
+                        "gave up after {attempts} attempts that never reported (did the worker crash delivering it?)"
+                    );
+                    report_parked(&shard, &ids, &error);
+                    store::park(&tx, &ids, &error, now)?;
+                    drained.parked += ids.len();
+                    continue;
+                }
+                let delay = next_delay(store::delay(&tx, &shard)?, cap);
+                store::charge(&tx, &ids)?;
+                store::claim(&tx, &shard, token, now, delay)?;
+                let rows = rows
+                    .into_iter()
+                    .map(|row| Row {
+                        attempts: row.attempts + 1,
+                        ..row
+                    })
+                    .collect();
+                claimed.push((shard, rows));
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+}
+
+/// The backoff after `previous`: 1 s, then doubling, at most `cap`.
+fn next_delay(previous: i64, cap: i64) -> i64 {
+    if previous <= 0 {
+        FIRST_DELAY_MS.min(cap)
+    } else {
+        previous.saturating_mul(2).min(cap)
+    }
+}
+
+/// Runs one group's receivers in a savepoint of `tx`: their writes stay if they succeed, and
+/// are rolled back if they fail. The outer `Result` is the database's; the inner the delivery's.
+fn deliver_group(
+    tx: &Connection,
+    signal: &dyn Deliver,
+    shard: &Shard,
+    rows: &[Row],
+) -> Result<Result<(), Failure>, OutboxError> {
+    let newest = rows.last().expect("a claimed group has its head");
+    let attempt = rows.iter().map(|row| row.attempts).max().unwrap_or(1);
+    let span = tracing::info_span!(
+        target: "signals",
+        "outbox.deliver",
+        signal = signal.name(),
+        category = %newest.category,
+        shard = %shard,
+        message_id = newest.id,
+        attempt,
+    );
+    let _entered = span.enter();
+    tx.execute_batch("SAVEPOINT signals_outbox_delivery")?;
+    let delivery = Delivery {
+        conn: tx,
+        id: newest.id,
+        attempt,
+        shard,
+        object: newest.object,
+        coalesced: rows.len(),
+    };
+    let result = signal.deliver(&newest.category, &newest.payload, &delivery);
+    match &result {
+        Ok(()) => tx.execute_batch("RELEASE signals_outbox_delivery")?,
+        Err(failure) => {
+            tx.execute_batch(
+                "ROLLBACK TO signals_outbox_delivery; RELEASE signals_outbox_delivery",
+            )?;
+            if let Failure::Failed(error) = failure {
+                tracing::error!(
+                    name: "outbox.failure",
+                    target: "signals",
+                    signal = signal.name(),
+                    shard = %shard,
+                    message_id = newest.id,
+                    attempt,
+                    error = %error,
+                    "a durable message's delivery failed; it will be retried",
+                );
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn report_parked(shard: &Shard, ids: &[MessageId], error: &str) {
+    tracing::error!(
+        name: "outbox.parked",
+        target: "signals",
+        shard = %shard,
+        messages = ?ids,
+        error = %error,
+        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
+    );
+}

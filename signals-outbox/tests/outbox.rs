@@ -1,0 +1,571 @@
+//! The outbox's semantics against real SQLite files: at least once, coalescing, order, backoff,
+//! dead letters, pauses, the lent transaction, tombstones, migrations and diagnostics.
+#![allow(missing_docs, non_upper_case_globals)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use signals::outbox::{
+    Delivery, Drained, Enqueue, Explanation, ManualClock, Outbox, OutboxError, Pause, Shard,
+    Worker, maybe_process_tombstone, record_tombstone,
+};
+use signals::{receiver, signal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Category {
+    MemberUpdate,
+    Flaky,
+    Audit,
+    Nobody,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum Scope {
+    Organization,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    pub object: i64,
+    pub version: u32,
+    pub test: String,
+}
+
+signal! {
+    pub static changed: durable Signal<Change, sender = Category>;
+}
+
+/// One delivery a receiver saw: (test, object, version, attempt, message id).
+type Seen = (String, i64, u32, u32, i64);
+/// What receivers saw, per test (tests run in parallel: each filters by its own name).
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+/// How many more times `flaky` fails, per test.
+static FAILS: Mutex<Vec<(String, u32)>> = Mutex::new(Vec::new());
+
+fn seen(test: &str) -> Vec<(i64, u32, u32, i64)> {
+    SEEN.lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, ..)| t == test)
+        .map(|(_, object, version, attempt, id)| (*object, *version, *attempt, *id))
+        .collect()
+}
+
+#[receiver(signal = changed, sender = Category::MemberUpdate)]
+fn record(object: i64, version: u32, test: &str, delivery: &Delivery<'_>) -> rusqlite::Result<()> {
+    SEEN.lock().unwrap().push((
+        test.to_owned(),
+        object,
+        version,
+        delivery.attempt(),
+        delivery.message_id(),
+    ));
+    delivery.transaction().execute(
+        "INSERT INTO effect (test, object, version) VALUES (?1, ?2, ?3)",
+        rusqlite::params![test, object, version],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the backend is down")]
+pub struct Down;
+
+#[receiver(signal = changed, sender = Category::Flaky)]
+fn flaky(object: i64, test: &str, delivery: &Delivery<'_>) -> Result<(), Down> {
+    // Written first: a failure must roll it back.
+    delivery
+        .transaction()
+        .execute(
+            "INSERT INTO effect (test, object, version) VALUES (?1, ?2, 0)",
+            rusqlite::params![test, object],
+        )
+        .unwrap();
+    let mut fails = FAILS.lock().unwrap();
+    if let Some((_, left)) = fails.iter_mut().find(|(t, _)| t == test) {
+        if *left > 0 {
+            *left -= 1;
+            return Err(Down);
+        }
+    }
+    SEEN.lock().unwrap().push((
+        test.to_owned(),
+        object,
+        0,
+        delivery.attempt(),
+        delivery.message_id(),
+    ));
+    Ok(())
+}
+
+fn fail(test: &str, times: u32) {
+    FAILS.lock().unwrap().push((test.to_owned(), times));
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    outbox: Outbox,
+    conn: rusqlite::Connection,
+    clock: ManualClock,
+    test: &'static str,
+}
+
+impl Fixture {
+    fn new(test: &'static str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_700_000_000_000);
+        let outbox = Outbox::builder(dir.path().join("app.db"))
+            .clock(clock.clone())
+            .open()
+            .unwrap();
+        let conn = outbox.connect().unwrap();
+        conn.execute_batch("CREATE TABLE effect (test TEXT, object INTEGER, version INTEGER)")
+            .unwrap();
+        Self {
+            _dir: dir,
+            outbox,
+            conn,
+            clock,
+            test,
+        }
+    }
+
+    fn worker(&self) -> Worker {
+        Worker::new(&self.outbox)
+            .unwrap()
+            .signal(&changed)
+            .max_attempts(5)
+    }
+
+    fn enqueue(
+        &mut self,
+        category: Category,
+        shard: i64,
+        object: Option<i64>,
+        version: u32,
+    ) -> i64 {
+        let tx = self.conn.transaction().unwrap();
+        let args = Change {
+            object: object.unwrap_or(-1),
+            version,
+            test: self.test.to_owned(),
+        };
+        let pending = changed
+            .enqueue(&tx, &category, &args)
+            .shard(Scope::Organization, shard);
+        let pending = match object {
+            Some(object) => pending.object(object),
+            None => pending,
+        };
+        let id = pending.write().unwrap().ids().next().unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    fn waiting(&self) -> i64 {
+        self.count("SELECT count(*) FROM signals_outbox_message")
+    }
+
+    fn effects(&self) -> i64 {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM effect WHERE test = ?1",
+                [self.test],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_rolled_back_transaction_leaves_no_message() {
+    let mut fx = Fixture::new("rollback");
+    let tx = fx.conn.transaction().unwrap();
+    let args = Change {
+        object: 1,
+        version: 1,
+        test: fx.test.to_owned(),
+    };
+    changed
+        .enqueue(&tx, &Category::MemberUpdate, &args)
+        .write()
+        .unwrap();
+    drop(tx); // rolled back
+    assert_eq!(fx.waiting(), 0);
+    assert_eq!(fx.worker().drain_once().unwrap().delivered, 0);
+}
+
+#[test]
+fn a_message_is_delivered_after_commit_with_its_id_and_attempt_and_removed() {
+    let mut fx = Fixture::new("deliver");
+    let id = fx.enqueue(Category::MemberUpdate, 1, None, 1);
+    assert_eq!(fx.outbox.explain(id).unwrap(), Explanation::Due);
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.removed), (1, 1));
+    assert_eq!(seen(fx.test), [(-1, 1, 1, id)]);
+    assert_eq!(fx.waiting(), 0);
+    assert_eq!(fx.effects(), 1);
+    assert_eq!(fx.outbox.explain(id).unwrap(), Explanation::Unknown);
+}
+
+#[test]
+fn a_failing_delivery_keeps_the_message_rolls_back_its_writes_and_backs_off_doubling() {
+    let mut fx = Fixture::new("backoff");
+    fail(fx.test, 3);
+    let id = fx.enqueue(Category::Flaky, 1, None, 1);
+    let mut worker = fx.worker();
+    for (attempt, delay_s) in [(1, 1), (2, 2), (3, 4)] {
+        let drained = worker.drain_once().unwrap();
+        assert_eq!(drained.failed, 1, "attempt {attempt} fails");
+        assert_eq!(fx.waiting(), 1, "the message stays");
+        assert_eq!(
+            fx.effects(),
+            0,
+            "the failed delivery's write was rolled back"
+        );
+        match fx.outbox.explain(id).unwrap() {
+            Explanation::Scheduled {
+                in_ms,
+                attempts,
+                last_error,
+                ..
+            } => {
+                assert_eq!(in_ms, delay_s * 1000, "attempt {attempt}'s backoff");
+                assert_eq!(attempts, attempt);
+                assert!(last_error.unwrap().contains("the backend is down"));
+            }
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+        // Not due before its backoff has passed.
+        fx.clock.advance(Duration::from_millis(
+            u64::try_from(delay_s).unwrap() * 1000 - 1,
+        ));
+        assert_eq!(worker.drain_once().unwrap(), Drained::default());
+        fx.clock.advance(Duration::from_millis(1));
+    }
+    let drained = worker.drain_once().unwrap();
+    assert_eq!(drained.delivered, 1);
+    assert_eq!(
+        seen(fx.test),
+        [(-1, 0, 4, id)],
+        "the fourth attempt succeeded"
+    );
+    assert_eq!(
+        fx.effects(),
+        1,
+        "only the successful delivery's write stayed"
+    );
+    assert_eq!(fx.waiting(), 0);
+    assert_eq!(
+        worker.drain_once().unwrap(),
+        Drained::default(),
+        "converged"
+    );
+}
+
+#[test]
+fn the_backoff_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(0);
+    let outbox = Outbox::builder(dir.path().join("app.db"))
+        .clock(clock.clone())
+        .max_delay(Duration::from_secs(5))
+        .open()
+        .unwrap();
+    let mut conn = outbox.connect().unwrap();
+    conn.execute_batch("CREATE TABLE effect (test TEXT, object INTEGER, version INTEGER)")
+        .unwrap();
+    fail("cap", 100);
+    let tx = conn.transaction().unwrap();
+    let args = Change {
+        object: 1,
+        version: 1,
+        test: "cap".into(),
+    };
+    let id = changed
+        .enqueue(&tx, &Category::Flaky, &args)
+        .write()
+        .unwrap()
+        .ids()
+        .next()
+        .unwrap();
+    tx.commit().unwrap();
+    let mut worker = Worker::new(&outbox)
+        .unwrap()
+        .signal(&changed)
+        .max_attempts(100);
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        assert_eq!(worker.drain_once().unwrap().failed, 1);
+        let Explanation::Scheduled { in_ms, .. } = outbox.explain(id).unwrap() else {
+            panic!()
+        };
+        delays.push(in_ms);
+        clock.advance(Duration::from_millis(u64::try_from(in_ms).unwrap()));
+    }
+    assert_eq!(delays, [1000, 2000, 4000, 5000, 5000, 5000]);
+}
+
+#[test]
+fn a_failing_shard_never_holds_the_others_back_and_its_later_messages_wait_in_order() {
+    let mut fx = Fixture::new("isolation");
+    fail(fx.test, 1);
+    let failing = fx.enqueue(Category::Flaky, 10001, None, 1);
+    let behind = fx.enqueue(Category::MemberUpdate, 10001, None, 2);
+    let other = fx.enqueue(Category::MemberUpdate, 10002, None, 3);
+    let mut worker = fx.worker();
+    let drained = worker.drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.failed), (1, 1));
+    assert_eq!(
+        seen(fx.test),
+        [(-1, 3, 1, other)],
+        "the other shard was delivered"
+    );
+    assert_eq!(
+        fx.outbox.explain(behind).unwrap(),
+        Explanation::Behind { head: failing }
+    );
+    fx.clock.advance(Duration::from_secs(1));
+    let drained = worker.drain_once().unwrap();
+    assert_eq!(drained.delivered, 2);
+    let ids: Vec<i64> = seen(fx.test).iter().map(|s| s.3).collect();
+    assert_eq!(
+        ids,
+        [other, failing, behind],
+        "its shard in order once the head succeeded"
+    );
+}
+
+#[test]
+fn messages_about_one_object_are_coalesced_newest_payload_first_appearance_order() {
+    let mut fx = Fixture::new("coalesce");
+    let a1 = fx.enqueue(Category::MemberUpdate, 1, Some(7), 1);
+    let b = fx.enqueue(Category::MemberUpdate, 1, Some(8), 1);
+    let a3 = fx.enqueue(Category::MemberUpdate, 1, Some(7), 3);
+    assert!(a1 < b && b < a3);
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.removed), (2, 3));
+    assert_eq!(
+        seen(fx.test),
+        [(7, 3, 1, a3), (8, 1, 1, b)],
+        "object 7 once, with the newest payload, before 8 (its first message came first)"
+    );
+    assert_eq!(fx.waiting(), 0);
+}
+
+#[test]
+fn after_max_attempts_a_message_is_parked_reported_and_its_shard_moves_on() {
+    let mut fx = Fixture::new("park");
+    fail(fx.test, 100);
+    let poison = fx.enqueue(Category::Flaky, 1, None, 1);
+    let next = fx.enqueue(Category::MemberUpdate, 1, None, 2);
+    let mut worker = fx.worker(); // max_attempts 5
+    let mut parked = 0;
+    for attempt in 1..=5 {
+        assert!(
+            seen(fx.test).is_empty(),
+            "nothing passes the poison message (attempt {attempt})"
+        );
+        parked += worker.drain_once().unwrap().parked;
+        fx.clock.advance(Duration::from_secs(3600));
+    }
+    assert_eq!(parked, 1, "parked at its fifth failure");
+    let Explanation::Parked { attempts, error } = fx.outbox.explain(poison).unwrap() else {
+        panic!()
+    };
+    assert_eq!(attempts, 5);
+    assert!(
+        error.contains("gave up after 5 attempts") && error.contains("down"),
+        "{error}"
+    );
+    let status = fx.outbox.status().unwrap();
+    assert_eq!(status.parked.len(), 1);
+    assert!(status.to_string().contains("1 parked"), "{status}");
+    // The shard moved on, in the same drain.
+    assert_eq!(seen(fx.test).last().unwrap().3, next);
+    // Retried by hand once the cause is fixed.
+    FAILS.lock().unwrap().retain(|(t, _)| *t != fx.test);
+    fx.outbox.retry_message(poison).unwrap();
+    assert_eq!(fx.outbox.explain(poison).unwrap(), Explanation::Due);
+    assert_eq!(worker.drain_once().unwrap().delivered, 1);
+    assert!(
+        matches!(fx.outbox.retry_message(poison), Err(OutboxError::NoSuchMessage(id)) if id == poison)
+    );
+}
+
+#[test]
+fn a_pause_holds_a_category_or_a_shard_without_losing_its_messages() {
+    let mut fx = Fixture::new("pause");
+    let by_shard = Pause::shard(&changed, Scope::Organization, 1).unwrap();
+    let by_category = Pause::category(&changed, &Category::MemberUpdate).unwrap();
+    fx.outbox.pause(&by_shard).unwrap();
+    let held = fx.enqueue(Category::MemberUpdate, 1, None, 1);
+    let free = fx.enqueue(Category::Audit, 2, None, 1); // no receiver: delivered to nobody
+    let mut worker = fx.worker();
+    assert_eq!(worker.drain_once().unwrap().delivered, 1);
+    assert_eq!(
+        fx.outbox.explain(held).unwrap(),
+        Explanation::Paused(by_shard.clone())
+    );
+    assert_eq!(
+        fx.outbox.explain(free).unwrap(),
+        Explanation::Unknown,
+        "delivered, to nobody"
+    );
+    fx.outbox.pause(&by_category).unwrap();
+    assert!(fx.outbox.resume(&by_shard).unwrap());
+    assert_eq!(worker.drain_once().unwrap().delivered, 0);
+    assert_eq!(
+        fx.outbox.explain(held).unwrap(),
+        Explanation::Paused(by_category.clone())
+    );
+    assert!(fx.outbox.resume(&by_category).unwrap());
+    assert_eq!(worker.drain_once().unwrap().delivered, 1);
+    assert_eq!(seen(fx.test).len(), 1);
+}
+
+#[test]
+fn a_message_that_no_longer_decodes_is_parked_at_once_with_its_error() {
+    let mut fx = Fixture::new("undecodable");
+    let id = fx.enqueue(Category::MemberUpdate, 1, None, 1);
+    fx.conn
+        .execute(
+            "UPDATE signals_outbox_message SET payload = '{\"renamed\": 1}' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!(drained.parked, 1);
+    let Explanation::Parked { error, .. } = fx.outbox.explain(id).unwrap() else {
+        panic!()
+    };
+    assert!(error.contains("arguments do not decode"), "{error}");
+}
+
+#[test]
+fn flush_delivers_the_messages_written_and_those_before_them_but_not_later_ones() {
+    let mut fx = Fixture::new("flush");
+    let tx = fx.conn.transaction().unwrap();
+    let args = Change {
+        object: 1,
+        version: 1,
+        test: fx.test.to_owned(),
+    };
+    let enqueued = changed
+        .enqueue(&tx, &Category::MemberUpdate, &args)
+        .shard(Scope::Organization, 5)
+        .to(["eu", "us"])
+        .write()
+        .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(enqueued.ids().len(), 2, "one message per destination");
+    let later = fx.enqueue(Category::MemberUpdate, 5, None, 2);
+    let drained = fx.worker().flush(&enqueued).unwrap();
+    assert_eq!(drained.delivered, 2);
+    assert_eq!(
+        fx.outbox.explain(later).unwrap(),
+        Explanation::Due,
+        "written after: not flushed"
+    );
+}
+
+#[test]
+fn tombstones_are_recorded_once() {
+    let fx = Fixture::new("tombstone");
+    fx.conn
+        .execute_batch("CREATE TABLE integration (id INTEGER PRIMARY KEY, name TEXT)")
+        .unwrap();
+    fx.conn
+        .execute("INSERT INTO integration VALUES (8, 'slack')", [])
+        .unwrap();
+    let load = |id: i64| {
+        move |conn: &rusqlite::Connection| {
+            conn.query_row("SELECT name FROM integration WHERE id = ?1", [id], |row| {
+                row.get::<_, String>(0)
+            })
+        }
+    };
+    assert_eq!(
+        maybe_process_tombstone(&fx.conn, "integration", 8, load(8))
+            .unwrap()
+            .as_deref(),
+        Some("slack")
+    );
+    assert_eq!(
+        maybe_process_tombstone(&fx.conn, "integration", 7, load(7)).unwrap(),
+        None
+    );
+    assert!(
+        !record_tombstone(&fx.conn, "integration", 7).unwrap(),
+        "already recorded"
+    );
+    assert_eq!(fx.count("SELECT count(*) FROM signals_outbox_tombstone"), 1);
+}
+
+#[test]
+fn migrations_apply_from_empty_and_from_the_previous_schema_and_refuse_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    Outbox::builder(&path).open_at(1).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(signals::outbox::schema::version(&conn).unwrap(), 1);
+    conn.execute(
+        "INSERT INTO signals_outbox_message (signal, scope, shard, category, payload, created_at)
+         VALUES ('changed', 'x', 1, '\"Audit\"', '{}', 0)",
+        [],
+    )
+    .unwrap();
+    Outbox::open(&path).unwrap();
+    assert_eq!(signals::outbox::schema::version(&conn).unwrap(), 2);
+    let kept: i64 = conn
+        .query_row("SELECT count(*) FROM signals_outbox_message", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept, 1, "the upgrade kept the waiting message");
+    Outbox::open(&path).unwrap(); // idempotent
+    conn.execute("UPDATE signals_outbox_schema SET version = 99", [])
+        .unwrap();
+    assert!(matches!(
+        Outbox::open(&path),
+        Err(OutboxError::SchemaTooNew {
+            found: 99,
+            known: 2
+        })
+    ));
+}
+
+#[test]
+fn status_lists_waiting_shards_with_their_categories_and_state() {
+    let mut fx = Fixture::new("status");
+    fail(fx.test, 1);
+    fx.enqueue(Category::Flaky, 1, None, 1);
+    fx.enqueue(Category::MemberUpdate, 1, None, 1);
+    fx.enqueue(Category::Nobody, 2, None, 1);
+    fx.outbox
+        .pause(&Pause::shard(&changed, Scope::Organization, 2).unwrap())
+        .unwrap();
+    fx.worker().drain_once().unwrap();
+    let status = fx.outbox.status().unwrap();
+    let text = status.to_string();
+    assert_eq!(status.shards.len(), 2, "{text}");
+    assert!(text.contains("0 due, 1 scheduled, 1 paused"), "{text}");
+    assert!(
+        text.contains("retry in 1000 ms") && text.contains("the backend is down"),
+        "{text}"
+    );
+    assert_eq!(
+        status.shards[0].shard,
+        Shard {
+            signal: "changed".into(),
+            destination: String::new(),
+            scope: "Organization".into(),
+            id: 1
+        }
+    );
+}
