@@ -80,6 +80,7 @@ mod store;
 mod tombstone;
 mod worker;
 
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -108,6 +109,7 @@ struct Inner {
     max_delay: Duration,
     busy_timeout: Duration,
     tokens: AtomicI64,
+    keys: RandomState,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -169,10 +171,11 @@ impl Outbox {
         self.inner.clock.now_ms()
     }
 
-    /// A claim token no other claim has: the process's id, its start and a counter.
+    /// A claim token no other claim has, but by a 64-bit chance: a counter, hashed with keys
+    /// the operating system drew at random for this outbox.
     pub(crate) fn token(&self) -> i64 {
         let count = self.inner.tokens.fetch_add(1, Ordering::Relaxed);
-        (i64::from(std::process::id()) << 32) ^ (SystemClock.now_ms() << 12) ^ count
+        i64::from_ne_bytes(self.inner.keys.hash_one(count).to_ne_bytes())
     }
 }
 
@@ -237,10 +240,34 @@ impl OutboxBuilder {
                 max_delay: self.max_delay,
                 busy_timeout: self.busy_timeout,
                 tokens: AtomicI64::new(0),
+                keys: RandomState::new(),
             }),
         };
         let mut conn = outbox.connect()?;
         schema::migrate(&mut conn, version)?;
         Ok(outbox)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::Outbox;
+
+    /// A claim token is the fence of a shard's claim: two claims with one token would let a
+    /// worker that lost its claim settle the other's work.
+    #[test]
+    fn claim_tokens_do_not_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path().join("tokens.db")).unwrap();
+        let mut seen = HashSet::new();
+        for n in 0..1_000_000 {
+            let token = outbox.token();
+            assert!(
+                seen.insert(token),
+                "token {token} repeated after {n} claims"
+            );
+        }
     }
 }
