@@ -36,6 +36,19 @@ pub enum OutboxError {
     /// No message (waiting or parked) has this id: it was delivered, or never existed.
     #[error("no outbox message {0} is waiting or parked: it was delivered, or never existed")]
     NoSuchMessage(MessageId),
+    /// A receiver committed or rolled back the delivery's transaction (lent by
+    /// `Delivery::transaction`), which the outbox alone ends: the message stays, and is
+    /// retried, then parked, as a failure would be. Fix the receiver.
+    #[error(
+        "a receiver of `{signal}` committed or rolled back the delivery transaction of message \
+         {message}; receivers write through it, and the outbox alone ends it"
+    )]
+    TransactionEnded {
+        /// The signal whose receiver did it.
+        signal: &'static str,
+        /// The message it was delivering.
+        message: MessageId,
+    },
     /// A worker was started without signals: it would deliver nothing.
     #[error("a worker needs at least one durable signal: add them with `Worker::signal`")]
     NoSignals,

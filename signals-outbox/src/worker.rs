@@ -242,12 +242,13 @@ impl Worker {
         self.stopper.clone()
     }
 
-    /// Drains until stopped: everything due, then again every poll interval.
+    /// Drains until stopped: everything due, then again every poll interval. A drain that
+    /// fails (the database is locked or gone, a receiver ended its transaction) is logged as
+    /// `outbox.worker_error` and tried again, waiting twice as long each time, up to a minute.
     ///
     /// # Errors
     ///
-    /// [`OutboxError::NoSignals`] without signals; a database error that persists (it is
-    /// retried with backoff up to a minute first).
+    /// [`OutboxError::NoSignals`] without signals; nothing else stops it.
     pub fn run(&mut self) -> Result<(), OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
@@ -320,45 +321,36 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(drained);
         }
-        let now = self.outbox.now();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut failures = Vec::new();
-        for (shard, rows) in &claimed {
-            if !store::holds(&tx, shard, token)? {
+        for group in &claimed {
+            if !store::holds(&tx, &group.shard, token)? {
                 continue; // another worker claimed the shard since: it is theirs now
             }
-            let signal = self.signals[shard.signal.as_str()];
-            let savepoint_result = deliver_group(&tx, signal, shard, rows);
-            let ids: Vec<MessageId> = rows.iter().map(|row| row.id).collect();
-            match savepoint_result? {
+            let signal = self.signals[group.shard.signal.as_str()];
+            let delivered = deliver_group(&tx, signal, group)?;
+            // Read after the receivers ran: a failure's backoff counts from its end.
+            let now = self.outbox.now();
+            let ids = group.ids();
+            match delivered {
                 Ok(()) => {
                     store::delete(&tx, &ids)?;
-                    store::succeeded(&tx, shard)?;
+                    store::succeeded(&tx, &group.shard)?;
                     drained.delivered += 1;
                     drained.removed += ids.len();
                 }
                 Err(Failure::Undecodable(error)) => {
-                    report_parked(shard, &ids, &error);
-                    store::park(&tx, &ids, &error, now)?;
-                    store::succeeded(&tx, shard)?;
-                    drained.parked += ids.len();
+                    drained.parked += park(&tx, &group.shard, &ids, &error, now)?;
                 }
-                Err(Failure::Failed(error)) => failures.push((shard, ids, error, rows)),
-            }
-        }
-        for (shard, ids, error, rows) in failures {
-            let attempts = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
-            if attempts >= self.max_attempts {
-                let error = format!("gave up after {attempts} attempts: {error}");
-                report_parked(shard, &ids, &error);
-                store::park(&tx, &ids, &error, now)?;
-                store::succeeded(&tx, shard)?;
-                drained.parked += ids.len();
-            } else {
-                store::failed(&tx, shard, &ids, &error, now)?;
-                drained.failed += 1;
+                Err(Failure::Failed(error)) if group.attempt >= self.max_attempts => {
+                    let error = format!("gave up after {} attempts: {error}", group.attempt);
+                    drained.parked += park(&tx, &group.shard, &ids, &error, now)?;
+                }
+                Err(Failure::Failed(error)) => {
+                    store::failed(&tx, &group.shard, &ids, &error, now)?;
+                    drained.failed += 1;
+                }
             }
         }
         tx.commit()?;
@@ -374,7 +366,7 @@ impl Worker {
         up_to: MessageId,
         token: i64,
         drained: &mut Drained,
-    ) -> Result<Vec<(Shard, Vec<Row>)>, OutboxError> {
+    ) -> Result<Vec<Group>, OutboxError> {
         let now = self.outbox.now();
         let cap = self.outbox.max_delay_ms();
         let tx = self
@@ -392,35 +384,84 @@ impl Worker {
                 if store::category_paused(&tx, signal, &first.category)? {
                     continue;
                 }
-                let ids: Vec<MessageId> = rows.iter().map(|row| row.id).collect();
-                let attempts = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
-                if attempts >= self.max_attempts {
+                let group = Group::new(shard, rows);
+                if group.attempt >= self.max_attempts {
                     // Charged as many times as allowed without a report: its worker died
                     // delivering it each time.
                     let error = format!(
-                        "gave up after {attempts} attempts that never reported (did the worker crash delivering it?)"
+                        "gave up after {} attempts that never reported (did the worker crash delivering it?)",
+                        group.attempt
                     );
-                    report_parked(&shard, &ids, &error);
-                    store::park(&tx, &ids, &error, now)?;
-                    drained.parked += ids.len();
+                    drained.parked += park(&tx, &group.shard, &group.ids(), &error, now)?;
                     continue;
                 }
-                let delay = next_delay(store::delay(&tx, &shard)?, cap);
-                store::charge(&tx, &ids)?;
-                store::claim(&tx, &shard, token, now, delay)?;
-                let rows = rows
-                    .into_iter()
-                    .map(|row| Row {
-                        attempts: row.attempts + 1,
-                        ..row
-                    })
-                    .collect();
-                claimed.push((shard, rows));
+                let delay = next_delay(store::delay(&tx, &group.shard)?, cap);
+                store::charge(&tx, &group.ids())?;
+                store::claim(&tx, &group.shard, token, now, delay)?;
+                claimed.push(group.charged());
             }
         }
         tx.commit()?;
         Ok(claimed)
     }
+}
+
+/// A claimed group: a shard's head message and those coalesced with it, oldest first, and the
+/// attempt it is on (the most any of its messages was charged).
+struct Group {
+    shard: Shard,
+    rows: Vec<Row>,
+    attempt: u32,
+}
+
+impl Group {
+    fn new(shard: Shard, rows: Vec<Row>) -> Self {
+        let attempt = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
+        Self {
+            shard,
+            rows,
+            attempt,
+        }
+    }
+
+    /// This group, with the attempt its claim charged.
+    fn charged(self) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            ..self
+        }
+    }
+
+    fn ids(&self) -> Vec<MessageId> {
+        self.rows.iter().map(|row| row.id).collect()
+    }
+
+    /// The message delivered: the newest, whose arguments stand for the group.
+    fn newest(&self) -> &Row {
+        self.rows.last().expect("a group has its head")
+    }
+}
+
+/// Parks `ids` with `error`, reports it, and frees their shard from its backoff: the next
+/// message is due at once. Returns how many were parked.
+fn park(
+    tx: &Connection,
+    shard: &Shard,
+    ids: &[MessageId],
+    error: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tracing::error!(
+        name: "outbox.parked",
+        target: "signals",
+        shard = %shard,
+        messages = ?ids,
+        error = %error,
+        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
+    );
+    store::park(tx, ids, error, now)?;
+    store::succeeded(tx, shard)?;
+    Ok(ids.len())
 }
 
 /// The backoff after `previous`: 1 s, then doubling, at most `cap`.
@@ -433,35 +474,40 @@ fn next_delay(previous: i64, cap: i64) -> i64 {
 }
 
 /// Runs one group's receivers in a savepoint of `tx`: their writes stay if they succeed, and
-/// are rolled back if they fail. The outer `Result` is the database's; the inner the delivery's.
+/// are rolled back if they fail. The outer `Result` is the database's (or a receiver that ended
+/// the transaction); the inner the delivery's.
 fn deliver_group(
     tx: &Connection,
     signal: &dyn Deliver,
-    shard: &Shard,
-    rows: &[Row],
+    group: &Group,
 ) -> Result<Result<(), Failure>, OutboxError> {
-    let newest = rows.last().expect("a claimed group has its head");
-    let attempt = rows.iter().map(|row| row.attempts).max().unwrap_or(1);
+    let newest = group.newest();
     let span = tracing::info_span!(
         target: "signals",
         "outbox.deliver",
         signal = signal.name(),
         category = %newest.category,
-        shard = %shard,
+        shard = %group.shard,
         message_id = newest.id,
-        attempt,
+        attempt = group.attempt,
     );
     let _entered = span.enter();
     tx.execute_batch("SAVEPOINT signals_outbox_delivery")?;
     let delivery = Delivery {
         conn: tx,
         id: newest.id,
-        attempt,
-        shard,
+        attempt: group.attempt,
+        shard: &group.shard,
         object: newest.object,
-        coalesced: rows.len(),
+        coalesced: group.rows.len(),
     };
     let result = signal.deliver(&newest.category, &newest.payload, &delivery);
+    if tx.is_autocommit() {
+        return Err(OutboxError::TransactionEnded {
+            signal: signal.name(),
+            message: newest.id,
+        });
+    }
     match &result {
         Ok(()) => tx.execute_batch("RELEASE signals_outbox_delivery")?,
         Err(failure) => {
@@ -473,9 +519,9 @@ fn deliver_group(
                     name: "outbox.failure",
                     target: "signals",
                     signal = signal.name(),
-                    shard = %shard,
+                    shard = %group.shard,
                     message_id = newest.id,
-                    attempt,
+                    attempt = group.attempt,
                     error = %error,
                     "a durable message's delivery failed; it will be retried",
                 );
@@ -483,15 +529,4 @@ fn deliver_group(
         }
     }
     Ok(result)
-}
-
-fn report_parked(shard: &Shard, ids: &[MessageId], error: &str) {
-    tracing::error!(
-        name: "outbox.parked",
-        target: "signals",
-        shard = %shard,
-        messages = ?ids,
-        error = %error,
-        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
-    );
 }

@@ -18,6 +18,8 @@ pub enum Category {
     Flaky,
     Audit,
     Nobody,
+    Panics,
+    EndsTransaction,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -97,6 +99,23 @@ fn flaky(object: i64, test: &str, delivery: &Delivery<'_>) -> Result<(), Down> {
         delivery.message_id(),
     ));
     Ok(())
+}
+
+#[receiver(signal = changed, sender = Category::Panics)]
+fn panics(delivery: &Delivery<'_>) {
+    delivery
+        .transaction()
+        .execute(
+            "INSERT INTO effect (test, object, version) VALUES ('panic', 0, 0)",
+            [],
+        )
+        .unwrap();
+    panic!("receiver bug");
+}
+
+#[receiver(signal = changed, sender = Category::EndsTransaction)]
+fn ends_transaction(delivery: &Delivery<'_>) -> rusqlite::Result<()> {
+    delivery.transaction().execute_batch("COMMIT")
 }
 
 fn fail(test: &str, times: u32) {
@@ -567,5 +586,47 @@ fn status_lists_waiting_shards_with_their_categories_and_state() {
             scope: "Organization".into(),
             id: 1
         }
+    );
+}
+
+#[test]
+fn a_panicking_receiver_is_a_failure_its_writes_roll_back_and_the_worker_carries_on() {
+    let mut fx = Fixture::new("panic");
+    let id = fx.enqueue(Category::Panics, 1, None, 1);
+    let other = fx.enqueue(Category::MemberUpdate, 2, None, 1);
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.failed), (1, 1));
+    assert_eq!(seen(fx.test).last().unwrap().3, other);
+    assert_eq!(
+        fx.count("SELECT count(*) FROM effect WHERE test = 'written before a panic'"),
+        0
+    );
+    let Explanation::Scheduled { last_error, .. } = fx.outbox.explain(id).unwrap() else {
+        panic!()
+    };
+    let error = last_error.unwrap();
+    assert!(
+        error.contains("panicked") && error.contains("receiver bug"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_receiver_that_ends_the_delivery_transaction_is_an_error_that_names_it_and_keeps_the_message() {
+    let mut fx = Fixture::new("ends_transaction");
+    let id = fx.enqueue(Category::EndsTransaction, 1, None, 1);
+    let error = fx.worker().drain_once().unwrap_err();
+    assert!(
+        matches!(&error, OutboxError::TransactionEnded { signal: "changed", message } if *message == id),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("committed or rolled back"),
+        "{error}"
+    );
+    assert_eq!(
+        fx.waiting(),
+        1,
+        "the message stays, to be retried (and parked if it keeps doing it)"
     );
 }
