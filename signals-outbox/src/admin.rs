@@ -1,6 +1,7 @@
 //! What operators ask of an outbox: its status, why a message has not been delivered, retrying
 //! and pausing.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use rusqlite::{OptionalExtension, params};
@@ -9,6 +10,7 @@ use signals_core::DurableSignal;
 
 use crate::enqueue::key;
 use crate::message::{DurableSignature, MessageId, Shard};
+use crate::store::{self, shard_at, shard_state};
 use crate::{Outbox, OutboxError};
 
 /// A kill switch: what [`Outbox::pause`] stops delivering, without losing its messages.
@@ -293,71 +295,54 @@ impl Outbox {
     pub fn status(&self) -> Result<Status, OutboxError> {
         let conn = self.connect()?;
         let now = self.now();
-        let mut statement = conn.prepare(
+        let mut statement = conn.prepare(concat!(
             "SELECT m.signal, m.destination, m.scope, m.shard, m.category, count(*),
-                    min(m.created_at), min(m.id), s.due_at, coalesce(s.failures, 0), s.last_error,
+                    min(m.created_at), s.due_at, coalesce(s.failures, 0), s.last_error,
                     EXISTS (SELECT 1 FROM signals_outbox_pause p
                             WHERE p.signal = m.signal
                               AND ((p.kind = 'shard' AND p.key = m.scope || '/' || m.shard)
                                 OR (p.kind = 'category' AND p.key = m.category)))
-             FROM signals_outbox_message m
-             LEFT JOIN signals_outbox_shard s
-               ON s.signal = m.signal AND s.destination = m.destination
-              AND s.scope = m.scope AND s.shard = m.shard
-             GROUP BY m.signal, m.destination, m.scope, m.shard, m.category
+             FROM signals_outbox_message m",
+            shard_state!(),
+            "GROUP BY m.signal, m.destination, m.scope, m.shard, m.category
              ORDER BY min(m.id)",
-        )?;
-        let mut shards: Vec<(i64, ShardStatus)> = Vec::new();
-        let rows = statement.query_map([], |row| {
-            Ok((
-                Shard {
-                    signal: row.get(0)?,
-                    destination: row.get(1)?,
-                    scope: row.get(2)?,
-                    id: row.get(3)?,
-                },
-                row.get::<_, String>(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, i64>(6)?,
-                row.get::<_, i64>(7)?,
-                row.get::<_, Option<i64>>(8)?,
-                row.get::<_, u32>(9)?,
-                row.get::<_, Option<String>>(10)?,
-                row.get::<_, bool>(11)?,
-            ))
-        })?;
-        for row in rows {
-            let (shard, category, count, created, first, due_at, failures, last_error, paused) =
-                row?;
-            let count = usize::try_from(count).unwrap_or(0);
-            let scheduled_for = due_at.filter(|at| *at > now);
-            if let Some((_, status)) = shards.iter_mut().find(|(_, s)| s.shard == shard) {
+        ))?;
+        // Rows come per (shard, category), ordered by each one's oldest message: a shard is
+        // first met at its oldest, so the shards come out oldest first.
+        let mut shards: Vec<ShardStatus> = Vec::new();
+        let mut index: HashMap<Shard, usize> = HashMap::new();
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let shard = shard_at(row, 0)?;
+            let category: String = row.get(4)?;
+            let count = usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0);
+            let age = (now - row.get::<_, i64>(6)?).max(0);
+            let paused: bool = row.get(10)?;
+            if let Some(&at) = index.get(&shard) {
+                let status = &mut shards[at];
                 status.messages += count;
                 status.categories.push((category, count));
                 status.paused |= paused;
-                status.oldest_age_ms = status.oldest_age_ms.max(now - created);
+                status.oldest_age_ms = status.oldest_age_ms.max(age);
                 continue;
             }
-            shards.push((
-                first,
-                ShardStatus {
-                    shard,
-                    messages: count,
-                    categories: vec![(category, count)],
-                    scheduled_for,
-                    failures,
-                    last_error,
-                    paused,
-                    oldest_age_ms: (now - created).max(0),
-                },
-            ));
+            index.insert(shard.clone(), shards.len());
+            shards.push(ShardStatus {
+                shard,
+                messages: count,
+                categories: vec![(category, count)],
+                scheduled_for: row.get::<_, Option<i64>>(7)?.filter(|at| *at > now),
+                failures: row.get(8)?,
+                last_error: row.get(9)?,
+                paused,
+                oldest_age_ms: age,
+            });
         }
-        shards.sort_by_key(|(first, _)| *first);
-        for (_, status) in &mut shards {
+        for status in &mut shards {
             status.categories.sort();
         }
         Ok(Status {
-            shards: shards.into_iter().map(|(_, status)| status).collect(),
+            shards,
             parked: Self::parked(&conn)?,
             now,
         })
@@ -371,12 +356,7 @@ impl Outbox {
         let rows = statement.query_map([], |row| {
             Ok(Parked {
                 id: row.get(0)?,
-                shard: Shard {
-                    signal: row.get(1)?,
-                    destination: row.get(2)?,
-                    scope: row.get(3)?,
-                    id: row.get(4)?,
-                },
+                shard: shard_at(row, 1)?,
                 category: row.get(5)?,
                 attempts: row.get(6)?,
                 error: row.get(7)?,
@@ -409,25 +389,20 @@ impl Outbox {
         }
         let message = conn
             .query_row(
-                "SELECT m.signal, m.destination, m.scope, m.shard, m.category, m.attempts,
-                        m.last_error, s.due_at, s.last_error,
-                        (SELECT min(id) FROM signals_outbox_message h
-                         WHERE h.signal = m.signal AND h.destination = m.destination
-                           AND h.scope = m.scope AND h.shard = m.shard)
-                 FROM signals_outbox_message m
-                 LEFT JOIN signals_outbox_shard s
-                   ON s.signal = m.signal AND s.destination = m.destination
-                  AND s.scope = m.scope AND s.shard = m.shard
-                 WHERE m.id = ?1",
+                concat!(
+                    "SELECT m.signal, m.destination, m.scope, m.shard, m.category, m.attempts,
+                            m.last_error, s.due_at, s.last_error,
+                            (SELECT min(id) FROM signals_outbox_message h
+                             WHERE h.signal = m.signal AND h.destination = m.destination
+                               AND h.scope = m.scope AND h.shard = m.shard)
+                     FROM signals_outbox_message m",
+                    shard_state!(),
+                    "WHERE m.id = ?1"
+                ),
                 [id],
                 |row| {
                     Ok((
-                        Shard {
-                            signal: row.get(0)?,
-                            destination: row.get(1)?,
-                            scope: row.get(2)?,
-                            id: row.get(3)?,
-                        },
+                        shard_at(row, 0)?,
                         row.get::<_, String>(4)?,
                         row.get::<_, u32>(5)?,
                         row.get::<_, Option<String>>(6)?,
@@ -491,16 +466,7 @@ impl Outbox {
     pub fn retry_message(&self, id: MessageId) -> Result<(), OutboxError> {
         let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let restored = tx.execute(
-            "INSERT INTO signals_outbox_message
-                 (id, signal, destination, scope, shard, category, object, payload, attempts,
-                  last_error, created_at)
-             SELECT id, signal, destination, scope, shard, category, object, payload, 0, error,
-                    created_at
-             FROM signals_outbox_parked WHERE id = ?1",
-            [id],
-        )?;
-        tx.execute("DELETE FROM signals_outbox_parked WHERE id = ?1", [id])?;
+        let restored = store::unpark(&tx, "id = ?1", &[&id])?;
         let reset = tx.execute(
             "DELETE FROM signals_outbox_shard
              WHERE (signal, destination, scope, shard) IN
@@ -528,27 +494,12 @@ impl Outbox {
     pub fn retry_shard(&self, shard: &Shard) -> Result<usize, OutboxError> {
         let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let key = params![shard.signal, shard.destination, shard.scope, shard.id];
-        let restored = tx.execute(
-            "INSERT INTO signals_outbox_message
-                 (id, signal, destination, scope, shard, category, object, payload, attempts,
-                  last_error, created_at)
-             SELECT id, signal, destination, scope, shard, category, object, payload, 0, error,
-                    created_at
-             FROM signals_outbox_parked
-             WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
-            key,
+        let restored = store::unpark(
+            &tx,
+            "signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
+            params![shard.signal, shard.destination, shard.scope, shard.id],
         )?;
-        tx.execute(
-            "DELETE FROM signals_outbox_parked
-             WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
-            key,
-        )?;
-        tx.execute(
-            "DELETE FROM signals_outbox_shard
-             WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
-            key,
-        )?;
+        store::succeeded(&tx, shard)?;
         tx.commit()?;
         Ok(restored)
     }

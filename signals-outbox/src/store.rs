@@ -1,10 +1,32 @@
-//! Every statement the outbox runs on SQLite, in one place: the storage seam. A second
-//! backend (PostgreSQL) supplies the same operations; the worker and the admin functions only
-//! call these.
+//! The statements of enqueueing, delivering and parking, in one place: the storage seam. A
+//! second backend (PostgreSQL) supplies the same operations; the worker only calls these. The
+//! operators' reads and pauses (`admin.rs`) use the same tables and share `shard_state!` and
+//! `shard_at` from here.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::message::{MessageId, Shard};
+
+/// The join that gives a message (`m`) its shard's delivery state (`s`, absent while the shard
+/// has never failed or been claimed): for `concat!` into a statement.
+macro_rules! shard_state {
+    () => {
+        " LEFT JOIN signals_outbox_shard s
+            ON s.signal = m.signal AND s.destination = m.destination
+           AND s.scope = m.scope AND s.shard = m.shard "
+    };
+}
+pub(crate) use shard_state;
+
+/// The shard whose key columns (signal, destination, scope, id) start at column `first`.
+pub(crate) fn shard_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Shard> {
+    Ok(Shard {
+        signal: row.get(first)?,
+        destination: row.get(first + 1)?,
+        scope: row.get(first + 2)?,
+        id: row.get(first + 3)?,
+    })
+}
 
 /// A stored message, as the worker reads it.
 #[derive(Debug, Clone)]
@@ -51,21 +73,19 @@ pub(crate) fn due_shards(
     now: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<(Shard, MessageId)>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT m.destination, m.scope, m.shard, MIN(m.id)
-         FROM signals_outbox_message m
-         LEFT JOIN signals_outbox_shard s
-           ON s.signal = m.signal AND s.destination = m.destination
-          AND s.scope = m.scope AND s.shard = m.shard
-         WHERE m.signal = ?1 AND m.id <= ?2 AND (s.due_at IS NULL OR s.due_at <= ?3)
+    let mut statement = conn.prepare_cached(concat!(
+        "SELECT m.signal, m.destination, m.scope, m.shard, MIN(m.id)
+         FROM signals_outbox_message m",
+        shard_state!(),
+        "WHERE m.signal = ?1 AND m.id <= ?2 AND (s.due_at IS NULL OR s.due_at <= ?3)
            AND (?4 IS NULL OR (m.destination = ?4 AND m.scope = ?5 AND m.shard = ?6))
            AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
                            WHERE p.signal = m.signal AND p.kind = 'shard'
                              AND p.key = m.scope || '/' || m.shard)
-         GROUP BY m.destination, m.scope, m.shard
+         GROUP BY m.signal, m.destination, m.scope, m.shard
          ORDER BY MIN(m.id)
          LIMIT ?7",
-    )?;
+    ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = statement.query_map(
         params![
@@ -77,17 +97,7 @@ pub(crate) fn due_shards(
             only.map(|shard| shard.id),
             limit
         ],
-        |row| {
-            Ok((
-                Shard {
-                    signal: signal.to_owned(),
-                    destination: row.get(0)?,
-                    scope: row.get(1)?,
-                    id: row.get(2)?,
-                },
-                row.get(3)?,
-            ))
-        },
+        |row| Ok((shard_at(row, 0)?, row.get(4)?)),
     )?;
     rows.collect()
 }
@@ -282,4 +292,29 @@ pub(crate) fn park(
         copy.execute(params![id, error, now])?;
     }
     delete(conn, ids)
+}
+
+/// Moves the parked messages `condition` picks (an SQL condition on the dead letters, with
+/// `params`) back into their shards, their attempts reset; returns how many.
+pub(crate) fn unpark(
+    conn: &Connection,
+    condition: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<usize> {
+    let moved = conn.execute(
+        &format!(
+            "INSERT INTO signals_outbox_message
+                 (id, signal, destination, scope, shard, category, object, payload, attempts,
+                  last_error, created_at)
+             SELECT id, signal, destination, scope, shard, category, object, payload, 0, error,
+                    created_at
+             FROM signals_outbox_parked WHERE {condition}"
+        ),
+        params,
+    )?;
+    conn.execute(
+        &format!("DELETE FROM signals_outbox_parked WHERE {condition}"),
+        params,
+    )?;
+    Ok(moved)
 }

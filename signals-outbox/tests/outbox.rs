@@ -630,3 +630,40 @@ fn a_receiver_that_ends_the_delivery_transaction_is_an_error_that_names_it_and_k
         "the message stays, to be retried (and parked if it keeps doing it)"
     );
 }
+
+#[test]
+fn retry_shard_makes_a_backing_off_shard_due_and_returns_its_parked_messages() {
+    let mut fx = Fixture::new("retry_shard");
+    fail(fx.test, 1);
+    let failing = fx.enqueue(Category::Flaky, 1, None, 1);
+    let undecodable = fx.enqueue(Category::MemberUpdate, 1, None, 2);
+    let mut worker = fx.worker();
+    assert_eq!(worker.drain_once().unwrap().failed, 1);
+    fx.conn
+        .execute(
+            "UPDATE signals_outbox_message SET payload = 'null' WHERE id = ?1",
+            [undecodable],
+        )
+        .unwrap();
+    assert!(matches!(
+        fx.outbox.explain(failing).unwrap(),
+        Explanation::Scheduled { .. }
+    ));
+    let shard = fx.outbox.status().unwrap().shards[0].shard.clone();
+    // Due again at once, without waiting out the backoff: the retry succeeds, and the
+    // undecodable message behind it is parked.
+    assert_eq!(fx.outbox.retry_shard(&shard).unwrap(), 0);
+    let drained = worker.drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.parked), (1, 1));
+    // Fixed by hand, it goes back to its shard.
+    fx.conn
+        .execute(
+            "UPDATE signals_outbox_parked SET payload = '{\"object\": -1, \"version\": 2, \"test\": \"retry_shard\"}'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(fx.outbox.retry_shard(&shard).unwrap(), 1);
+    assert_eq!(fx.outbox.explain(undecodable).unwrap(), Explanation::Due);
+    assert_eq!(worker.drain_once().unwrap().delivered, 1);
+    assert_eq!(seen(fx.test).last().unwrap().3, undecodable);
+}
