@@ -667,3 +667,52 @@ fn retry_shard_makes_a_backing_off_shard_due_and_returns_its_parked_messages() {
     assert_eq!(worker.drain_once().unwrap().delivered, 1);
     assert_eq!(seen(fx.test).last().unwrap().3, undecodable);
 }
+
+#[test]
+fn messages_enqueued_while_a_worker_thread_drains_are_each_delivered_once_in_order() {
+    const MESSAGES: u32 = 300;
+    let mut fx = Fixture::new("concurrent");
+    let outbox = fx.outbox.clone();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let mut worker = Worker::new(&outbox).unwrap().signal(&changed).batch(3);
+            let mut delivered = 0;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            // Drains while the writer writes, then until nothing is left.
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                delivered += worker.drain_once().unwrap().delivered;
+                if finished && delivered == MESSAGES as usize {
+                    return delivered;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{delivered} of {MESSAGES} delivered after 60 s"
+                );
+            }
+        });
+        for version in 1..=MESSAGES {
+            fx.enqueue(
+                Category::MemberUpdate,
+                i64::from(version % 3),
+                None,
+                version,
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(worker.join().unwrap(), MESSAGES as usize);
+    });
+    let seen = seen(fx.test);
+    assert_eq!(seen.len(), MESSAGES as usize, "each once");
+    for shard in 0..3 {
+        let versions: Vec<u32> = seen
+            .iter()
+            .map(|s| s.1)
+            .filter(|v| v % 3 == shard)
+            .collect();
+        assert!(versions.is_sorted(), "shard {shard} in order: {versions:?}");
+    }
+    assert_eq!(fx.effects(), i64::from(MESSAGES));
+    assert_eq!(fx.waiting(), 0);
+}

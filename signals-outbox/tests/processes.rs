@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use signals::outbox::{Clock, Delivery, Enqueue, ManualClock, Outbox, SystemClock, Worker};
+use signals::outbox::{
+    Clock, Delivery, Enqueue, Explanation, ManualClock, Outbox, SystemClock, Worker,
+};
 use signals::{receiver, signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -211,4 +213,38 @@ fn two_worker_processes_deliver_every_message_once_and_each_shard_in_order() {
     }
     let pids: std::collections::BTreeSet<u32> = delivered.iter().map(|d| d.2).collect();
     eprintln!("delivered by {} processes: {pids:?}", pids.len());
+}
+
+#[test]
+fn a_message_that_kills_its_worker_every_time_is_parked_once_its_attempts_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let mut conn = setup(&path);
+    enqueue(&mut conn, [(1, 1)]);
+    let id: i64 = conn
+        .query_row("SELECT id FROM signals_outbox_message", [], |r| r.get(0))
+        .unwrap();
+    // Two workers die delivering it; each claim charged an attempt first.
+    for crash in 1..=2 {
+        assert!(
+            !spawn("abort", &path).wait().unwrap().success(),
+            "crash {crash}"
+        );
+        conn.execute("UPDATE signals_outbox_shard SET due_at = 0", [])
+            .unwrap();
+    }
+    let clock = ManualClock::at(SystemClock.now_ms());
+    let outbox = Outbox::builder(&path).clock(clock).open().unwrap();
+    let mut worker = Worker::new(&outbox).unwrap().signal(&job).max_attempts(2);
+    let drained = worker.drain_once().unwrap();
+    assert_eq!(
+        (drained.delivered, drained.parked),
+        (0, 1),
+        "parked at its claim, not run again"
+    );
+    let Explanation::Parked { attempts, error } = outbox.explain(id).unwrap() else {
+        panic!()
+    };
+    assert_eq!(attempts, 2);
+    assert!(error.contains("never reported"), "{error}");
 }
