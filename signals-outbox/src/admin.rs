@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use signals_core::DurableSignal;
 
-use crate::enqueue::key;
+use crate::enqueue::{json, key};
 use crate::message::{DurableSignature, MessageId, Shard};
 use crate::store::{self, shard_at, shard_state};
 use crate::{Outbox, OutboxError};
@@ -44,15 +44,9 @@ impl Pause {
         signal: &'static DurableSignal<F>,
         category: &F::Sender,
     ) -> Result<Self, OutboxError> {
-        let category =
-            serde_json::to_string(category).map_err(|source| OutboxError::Serialize {
-                signal: signal.name(),
-                what: "sender",
-                source,
-            })?;
         Ok(Self::Category {
             signal: signal.name().to_owned(),
-            category,
+            category: json(signal.name(), "sender", category)?,
         })
     }
 

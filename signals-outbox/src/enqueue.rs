@@ -159,16 +159,13 @@ impl Enqueued {
     }
 }
 
-fn json(
+/// A value as stored: JSON.
+pub(crate) fn json(
     signal: &'static str,
     what: &'static str,
     value: &impl Serialize,
 ) -> Result<String, OutboxError> {
-    serde_json::to_string(value).map_err(|source| OutboxError::Serialize {
-        signal,
-        what,
-        source,
-    })
+    serde_json::to_string(value).map_err(unstorable(signal, what))
 }
 
 /// A key as stored: a string without its JSON quotes, anything else as JSON.
@@ -177,13 +174,22 @@ pub(crate) fn key(
     what: &'static str,
     value: &impl Serialize,
 ) -> Result<String, OutboxError> {
-    let json = serde_json::to_value(value).map_err(|source| OutboxError::Serialize {
+    Ok(
+        match serde_json::to_value(value).map_err(unstorable(signal, what))? {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        },
+    )
+}
+
+/// The error of a `what` of a `signal` message that cannot be stored.
+fn unstorable(
+    signal: &'static str,
+    what: &'static str,
+) -> impl FnOnce(serde_json::Error) -> OutboxError {
+    move |source| OutboxError::Serialize {
         signal,
         what,
         source,
-    })?;
-    Ok(match json {
-        serde_json::Value::String(text) => text,
-        other => other.to_string(),
-    })
+    }
 }
