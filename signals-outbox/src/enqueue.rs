@@ -1,12 +1,42 @@
 //! Writing a durable message: [`Enqueue::enqueue`] in the caller's transaction, with the
 //! shard, the object and the destinations it is for.
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Savepoint, Transaction};
 use serde::Serialize;
 use signals_core::DurableSignal;
 
-use crate::message::{DurableSignature, MessageId, Shard};
+use crate::message::{Delivery, DurableSignature, MessageId, Shard};
 use crate::{OutboxError, store};
+
+/// Where a durable message may be written: a connection with a transaction open on it, so that
+/// the message commits with the change it describes, or not at all.
+///
+/// Implemented for rusqlite's [`Transaction`] and [`Savepoint`], and for a [`Delivery`]: a
+/// receiver that enqueues a follow-up message in its delivery's transaction (a fan-out, a
+/// re-emit) removes the message it was given and writes the new one in one commit. Implement
+/// it for your own transaction type; [`Pending::write`] checks that a transaction is open.
+pub trait InTransaction {
+    /// The connection the transaction is open on.
+    fn connection(&self) -> &Connection;
+}
+
+impl InTransaction for Transaction<'_> {
+    fn connection(&self) -> &Connection {
+        self
+    }
+}
+
+impl InTransaction for Savepoint<'_> {
+    fn connection(&self) -> &Connection {
+        self
+    }
+}
+
+impl InTransaction for Delivery<'_> {
+    fn connection(&self) -> &Connection {
+        self.transaction()
+    }
+}
 
 /// Stores a durable signal's sends: `enqueue` is what a durable signal has instead of `send`.
 ///
@@ -35,7 +65,7 @@ pub trait Enqueue {
     /// [`Pending::write`] in `tx`: it exists if and when `tx` commits.
     fn enqueue<'t>(
         &'static self,
-        tx: &'t Transaction<'_>,
+        tx: &'t (impl InTransaction + ?Sized),
         sender: &<Self::Signature as signals_core::Signature>::Sender,
         args: &<Self::Signature as DurableSignature>::Payload,
     ) -> Pending<'t>;
@@ -46,13 +76,13 @@ impl<F: DurableSignature> Enqueue for DurableSignal<F> {
 
     fn enqueue<'t>(
         &'static self,
-        tx: &'t Transaction<'_>,
+        tx: &'t (impl InTransaction + ?Sized),
         sender: &F::Sender,
         args: &F::Payload,
     ) -> Pending<'t> {
         let signal = self.name();
         Pending {
-            tx,
+            conn: tx.connection(),
             signal,
             category: json(signal, "sender", sender),
             payload: json(signal, "arguments", args),
@@ -69,7 +99,7 @@ impl<F: DurableSignature> Enqueue for DurableSignal<F> {
 #[must_use = "a message is written only by `write()`"]
 #[derive(Debug)]
 pub struct Pending<'t> {
-    tx: &'t Transaction<'t>,
+    conn: &'t Connection,
     signal: &'static str,
     category: Result<String, OutboxError>,
     payload: Result<String, OutboxError>,
@@ -112,9 +142,15 @@ impl Pending<'_> {
     ///
     /// # Errors
     ///
+    /// [`OutboxError::NoTransaction`] if no transaction is open on the connection,
     /// [`OutboxError::Serialize`] if the sender, the arguments or the scope cannot be stored
     /// as JSON, or [`OutboxError::Database`]; nothing is written then.
     pub fn write(self) -> Result<Enqueued, OutboxError> {
+        if self.conn.is_autocommit() {
+            return Err(OutboxError::NoTransaction {
+                signal: self.signal,
+            });
+        }
         let category = self.category?;
         let payload = self.payload?;
         let scope = self.scope?;
@@ -131,7 +167,7 @@ impl Pending<'_> {
                 scope: scope.clone(),
                 id: self.shard,
             };
-            let id = store::insert(self.tx, &shard, &category, self.object, &payload)?;
+            let id = store::insert(self.conn, &shard, &category, self.object, &payload)?;
             messages.push((id, shard));
         }
         Ok(Enqueued { messages })

@@ -49,6 +49,29 @@ pub enum OutboxError {
         /// The message it was delivering.
         message: MessageId,
     },
+    /// A message was enqueued on a connection with no transaction open (an
+    /// [`InTransaction`](crate::InTransaction) implementation that does not open one): it
+    /// would be written alone, not with the change it describes. Nothing was written; open a
+    /// transaction and enqueue in it.
+    #[error(
+        "a `{signal}` message was enqueued outside a transaction; enqueue it in the transaction \
+         of the change it describes"
+    )]
+    NoTransaction {
+        /// The signal the message was for.
+        signal: &'static str,
+    },
+    /// A receiver asked its [`Delivery`](crate::Delivery) for state of a type its worker was
+    /// not given: the message stays, and is retried, then parked. Give the worker the state
+    /// with `Worker::state`.
+    #[error(
+        "a receiver asked its delivery for a `{type_name}`, which its worker does not hold; \
+         give it with `Worker::state(Arc::new(..))`"
+    )]
+    NoState {
+        /// The type asked for.
+        type_name: &'static str,
+    },
     /// A worker was started without signals: it would deliver nothing.
     #[error("a worker needs at least one durable signal: add them with `Worker::signal`")]
     NoSignals,

@@ -90,7 +90,7 @@ use rusqlite::Connection;
 
 pub use admin::{Explanation, Parked, Pause, ShardStatus, Status};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use enqueue::{Enqueue, Enqueued, Pending};
+pub use enqueue::{Enqueue, Enqueued, InTransaction, Pending};
 pub use error::OutboxError;
 pub use message::{Delivered, Delivery, DurableSignature, MessageId, Shard};
 pub use tombstone::{maybe_process_tombstone, record_tombstone};

@@ -1,13 +1,18 @@
 //! What a durable signal stores and what its receivers get: [`DurableSignature`],
 //! [`Delivered`] and [`Delivery`].
 
+use std::any::{Any, TypeId, type_name};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use signals_core::Signature;
+
+use crate::OutboxError;
 
 /// A message's id: stable for its whole life (ids are never reused), so that a receiver with
 /// an external effect can use it as an idempotency key.
@@ -119,6 +124,7 @@ pub struct Delivery<'a> {
     pub(crate) shard: &'a Shard,
     pub(crate) object: Option<i64>,
     pub(crate) coalesced: usize,
+    pub(crate) state: &'a State,
 }
 
 impl<'a> Delivery<'a> {
@@ -167,6 +173,19 @@ impl<'a> Delivery<'a> {
         self.coalesced
     }
 
+    /// The worker's value of type `T`, given with [`Worker::state`](crate::Worker::state): what
+    /// receivers reach besides the database (the application's context, a client of another
+    /// service), since their arguments are only what was stored.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::NoState`] when the worker holds no `T`.
+    pub fn state<T: Any + Send + Sync>(&self) -> Result<&'a T, OutboxError> {
+        self.state.get().ok_or(OutboxError::NoState {
+            type_name: type_name::<T>(),
+        })
+    }
+
     /// A key that is the same on every delivery of this message, and differs between
     /// messages: `"<signal>:<message id>"`.
     #[must_use]
@@ -184,5 +203,23 @@ impl fmt::Debug for Delivery<'_> {
             .field("object", &self.object)
             .field("coalesced", &self.coalesced)
             .finish_non_exhaustive()
+    }
+}
+
+/// The values a worker lends its deliveries, one per type.
+#[derive(Default)]
+pub(crate) struct State(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl State {
+    pub(crate) fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        self.0.insert(TypeId::of::<T>(), value);
+    }
+
+    fn get<T: Any>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    pub(crate) fn type_count(&self) -> usize {
+        self.0.len()
     }
 }

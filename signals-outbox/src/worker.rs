@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use signals_core::DurableSignal;
 
-use crate::message::{Delivery, DurableSignature, MessageId, Shard};
+use crate::message::{Delivery, DurableSignature, MessageId, Shard, State};
 use crate::store::{self, Row};
 use crate::{Outbox, OutboxError};
 
@@ -163,6 +163,7 @@ pub struct Worker {
     batch: usize,
     poll: Duration,
     stopper: Stopper,
+    state: State,
 }
 
 impl std::fmt::Debug for Worker {
@@ -172,6 +173,7 @@ impl std::fmt::Debug for Worker {
             .field("max_attempts", &self.max_attempts)
             .field("batch", &self.batch)
             .field("poll", &self.poll)
+            .field("state_types", &self.state.type_count())
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +197,7 @@ impl Worker {
             batch: 100,
             poll: Duration::from_millis(200),
             stopper: Stopper::default(),
+            state: State::default(),
         })
     }
 
@@ -211,6 +214,35 @@ impl Worker {
         for signal in signals {
             self = self.signal(signal);
         }
+        self
+    }
+
+    /// Lends `value` to every delivery, where receivers get it with
+    /// [`Delivery::state`]: the application's context, a client of another service. One value
+    /// per type; a second of the same type replaces the first.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use signals::outbox::{Delivery, Outbox, OutboxError, Worker};
+    /// # #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)] pub enum Category { A }
+    /// # #[derive(serde::Serialize, serde::Deserialize)] pub struct Joined { pub id: u64 }
+    /// # signals::signal! { pub static joined: durable Signal<Joined, sender = Category>; }
+    /// pub struct Mailer { /* a client */ }
+    ///
+    /// #[signals::receiver(signal = joined, sender = Category::A)]
+    /// fn welcome(id: u64, delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    ///     let mailer: &Mailer = delivery.state()?;
+    ///     # let _ = (mailer, id);
+    ///     Ok(())
+    /// }
+    ///
+    /// let outbox = Outbox::open("app.db")?;
+    /// let mut worker = Worker::new(&outbox)?.signal(&joined).state(Arc::new(Mailer {}));
+    /// # Ok::<(), OutboxError>(())
+    /// ```
+    #[must_use]
+    pub fn state<T: std::any::Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
+        self.state.insert(value);
         self
     }
 
@@ -329,7 +361,7 @@ impl Worker {
                 continue; // another worker claimed the shard since: it is theirs now
             }
             let signal = self.signals[group.shard.signal.as_str()];
-            let delivered = deliver_group(&tx, signal, group)?;
+            let delivered = deliver_group(&tx, signal, group, &self.state)?;
             // Read after the receivers ran: a failure's backoff counts from its end.
             let now = self.outbox.now();
             let ids = group.ids();
@@ -480,6 +512,7 @@ fn deliver_group(
     tx: &Connection,
     signal: &dyn Deliver,
     group: &Group,
+    state: &State,
 ) -> Result<Result<(), Failure>, OutboxError> {
     let newest = group.newest();
     let span = tracing::info_span!(
@@ -500,6 +533,7 @@ fn deliver_group(
         shard: &group.shard,
         object: newest.object,
         coalesced: group.rows.len(),
+        state,
     };
     let result = signal.deliver(&newest.category, &newest.payload, &delivery);
     if tx.is_autocommit() {

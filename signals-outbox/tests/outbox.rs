@@ -2,13 +2,14 @@
 //! dead letters, pauses, the lent transaction, tombstones, migrations and diagnostics.
 #![allow(missing_docs, non_upper_case_globals)]
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use signals::outbox::{
-    Delivery, Drained, Enqueue, Explanation, ManualClock, Outbox, OutboxError, Pause, Shard,
-    Worker, maybe_process_tombstone, record_tombstone,
+    Delivery, Drained, Enqueue, Explanation, InTransaction, ManualClock, Outbox, OutboxError,
+    Pause, Shard, Worker, maybe_process_tombstone, record_tombstone,
 };
 use signals::{receiver, signal};
 
@@ -20,6 +21,8 @@ pub enum Category {
     Nobody,
     Panics,
     EndsTransaction,
+    Forward,
+    NeedsState,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -116,6 +119,38 @@ fn panics(delivery: &Delivery<'_>) {
 #[receiver(signal = changed, sender = Category::EndsTransaction)]
 fn ends_transaction(delivery: &Delivery<'_>) -> rusqlite::Result<()> {
     delivery.transaction().execute_batch("COMMIT")
+}
+
+/// Re-emits its message to `record`, in shard 2, from inside its delivery; then fails if the
+/// test asked it to, which must take the follow-up back.
+#[receiver(signal = changed, sender = Category::Forward)]
+fn forward(object: i64, test: &str, delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    let args = Change {
+        object,
+        version: 2,
+        test: test.to_owned(),
+    };
+    changed
+        .enqueue(delivery, &Category::MemberUpdate, &args)
+        .shard(Scope::Organization, 2)
+        .write()?;
+    let mut fails = FAILS.lock().unwrap();
+    if let Some((_, left)) = fails.iter_mut().find(|(t, _)| t == test) {
+        if *left > 0 {
+            *left -= 1;
+            return Err(OutboxError::NoSignals);
+        }
+    }
+    Ok(())
+}
+
+/// What a worker lends its deliveries in `state_is_lent_to_receivers_by_type`.
+struct Tally(AtomicU32);
+
+#[receiver(signal = changed, sender = Category::NeedsState)]
+fn needs_state(delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    delivery.state::<Tally>()?.0.fetch_add(1, Ordering::SeqCst);
+    Ok(())
 }
 
 fn fail(test: &str, times: u32) {
@@ -715,4 +750,75 @@ fn messages_enqueued_while_a_worker_thread_drains_are_each_delivered_once_in_ord
     }
     assert_eq!(fx.effects(), i64::from(MESSAGES));
     assert_eq!(fx.waiting(), 0);
+}
+
+#[test]
+fn a_receiver_enqueues_in_its_delivery_and_the_follow_up_commits_or_rolls_back_with_it() {
+    let mut fx = Fixture::new("forward");
+    fx.enqueue(Category::Forward, 1, Some(5), 1);
+    let drained = fx.worker().drain_once().unwrap();
+    // The forward, then (in a later round of the same drain) the follow-up it wrote.
+    assert_eq!(drained.delivered, 2, "{drained:?}");
+    assert_eq!(seen(fx.test), [(5, 2, 1, seen(fx.test)[0].3)]);
+    assert_eq!(fx.waiting(), 0);
+
+    let mut fx = Fixture::new("forward-fails");
+    fail(fx.test, 1);
+    fx.enqueue(Category::Forward, 1, Some(5), 1);
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!((drained.delivered, drained.failed), (0, 1), "{drained:?}");
+    // The forward stays; the follow-up it wrote before failing went with its rollback.
+    assert_eq!(fx.waiting(), 1);
+    assert!(seen(fx.test).is_empty());
+    fx.clock.advance(Duration::from_secs(1));
+    assert_eq!(fx.worker().drain_once().unwrap().delivered, 2);
+    assert_eq!(seen(fx.test).len(), 1, "the follow-up is written once");
+}
+
+/// A connection that claims a transaction and opens none.
+struct Bare<'c>(&'c rusqlite::Connection);
+
+impl InTransaction for Bare<'_> {
+    fn connection(&self) -> &rusqlite::Connection {
+        self.0
+    }
+}
+
+#[test]
+fn enqueueing_outside_a_transaction_is_refused_and_writes_nothing() {
+    let fx = Fixture::new("bare");
+    let args = Change {
+        object: 1,
+        version: 1,
+        test: fx.test.to_owned(),
+    };
+    let refused = changed
+        .enqueue(&Bare(&fx.conn), &Category::MemberUpdate, &args)
+        .write()
+        .unwrap_err();
+    assert!(
+        matches!(refused, OutboxError::NoTransaction { signal: "changed" }),
+        "{refused:?}"
+    );
+    assert_eq!(fx.waiting(), 0);
+}
+
+#[test]
+fn state_is_lent_to_receivers_by_type_and_its_absence_is_a_failure_that_keeps_the_message() {
+    let mut fx = Fixture::new("state");
+    let id = fx.enqueue(Category::NeedsState, 1, None, 1);
+    let drained = fx.worker().drain_once().unwrap();
+    assert_eq!(drained.failed, 1, "no Tally given: {drained:?}");
+    assert_eq!(fx.waiting(), 1);
+    let reason = match fx.outbox.explain(id).unwrap() {
+        Explanation::Scheduled { last_error, .. } => last_error.unwrap_or_default(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("Tally"), "{reason}");
+
+    let tally = Arc::new(Tally(AtomicU32::new(0)));
+    fx.clock.advance(Duration::from_secs(1));
+    let drained = fx.worker().state(tally.clone()).drain_once().unwrap();
+    assert_eq!(drained.delivered, 1);
+    assert_eq!(tally.0.load(Ordering::SeqCst), 1);
 }
