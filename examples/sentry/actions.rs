@@ -1,14 +1,17 @@
 //! What the application does that sends signals: upgrading, signing up, receiving events,
 //! feedback and members. In Sentry these live in commands, views and the event pipeline.
 
+use ::signals::outbox::{Drained, Enqueue};
+
 use crate::context::Context;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::models::{self, OrganizationMember, Project, Table, User, UserReport, flags};
+use crate::outbox::OutboxScope;
 use crate::projectflags::set_project_flag_and_signal;
 use crate::signals::{
-    Event, MemberJoined, ProjectArgs, ProjectEvent, SiloMode, Upgrade, event_processed,
-    first_event_received, first_transaction_received, member_joined, post_upgrade,
+    Event, FirstEvent, MemberJoined, ModelName, ProjectArgs, ProjectEvent, SiloMode, Upgrade,
+    event_processed, first_event_received, first_transaction_received, member_joined, post_upgrade,
     user_feedback_received,
 };
 
@@ -50,28 +53,36 @@ fn project(tx: &crate::db::Tx<'_>, project_id: i64) -> Result<Project, AppError>
         .ok_or_else(|| AppError::Validation(format!("no project {project_id}")))
 }
 
-/// An event arrives for `project_id`: the project's first sends `first_event_received`, and
-/// every event `event_processed`, both robustly (a failing receiver is logged, not raised).
+/// An event arrives for `project_id`: every event sends `event_processed` robustly (a failing
+/// receiver is logged, not raised); the project's first also enqueues the durable
+/// `first_event_received` in the same transaction, delivered once it commits (Sentry's
+/// synchronous drain of the shard written), and retried later if a receiver fails. Returns
+/// what that delivery did (nothing for a later event).
 pub(crate) fn receive_event(
     ctx: &Context,
     db: &Db,
     project_id: i64,
     event: &Event,
-) -> Result<(), AppError> {
-    db.transaction(|tx| {
+) -> Result<Drained, AppError> {
+    let first = db.transaction(|tx| {
         let mut project = project(tx, project_id)?;
+        let mut first = None;
         if !project.first_event {
             tx.execute(
                 "UPDATE sentry_project SET first_event = 1 WHERE id = ?1",
                 [project_id],
             )?;
             project.first_event = true;
-            first_event_received.send_robust::<Project>(&ProjectEvent {
-                project: &project,
-                event,
-                tx,
-                ctx,
-            });
+            let args = FirstEvent {
+                project_id,
+                event_id: event.id.clone(),
+                platform: event.platform.clone(),
+            };
+            let enqueued = first_event_received
+                .enqueue(tx, &ModelName::Project, &args)
+                .shard(OutboxScope::Organization, project.organization_id)
+                .write()?;
+            first = Some(enqueued);
         }
         event_processed.send_robust::<Project>(&ProjectEvent {
             project: &project,
@@ -79,8 +90,12 @@ pub(crate) fn receive_event(
             tx,
             ctx,
         });
-        Ok(())
-    })
+        Ok(first)
+    })?;
+    match first {
+        Some(enqueued) => Ok(db.worker(ctx)?.flush(&enqueued)?),
+        None => Ok(Drained::default()),
+    }
 }
 
 /// A transaction arrives for `project_id`: sets `HAS_TRANSACTIONS` and, the first time, sends

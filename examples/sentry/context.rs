@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::analytics::Analytics;
 
@@ -174,14 +174,16 @@ impl Console {
     }
 }
 
-/// Everything receivers reach besides the database.
+/// Everything receivers reach besides the database. Clones share everything but the
+/// settings: a clone is what an outbox worker lends its deliveries (`Delivery::state`).
+#[derive(Clone)]
 pub(crate) struct Context {
     pub(crate) settings: Settings,
-    pub(crate) analytics: Analytics,
-    pub(crate) cache: RegionCache,
-    pub(crate) metrics: Metrics,
-    pub(crate) prompt: Box<dyn Prompt>,
-    pub(crate) console: Console,
+    pub(crate) analytics: Arc<Analytics>,
+    pub(crate) cache: Arc<RegionCache>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) prompt: Arc<dyn Prompt>,
+    pub(crate) console: Arc<Console>,
 }
 
 impl Context {
@@ -189,11 +191,11 @@ impl Context {
     pub(crate) fn new(settings: Settings, answers: &[&str]) -> Self {
         Self {
             settings,
-            analytics: Analytics::default(),
-            cache: RegionCache::default(),
-            metrics: Metrics::default(),
-            prompt: Box::new(ScriptedPrompt::new(answers)),
-            console: Console::default(),
+            analytics: Arc::default(),
+            cache: Arc::default(),
+            metrics: Arc::default(),
+            prompt: Arc::new(ScriptedPrompt::new(answers)),
+            console: Arc::default(),
         }
     }
 }

@@ -1,12 +1,17 @@
 //! `SQLite` storage: the schema, transactions, and savepoints for receivers that must not abort
-//! the enclosing transaction.
+//! the enclosing transaction. The durable signals' outbox lives in the same file, so that a
+//! message commits with the change it describes.
 
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 
+use ::signals::outbox::{InTransaction, Outbox, OutboxError, Worker};
 use rusqlite::{Connection, Params, Transaction, TransactionBehavior};
 
+use crate::context::Context;
 use crate::error::AppError;
+use crate::signals::{first_event_received, process_control_outbox};
 
 /// The schema: real tables with the unique constraints the receivers rely on.
 const SCHEMA: &str = "
@@ -58,11 +63,6 @@ CREATE TABLE IF NOT EXISTS sentry_sentryapp (
 CREATE TABLE IF NOT EXISTS sentry_sentryappinstallation (
     id INTEGER PRIMARY KEY, sentry_app_id INTEGER NOT NULL, organization_id INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS sentry_controloutbox (
-    id INTEGER PRIMARY KEY, shard_scope TEXT NOT NULL, shard_identifier INTEGER NOT NULL,
-    category TEXT NOT NULL, object_identifier INTEGER NOT NULL, region_name TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS sentry_regiontombstone (
     id INTEGER PRIMARY KEY, region_name TEXT NOT NULL, table_name TEXT NOT NULL,
     object_identifier INTEGER NOT NULL, UNIQUE (region_name, table_name, object_identifier)
@@ -85,26 +85,34 @@ pub(crate) const TABLES: &[&str] = &[
     "sentry_integration",
     "sentry_sentryapp",
     "sentry_sentryappinstallation",
-    "sentry_controloutbox",
+    "signals_outbox_message",
     "sentry_regiontombstone",
 ];
 
-/// A database: one `SQLite` connection, to a file or in memory.
+/// A database: one `SQLite` connection to a file, and the outbox in it.
 pub(crate) struct Db {
     conn: Connection,
+    outbox: Outbox,
+    /// The directory of a temporary database, removed with it.
+    #[cfg(test)]
+    _directory: Option<tempfile::TempDir>,
 }
 
 impl Db {
-    /// An empty database in memory, with the schema.
+    /// An empty database in a temporary directory (removed when the `Db` is dropped), with
+    /// the schema.
     #[cfg(test)]
-    pub(crate) fn in_memory() -> Result<Self, AppError> {
-        let conn = Connection::open_in_memory()?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+    pub(crate) fn temporary() -> Result<Self, AppError> {
+        let directory = tempfile::tempdir().expect("a temporary directory for a test database");
+        let db = Self::open(&directory.path().join("sentry.sqlite3"))?;
+        Ok(Self {
+            _directory: Some(directory),
+            ..db
+        })
     }
 
-    /// The database in the file at `path`, created with the schema if needed. A file that is
-    /// read-only, or not a database, is an error naming it.
+    /// The database in the file at `path`, created with the schema (the application's and the
+    /// outbox's) if needed. A file that is read-only, or not a database, is an error naming it.
     pub(crate) fn open(path: &Path) -> Result<Self, AppError> {
         let open = || -> Result<Connection, rusqlite::Error> {
             let conn = Connection::open(path)?;
@@ -126,7 +134,33 @@ impl Db {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self { conn })
+        let outbox = Outbox::open(path).map_err(|error| match error {
+            OutboxError::Database(source) => AppError::Open {
+                path: path.to_owned(),
+                source,
+            },
+            other => AppError::Outbox(other),
+        })?;
+        Ok(Self {
+            conn,
+            outbox,
+            #[cfg(test)]
+            _directory: None,
+        })
+    }
+
+    /// The durable signals' outbox, in this database.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// A worker that delivers the application's durable signals, lending `ctx` to their
+    /// receivers.
+    pub(crate) fn worker(&self, ctx: &Context) -> Result<Worker, AppError> {
+        Ok(Worker::new(&self.outbox)?
+            .signal(&process_control_outbox)
+            .signal(&first_event_received)
+            .state(Arc::new(ctx.clone())))
     }
 
     /// Runs `work` in a transaction: committed if it returns `Ok`, rolled back if it returns
@@ -174,7 +208,17 @@ pub(crate) struct Tx<'c> {
     savepoints: Cell<u32>,
 }
 
-impl Tx<'_> {
+impl<'c> Tx<'c> {
+    /// The transaction a durable signal's delivery lends its receivers (`Delivery::transaction`):
+    /// the outbox opened it and ends it, committing the receivers' writes with the message's
+    /// removal.
+    pub(crate) fn lent(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            savepoints: Cell::new(0),
+        }
+    }
+
     /// The connection, for queries.
     pub(crate) fn conn(&self) -> &Connection {
         self.conn
@@ -231,5 +275,12 @@ impl Tx<'_> {
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Durable messages are written in the application's transactions.
+impl InTransaction for Tx<'_> {
+    fn connection(&self) -> &Connection {
+        self.conn
     }
 }

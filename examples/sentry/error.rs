@@ -34,6 +34,9 @@ pub(crate) enum AppError {
     /// Asking the operator failed.
     #[error("prompt: {0}")]
     Prompt(#[from] std::io::Error),
+    /// The outbox failed: its database, or a message that cannot be stored.
+    #[error(transparent)]
+    Outbox(#[from] ::signals::outbox::OutboxError),
     /// An outbox message was written with a category outside its scope.
     #[error("outbox category {category:?} belongs to scope {expected:?}, not {given:?}")]
     WrongScope {

@@ -8,6 +8,9 @@
 //! cargo run --example sentry -- --mermaid wiring.mmd --dot -   # also the graphs (- : stdout)
 //! cargo run --example sentry -- --db story.sqlite3 # keep the database
 //! cargo run --example sentry -- --explain post_save User  # which receivers run, and why not
+//! cargo run --example sentry -- outbox status --db story.sqlite3   # what the outbox holds
+//! cargo run --example sentry -- outbox retry 12 --db story.sqlite3 # a message (or a shard) due now
+//! cargo run --example sentry -- outbox worker --db story.sqlite3   # deliver until Ctrl-C
 //! ```
 
 mod actions;
@@ -38,6 +41,7 @@ use crate::signals::{Event, SiloMode};
 const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid FILE] [--dot FILE]
        cargo run --example sentry -- --explain SIGNAL SENDER
        cargo run --example sentry -- --report
+       cargo run --example sentry -- outbox (status | retry MESSAGE | retry SHARD | worker) --db FILE
 
   --db FILE       write the database to FILE (which must not exist) and keep it
   --mermaid FILE  also write the wiring graph, as Mermaid, to FILE (- for standard output)
@@ -47,7 +51,22 @@ const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid
                   say which receivers of SIGNAL run for SENDER (a type such as User, a
                   value such as Monolith, or `none` for a send without sender), in which
                   order, and why the others do not; then exit
-  --report        list every signal and its receivers with file:line; then exit";
+  --report        list every signal and its receivers with file:line; then exit
+  outbox status   the durable messages waiting in FILE: due, scheduled, paused, parked, per
+                  shard and category, with their oldest age and last error
+  outbox retry MESSAGE | SHARD
+                  make a message (by id) or a shard (as status prints it, e.g.
+                  `first_event_received Organization/1`) due now; parked messages go back
+  outbox worker   deliver FILE's durable messages until interrupted (Ctrl-C, SIGTERM)";
+
+/// An `outbox` command, on the database of `--db`.
+#[derive(Debug, PartialEq, Eq)]
+enum OutboxCommand {
+    Status,
+    /// A message id or a shard, as typed.
+    Retry(String),
+    Worker,
+}
 
 /// The command line.
 #[derive(Debug, Default)]
@@ -58,6 +77,7 @@ struct Options {
     /// `--explain SIGNAL SENDER`: the signal and the sender (`None` for `none`).
     explain: Option<(String, Option<String>)>,
     report: bool,
+    outbox: Option<OutboxCommand>,
     help: bool,
 }
 
@@ -76,6 +96,37 @@ impl Options {
                 }
                 "--report" => {
                     options.report = true;
+                    continue;
+                }
+                "outbox" => {
+                    options.outbox = Some(match args.next().as_deref() {
+                        Some("status") => OutboxCommand::Status,
+                        Some("worker") => OutboxCommand::Worker,
+                        Some("retry") => {
+                            let mut target = Vec::new();
+                            while let Some(arg) = args.next() {
+                                if arg == "--db" {
+                                    let file = args
+                                        .next()
+                                        .ok_or_else(|| format!("--db needs a FILE\n\n{USAGE}"))?;
+                                    options.db = Some(PathBuf::from(file));
+                                } else {
+                                    target.push(arg);
+                                }
+                            }
+                            if target.is_empty() {
+                                return Err(format!(
+                                    "outbox retry needs a MESSAGE id or a SHARD\n\n{USAGE}"
+                                ));
+                            }
+                            OutboxCommand::Retry(target.join(" "))
+                        }
+                        other => {
+                            return Err(format!(
+                                "outbox needs status, retry or worker, not {other:?}\n\n{USAGE}"
+                            ));
+                        }
+                    });
                     continue;
                 }
                 "--db" => &mut options.db,
@@ -137,6 +188,9 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         out::text(::signals::report());
         return Ok(());
     }
+    if let Some(command) = &options.outbox {
+        return outbox_command(command, options.db.as_deref());
+    }
     let registry = ::signals::registry();
     out::text(wiring_tree(&registry));
     for (path, graph) in [
@@ -174,7 +228,7 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         path.display()
     ));
     let ctx = Context {
-        console: Console::printing(),
+        console: std::sync::Arc::new(Console::printing()),
         ..Context::new(Settings::default(), &[])
     };
     let result = story(&ctx, &db);
@@ -189,6 +243,46 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         ctx.metrics.get("objects.created.auth_user"),
         ctx.metrics.get("objects.created.sentry_project")
     ));
+    Ok(())
+}
+
+/// `outbox status | retry | worker` on an existing database.
+fn outbox_command(
+    command: &OutboxCommand,
+    path: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = path.ok_or("outbox commands need the database: --db FILE")?;
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()).into());
+    }
+    let db = Db::open(path)?;
+    match command {
+        OutboxCommand::Status => out::text(db.outbox().status()?.to_string()),
+        OutboxCommand::Retry(target) => {
+            if let Ok(id) = target.parse::<i64>() {
+                db.outbox().retry_message(id)?;
+                out::line(format_args!("message {id} is due now"));
+            } else {
+                let shard: ::signals::outbox::Shard = target.parse()?;
+                let restored = db.outbox().retry_shard(&shard)?;
+                out::line(format_args!(
+                    "{shard} is due now; {restored} parked message(s) went back to it"
+                ));
+            }
+        }
+        OutboxCommand::Worker => {
+            let ctx = Context {
+                console: std::sync::Arc::new(Console::printing()),
+                ..Context::new(Settings::default(), &[])
+            };
+            let mut worker = db.worker(&ctx)?;
+            let stopper = worker.stopper();
+            ctrlc::set_handler(move || stopper.stop())?;
+            out::line("delivering durable messages until interrupted (Ctrl-C)");
+            worker.run()?;
+            out::line("stopped after the delivery in hand");
+        }
+    }
     Ok(())
 }
 
@@ -338,10 +432,28 @@ fn onboarding(ctx: &Context, db: &Db) -> Result<(), AppError> {
     step(
         ctx,
         db,
-        "6. its first event, while the analytics backend is down",
-        || actions::receive_event(ctx, db, frontend, &event("e2", "javascript", false)),
+        "6. its first event, while the analytics backend is down: the delivery waits",
+        || {
+            actions::receive_event(ctx, db, frontend, &event("e2", "javascript", false))?;
+            ctx.console
+                .line(format!("outbox status: {}", db.outbox().status()?));
+            Ok(())
+        },
     )?;
     ctx.analytics.set_down(false);
+    step(
+        ctx,
+        db,
+        "6b. analytics is back: `outbox retry` the shard, and the worker delivers it once",
+        || {
+            let shard = db.outbox().status()?.shards.remove(0).shard;
+            db.outbox().retry_shard(&shard)?;
+            let drained = db.worker(ctx)?.drain_once()?;
+            ctx.console
+                .line(format!("{shard}: {} delivered", drained.delivered));
+            Ok(())
+        },
+    )?;
     step(
         ctx,
         db,
@@ -399,19 +511,13 @@ fn control_silo(ctx: &Context, db: &Db) -> Result<(), AppError> {
     step(
         ctx,
         db,
-        "12. drain the control outbox: one delivery per object and region",
+        "12. the outbox worker drains the control outbox: one delivery per object and region",
         || {
-            let report = outbox::drain(ctx, db, None)?;
-            for delivery in &report.delivered {
-                ctx.console.line(format!(
-                    "delivered {:?} #{} to {} (the newest of {} row(s)), {} receiver(s) ran",
-                    delivery.category,
-                    delivery.object_identifier,
-                    delivery.region_name,
-                    delivery.rows,
-                    delivery.receivers.len()
-                ));
-            }
+            let drained = db.worker(ctx)?.drain_once()?;
+            ctx.console.line(format!(
+                "{} deliveries, standing for {} messages",
+                drained.delivered, drained.removed
+            ));
             for region in &ctx.settings.regions {
                 let cached = ctx.cache.contains(region, APPLICATION_KEY);
                 ctx.console
@@ -428,7 +534,7 @@ fn control_silo(ctx: &Context, db: &Db) -> Result<(), AppError> {
             db.transaction(|tx| {
                 outbox::delete_replicated(ctx, tx, &integration, OutboxCategory::IntegrationUpdate)
             })?;
-            outbox::drain(ctx, db, None)
+            Ok(db.worker(ctx)?.drain_once()?)
         },
     )?;
     Ok(())

@@ -2,6 +2,7 @@
 //! Receivers live in `receivers/`, one file per concern; nothing here lists them.
 
 use ::signals::signal;
+use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::db::{Db, Tx};
@@ -120,13 +121,29 @@ pub(crate) struct MemberJoined<'a> {
     pub(crate) ctx: &'a Context,
 }
 
-/// A control outbox message, as its receivers get it.
-pub(crate) struct OutboxMessage<'a> {
+/// A model, by name: the sender of durable signals that Sentry sends with `sender=Project`
+/// (a stored sender is a value, not a type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum ModelName {
+    /// `Project`.
+    Project,
+}
+
+/// `first_event_received`'s stored arguments. Its receivers get them with the delivery, whose
+/// transaction they write in and whose idempotency key they give the analytics backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FirstEvent {
+    pub(crate) project_id: i64,
+    pub(crate) event_id: String,
+    pub(crate) platform: Option<String>,
+}
+
+/// A control outbox message's stored arguments; the region it is for is its delivery's
+/// destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ControlMessage {
     pub(crate) object_identifier: i64,
-    /// The region the message is for.
-    pub(crate) region_name: &'a str,
-    pub(crate) tx: &'a Tx<'a>,
-    pub(crate) ctx: &'a Context,
+    pub(crate) payload: String,
 }
 
 signal! {
@@ -140,8 +157,9 @@ signal! {
     pub(crate) static post_delete: Signal<Delete<'_, M>, sender = type M: Model, any = Delete<'_, dyn Model>>;
     /// Sent after `upgrade` completes, by the running silo mode, with `send`.
     pub(crate) static post_upgrade: Signal<Upgrade<'_>, sender = SiloMode>;
-    /// Sent once per project, when its first event arrives, with `send_robust`.
-    pub(crate) static first_event_received: Signal<ProjectEvent<'_>, sender = type M>;
+    /// Enqueued once per project, in the transaction that marks its first event; delivered
+    /// after commit until its receivers succeed (analytics down is retried, never lost).
+    pub(crate) static first_event_received: durable Signal<FirstEvent, sender = ModelName>;
     /// Sent for every processed event, with `send_robust`.
     pub(crate) static event_processed: Signal<ProjectEvent<'_>, sender = type M>;
     /// Sent once per project, when its first transaction arrives, with `send_robust`.
@@ -152,7 +170,7 @@ signal! {
     pub(crate) static member_joined: Signal<MemberJoined<'_>, sender = &'static str>;
     /// Sent when a user leaves feedback on an event, with `send_robust`.
     pub(crate) static user_feedback_received: Signal<ProjectArgs<'_>, sender = type M>;
-    /// Sent by the outbox drain for each control outbox message, by its category, with `send`:
-    /// an `Err` leaves the message in the outbox for a later drain.
-    pub(crate) static process_control_outbox: Signal<OutboxMessage<'_>, sender = OutboxCategory>;
+    /// Enqueued by control-silo writes, one message per region, by category; delivered by the
+    /// outbox worker: an `Err` leaves the message for a retry.
+    pub(crate) static process_control_outbox: durable Signal<ControlMessage, sender = OutboxCategory>;
 }

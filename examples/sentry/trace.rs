@@ -1,7 +1,8 @@
 //! A readable trace of the signals the application sends, in the order things happen, built
 //! from what the signals report through `tracing`: a watched send is a `signal.send` span, each
 //! receiver runs in a `signal.receive` span under it, and its outcome is a `signal.receiver`
-//! event before that span closes.
+//! event before that span closes. A durable signal's delivery is an `outbox.deliver` span
+//! around its send.
 //!
 //! A send's line is printed when its first receiver starts (sends that reach no receiver are
 //! left out); a receiver's line when it starts, if it writes anything (a nested send, a note, a
@@ -100,6 +101,12 @@ impl Fields {
                 sender(self.get("sender"))
             ),
             "signal.receive" => format!("▹ {}", short(self.get("receiver"))),
+            "outbox.deliver" => format!(
+                "⇢ outbox message {} of {}, attempt {}",
+                self.get("message_id"),
+                self.get("shard"),
+                self.get("attempt")
+            ),
             other => other.to_owned(),
         }
     }

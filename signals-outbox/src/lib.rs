@@ -92,7 +92,7 @@ pub use admin::{Explanation, Parked, Pause, ShardStatus, Status};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use enqueue::{Enqueue, Enqueued, InTransaction, Pending};
 pub use error::OutboxError;
-pub use message::{Delivered, Delivery, DurableSignature, MessageId, Shard};
+pub use message::{Delivered, Delivery, DurableSignature, MessageId, ParseShardError, Shard};
 pub use tombstone::{maybe_process_tombstone, record_tombstone};
 pub use worker::{Deliver, Drained, Failure, Stopper, Worker};
 

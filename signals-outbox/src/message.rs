@@ -110,6 +110,48 @@ impl fmt::Display for Shard {
     }
 }
 
+/// Reads a shard as it is displayed, `<signal> <scope>/<id>` or `<signal> <scope>/<id> to
+/// <destination>`: what an operator copies from `status` into `retry_shard`.
+///
+/// ```
+/// # use signals::outbox::Shard;
+/// let shard: Shard = "process_control_outbox Integration/7 to eu".parse()?;
+/// assert_eq!((shard.scope.as_str(), shard.id, shard.destination.as_str()), ("Integration", 7, "eu"));
+/// assert_eq!(shard.to_string().parse::<Shard>()?, shard);
+/// # Ok::<(), signals::outbox::ParseShardError>(())
+/// ```
+impl std::str::FromStr for Shard {
+    type Err = ParseShardError;
+
+    fn from_str(text: &str) -> Result<Self, ParseShardError> {
+        let error = || ParseShardError(text.to_owned());
+        let (signal, rest) = text.trim().split_once(' ').ok_or_else(error)?;
+        let (key, destination) = match rest.split_once(" to ") {
+            Some((key, destination)) => (key, destination.trim()),
+            None => (rest, ""),
+        };
+        let (scope, id) = key.trim().rsplit_once('/').ok_or_else(error)?;
+        let id = id.parse().map_err(|_| error())?;
+        if signal.is_empty() || scope.is_empty() {
+            return Err(error());
+        }
+        Ok(Self {
+            signal: signal.to_owned(),
+            destination: destination.to_owned(),
+            scope: scope.to_owned(),
+            id,
+        })
+    }
+}
+
+/// A text that is not a shard as [`Shard`] displays it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a shard; write it as `status` shows it: `<signal> <scope>/<id>`, then \
+     ` to <destination>` if it has one"
+)]
+pub struct ParseShardError(String);
+
 /// One delivery of a message to its signal's receivers.
 ///
 /// Receivers run inside the delivery's database transaction, lent by
@@ -221,5 +263,44 @@ impl State {
 
     pub(crate) fn type_count(&self) -> usize {
         self.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn a_shard_reads_back_from_its_display_and_anything_else_is_an_error() {
+        for shard in [
+            Shard {
+                signal: "member_joined".into(),
+                destination: String::new(),
+                scope: "Organization".into(),
+                id: -3,
+            },
+            Shard {
+                signal: "process_control_outbox".into(),
+                destination: "us-east".into(),
+                scope: "\"a/b\"".into(),
+                id: 7,
+            },
+        ] {
+            assert_eq!(shard.to_string().parse::<Shard>(), Ok(shard));
+        }
+        for text in [
+            "",
+            "member_joined",
+            "member_joined Organization",
+            "s Org/x",
+            " /1",
+            "s /1",
+        ] {
+            let error = text.parse::<Shard>().unwrap_err();
+            assert!(
+                error.to_string().contains("is not a shard"),
+                "{text:?}: {error}"
+            );
+        }
     }
 }

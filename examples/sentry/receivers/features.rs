@@ -1,12 +1,13 @@
 //! `features.py`: feature adoption, recorded once per organisation and feature.
 
+use ::signals::outbox::Delivery;
 use ::signals::receiver;
 use rusqlite::params;
 
 use crate::db::Tx;
 use crate::error::AppError;
-use crate::models::Project;
-use crate::signals::first_event_received;
+use crate::models::{Project, Table};
+use crate::signals::{ModelName, first_event_received};
 
 /// Records that an organisation adopted `feature`; a second time is a no-op.
 pub(crate) fn record_adoption(
@@ -21,10 +22,13 @@ pub(crate) fn record_adoption(
     Ok(inserted == 1)
 }
 
-/// The organisation adopted `first_event`. A second receiver of `first_event_received`: it
-/// runs whatever the analytics backend does to the first.
-#[receiver(signal = first_event_received, sender = Project, dispatch_uid = "features.record_first_event")]
-fn record_first_event_adoption(project: &Project, tx: &Tx<'_>) -> Result<(), AppError> {
-    record_adoption(tx, project.organization_id, "first_event")?;
+/// The organisation adopted `first_event`. A second receiver of the durable
+/// `first_event_received`: its row commits with the first's effects, when they all succeed.
+#[receiver(signal = first_event_received, sender = ModelName::Project, dispatch_uid = "features.record_first_event")]
+fn record_first_event_adoption(project_id: i64, delivery: &Delivery<'_>) -> Result<(), AppError> {
+    let tx = Tx::lent(delivery.transaction());
+    if let Some(project) = Project::load(&tx, project_id)? {
+        record_adoption(&tx, project.organization_id, "first_event")?;
+    }
     Ok(())
 }

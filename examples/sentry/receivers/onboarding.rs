@@ -1,6 +1,7 @@
 //! `onboarding.py`: onboarding tasks, project flags and "exactly once" analytics, from the
 //! product signals, all sent with `send_robust`.
 
+use ::signals::outbox::Delivery;
 use ::signals::receiver;
 use rusqlite::{OptionalExtension, params};
 
@@ -8,10 +9,10 @@ use crate::analytics::AnalyticsEvent;
 use crate::context::Context;
 use crate::db::Tx;
 use crate::error::AppError;
-use crate::models::{self, Project, flags};
+use crate::models::{self, Project, Table, flags};
 use crate::signals::{
-    Event, event_processed, first_event_received, first_transaction_received, member_joined,
-    project_created,
+    Event, ModelName, event_processed, first_event_received, first_transaction_received,
+    member_joined, project_created,
 };
 use crate::trace;
 
@@ -51,19 +52,33 @@ fn project_id(project: &Project) -> i64 {
 /// A project's first event: `first_event_for_project.sent` always (the signal fires once per
 /// project), and, the first time in the organisation, the `FIRST_EVENT` task and
 /// `first_event.sent`. An organisation without owner is logged and skipped.
+///
+/// Durable: delivered after the event's transaction commits, retried until it succeeds. The
+/// task is written in the delivery's transaction (it commits with the message's removal), and
+/// each analytics event carries the delivery's idempotency key, so that a retry after analytics
+/// failed, or after a crash before the commit, records each of them once.
 #[receiver(
     signal = first_event_received,
-    sender = Project,
+    sender = ModelName::Project,
     dispatch_uid = "onboarding.record_first_event"
 )]
+#[allow(clippy::ref_option)] // a receiver borrows its stored argument as it is
 fn record_first_event(
-    project: &Project,
-    event: &Event,
-    tx: &Tx<'_>,
-    ctx: &Context,
+    project_id: i64,
+    platform: &Option<String>,
+    delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
+    let ctx: &Context = delivery.state()?;
+    let tx = Tx::lent(delivery.transaction());
+    let Some(project) = Project::load(&tx, project_id)? else {
+        trace::note(
+            ctx,
+            format!("project {project_id} is gone: first event not recorded"),
+        );
+        return Ok(());
+    };
     let organization_id = project.organization_id;
-    let Some(user_id) = models::default_owner(tx, organization_id)? else {
+    let Some(user_id) = models::default_owner(&tx, organization_id)? else {
         tracing::warn!(organization_id, "cannot record the first event: no owner");
         trace::note(
             ctx,
@@ -71,26 +86,31 @@ fn record_first_event(
         );
         return Ok(());
     };
-    let project_id = project_id(project);
-    ctx.analytics
-        .record(AnalyticsEvent::FirstEventForProjectSent {
+    let key = delivery.idempotency_key();
+    ctx.analytics.record_once(
+        &format!("{key}:first_event_for_project"),
+        AnalyticsEvent::FirstEventForProjectSent {
             user_id,
             organization_id,
             project_id,
-            platform: event.platform.clone().or_else(|| project.platform.clone()),
-        })?;
+            platform: platform.clone().or_else(|| project.platform.clone()),
+        },
+    )?;
     if record_task(
-        tx,
+        &tx,
         organization_id,
         task::FIRST_EVENT,
         Some(project_id),
         Some(user_id),
     )? {
-        ctx.analytics.record(AnalyticsEvent::FirstEventSent {
-            user_id,
-            organization_id,
-            project_id,
-        })?;
+        ctx.analytics.record_once(
+            &format!("{key}:first_event"),
+            AnalyticsEvent::FirstEventSent {
+                user_id,
+                organization_id,
+                project_id,
+            },
+        )?;
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ fn an_error_from_a_receiver_without_handle_db_failure_aborts_the_upgrade() {
 #[test]
 fn answering_no_creates_no_user_and_says_to_run_createuser_later() {
     let ctx = Context::new(Settings::default(), &["n"]);
-    let db = Db::in_memory().unwrap();
+    let db = Db::temporary().unwrap();
     actions::upgrade(&ctx, &db, SiloMode::Monolith, true).unwrap();
     assert_eq!(rows(&db, "auth_user"), 0);
     assert!(
@@ -105,7 +105,7 @@ fn answering_no_creates_no_user_and_says_to_run_createuser_later() {
 #[test]
 fn answering_yes_creates_the_superuser_given() {
     let ctx = Context::new(Settings::default(), &["y", "grace@example.com"]);
-    let db = Db::in_memory().unwrap();
+    let db = Db::temporary().unwrap();
     actions::upgrade(&ctx, &db, SiloMode::Monolith, true).unwrap();
     let email: String = db
         .transaction(|tx| {
@@ -133,7 +133,7 @@ fn a_non_interactive_upgrade_without_debug_creates_no_user() {
         },
         &[],
     );
-    let db = Db::in_memory().unwrap();
+    let db = Db::temporary().unwrap();
     actions::upgrade(&ctx, &db, SiloMode::Monolith, false).unwrap();
     assert_eq!(rows(&db, "auth_user"), 0);
     assert_eq!(

@@ -1,21 +1,23 @@
-//! E3: onboarding on `first_event_received` and siblings, sent with `send_robust`; project
-//! flags; analytics recorded exactly once.
+//! E3: onboarding on `first_event_received` (durable: delivered after commit, retried until it
+//! succeeds) and its siblings, sent with `send_robust`; project flags; analytics recorded
+//! exactly once.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Barrier, Mutex};
 
+use ::signals::outbox::Drained;
 use rusqlite::OptionalExtension;
 use tracing::field::{Field, Visit};
 
 use super::{fresh, installed, rows};
 use crate::actions;
-use crate::analytics::AnalyticsEvent;
+use crate::analytics::{Analytics, AnalyticsEvent};
 use crate::context::{Context, Settings};
 use crate::db::Db;
 use crate::models::{self, Organization, Project, Table, flags};
 use crate::receivers::onboarding::task;
-use crate::signals::{Event, SiloMode};
+use crate::signals::{Event, ModelName, SiloMode, first_event_received};
 
 fn event(minified: bool) -> Event {
     Event {
@@ -194,12 +196,12 @@ fn raise_on_send_makes_the_failing_receiver_raise_out_of_send_robust() {
     ctx.analytics.set_down(true);
     let _raise = ::signals::testing::raise_on_send();
     let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        actions::receive_event(&ctx, &db, 1, &event(false))
+        actions::receive_event(&ctx, &db, 1, &event(true))
     }));
     let payload = raised.unwrap_err();
     let message = payload.downcast_ref::<String>().unwrap();
     assert!(
-        message.contains("onboarding::record_first_event"),
+        message.contains("onboarding::record_event_with_first_minified_stack_trace_for_project"),
         "{message}"
     );
     assert!(
@@ -262,25 +264,162 @@ impl tracing::Subscriber for Recorder {
 }
 
 #[test]
-fn a_failing_analytics_backend_is_logged_as_signal_failure_and_the_others_run() {
+fn a_failing_analytics_backend_is_logged_as_signal_failure_and_the_event_is_processed() {
     let (ctx, db) = installed();
     ctx.analytics.set_down(true);
     let events = record_events(|| {
-        actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+        actions::receive_event(&ctx, &db, 1, &event(true)).unwrap();
     });
     let failure = events
         .iter()
         .find(|(name, _)| name == "signal.failure")
         .expect("a signal.failure event");
-    assert_eq!(failure.1["signal"], "first_event_received");
+    assert_eq!(failure.1["signal"], "event_processed");
     assert_eq!(
         failure.1["receiver"],
-        "sentry::receivers::onboarding::record_first_event"
+        "sentry::receivers::onboarding::record_event_with_first_minified_stack_trace_for_project"
     );
     assert!(failure.1["error"].contains("analytics backend unavailable"));
-    assert_eq!(
-        rows(&db, "sentry_featureadoption"),
-        1,
-        "the other receiver ran"
-    );
+    let project = db
+        .transaction(|tx| Ok(Project::load(tx, 1)?.unwrap()))
+        .unwrap();
+    assert!(project.first_event, "the event was processed");
+}
+
+/// The effects of a first event that are exactly once: the task row, the adoption row, and
+/// each analytics event.
+fn first_event_effects(ctx: &Context, db: &Db) -> (i64, i64, usize, usize) {
+    (
+        rows(db, "sentry_organizationonboardingtask"),
+        rows(db, "sentry_featureadoption"),
+        count(ctx, "first_event_for_project.sent"),
+        count(ctx, "first_event.sent"),
+    )
+}
+
+#[test]
+fn with_analytics_down_the_first_event_waits_and_once_it_is_back_each_effect_exists_once() {
+    let (ctx, db) = installed();
+    let before = rows(&db, "sentry_organizationonboardingtask");
+    ctx.analytics.set_down(true);
+    let mut drained = Drained::default();
+    let events = record_events(|| {
+        drained = actions::receive_event(&ctx, &db, 1, &event(false)).unwrap();
+    });
+    assert_eq!((drained.delivered, drained.failed), (0, 1));
+    let failure = events
+        .iter()
+        .find(|(name, _)| name == "outbox.failure")
+        .expect("an outbox.failure event");
+    assert_eq!(failure.1["signal"], "first_event_received");
+    assert!(failure.1["error"].contains("analytics backend unavailable"));
+    // Nothing is recorded, and nothing is lost: the message waits for its retry.
+    assert_eq!(first_event_effects(&ctx, &db), (before, 0, 0, 0));
+    assert_eq!(rows(&db, "signals_outbox_message"), 1);
+
+    // Down for two more attempts, then back.
+    ctx.analytics.set_down(false);
+    for attempt in 2..=4 {
+        if attempt < 4 {
+            ctx.analytics.fail_next(1);
+        }
+        let shard = db.outbox().status().unwrap().shards.remove(0).shard;
+        db.outbox().retry_shard(&shard).unwrap();
+        let drained = db.worker(&ctx).unwrap().drain_once().unwrap();
+        assert_eq!(
+            drained.delivered,
+            usize::from(attempt == 4),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(first_event_effects(&ctx, &db), (before + 1, 1, 1, 1));
+    assert_eq!(task_project(&db, 1, task::FIRST_EVENT), Some(1));
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
+}
+
+/// Where `a_process_aborted_before_the_first_events_commit_...` tells its child process what
+/// to do: the directory of the database and the analytics journal.
+const ABORT_DIR: &str = "SENTRY_E3_ABORT_DIR";
+
+/// Runs after the other receivers of a first event: in the child process, the process dies
+/// here, after their effects and before the delivery commits.
+#[::signals::receiver(signal = first_event_received, sender = ModelName::Project, priority = -100)]
+fn abort_in_the_child_process() {
+    if std::env::var_os(ABORT_DIR).is_some() {
+        std::process::abort();
+    }
+}
+
+/// The child's part (it does nothing in an ordinary test run): a first event, in the database
+/// its parent prepared, with a journaled analytics backend.
+#[test]
+fn child_receives_a_first_event_and_aborts() {
+    let Some(directory) = std::env::var_os(ABORT_DIR) else {
+        return;
+    };
+    let directory = std::path::PathBuf::from(directory);
+    let ctx = Context {
+        analytics: Arc::new(Analytics::journaled(&directory.join("analytics.log")).unwrap()),
+        ..Context::new(Settings::default(), &[])
+    };
+    let db = Db::open(&directory.join("sentry.sqlite3")).unwrap();
+    let _ = actions::receive_event(&ctx, &db, 1, &event(false));
+    unreachable!("the abort receiver ends the process");
+}
+
+/// How many times the journal recorded event `name`.
+fn journaled(path: &std::path::Path, name: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|line| line.ends_with(&format!("\t{name}")))
+        .count()
+}
+
+#[test]
+fn a_process_aborted_before_the_first_events_commit_redelivers_and_each_effect_exists_once() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("sentry.sqlite3");
+    let journal = directory.path().join("analytics.log");
+    let before = {
+        let db = Db::open(&path).unwrap();
+        let ctx = Context::new(Settings::default(), &[]);
+        actions::upgrade(&ctx, &db, SiloMode::Monolith, false).unwrap();
+        rows(&db, "sentry_organizationonboardingtask")
+    };
+
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::e3_onboarding::child_receives_a_first_event_and_aborts",
+            "--test-threads=1",
+        ])
+        .env(ABORT_DIR, directory.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child aborts: {status:?}");
+    // The analytics service kept what the child sent; the database took nothing back.
+    assert_eq!(journaled(&journal, "first_event_for_project.sent"), 1);
+    assert_eq!(journaled(&journal, "first_event.sent"), 1);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(rows(&db, "sentry_organizationonboardingtask"), before);
+    assert_eq!(rows(&db, "sentry_featureadoption"), 0);
+    assert_eq!(rows(&db, "signals_outbox_message"), 1, "the message stays");
+
+    // Redelivered (the abort used its first attempt, whose backoff `retry` skips).
+    let ctx = Context {
+        analytics: Arc::new(Analytics::journaled(&journal).unwrap()),
+        ..Context::new(Settings::default(), &[])
+    };
+    let shard = db.outbox().status().unwrap().shards.remove(0).shard;
+    db.outbox().retry_shard(&shard).unwrap();
+    let drained = db.worker(&ctx).unwrap().drain_once().unwrap();
+    assert_eq!(drained.delivered, 1);
+    assert_eq!(journaled(&journal, "first_event_for_project.sent"), 1);
+    assert_eq!(journaled(&journal, "first_event.sent"), 1);
+    assert_eq!(rows(&db, "sentry_organizationonboardingtask"), before + 1);
+    assert_eq!(rows(&db, "sentry_featureadoption"), 1);
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
 }

@@ -1,5 +1,6 @@
 //! E4: control outbox receivers by category, tombstones, region cache purges, coalescing.
 
+use ::signals::outbox::Drained;
 use rusqlite::params;
 
 use super::{fresh, installed, rows};
@@ -31,6 +32,11 @@ fn integration(ctx: &Context, db: &Db, updates: &[&str]) -> Integration {
     .unwrap()
 }
 
+/// Everything the outbox holds, delivered by a worker, as the post-upgrade receiver does.
+fn drain(ctx: &Context, db: &Db) -> Drained {
+    db.worker(ctx).unwrap().drain_once().unwrap()
+}
+
 fn tombstones(db: &Db, region: &str, table: &str, id: i64) -> i64 {
     db.transaction(|tx| {
         Ok(tx.conn().query_row(
@@ -48,34 +54,32 @@ fn three_updates_then_one_drain_deliver_the_newest_row_once_per_region() {
     let (ctx, db) = fresh();
     integration(&ctx, &db, &["one", "two", "three"]);
     assert_eq!(
-        rows(&db, "sentry_controloutbox"),
+        rows(&db, "signals_outbox_message"),
         6,
         "three updates, two regions"
     );
-    let report = outbox::drain(&ctx, &db, None).unwrap();
-    assert_eq!(report.delivered.len(), 2);
-    for delivery in &report.delivered {
-        assert_eq!(delivery.payload, "three");
-        assert_eq!(delivery.rows, 3);
-        assert_eq!(
-            delivery.receivers,
-            ["sentry::receivers::outbox::control::process_integration_updates"]
-        );
-    }
-    assert_eq!(rows(&db, "sentry_controloutbox"), 0);
+    let drained = drain(&ctx, &db);
+    assert_eq!((drained.delivered, drained.removed), (2, 6));
+    let id = 1;
+    assert_eq!(
+        ctx.console.lines(),
+        ["eu", "us"].map(|region| format!(
+            "· integration {id} (three) is current in {region}: payload three, the newest of 3 message(s)"
+        ))
+    );
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
 }
 
 #[test]
 fn deleting_an_integration_tombstones_it_in_each_region() {
     let (ctx, db) = fresh();
     let integration = integration(&ctx, &db, &["one"]);
-    outbox::drain(&ctx, &db, None).unwrap();
+    drain(&ctx, &db);
     db.transaction(|tx| {
         outbox::delete_replicated(&ctx, tx, &integration, OutboxCategory::IntegrationUpdate)
     })
     .unwrap();
-    let report = outbox::drain(&ctx, &db, None).unwrap();
-    assert_eq!(report.delivered.len(), 2);
+    assert_eq!(drain(&ctx, &db).delivered, 2);
     let id = integration.id.unwrap();
     assert_eq!(tombstones(&db, "eu", "sentry_integration", id), 1);
     assert_eq!(tombstones(&db, "us", "sentry_integration", id), 1);
@@ -132,18 +136,23 @@ fn a_sentry_app_update_purges_the_region_installations_and_the_application_key()
         ctx.cache
             .set(region, &installation_key(us_install), "us install");
     }
-    outbox::drain(&ctx, &db, Some("eu")).unwrap();
-    assert!(!ctx.cache.contains("eu", &application_key));
-    assert!(!ctx.cache.contains("eu", &installation_key(eu_install)));
-    assert!(
-        ctx.cache.contains("eu", &installation_key(us_install)),
-        "its org lives in us"
-    );
-    assert!(
-        ctx.cache.contains("us", &application_key),
-        "the us row was not drained"
-    );
-    assert!(ctx.cache.contains("us", &installation_key(us_install)));
+    // One delivery per region, each purging its own region's cache of the installations of
+    // the organisations that live there.
+    assert_eq!(drain(&ctx, &db).delivered, 2);
+    for (region, own, other) in [
+        ("eu", eu_install, us_install),
+        ("us", us_install, eu_install),
+    ] {
+        assert!(!ctx.cache.contains(region, &application_key), "{region}");
+        assert!(
+            !ctx.cache.contains(region, &installation_key(own)),
+            "{region}"
+        );
+        assert!(
+            ctx.cache.contains(region, &installation_key(other)),
+            "{region}: the other installation's org lives in the other region"
+        );
+    }
 }
 
 #[test]
@@ -160,11 +169,9 @@ fn a_category_without_receiver_is_drained_and_deleted() {
         )
     })
     .unwrap();
-    let report = outbox::drain(&ctx, &db, None).unwrap();
-    assert_eq!(report.delivered.len(), 2);
-    assert!(report.delivered.iter().all(|d| d.receivers.is_empty()));
-    assert!(report.failed.is_empty());
-    assert_eq!(rows(&db, "sentry_controloutbox"), 0);
+    let drained = drain(&ctx, &db);
+    assert_eq!((drained.delivered, drained.failed), (2, 0));
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
 }
 
 #[test]
@@ -190,7 +197,7 @@ fn writing_a_category_into_the_wrong_scope_fails_at_enqueue() {
             given: OutboxScope::App,
         }
     ));
-    assert_eq!(rows(&db, "sentry_controloutbox"), 0);
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
 }
 
 #[test]
@@ -212,6 +219,6 @@ fn a_rolled_back_transaction_leaves_no_outbox_row() {
         Err(AppError::Validation("changed my mind".into()))
     });
     assert!(result.is_err());
-    assert_eq!(rows(&db, "sentry_controloutbox"), 0);
+    assert_eq!(rows(&db, "signals_outbox_message"), 0);
     assert_eq!(rows(&db, "sentry_integration"), 0);
 }

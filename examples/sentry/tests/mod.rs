@@ -22,7 +22,7 @@ use crate::signals::SiloMode;
 fn fresh() -> (Context, Db) {
     (
         Context::new(Settings::default(), &[]),
-        Db::in_memory().unwrap(),
+        Db::temporary().unwrap(),
     )
 }
 
@@ -261,13 +261,42 @@ fn help_is_an_option_not_an_error() {
     assert!(crate::Options::parse(["--bogus"].map(String::from).into_iter()).is_err());
 }
 
+/// `outbox status | retry | worker` read their database from `--db`, before or after them;
+/// a retry's target is its message id or its shard, as `status` prints it.
+#[test]
+fn outbox_commands_parse_their_target_and_database() {
+    let parse = |args: &[&str]| crate::Options::parse(args.iter().map(|a| (*a).to_owned()));
+    let options = parse(&["outbox", "status", "--db", "a.db"]).unwrap();
+    assert_eq!(options.outbox, Some(crate::OutboxCommand::Status));
+    assert_eq!(options.db.as_deref(), Some(std::path::Path::new("a.db")));
+    let options = parse(&[
+        "--db",
+        "a.db",
+        "outbox",
+        "retry",
+        "first_event_received",
+        "Organization/1",
+    ])
+    .unwrap();
+    assert_eq!(
+        options.outbox,
+        Some(crate::OutboxCommand::Retry(
+            "first_event_received Organization/1".into()
+        ))
+    );
+    assert_eq!(options.db.as_deref(), Some(std::path::Path::new("a.db")));
+    assert!(parse(&["outbox", "retry", "--db", "a.db"]).is_err());
+    assert!(parse(&["outbox", "vacuum"]).is_err());
+}
+
 /// The run opens with the wiring as a compact tree, one line per receiver.
 #[test]
 fn the_wiring_tree_lists_each_signal_and_its_receivers() {
     let tree = crate::wiring_tree(&::signals::registry());
+    // 19 receivers of the application, and E3's abort test's.
     assert!(
         tree.starts_with(
-            "# The wiring: 12 signals, 19 receivers (--mermaid or --dot to draw it)\n"
+            "# The wiring: 12 signals, 20 receivers (--mermaid or --dot to draw it)\n"
         ),
         "{tree}"
     );
@@ -290,10 +319,10 @@ fn the_wiring_tree_lists_each_signal_and_its_receivers() {
 #[test]
 fn the_trace_of_an_upgrade_reads_in_run_order() {
     let ctx = Context {
-        console: crate::context::Console::printing(),
+        console: std::sync::Arc::new(crate::context::Console::printing()),
         ..Context::new(Settings::default(), &[])
     };
-    let db = Db::in_memory().unwrap();
+    let db = Db::temporary().unwrap();
     let printed = crate::out::capture(|| {
         with_subscriber(crate::trace::Tracer::new(), || {
             actions::upgrade(&ctx, &db, SiloMode::Monolith, false).unwrap();

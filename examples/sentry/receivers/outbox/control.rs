@@ -1,6 +1,7 @@
 //! `outbox/control.py`: receivers of control outbox messages, by category. Each first checks
 //! whether the object still exists; if not, it records a tombstone for the region and stops.
 
+use ::signals::outbox::Delivery;
 use ::signals::receiver;
 use rusqlite::params;
 
@@ -16,16 +17,20 @@ use crate::trace;
 #[receiver(signal = process_control_outbox, sender = OutboxCategory::IntegrationUpdate)]
 fn process_integration_updates(
     object_identifier: i64,
-    region_name: &str,
-    tx: &Tx<'_>,
-    ctx: &Context,
+    payload: &str,
+    delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
-    match maybe_process_tombstone::<Integration>(tx, object_identifier, region_name)? {
+    let ctx: &Context = delivery.state()?;
+    let region_name = delivery.destination();
+    let tx = Tx::lent(delivery.transaction());
+    match maybe_process_tombstone::<Integration>(&tx, object_identifier, region_name)? {
         Some(integration) => trace::note(
             ctx,
             format!(
-                "integration {object_identifier} ({}) is current in {region_name}",
-                integration.name
+                "integration {object_identifier} ({}) is current in {region_name}: \
+                 payload {payload}, the newest of {} message(s)",
+                integration.name,
+                delivery.coalesced()
             ),
         ),
         None => trace::note(
@@ -41,11 +46,12 @@ fn process_integration_updates(
 #[receiver(signal = process_control_outbox, sender = OutboxCategory::SentryAppUpdate)]
 fn process_sentry_app_updates(
     object_identifier: i64,
-    region_name: &str,
-    tx: &Tx<'_>,
-    ctx: &Context,
+    delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
-    let Some(app) = maybe_process_tombstone::<SentryApp>(tx, object_identifier, region_name)?
+    let ctx: &Context = delivery.state()?;
+    let region_name = delivery.destination();
+    let tx = Tx::lent(delivery.transaction());
+    let Some(app) = maybe_process_tombstone::<SentryApp>(&tx, object_identifier, region_name)?
     else {
         return Ok(());
     };

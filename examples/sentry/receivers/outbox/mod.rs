@@ -8,7 +8,6 @@ use ::signals::receiver;
 use crate::context::Context;
 use crate::db::Db;
 use crate::error::AppError;
-use crate::outbox;
 use crate::signals::post_upgrade;
 use crate::trace;
 
@@ -19,13 +18,12 @@ fn run_outbox_replications_for_self_hosted(db: &Db, ctx: &Context) -> Result<(),
     if !ctx.settings.self_hosted {
         return Ok(());
     }
-    let report = outbox::drain(ctx, db, None)?;
+    let drained = db.worker(ctx)?.drain_once()?;
     trace::note(
         ctx,
         format!(
             "outbox drained: {} delivered, {} left for later",
-            report.delivered.len(),
-            report.failed.len()
+            drained.delivered, drained.failed
         ),
     );
     Ok(())
