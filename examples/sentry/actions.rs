@@ -9,10 +9,10 @@ use crate::error::AppError;
 use crate::models::{self, OrganizationMember, Project, Table, User, UserReport, flags};
 use crate::outbox::OutboxScope;
 use crate::projectflags::set_project_flag_and_signal;
+use crate::remote::{self, MemberJoinedArgs, RemoteSignal};
 use crate::signals::{
-    Event, FirstEvent, MemberJoined, ModelName, ProjectArgs, ProjectEvent, SiloMode, Upgrade,
-    event_processed, first_event_received, first_transaction_received, member_joined, post_upgrade,
-    user_feedback_received,
+    Event, FirstEvent, ModelName, ProjectArgs, ProjectEvent, SiloMode, Upgrade, event_processed,
+    first_event_received, first_transaction_received, post_upgrade, user_feedback_received,
 };
 
 /// `sentry upgrade`: the schema is up to date; tell the receivers, with `send`, so that an
@@ -161,18 +161,29 @@ pub(crate) fn join(
             user_id,
             role: role.into(),
         };
-        models::save(ctx, tx, &mut member)?;
-        member_joined.send_robust(
-            &"invite_helper",
-            &MemberJoined {
-                organization_id,
-                user_id,
-                tx,
-                ctx,
-            },
-        );
+        add_member(ctx, tx, &mut member)?;
         Ok(member)
     })
+}
+
+/// Saves `member` and sends `member_joined` to its organisation's silo
+/// (`remote::schedule_signal`): after `tx` commits, or over the outbox.
+pub(crate) fn add_member(
+    ctx: &Context,
+    tx: &crate::db::Tx<'_>,
+    member: &mut OrganizationMember,
+) -> Result<(), AppError> {
+    models::save(ctx, tx, member)?;
+    remote::schedule_signal(
+        ctx,
+        tx,
+        RemoteSignal::MemberJoined,
+        member.organization_id,
+        serde_json::to_value(MemberJoinedArgs {
+            user_id: member.user_id,
+        })
+        .map_err(|error| AppError::Validation(error.to_string()))?,
+    )
 }
 
 /// Changes a member's role; `pre_save` receivers may veto it.

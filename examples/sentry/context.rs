@@ -17,6 +17,18 @@ pub(crate) struct Settings {
     pub(crate) self_hosted: bool,
     /// The regions control-silo writes are replicated to.
     pub(crate) regions: Vec<&'static str>,
+    /// How organisation signals reach their silo (`remote::schedule_signal`).
+    pub(crate) signal_service: SignalService,
+}
+
+/// How `remote::schedule_signal` delivers a signal, by deployment mode (Sentry's
+/// `OnCommitBackedOrganizationSignalService` and `OutboxBackedOrganizationSignalService`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignalService {
+    /// One process: sent locally, once the sender's transaction commits.
+    OnCommit,
+    /// Across silos: a durable `send_signal` message, delivered by the outbox worker.
+    Outbox,
 }
 
 impl Default for Settings {
@@ -25,6 +37,7 @@ impl Default for Settings {
             debug: true,
             self_hosted: true,
             regions: vec!["eu", "us"],
+            signal_service: SignalService::OnCommit,
         }
     }
 }

@@ -2,16 +2,16 @@
 //! the enclosing transaction. The durable signals' outbox lives in the same file, so that a
 //! message commits with the change it describes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 
-use ::signals::outbox::{InTransaction, Outbox, OutboxError, Worker};
+use ::signals::outbox::{InTransaction, Outbox, OutboxBuilder, OutboxError, Worker};
 use rusqlite::{Connection, Params, Transaction, TransactionBehavior};
 
 use crate::context::Context;
 use crate::error::AppError;
-use crate::signals::{first_event_received, process_control_outbox};
+use crate::signals::{first_event_received, process_control_outbox, send_signal};
 
 /// The schema: real tables with the unique constraints the receivers rely on.
 const SCHEMA: &str = "
@@ -103,8 +103,17 @@ impl Db {
     /// the schema.
     #[cfg(test)]
     pub(crate) fn temporary() -> Result<Self, AppError> {
+        Self::temporary_with(|outbox| outbox)
+    }
+
+    /// [`temporary`](Self::temporary), with the outbox's options (its clock) set by `options`.
+    #[cfg(test)]
+    pub(crate) fn temporary_with(
+        options: impl FnOnce(OutboxBuilder) -> OutboxBuilder,
+    ) -> Result<Self, AppError> {
         let directory = tempfile::tempdir().expect("a temporary directory for a test database");
-        let db = Self::open(&directory.path().join("sentry.sqlite3"))?;
+        let path = directory.path().join("sentry.sqlite3");
+        let db = Self::open_with(&path, options(Outbox::builder(&path)))?;
         Ok(Self {
             _directory: Some(directory),
             ..db
@@ -114,6 +123,10 @@ impl Db {
     /// The database in the file at `path`, created with the schema (the application's and the
     /// outbox's) if needed. A file that is read-only, or not a database, is an error naming it.
     pub(crate) fn open(path: &Path) -> Result<Self, AppError> {
+        Self::open_with(path, Outbox::builder(path))
+    }
+
+    fn open_with(path: &Path, outbox: OutboxBuilder) -> Result<Self, AppError> {
         let open = || -> Result<Connection, rusqlite::Error> {
             let conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -134,7 +147,7 @@ impl Db {
                 path: path.to_owned(),
                 source,
             })?;
-        let outbox = Outbox::open(path).map_err(|error| match error {
+        let outbox = outbox.open().map_err(|error| match error {
             OutboxError::Database(source) => AppError::Open {
                 path: path.to_owned(),
                 source,
@@ -160,12 +173,14 @@ impl Db {
         Ok(Worker::new(&self.outbox)?
             .signal(&process_control_outbox)
             .signal(&first_event_received)
+            .signal(&send_signal)
             .state(Arc::new(ctx.clone())))
     }
 
     /// Runs `work` in a transaction: committed if it returns `Ok`, rolled back if it returns
     /// `Err` or panics (a receiver's panic unwinding through it), so that the connection is
-    /// usable again.
+    /// usable again. After a commit, runs what `work` registered with [`Tx::on_commit`], in
+    /// order; the first error stops them and is returned (the transaction stays committed).
     pub(crate) fn transaction<T>(
         &self,
         work: impl FnOnce(&Tx<'_>) -> Result<T, AppError>,
@@ -175,10 +190,14 @@ impl Db {
         let tx = Tx {
             conn: &self.conn,
             savepoints: Cell::new(0),
+            on_commit: Some(RefCell::default()),
         };
         match work(&tx) {
             Ok(value) => {
                 transaction.commit()?;
+                for callback in tx.on_commit.unwrap_or_default().into_inner() {
+                    callback(self)?;
+                }
                 Ok(value)
             }
             Err(error) => {
@@ -206,7 +225,13 @@ impl Db {
 pub(crate) struct Tx<'c> {
     conn: &'c Connection,
     savepoints: Cell<u32>,
+    /// What runs after the commit; `None` in a transaction the outbox lent, which the
+    /// application does not commit.
+    on_commit: Option<RefCell<Vec<OnCommit>>>,
 }
+
+/// Work for after a commit (Django's `transaction.on_commit`), given the database.
+type OnCommit = Box<dyn FnOnce(&Db) -> Result<(), AppError>>;
 
 impl<'c> Tx<'c> {
     /// The transaction a durable signal's delivery lends its receivers (`Delivery::transaction`):
@@ -216,7 +241,30 @@ impl<'c> Tx<'c> {
         Self {
             conn,
             savepoints: Cell::new(0),
+            on_commit: None,
         }
+    }
+
+    /// Runs `callback` after this transaction commits, and never if it rolls back (Django's
+    /// `transaction.on_commit`).
+    ///
+    /// # Errors
+    ///
+    /// In a transaction the outbox lent (a durable delivery's), whose commit the application
+    /// does not see: write a durable message there instead.
+    pub(crate) fn on_commit(
+        &self,
+        callback: impl FnOnce(&Db) -> Result<(), AppError> + 'static,
+    ) -> Result<(), AppError> {
+        let callbacks = self.on_commit.as_ref().ok_or_else(|| {
+            AppError::Validation(
+                "on_commit in a durable delivery's transaction, whose commit the outbox makes: \
+                 enqueue a durable message instead"
+                    .into(),
+            )
+        })?;
+        callbacks.borrow_mut().push(Box::new(callback));
+        Ok(())
     }
 
     /// The connection, for queries.

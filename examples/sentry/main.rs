@@ -23,6 +23,7 @@ mod out;
 mod outbox;
 mod projectflags;
 mod receivers;
+mod remote;
 mod signals;
 #[cfg(test)]
 mod tests;
@@ -31,7 +32,7 @@ mod trace;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::context::{Console, Context, Settings};
+use crate::context::{Console, Context, Settings, SignalService};
 use crate::db::{Db, TABLES};
 use crate::error::AppError;
 use crate::models::{Integration, Project, SentryApp, SentryAppInstallation, User};
@@ -485,8 +486,31 @@ fn members(ctx: &Context, db: &Db, ada: i64) -> Result<(), AppError> {
     step(
         ctx,
         db,
-        "9. Ada joins organisation `sentry` as a member",
+        "9. Ada joins organisation `sentry` as a member: member_joined is sent once it commits",
         || actions::join(ctx, db, 1, ada, "member"),
+    )?;
+    // The same, from a silo other than the organisation's: over the outbox.
+    let control = Context {
+        settings: Settings {
+            signal_service: SignalService::Outbox,
+            ..ctx.settings.clone()
+        },
+        ..ctx.clone()
+    };
+    step(
+        ctx,
+        db,
+        "9b. Grace signs up and joins `sentry` from the control silo: member_joined crosses over the outbox",
+        || {
+            let grace = actions::sign_up(ctx, db, "grace@example.com", "Grace")?;
+            actions::join(&control, db, 1, grace.id.expect("saved"), "member")?;
+            let drained = db.worker(ctx)?.drain_once()?;
+            ctx.console.line(format!(
+                "{} delivered in the organisation's silo",
+                drained.delivered
+            ));
+            Ok(())
+        },
     )?;
     let vetoed = step(
         ctx,

@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::db::{Db, Tx};
 use crate::models::{Model, Project};
 use crate::outbox::OutboxCategory;
+use crate::remote::RemoteSignal;
 
 /// Which silo a process runs as: the sender of `post_upgrade`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +139,14 @@ pub(crate) struct FirstEvent {
     pub(crate) platform: Option<String>,
 }
 
+/// `send_signal`'s stored arguments: the organisation, whose silo sends the signal, and the
+/// signal's own arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SignalCall {
+    pub(crate) organization_id: i64,
+    pub(crate) arguments: serde_json::Value,
+}
+
 /// A control outbox message's stored arguments; the region it is for is its delivery's
 /// destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,11 +175,15 @@ signal! {
     pub(crate) static first_transaction_received: Signal<ProjectArgs<'_>, sender = type M>;
     /// Sent when a project is created, by the code that created it, with `send_robust`.
     pub(crate) static project_created: Signal<ProjectArgs<'_>, sender = &'static str>;
-    /// Sent when a user joins an organisation, with `send_robust`.
+    /// Sent when a user joins an organisation, in its silo (`remote::schedule_signal`), with
+    /// `send_robust`.
     pub(crate) static member_joined: Signal<MemberJoined<'_>, sender = &'static str>;
     /// Sent when a user leaves feedback on an event, with `send_robust`.
     pub(crate) static user_feedback_received: Signal<ProjectArgs<'_>, sender = type M>;
     /// Enqueued by control-silo writes, one message per region, by category; delivered by the
     /// outbox worker: an `Err` leaves the message for a retry.
     pub(crate) static process_control_outbox: durable Signal<ControlMessage, sender = OutboxCategory>;
+    /// Enqueued by `remote::schedule_signal` across silos, by the signal to send; delivered in
+    /// the organisation's silo, which sends it there.
+    pub(crate) static send_signal: durable Signal<SignalCall, sender = RemoteSignal>;
 }

@@ -5,6 +5,8 @@ mod e1_user_email;
 mod e2_post_upgrade;
 mod e3_onboarding;
 mod e4_outbox;
+mod e5_outbox_retry;
+mod e6_signal_over_outbox;
 mod e7_owners;
 
 use std::cell::{Cell, RefCell};
@@ -293,10 +295,10 @@ fn outbox_commands_parse_their_target_and_database() {
 #[test]
 fn the_wiring_tree_lists_each_signal_and_its_receivers() {
     let tree = crate::wiring_tree(&::signals::registry());
-    // 19 receivers of the application, and E3's abort test's.
+    // 20 receivers of the application, and E3's abort test's.
     assert!(
         tree.starts_with(
-            "# The wiring: 12 signals, 20 receivers (--mermaid or --dot to draw it)\n"
+            "# The wiring: 13 signals, 21 receivers (--mermaid or --dot to draw it)\n"
         ),
         "{tree}"
     );

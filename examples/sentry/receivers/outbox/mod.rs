@@ -1,7 +1,9 @@
-//! Outbox receivers: `control` handles the control outbox's categories; this module drains the
-//! outbox synchronously after an upgrade, on any silo.
+//! Outbox receivers: `control` handles the control outbox's categories, `region` the signals
+//! sent to an organisation's silo; this module drains the outbox synchronously after an
+//! upgrade, on any silo.
 
 mod control;
+mod region;
 
 use ::signals::receiver;
 
