@@ -274,7 +274,9 @@ impl Worker {
         self.stopper.clone()
     }
 
-    /// Drains until stopped: everything due, then again every poll interval. A drain that
+    /// Drains until stopped by its [`Stopper`] (from another thread, or from a Ctrl-C or
+    /// SIGTERM handler: `ctrlc::set_handler(move || stopper.stop())`, as the example's
+    /// `outbox worker` does): everything due, then again every poll interval. A drain that
     /// fails (the database is locked or gone, a receiver ended its transaction) is logged as
     /// `outbox.worker_error` and tried again, waiting twice as long each time, up to a minute.
     ///
