@@ -43,7 +43,7 @@ pub(crate) fn schedule_signal(
                     &signal,
                     &SignalCall {
                         organization_id,
-                        arguments: args,
+                        args,
                     },
                 )
                 .shard(OutboxScope::Organization, organization_id)

@@ -144,7 +144,7 @@ pub(crate) struct FirstEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SignalCall {
     pub(crate) organization_id: i64,
-    pub(crate) arguments: serde_json::Value,
+    pub(crate) args: serde_json::Value,
 }
 
 /// A control outbox message's stored arguments; the region it is for is its delivery's

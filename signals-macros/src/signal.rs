@@ -171,7 +171,7 @@ impl<'a> Expansion<'a> {
                     payload: &#lifetime #args,
                     delivery: &#lifetime #outbox::Delivery<#lifetime>,
                 ) -> #outbox::Delivered<#lifetime, #args> {
-                    #outbox::Delivered { args: payload, delivery }
+                    #outbox::Delivered::new(payload, delivery)
                 }
             }
         }

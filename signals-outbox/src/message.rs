@@ -42,7 +42,7 @@ pub type MessageId = i64;
 /// impl DurableSignature for MemberJoinedSignal {
 ///     type Payload = MemberJoined;
 ///     fn delivered<'a>(payload: &'a MemberJoined, delivery: &'a Delivery<'a>) -> Delivered<'a, MemberJoined> {
-///         Delivered { args: payload, delivery }
+///         Delivered::new(payload, delivery)
 ///     }
 /// }
 ///
@@ -60,12 +60,27 @@ pub trait DurableSignature: Signature<Output = (), Sender: Serialize + Deseriali
 
 /// What a durable signal's receivers are called with: the stored arguments, whose fields they
 /// take by name (through `Deref`), and the [`Delivery`], which a receiver takes as a parameter
-/// named `delivery`.
+/// named `delivery` (so a payload field named `delivery` cannot be taken by name).
 pub struct Delivered<'a, A> {
-    /// The stored arguments.
-    pub args: &'a A,
+    /// The stored arguments: private, so that a payload field of any other name (`args`
+    /// included) is what a receiver parameter of that name takes.
+    args: &'a A,
     /// This delivery: its message id, attempt and transaction.
     pub delivery: &'a Delivery<'a>,
+}
+
+impl<'a, A> Delivered<'a, A> {
+    /// The arguments of a delivery: what [`DurableSignature::delivered`] returns.
+    #[must_use]
+    pub fn new(args: &'a A, delivery: &'a Delivery<'a>) -> Self {
+        Self { args, delivery }
+    }
+
+    /// The stored arguments, whole.
+    #[must_use]
+    pub fn args(&self) -> &'a A {
+        self.args
+    }
 }
 
 impl<A> Deref for Delivered<'_, A> {

@@ -30,6 +30,28 @@ pub enum Scope {
     Organization,
 }
 
+/// A payload whose field is named as `Delivered`'s own (private) one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    pub args: Vec<i64>,
+    pub test: String,
+}
+
+signal! {
+    pub static called: durable Signal<Call, sender = Category>;
+}
+
+#[receiver(signal = called, sender = Category::MemberUpdate)]
+fn record_call(args: &[i64], test: &str, delivery: &Delivery<'_>) {
+    SEEN.lock().unwrap().push((
+        test.to_owned(),
+        args.iter().sum(),
+        0,
+        delivery.attempt(),
+        delivery.message_id(),
+    ));
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     pub object: i64,
@@ -821,4 +843,29 @@ fn state_is_lent_to_receivers_by_type_and_its_absence_is_a_failure_that_keeps_th
     let drained = fx.worker().state(tally.clone()).drain_once().unwrap();
     assert_eq!(drained.delivered, 1);
     assert_eq!(tally.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_payload_field_named_args_is_taken_by_name() {
+    let mut fx = Fixture::new("args-field");
+    let tx = fx.conn.transaction().unwrap();
+    let call = Call {
+        args: vec![2, 3],
+        test: "args-field".into(),
+    };
+    let id = called
+        .enqueue(&tx, &Category::MemberUpdate, &call)
+        .write()
+        .unwrap()
+        .ids()
+        .next()
+        .unwrap();
+    tx.commit().unwrap();
+    let drained = Worker::new(&fx.outbox)
+        .unwrap()
+        .signal(&called)
+        .drain_once()
+        .unwrap();
+    assert_eq!(drained.delivered, 1);
+    assert_eq!(seen(fx.test), [(5, 0, 1, id)]);
 }

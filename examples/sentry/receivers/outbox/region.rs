@@ -15,16 +15,10 @@ use crate::signals::send_signal;
 #[receiver(signal = send_signal, sender = RemoteSignal::MemberJoined)]
 fn process_member_joined(
     organization_id: i64,
-    arguments: &serde_json::Value,
+    args: &serde_json::Value,
     delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
     let ctx: &Context = delivery.state()?;
     let tx = Tx::lent(delivery.transaction());
-    remote::send_locally(
-        ctx,
-        &tx,
-        RemoteSignal::MemberJoined,
-        organization_id,
-        arguments,
-    )
+    remote::send_locally(ctx, &tx, RemoteSignal::MemberJoined, organization_id, args)
 }
