@@ -384,8 +384,8 @@ impl Outbox {
         let message = conn
             .query_row(
                 concat!(
-                    "SELECT m.signal, m.destination, m.scope, m.shard, m.category, m.attempts,
-                            m.last_error, s.due_at, s.last_error,
+                    "SELECT m.signal, m.destination, m.scope, m.shard, m.category,
+                            coalesce(s.attempts, 0), m.last_error, s.due_at, s.last_error,
                             (SELECT min(id) FROM signals_outbox_message h
                              WHERE h.signal = m.signal AND h.destination = m.destination
                                AND h.scope = m.scope AND h.shard = m.shard)

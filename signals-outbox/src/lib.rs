@@ -175,7 +175,10 @@ impl Outbox {
     /// the operating system drew at random for this outbox.
     pub(crate) fn token(&self) -> i64 {
         let count = self.inner.tokens.fetch_add(1, Ordering::Relaxed);
-        i64::from_ne_bytes(self.inner.keys.hash_one(count).to_ne_bytes())
+        match i64::from_ne_bytes(self.inner.keys.hash_one(count).to_ne_bytes()) {
+            0 => 1, // 0 marks a released claim
+            token => token,
+        }
     }
 }
 

@@ -72,6 +72,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (table_name, object)
     );
     ",
+    // 3: a shard counts the attempts at its head group (claims since its last success), so
+    // that a claim writes one shard row rather than every message it claims; and the shard
+    // table is keyed by its primary key alone (WITHOUT ROWID): a claim and its settling write
+    // one b-tree, not a table and its index.
+    "
+    CREATE TABLE signals_outbox_shard_v3 (
+        signal      TEXT    NOT NULL,
+        destination TEXT    NOT NULL,
+        scope       TEXT    NOT NULL,
+        shard       INTEGER NOT NULL,
+        due_at      INTEGER NOT NULL,   -- not tried again before (ms)
+        delay_ms    INTEGER NOT NULL,   -- the backoff charged at the last claim
+        claim       INTEGER NOT NULL,   -- the token of the last claim (0: released): its fence
+        attempts    INTEGER NOT NULL,   -- claims of the head group since the last success
+        failures    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        PRIMARY KEY (signal, destination, scope, shard)
+    ) WITHOUT ROWID;
+    INSERT INTO signals_outbox_shard_v3
+        (signal, destination, scope, shard, due_at, delay_ms, claim, attempts, failures, last_error)
+    SELECT s.signal, s.destination, s.scope, s.shard, s.due_at, s.delay_ms, s.claim,
+           coalesce((SELECT max(m.attempts) FROM signals_outbox_message m
+                     WHERE m.signal = s.signal AND m.destination = s.destination
+                       AND m.scope = s.scope AND m.shard = s.shard), 0),
+           s.failures, s.last_error
+    FROM signals_outbox_shard s;
+    DROP TABLE signals_outbox_shard;
+    ALTER TABLE signals_outbox_shard_v3 RENAME TO signals_outbox_shard;
+    ",
 ];
 
 /// The newest schema version this crate knows.

@@ -3,6 +3,8 @@
 //! operators' reads and pauses (`admin.rs`) use the same tables and share `shard_state!` and
 //! `shard_at` from here.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::message::{MessageId, Shard};
@@ -35,7 +37,6 @@ pub(crate) struct Row {
     pub(crate) category: String,
     pub(crate) object: Option<i64>,
     pub(crate) payload: String,
-    pub(crate) attempts: u32,
 }
 
 /// Writes one message; returns its id.
@@ -63,116 +64,242 @@ pub(crate) fn insert(
     Ok(conn.last_insert_rowid())
 }
 
-/// The shards of `signal` with a message at or below `up_to` that are due at `now`, oldest
-/// head first, at most `limit`; each with its head message's id.
-pub(crate) fn due_shards(
-    conn: &Connection,
-    signal: &str,
-    only: Option<&Shard>,
-    up_to: MessageId,
-    now: i64,
-    limit: usize,
-) -> rusqlite::Result<Vec<(Shard, MessageId)>> {
-    let mut statement = conn.prepare_cached(concat!(
-        "SELECT m.signal, m.destination, m.scope, m.shard, MIN(m.id)
-         FROM signals_outbox_message m",
-        shard_state!(),
-        "WHERE m.signal = ?1 AND m.id <= ?2 AND (s.due_at IS NULL OR s.due_at <= ?3)
-           AND (?4 IS NULL OR (m.destination = ?4 AND m.scope = ?5 AND m.shard = ?6))
-           AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
-                           WHERE p.signal = m.signal AND p.kind = 'shard'
-                             AND p.key = m.scope || '/' || m.shard)
-         GROUP BY m.signal, m.destination, m.scope, m.shard
-         ORDER BY MIN(m.id)
-         LIMIT ?7",
-    ))?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = statement.query_map(
-        params![
-            signal,
-            up_to,
-            now,
-            only.map(|shard| &shard.destination),
-            only.map(|shard| &shard.scope),
-            only.map(|shard| shard.id),
-            limit
-        ],
-        |row| Ok((shard_at(row, 0)?, row.get(4)?)),
-    )?;
-    rows.collect()
+/// A shard's head: its oldest message.
+pub(crate) struct Head {
+    pub(crate) shard: Shard,
+    pub(crate) row: Row,
 }
 
-/// Whether `category` of `signal` is paused.
-pub(crate) fn category_paused(
-    conn: &Connection,
-    signal: &str,
-    category: &str,
-) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM signals_outbox_pause
-                        WHERE signal = ?1 AND kind = 'category' AND key = ?2)",
-    )?
-    .query_row(params![signal, category], |row| row.get(0))
+/// A shard's delivery state, kept while it has failed or been claimed since its last success.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardState {
+    /// Not tried again before (ms since the epoch).
+    pub(crate) due_at: i64,
+    /// The backoff charged at its last claim (ms).
+    pub(crate) delay_ms: i64,
+    /// The attempts at its head group: claims since its last success.
+    pub(crate) attempts: u32,
 }
 
-/// The group a shard's head message leads: the head and, when it names an object, every
-/// message of its shard with the same sender and object, oldest first.
-pub(crate) fn group(
+/// The delivery states of `signal`'s shards (those that failed or were claimed since their last
+/// success: few, while deliveries succeed), read once per round.
+pub(crate) fn states(
     conn: &Connection,
-    shard: &Shard,
-    head: MessageId,
-) -> rusqlite::Result<Vec<Row>> {
+    signal: &str,
+) -> rusqlite::Result<HashMap<Shard, ShardState>> {
     let mut statement = conn.prepare_cached(
-        "SELECT m.id, m.category, m.object, m.payload, m.attempts
-         FROM signals_outbox_message h
-         JOIN signals_outbox_message m
-           ON m.id = h.id
-           OR (h.object IS NOT NULL AND m.signal = h.signal AND m.destination = h.destination
-               AND m.scope = h.scope AND m.shard = h.shard AND m.category = h.category
-               AND m.object = h.object)
-         WHERE h.id = ?1 AND h.signal = ?2
-         ORDER BY m.id",
+        "SELECT signal, destination, scope, shard, due_at, delay_ms, attempts
+         FROM signals_outbox_shard WHERE signal = ?1",
     )?;
-    let rows = statement.query_map(params![head, shard.signal], |row| {
-        Ok(Row {
-            id: row.get(0)?,
-            category: row.get(1)?,
-            object: row.get(2)?,
-            payload: row.get(3)?,
-            attempts: row.get(4)?,
-        })
+    let rows = statement.query_map([signal], |row| {
+        Ok((
+            shard_at(row, 0)?,
+            ShardState {
+                due_at: row.get(4)?,
+                delay_ms: row.get(5)?,
+                attempts: row.get(6)?,
+            },
+        ))
     })?;
     rows.collect()
 }
 
-/// Charges an attempt to each of `ids`.
-pub(crate) fn charge(conn: &Connection, ids: &[MessageId]) -> rusqlite::Result<()> {
-    let mut statement = conn.prepare_cached(
-        "UPDATE signals_outbox_message SET attempts = attempts + 1 WHERE id = ?1",
-    )?;
-    for id in ids {
-        statement.execute([id])?;
-    }
-    Ok(())
+/// The message columns a head or group is read with, from column `first`.
+fn row_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: row.get(first)?,
+        category: row.get(first + 1)?,
+        object: row.get(first + 2)?,
+        payload: row.get(first + 3)?,
+    })
 }
 
-/// The backoff charged at the shard's last claim, in ms (0 if it has no state).
-pub(crate) fn delay(conn: &Connection, shard: &Shard) -> rusqlite::Result<i64> {
+/// The first shard of `signal` after `after` in key order (destination, scope, id), or the
+/// first of all without `after`, with its head. Index seeks in the
+/// `(signal, destination, scope, shard, id)` index, however many messages wait: the worker
+/// walks the shards with it instead of reading every message.
+///
+/// The next shard in the same destination and scope is one seek; only past the last of those
+/// does it look in the next scope, then the next destination. (A row value comparison,
+/// `(destination, scope, shard) > (?, ?, ?)`, would be one statement, but SQLite seeks on its
+/// first column only and reads every message of the rest.)
+pub(crate) fn next_head(
+    conn: &Connection,
+    signal: &str,
+    after: Option<&Shard>,
+) -> rusqlite::Result<Option<Head>> {
+    macro_rules! head_where {
+        ($condition:literal, $order:literal) => {
+            concat!(
+                "SELECT destination, scope, shard, id, category, object, payload
+                 FROM signals_outbox_message WHERE signal = ?1 ",
+                $condition,
+                " ORDER BY ",
+                $order,
+                " LIMIT 1"
+            )
+        };
+    }
+    let read = |row: &rusqlite::Row<'_>| {
+        Ok(Head {
+            shard: Shard {
+                signal: signal.to_owned(),
+                destination: row.get(0)?,
+                scope: row.get(1)?,
+                id: row.get(2)?,
+            },
+            row: row_at(row, 3)?,
+        })
+    };
+    let Some(after) = after else {
+        return conn
+            .prepare_cached(head_where!("", "destination, scope, shard, id"))?
+            .query_row([signal], read)
+            .optional();
+    };
+    let (destination, scope) = (&after.destination, &after.scope);
+    let in_scope = head_where!(
+        "AND destination = ?2 AND scope = ?3 AND shard > ?4",
+        "shard, id"
+    );
+    let in_destination = head_where!("AND destination = ?2 AND scope > ?3", "scope, shard, id");
+    let beyond = head_where!("AND destination > ?2", "destination, scope, shard, id");
+    if let Some(head) = conn
+        .prepare_cached(in_scope)?
+        .query_row(params![signal, destination, scope, after.id], read)
+        .optional()?
+    {
+        return Ok(Some(head));
+    }
+    if let Some(head) = conn
+        .prepare_cached(in_destination)?
+        .query_row(params![signal, destination, scope], read)
+        .optional()?
+    {
+        return Ok(Some(head));
+    }
+    conn.prepare_cached(beyond)?
+        .query_row(params![signal, destination], read)
+        .optional()
+}
+
+/// The head of `shard`, if it has messages.
+pub(crate) fn head(conn: &Connection, shard: &Shard) -> rusqlite::Result<Option<Head>> {
     conn.prepare_cached(
-        "SELECT delay_ms FROM signals_outbox_shard
-         WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
+        "SELECT id, category, object, payload FROM signals_outbox_message
+         WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4
+         ORDER BY id LIMIT 1",
     )?
     .query_row(
         params![shard.signal, shard.destination, shard.scope, shard.id],
-        |row| row.get(0),
+        |row| {
+            Ok(Head {
+                shard: shard.clone(),
+                row: row_at(row, 0)?,
+            })
+        },
     )
     .optional()
-    .map(Option::unwrap_or_default)
 }
 
-/// Claims `shard` with `token`: it is not due again before `now + delay_ms`, as if the delivery
-/// had failed already ("proof of failure by remaining"): a delivery that succeeds removes the
-/// state, one that fails or never reports keeps the backoff.
+/// What is paused of `signal`: its categories (as stored) and its shards (`scope/id`).
+#[derive(Debug, Default)]
+pub(crate) struct Paused {
+    categories: HashSet<String>,
+    shards: HashSet<String>,
+}
+
+impl Paused {
+    /// Reads the pauses of `signal`.
+    pub(crate) fn of(conn: &Connection, signal: &str) -> rusqlite::Result<Self> {
+        let mut paused = Self::default();
+        let mut statement =
+            conn.prepare_cached("SELECT kind, key FROM signals_outbox_pause WHERE signal = ?1")?;
+        let mut rows = statement.query([signal])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(1)?;
+            match row.get_ref(0)?.as_str()? {
+                "category" => paused.categories.insert(key),
+                _ => paused.shards.insert(key),
+            };
+        }
+        Ok(paused)
+    }
+
+    pub(crate) fn category(&self, category: &str) -> bool {
+        self.categories.contains(category)
+    }
+
+    pub(crate) fn shard(&self, shard: &Shard) -> bool {
+        !self.shards.is_empty()
+            && self
+                .shards
+                .contains(&format!("{}/{}", shard.scope, shard.id))
+    }
+}
+
+/// The group a shard's head message leads: the ids of the head and, when it names an object,
+/// of every message of its shard with the same sender and object, oldest first; and the newest
+/// of them, whose arguments stand for the group. Without newer messages about its object (the
+/// common case), one seek in the coalescing index, which holds the ids.
+pub(crate) fn group(conn: &Connection, head: &Head) -> rusqlite::Result<(Vec<MessageId>, Row)> {
+    let row = &head.row;
+    let Some(object) = row.object else {
+        return Ok((vec![row.id], row.clone()));
+    };
+    let shard = &head.shard;
+    let mut statement = conn.prepare_cached(
+        "SELECT id FROM signals_outbox_message
+         WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4
+           AND category = ?5 AND object = ?6 AND id > ?7
+         ORDER BY id",
+    )?;
+    let mut ids = vec![row.id];
+    for id in statement.query_map(
+        params![
+            shard.signal,
+            shard.destination,
+            shard.scope,
+            shard.id,
+            row.category,
+            object,
+            row.id
+        ],
+        |row| row.get(0),
+    )? {
+        ids.push(id?);
+    }
+    let newest = *ids.last().expect("the head is in its group");
+    if newest == row.id {
+        return Ok((ids, row.clone()));
+    }
+    let newest = conn
+        .prepare_cached(
+            "SELECT id, category, object, payload FROM signals_outbox_message WHERE id = ?1",
+        )?
+        .query_row([newest], |row| row_at(row, 0))?;
+    Ok((ids, newest))
+}
+
+/// `ids` as one statement parameter: a JSON array, which `json_each(?)` reads back, so that a
+/// round's messages are removed by one statement.
+fn id_list(ids: &[MessageId]) -> String {
+    let mut list = String::with_capacity(ids.len() * 8 + 2);
+    list.push('[');
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            list.push(',');
+        }
+        list.push_str(&id.to_string());
+    }
+    list.push(']');
+    list
+}
+
+/// Claims `shard` with `token`, charging its head group an attempt: it is not due again before
+/// `now + delay_ms`, as if the delivery had failed already ("proof of failure by remaining"): a
+/// delivery that succeeds removes the state, one that fails or never reports keeps the backoff
+/// and the attempt.
 pub(crate) fn claim(
     conn: &Connection,
     shard: &Shard,
@@ -181,10 +308,12 @@ pub(crate) fn claim(
     delay_ms: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO signals_outbox_shard (signal, destination, scope, shard, due_at, delay_ms, claim)
-         VALUES (?1, ?2, ?3, ?4, ?5 + ?6, ?6, ?7)
+        "INSERT INTO signals_outbox_shard
+             (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5 + ?6, ?6, ?7, 1)
          ON CONFLICT (signal, destination, scope, shard)
-         DO UPDATE SET due_at = excluded.due_at, delay_ms = excluded.delay_ms, claim = excluded.claim",
+         DO UPDATE SET due_at = excluded.due_at, delay_ms = excluded.delay_ms,
+                       claim = excluded.claim, attempts = attempts + 1",
     )?
     .execute(params![
         shard.signal,
@@ -198,32 +327,30 @@ pub(crate) fn claim(
     Ok(())
 }
 
-/// Whether the shard's last claim is still `token`: the fence a delivery checks before it
-/// settles anything.
-pub(crate) fn holds(conn: &Connection, shard: &Shard, token: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM signals_outbox_shard
-                        WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4
-                          AND claim = ?5)",
-    )?
-    .query_row(
-        params![
-            shard.signal,
-            shard.destination,
-            shard.scope,
-            shard.id,
-            token
-        ],
-        |row| row.get(0),
-    )
+/// The shards whose last claim is still `token`: the fence a delivery checks before it settles
+/// anything (a shard claimed by another worker since is theirs).
+pub(crate) fn held(conn: &Connection, token: i64) -> rusqlite::Result<HashSet<Shard>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT signal, destination, scope, shard FROM signals_outbox_shard WHERE claim = ?1",
+    )?;
+    let rows = statement.query_map([token], |row| shard_at(row, 0))?;
+    rows.collect()
+}
+
+/// Forgets the backoff of the shards still claimed with `token`: those whose delivery
+/// succeeded (a failed one's claim was released by [`failed`]).
+pub(crate) fn settled(conn: &Connection, token: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM signals_outbox_shard WHERE claim = ?1")?
+        .execute([token])?;
+    Ok(())
 }
 
 /// Removes delivered messages.
 pub(crate) fn delete(conn: &Connection, ids: &[MessageId]) -> rusqlite::Result<()> {
-    let mut statement = conn.prepare_cached("DELETE FROM signals_outbox_message WHERE id = ?1")?;
-    for id in ids {
-        statement.execute([id])?;
-    }
+    conn.prepare_cached(
+        "DELETE FROM signals_outbox_message WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([id_list(ids)])?;
     Ok(())
 }
 
@@ -243,7 +370,7 @@ pub(crate) fn succeeded(conn: &Connection, shard: &Shard) -> rusqlite::Result<()
 }
 
 /// Records a failed delivery: the error on its messages and on the shard, which is due again
-/// the backoff charged at its claim after `now`.
+/// the backoff charged at its claim after `now`; releases the claim.
 pub(crate) fn failed(
     conn: &Connection,
     shard: &Shard,
@@ -258,7 +385,7 @@ pub(crate) fn failed(
     }
     conn.prepare_cached(
         "UPDATE signals_outbox_shard
-         SET failures = failures + 1, last_error = ?5, due_at = ?6 + delay_ms
+         SET failures = failures + 1, last_error = ?5, due_at = ?6 + delay_ms, claim = 0
          WHERE signal = ?1 AND destination = ?2 AND scope = ?3 AND shard = ?4",
     )?
     .execute(params![
@@ -272,11 +399,12 @@ pub(crate) fn failed(
     Ok(())
 }
 
-/// Moves messages to the dead letters with `error`: they are not delivered again unless
-/// retried by hand, and no longer hold their shard back.
+/// Moves messages to the dead letters with `error`, after `attempts`: they are not delivered
+/// again unless retried by hand, and no longer hold their shard back.
 pub(crate) fn park(
     conn: &Connection,
     ids: &[MessageId],
+    attempts: u32,
     error: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
@@ -284,12 +412,12 @@ pub(crate) fn park(
         "INSERT INTO signals_outbox_parked
              (id, signal, destination, scope, shard, category, object, payload, attempts, error,
               created_at, parked_at)
-         SELECT id, signal, destination, scope, shard, category, object, payload, attempts, ?2,
+         SELECT id, signal, destination, scope, shard, category, object, payload, ?4, ?2,
                 created_at, ?3
          FROM signals_outbox_message WHERE id = ?1",
     )?;
     for id in ids {
-        copy.execute(params![id, error, now])?;
+        copy.execute(params![id, error, now, attempts])?;
     }
     delete(conn, ids)
 }

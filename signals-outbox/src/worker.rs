@@ -1,16 +1,16 @@
 //! Delivering stored messages: [`Worker`] claims due shards, runs each message's receivers in
 //! a transaction that also removes it, and backs a failing shard off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use signals_core::DurableSignal;
 
 use crate::message::{Delivery, DurableSignature, MessageId, Shard, State};
-use crate::store::{self, Row};
+use crate::store::{self, Head, Paused, Row, ShardState};
 use crate::{Outbox, OutboxError};
 
 /// A durable signal, as a worker delivers it: by name, from stored JSON.
@@ -164,6 +164,8 @@ pub struct Worker {
     poll: Duration,
     stopper: Stopper,
     state: State,
+    /// Per signal, the shard its last claim stopped at: the next goes on from there.
+    cursors: HashMap<&'static str, Option<Shard>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -198,6 +200,7 @@ impl Worker {
             poll: Duration::from_millis(200),
             stopper: Stopper::default(),
             state: State::default(),
+            cursors: HashMap::new(),
         })
     }
 
@@ -333,131 +336,228 @@ impl Worker {
         Ok(drained)
     }
 
+    /// Delivers in rounds of up to `batch` groups (a shard's head and the messages coalesced
+    /// with it). Each round's groups are claimed, charging each an attempt, in a committed
+    /// transaction before any of them is delivered, so that a worker that dies while
+    /// delivering still counts the attempt and the shard waits out its backoff. That claim
+    /// rides in the previous round's delivery transaction: one commit per round.
     fn drain(&mut self, only: Option<&Shard>, up_to: MessageId) -> Result<Drained, OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
         }
         let mut total = Drained::default();
+        let mut claimed: Option<(i64, Vec<Group>)> = None;
         loop {
-            let round = self.round(only, up_to)?;
+            // On a shared borrow of the connection, which the worker alone uses.
+            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+            let mut round = Drained::default();
+            if let Some((token, groups)) = claimed.take() {
+                self.deliver(&tx, token, &groups, &mut round)?;
+                if round.delivered + round.parked == 0 {
+                    // Nothing but failures: they back off; claiming again would find them.
+                    tx.commit()?;
+                    total += round;
+                    return Ok(total);
+                }
+            }
+            let token = self.outbox.token();
+            let mut claim = Claim {
+                tx: &tx,
+                now: self.outbox.now(),
+                cap: self.outbox.max_delay_ms(),
+                token,
+                up_to,
+                max_attempts: self.max_attempts,
+                batch: self.batch,
+                claimed: Vec::new(),
+                drained: &mut round,
+            };
+            claim.round(&self.signals, &mut self.cursors, only)?;
+            let groups = claim.claimed;
+            tx.commit()?;
             total += round;
-            if round.delivered + round.parked == 0 {
+            if groups.is_empty() {
                 return Ok(total);
             }
+            claimed = Some((token, groups));
         }
     }
 
-    /// One round: claims up to `batch` due shards (one group each), then delivers the groups.
-    fn round(&mut self, only: Option<&Shard>, up_to: MessageId) -> Result<Drained, OutboxError> {
-        let mut drained = Drained::default();
-        let token = self.outbox.token();
-        let claimed = self.claim(only, up_to, token, &mut drained)?;
-        if claimed.is_empty() {
-            return Ok(drained);
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for group in &claimed {
-            if !store::holds(&tx, &group.shard, token)? {
+    /// Delivers the groups claimed with `token` in `tx`, each in a savepoint, and settles
+    /// them: removes the delivered messages, backs the failed shards off, parks what failed
+    /// its last attempt.
+    fn deliver(
+        &self,
+        tx: &Connection,
+        token: i64,
+        groups: &[Group],
+        drained: &mut Drained,
+    ) -> Result<(), OutboxError> {
+        let held = store::held(tx, token)?;
+        let mut removed = Vec::new();
+        for group in groups {
+            if !held.contains(&group.shard) {
                 continue; // another worker claimed the shard since: it is theirs now
             }
             let signal = self.signals[group.shard.signal.as_str()];
-            let delivered = deliver_group(&tx, signal, group, &self.state)?;
+            let delivered = deliver_group(tx, signal, group, &self.state)?;
             // Read after the receivers ran: a failure's backoff counts from its end.
             let now = self.outbox.now();
-            let ids = group.ids();
             match delivered {
                 Ok(()) => {
-                    store::delete(&tx, &ids)?;
-                    store::succeeded(&tx, &group.shard)?;
                     drained.delivered += 1;
-                    drained.removed += ids.len();
+                    drained.removed += group.ids.len();
+                    removed.extend_from_slice(&group.ids);
                 }
                 Err(Failure::Undecodable(error)) => {
-                    drained.parked += park(&tx, &group.shard, &ids, &error, now)?;
+                    drained.parked += park(tx, group, &error, now)?;
                 }
                 Err(Failure::Failed(error)) if group.attempt >= self.max_attempts => {
                     let error = format!("gave up after {} attempts: {error}", group.attempt);
-                    drained.parked += park(&tx, &group.shard, &ids, &error, now)?;
+                    drained.parked += park(tx, group, &error, now)?;
                 }
                 Err(Failure::Failed(error)) => {
-                    store::failed(&tx, &group.shard, &ids, &error, now)?;
+                    store::failed(tx, &group.shard, &group.ids, &error, now)?;
                     drained.failed += 1;
                 }
             }
         }
-        tx.commit()?;
-        Ok(drained)
-    }
-
-    /// Claims the head group of each due shard, charging each of its messages an attempt, in a
-    /// transaction of its own: a worker that dies while delivering still counts the attempt,
-    /// and the shard waits out its backoff.
-    fn claim(
-        &mut self,
-        only: Option<&Shard>,
-        up_to: MessageId,
-        token: i64,
-        drained: &mut Drained,
-    ) -> Result<Vec<Group>, OutboxError> {
-        let now = self.outbox.now();
-        let cap = self.outbox.max_delay_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut claimed = Vec::new();
-        for signal in self.signals.keys() {
-            let room = self.batch.saturating_sub(claimed.len());
-            if room == 0 {
-                break;
-            }
-            for (shard, head) in store::due_shards(&tx, signal, only, up_to, now, room)? {
-                let rows = store::group(&tx, &shard, head)?;
-                let Some(first) = rows.first() else { continue };
-                if store::category_paused(&tx, signal, &first.category)? {
-                    continue;
-                }
-                let group = Group::new(shard, rows);
-                if group.attempt >= self.max_attempts {
-                    // Charged as many times as allowed without a report: its worker died
-                    // delivering it each time.
-                    let error = format!(
-                        "gave up after {} attempts that never reported (did the worker crash delivering it?)",
-                        group.attempt
-                    );
-                    drained.parked += park(&tx, &group.shard, &group.ids(), &error, now)?;
-                    continue;
-                }
-                let delay = next_delay(store::delay(&tx, &group.shard)?, cap);
-                store::charge(&tx, &group.ids())?;
-                store::claim(&tx, &group.shard, token, now, delay)?;
-                claimed.push(group.charged());
-            }
-        }
-        tx.commit()?;
-        Ok(claimed)
+        // The round's removals and its succeeded shards, each in one statement.
+        store::delete(tx, &removed)?;
+        store::settled(tx, token)?;
+        Ok(())
     }
 }
 
-/// A claimed group: a shard's head message and those coalesced with it, oldest first, and the
-/// attempt it is on (the most any of its messages was charged).
+/// Visits each shard of `signal` once, in key order, from the one after `cursor` round to
+/// `cursor` itself, until `visit` returns `false`; leaves `cursor` at the last shard visited,
+/// where the next walk goes on. Each step is one index seek: a round costs what it visits,
+/// not what waits, and every shard gets its turn.
+fn walk(
+    tx: &Connection,
+    signal: &str,
+    cursor: &mut Option<Shard>,
+    mut visit: impl FnMut(Head) -> Result<bool, OutboxError>,
+) -> Result<(), OutboxError> {
+    let start = cursor.clone();
+    let mut wrapped = start.is_none();
+    loop {
+        let Some(head) = store::next_head(tx, signal, cursor.as_ref())? else {
+            if wrapped {
+                return Ok(());
+            }
+            wrapped = true;
+            *cursor = None;
+            continue;
+        };
+        if wrapped && start.as_ref().is_some_and(|start| head.shard > *start) {
+            return Ok(()); // round to where it started: every shard was visited
+        }
+        *cursor = Some(head.shard.clone());
+        if !visit(head)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One claim transaction: what it may claim, and what it claimed.
+struct Claim<'t, 'd> {
+    tx: &'t Connection,
+    now: i64,
+    cap: i64,
+    token: i64,
+    up_to: MessageId,
+    max_attempts: u32,
+    batch: usize,
+    claimed: Vec<Group>,
+    drained: &'d mut Drained,
+}
+
+impl Claim<'_, '_> {
+    /// Claims up to `batch` groups of `signals` (of `only`, when it is given; otherwise
+    /// walking each signal's shards from its cursor).
+    fn round(
+        &mut self,
+        signals: &BTreeMap<&'static str, &'static dyn Deliver>,
+        cursors: &mut HashMap<&'static str, Option<Shard>>,
+        only: Option<&Shard>,
+    ) -> Result<(), OutboxError> {
+        for &signal in signals.keys() {
+            if self.claimed.len() >= self.batch {
+                break;
+            }
+            let paused = Paused::of(self.tx, signal)?;
+            let states = store::states(self.tx, signal)?;
+            match only {
+                Some(shard) if shard.signal == signal => {
+                    if let Some(head) = store::head(self.tx, shard)? {
+                        self.consider(head, &paused, &states)?;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let cursor = cursors.entry(signal).or_default();
+                    walk(self.tx, signal, cursor, |head| {
+                        self.consider(head, &paused, &states)
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims the group `head` leads, charging its shard an attempt, if the shard is due and
+    /// not paused, its sender not paused, and `head` within `up_to`; parks the group instead
+    /// when its attempts are used up. Returns whether there is room for more.
+    fn consider(
+        &mut self,
+        head: Head,
+        paused: &Paused,
+        states: &HashMap<Shard, ShardState>,
+    ) -> Result<bool, OutboxError> {
+        let state = states.get(&head.shard).copied();
+        if head.row.id > self.up_to
+            || paused.shard(&head.shard)
+            || paused.category(&head.row.category)
+            || state.is_some_and(|state| state.due_at > self.now)
+        {
+            return Ok(true);
+        }
+        let (ids, newest) = store::group(self.tx, &head)?;
+        let group = Group {
+            shard: head.shard,
+            ids,
+            newest,
+            attempt: state.map_or(0, |state| state.attempts),
+        };
+        if group.attempt >= self.max_attempts {
+            // Charged as many times as allowed without a report: its worker died delivering
+            // it each time.
+            let error = format!(
+                "gave up after {} attempts that never reported (did the worker crash delivering it?)",
+                group.attempt
+            );
+            self.drained.parked += park(self.tx, &group, &error, self.now)?;
+            return Ok(true);
+        }
+        let delay = next_delay(state.map_or(0, |state| state.delay_ms), self.cap);
+        store::claim(self.tx, &group.shard, self.token, self.now, delay)?;
+        self.claimed.push(group.charged());
+        Ok(self.claimed.len() < self.batch)
+    }
+}
+
+/// A claimed group: a shard's head message and those coalesced with it (their ids, oldest
+/// first), the newest of them, whose arguments stand for the group, and the attempt it is on
+/// (its shard's count of claims since its last success).
 struct Group {
     shard: Shard,
-    rows: Vec<Row>,
+    ids: Vec<MessageId>,
+    newest: Row,
     attempt: u32,
 }
 
 impl Group {
-    fn new(shard: Shard, rows: Vec<Row>) -> Self {
-        let attempt = rows.iter().map(|row| row.attempts).max().unwrap_or(0);
-        Self {
-            shard,
-            rows,
-            attempt,
-        }
-    }
-
     /// This group, with the attempt its claim charged.
     fn charged(self) -> Self {
         Self {
@@ -465,36 +565,22 @@ impl Group {
             ..self
         }
     }
-
-    fn ids(&self) -> Vec<MessageId> {
-        self.rows.iter().map(|row| row.id).collect()
-    }
-
-    /// The message delivered: the newest, whose arguments stand for the group.
-    fn newest(&self) -> &Row {
-        self.rows.last().expect("a group has its head")
-    }
 }
 
-/// Parks `ids` with `error`, reports it, and frees their shard from its backoff: the next
-/// message is due at once. Returns how many were parked.
-fn park(
-    tx: &Connection,
-    shard: &Shard,
-    ids: &[MessageId],
-    error: &str,
-    now: i64,
-) -> rusqlite::Result<usize> {
+/// Parks `group` with `error`, reports it, and frees its shard from its backoff: the next
+/// message is due at once. Returns how many messages were parked.
+fn park(tx: &Connection, group: &Group, error: &str, now: i64) -> rusqlite::Result<usize> {
+    let ids = &group.ids;
     tracing::error!(
         name: "outbox.parked",
         target: "signals",
-        shard = %shard,
+        shard = %group.shard,
         messages = ?ids,
         error = %error,
         "durable messages were parked (dead letters); `retry` them once the cause is fixed",
     );
-    store::park(tx, ids, error, now)?;
-    store::succeeded(tx, shard)?;
+    store::park(tx, ids, group.attempt, error, now)?;
+    store::succeeded(tx, &group.shard)?;
     Ok(ids.len())
 }
 
@@ -516,7 +602,7 @@ fn deliver_group(
     group: &Group,
     state: &State,
 ) -> Result<Result<(), Failure>, OutboxError> {
-    let newest = group.newest();
+    let newest = &group.newest;
     let span = tracing::info_span!(
         target: "signals",
         "outbox.deliver",
@@ -527,14 +613,16 @@ fn deliver_group(
         attempt = group.attempt,
     );
     let _entered = span.enter();
-    tx.execute_batch("SAVEPOINT signals_outbox_delivery")?;
+    // Cached statements: parsed once per connection, not at every delivery.
+    tx.prepare_cached("SAVEPOINT signals_outbox_delivery")?
+        .execute([])?;
     let delivery = Delivery {
         conn: tx,
         id: newest.id,
         attempt: group.attempt,
         shard: &group.shard,
         object: newest.object,
-        coalesced: group.rows.len(),
+        coalesced: group.ids.len(),
         state,
     };
     let result = signal.deliver(&newest.category, &newest.payload, &delivery);
@@ -545,7 +633,10 @@ fn deliver_group(
         });
     }
     match &result {
-        Ok(()) => tx.execute_batch("RELEASE signals_outbox_delivery")?,
+        Ok(()) => {
+            tx.prepare_cached("RELEASE signals_outbox_delivery")?
+                .execute([])?;
+        }
         Err(failure) => {
             tx.execute_batch(
                 "ROLLBACK TO signals_outbox_delivery; RELEASE signals_outbox_delivery",
