@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
-use crate::receiver::{BoxFuture, Started, Step};
+use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
 use crate::watch;
 
@@ -418,10 +418,8 @@ async fn send_async<P: RunAsync<S::Output>, Cx, S: Step<Cx>>(
     cx: &Cx,
     reporter: &Reporter<'_>,
 ) -> Result<Responses<P::Output>, P::Stop> {
-    let plain = steps.iter().filter(|step| !step.is_async());
-    let asynchronous = steps.iter().filter(|step| step.is_async());
     let mut in_flight = Vec::with_capacity(steps.len());
-    for step in plain.chain(asynchronous) {
+    for step in in_start_order(steps) {
         let (future, output) = match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
             Ok(Started::Pending(future)) => (Some(future), None),
             Ok(Started::Ready(ready)) => (None, P::settle(step, Ok(ready), reporter)?),

@@ -653,6 +653,13 @@ pub(crate) trait Info {
     fn alive(&self) -> bool;
 }
 
+/// `steps` in the order an async send starts them, which is also the order of its responses:
+/// the plain receivers in dispatch order, then the async ones in dispatch order.
+pub(crate) fn in_start_order<S: Info>(steps: &[S]) -> impl Iterator<Item = &S> {
+    let plain = steps.iter().filter(|step| !step.is_async());
+    plain.chain(steps.iter().filter(|step| step.is_async()))
+}
+
 /// One element of a dispatch list, run against a send's context `Cx`.
 pub(crate) trait Step<Cx>: Info {
     type Output;

@@ -24,7 +24,7 @@ use tracing::{Level, Span, field};
 use crate::error::BoxError;
 use crate::error::panic_message;
 use crate::info::ReceiverInfo;
-use crate::receiver::{BoxFuture, Info, Shape, Started, Step};
+use crate::receiver::{BoxFuture, Info, Shape, Started, Step, in_start_order};
 use crate::registry::{AnySignal, Indexed};
 
 // The testing guards alive on each thread, which decide what a send started there does.
@@ -401,11 +401,9 @@ impl Watch {
     /// it ends.
     pub(crate) fn steps<'w, S: Info>(&'w self, steps: &'w [S]) -> Vec<Watched<'w, S>> {
         // The places of the responses: plain receivers, then async ones, as sends run them.
-        let mut order: Vec<&S> = steps.iter().filter(|step| !step.is_async()).collect();
-        order.extend(steps.iter().filter(|step| step.is_async()));
-        *self.outcomes() = vec![None; order.len()];
+        *self.outcomes() = vec![None; steps.len()];
         let mut watched = Vec::with_capacity(steps.len());
-        for (place, step) in order.into_iter().enumerate() {
+        for (place, step) in in_start_order(steps).enumerate() {
             let info = step.info();
             if self.seen.mutes(info) {
                 self.ended(place, info, Outcome::Muted);
