@@ -497,10 +497,7 @@ impl<S: Info> Watched<'_, S> {
 
     /// Reports how a receiver that returned ended; one that runs only for sends started on
     /// another thread is not part of this send.
-    fn report<Cx, O>(&self, result: Option<&Result<O, BoxError>>)
-    where
-        S: Step<Cx>,
-    {
+    fn report<O>(&self, result: Option<&Result<O, BoxError>>) {
         if result.is_some() || !self.step.alive() {
             self.watch.ended(self.place, self.step.info(), ran(result));
         }
