@@ -570,22 +570,24 @@ struct Reported<'c, O> {
 impl<O> Future for Reported<'_, O> {
     type Output = Result<O, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
-        let span = self.span.clone();
-        let _receiving = span.enter();
-        let Some(future) = self.future.as_mut() else {
+    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
+        // `Reported` is `Unpin` (its future is boxed): its fields are borrowed apart, so that the
+        // span stays entered while the future is polled and cleared.
+        let this = self.get_mut();
+        let _receiving = this.span.enter();
+        let Some(future) = this.future.as_mut() else {
             panic!("a receiver's future was polled after it completed");
         };
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => {
-                self.future = None;
-                self.watch.ended(self.place, self.info, ran(Some(&result)));
+                this.future = None;
+                this.watch.ended(this.place, this.info, ran(Some(&result)));
                 Poll::Ready(result)
             }
             Err(payload) => {
-                self.future = None;
-                self.watch.panicked(self.place, self.info, payload)
+                this.future = None;
+                this.watch.panicked(this.place, this.info, payload)
             }
         }
     }
