@@ -16,7 +16,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use tracing::{Level, Span, field};
@@ -237,8 +237,10 @@ impl<Sh: Shape> RenderArgs<Sh> {
     }
 }
 
-pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
-    log.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks `mutex`, also once a panic poisoned it: a capture's log and a watch's records are
+/// whole between two edits, and a receiver's panic must not stop the next send's report.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One captured send.
@@ -391,7 +393,7 @@ impl Watch {
             return;
         };
         if let Some(renderer) = capture.render.downcast_ref::<RenderArgs<Sh>>()
-            && let Some(sent) = self.sent().as_mut()
+            && let Some(sent) = lock(&self.sent).as_mut()
         {
             sent.args = render(renderer);
         }
@@ -401,7 +403,7 @@ impl Watch {
     /// it ends.
     pub(crate) fn steps<'w, S: Info>(&'w self, steps: &'w [S]) -> Vec<Watched<'w, S>> {
         // The places of the responses: plain receivers, then async ones, as sends run them.
-        *self.outcomes() = vec![None; steps.len()];
+        *lock(&self.outcomes) = vec![None; steps.len()];
         let mut watched = Vec::with_capacity(steps.len());
         for (place, step) in in_start_order(steps).enumerate() {
             let info = step.info();
@@ -419,10 +421,6 @@ impl Watch {
         watched
     }
 
-    fn outcomes(&self) -> std::sync::MutexGuard<'_, Vec<Option<(ReceiverInfo, Outcome)>>> {
-        self.outcomes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn ended(&self, place: usize, info: &ReceiverInfo, outcome: Outcome) {
         tracing::debug!(
             name: "signal.receiver",
@@ -435,8 +433,8 @@ impl Watch {
             outcome = %outcome,
             "receiver {outcome}",
         );
-        if self.sent().is_some() {
-            self.outcomes()[place] = Some((info.clone(), outcome));
+        if lock(&self.sent).is_some() {
+            lock(&self.outcomes)[place] = Some((info.clone(), outcome));
         }
     }
 
@@ -445,19 +443,15 @@ impl Watch {
         self.ended(place, info, Outcome::Panicked(panic_message(&*payload)));
         resume_unwind(payload)
     }
-
-    fn sent(&self) -> std::sync::MutexGuard<'_, Option<Sent>> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl Drop for Watch {
     /// Hands the recorded send to the captures, also when a receiver's panic unwinds the send.
     fn drop(&mut self) {
-        let Some(mut sent) = self.sent().take() else {
+        let Some(mut sent) = lock(&self.sent).take() else {
             return;
         };
-        sent.responses = self.outcomes().drain(..).flatten().collect();
+        sent.responses = lock(&self.outcomes).drain(..).flatten().collect();
         for (capture, &number) in self.seen.captures.iter().zip(&self.numbers) {
             lock(&capture.log).end(number, sent.clone());
         }
