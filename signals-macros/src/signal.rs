@@ -120,26 +120,27 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// What the `Signature` and `SentBy` impls name: the runtime, the marker type, the
-    /// arguments' lifetime, their type, the output.
-    fn impl_parts(&self) -> (&TokenStream, &Ident, &Lifetime, &Type, &TokenStream) {
-        (
-            self.krate,
-            &self.declaration.name,
-            &self.lifetime,
-            &self.args,
-            &self.output,
-        )
+    /// The `Sender` of a value signal's `Signature`: the declared value type, or `()` for a
+    /// signal sent without sender.
+    fn sender_type(&self) -> TokenStream {
+        if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
+            quote!(#ty)
+        } else {
+            quote!(())
+        }
     }
 
     /// The `Signature` impl of a signal sent by a value, or without sender.
     fn value_signature(&self) -> TokenStream {
-        let (krate, name, lifetime, args, output) = self.impl_parts();
-        let sender = if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
-            quote!(#ty)
-        } else {
-            quote!(())
-        };
+        let Self {
+            krate,
+            lifetime,
+            args,
+            output,
+            ..
+        } = self;
+        let name = &self.declaration.name;
+        let sender = self.sender_type();
         quote! {
             impl #krate::Signature for #name {
                 type Args<#lifetime> = #args;
@@ -152,12 +153,14 @@ impl<'a> Expansion<'a> {
     /// The `Signature` and `DurableSignature` impls of a durable signal: receivers get the
     /// stored arguments with their delivery.
     fn durable_signature(&self) -> TokenStream {
-        let (krate, name, lifetime, args, _) = self.impl_parts();
-        let sender = if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
-            quote!(#ty)
-        } else {
-            quote!(())
-        };
+        let Self {
+            krate,
+            lifetime,
+            args,
+            ..
+        } = self;
+        let name = &self.declaration.name;
+        let sender = self.sender_type();
         let outbox = quote!(#krate::outbox);
         quote! {
             impl #krate::Signature for #name {
@@ -185,7 +188,14 @@ impl<'a> Expansion<'a> {
         param: &Ident,
         bounds: &Punctuated<TypeParamBound, Token![+]>,
     ) -> TokenStream {
-        let (krate, name, lifetime, args, output) = self.impl_parts();
+        let Self {
+            krate,
+            lifetime,
+            args,
+            output,
+            ..
+        } = self;
+        let name = &self.declaration.name;
         let (any_type, any_fn) = match &self.declaration.any {
             Some((_, any)) => {
                 let any = with_lifetime(any, lifetime);
