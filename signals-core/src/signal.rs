@@ -269,10 +269,9 @@ impl<F: Signature> Signal<F> {
     /// # Errors
     ///
     /// The first receiver that returns `Err` stops the send; the error
-    /// ([`SendError::Failed`](crate::SendError::Failed)) names it. The receivers after it do
-    /// not run. A panicking receiver's panic propagates. A send nested in other sends on this
-    /// thread so deep that too little stack is left runs no receiver:
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep).
+    /// ([`SendError::Failed`]) names it. The receivers after it do not run. A panicking
+    /// receiver's panic propagates. A send nested in other sends on this thread so deep that
+    /// too little stack is left runs no receiver: [`SendError::TooDeep`].
     #[inline]
     pub fn send<'s>(
         &self,
@@ -287,8 +286,8 @@ impl<F: Signature> Signal<F> {
     /// recorded in place of its output; the next receiver still runs.
     ///
     /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
-    /// raised as a panic instead. A send nested too deep (see
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep)) panics, having no error to return.
+    /// raised as a panic instead. A send nested too deep (see [`SendError::TooDeep`]) panics,
+    /// having no error to return.
     #[inline]
     pub fn send_robust<'s>(
         &self,

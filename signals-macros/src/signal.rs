@@ -1,8 +1,10 @@
 //! `signal!`'s expansion: each checked declaration becomes a marker type named like the signal
 //! (in the type namespace, so it shows in compiler messages), its `Signature` or
 //! `TypeSignature`/`SentBy` impls, the `static` itself, and a registration that lets
-//! `signals::registry()` list it. Every path to the runtime starts with the invocation's
-//! `crate = path`, or `::signals`.
+//! `signals::registry()` list it. A `durable` declaration is a `DurableSignal` whose
+//! `Signature` gives receivers `outbox::Delivered<Payload>` (the stored payload and its
+//! delivery), with an `outbox::DurableSignature` impl naming the payload. Every path to the
+//! runtime starts with the invocation's `crate = path`, or `::signals`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
