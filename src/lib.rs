@@ -55,6 +55,15 @@ pub use signals_outbox as outbox;
 /// [`Signal`], [`TypeSignal`], [`AsyncSignal`] or [`AsyncTypeSignal`]. See the crate
 /// documentation for each.
 ///
+/// `vis static name: durable Signal<Payload, sender = Category>;` declares a
+/// [`DurableSignal`], for `signals::outbox` (the `outbox` feature): it has no `send`; its sends
+/// are stored in the sender's database transaction with `enqueue`, and the outbox's workers
+/// deliver them after commit, at least once. What is stored must outlive the process: the
+/// payload owns its data (no borrowed fields or `'_`) and, like the sender, is
+/// `serde`-serializable. The sender is a value, the message's category, or left out; there is
+/// no `output`, and a durable signal is not `async`. Its receivers are plain `#[receiver]`s;
+/// they take the payload's fields by name, and the delivery as a parameter named `delivery`.
+///
 /// A crate that depends on `signals` under another name, with
 /// `events = { package = "signals", .. }` in its `Cargo.toml`, says so in a first line,
 /// `crate = events;`, for all the declarations that follow, as it tells

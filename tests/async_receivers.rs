@@ -16,6 +16,7 @@ enum Region {
 }
 
 /// Arguments that borrow: async receivers' futures borrow them too.
+#[derive(Debug)]
 struct Checkin<'a> {
     slug: &'a str,
     log: &'a Mutex<Vec<String>>,
@@ -95,6 +96,26 @@ fn plain_receivers_run_first_then_async_ones_concurrently_under_block_on() {
             "async_second done"
         ],
         "both async receivers started before either finished"
+    );
+}
+
+#[test]
+fn a_capture_lists_an_async_sends_receivers_in_the_order_it_starts_them() {
+    let sent = signals::testing::capture(&checkin);
+    let lines = Mutex::new(Vec::new());
+    block_on(checkin.send(&Region::Eu, &checkin_args("ab", &lines))).unwrap();
+    assert_eq!(
+        sent.sends()[0].ran(),
+        [
+            "async_receivers::plain_after_in_source",
+            "async_receivers::async_first",
+            "async_receivers::async_second"
+        ]
+    );
+    assert_eq!(
+        lines.into_inner().unwrap()[..3],
+        ["plain", "async_first started", "async_second started"],
+        "a watched send starts its receivers in the same order"
     );
 }
 

@@ -68,8 +68,8 @@ impl fmt::Debug for ScopedConnection<'_> {
 
 /// A handle to one runtime connection, returned by `connect`; pass it to `disconnect`.
 ///
-/// Dropping it does nothing: the receiver stays connected. Use a
-/// [`ScopedConnection`](crate::ScopedConnection) to disconnect at the end of a scope.
+/// Dropping it does nothing: the receiver stays connected. Use a [`ScopedConnection`] to
+/// disconnect at the end of a scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Connection {
     id: u64,

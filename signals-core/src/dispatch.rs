@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
-use crate::receiver::{BoxFuture, Started, Step};
+use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
 use crate::watch;
 
@@ -95,14 +95,14 @@ impl<'a, T> IntoIterator for &'a Responses<T> {
 }
 
 /// Where a send reports what it finds: failures (logged as `signal.failure` with the signal's
-/// name, or raised under [`testing::raise_on_send`]) and weak receivers whose target turned
-/// out to be gone (to the signal's table, which purges them).
+/// name, or raised under [`testing::raise_on_send`](crate::testing::raise_on_send)) and weak
+/// receivers whose target turned out to be gone (to the signal's table, which purges them).
 #[derive(Clone, Copy)]
 pub(crate) struct Reporter<'o> {
     pub(crate) signal: &'static str,
     pub(crate) table: &'o dyn FoundDead,
-    /// Whether [`testing::raise_on_send`] was on where the send started; `None` to ask the
-    /// current thread, which is where a sync send started.
+    /// Whether [`testing::raise_on_send`](crate::testing::raise_on_send) was on where the send
+    /// started; `None` to ask the current thread, which is where a sync send started.
     pub(crate) raise: Option<bool>,
 }
 
@@ -327,8 +327,9 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
 }
 
 /// Runs every step; an `Err` or a panic is logged as `signal.failure` and recorded in place of
-/// the response, and the next receiver runs. Under [`testing::raise_on_send`] the first
-/// failure is raised instead.
+/// the response, and the next receiver runs. Under
+/// [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is raised
+/// instead.
 #[inline]
 pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     steps: &[S],
@@ -418,10 +419,8 @@ async fn send_async<P: RunAsync<S::Output>, Cx, S: Step<Cx>>(
     cx: &Cx,
     reporter: &Reporter<'_>,
 ) -> Result<Responses<P::Output>, P::Stop> {
-    let plain = steps.iter().filter(|step| !step.is_async());
-    let asynchronous = steps.iter().filter(|step| step.is_async());
     let mut in_flight = Vec::with_capacity(steps.len());
-    for step in plain.chain(asynchronous) {
+    for step in in_start_order(steps) {
         let (future, output) = match catch_unwind(AssertUnwindSafe(|| step.start(cx))) {
             Ok(Started::Pending(future)) => (Some(future), None),
             Ok(Started::Ready(ready)) => (None, P::settle(step, Ok(ready), reporter)?),

@@ -1,5 +1,6 @@
 //! Diagnostics: [`explain`] says which receivers of a signal run for a sender, in which order,
-//! and why each other receiver does not; [`report`] lists the program's whole wiring.
+//! and why each other receiver does not. [`report`](crate::report), in `render`, lists the
+//! program's whole wiring.
 
 use std::fmt;
 

@@ -37,14 +37,14 @@
 //!   `connected_to`, `assert_sent!`), over `watch`'s state and the signals.
 //! - `type_signal`: [`TypeSignal`] and [`AsyncTypeSignal`]: sends, connects, introspection.
 //! - `signal`: [`Signal`] and [`AsyncSignal`]: sends, connects, introspection.
-//! - `explain`: [`explain`] and [`explain_by_name`], over the signals' rows.
-//! - `render`: [`report`] and the Mermaid and DOT drawings of the [`registry`].
+//! - `explain`: [`explain`](fn@explain) and [`explain_by_name`], over the signals' rows.
+//! - `render`: [`report`] and the Mermaid and DOT drawings of the [`registry`](fn@registry).
 //! - `dispatch`: running a dispatch list (`send`, `send_robust`, `emit`, and their async
 //!   forms), [`Responses`], nesting depth.
 //! - `watch`: the testing guards' per-thread state, and watched sends (spans, captures, mutes);
 //!   [`testing::Capturable`].
 //! - `registry`: what every signal holds and is ([`AnySignal`]); static registrations, their
-//!   collection and index; [`check`], [`registry`].
+//!   collection and index; [`check`], [`registry`](fn@registry).
 //! - `connector`: the [`Connector`] builder, each connect method written once for any target.
 //! - `routes`: the dispatch lists a snapshot is built into, per sender or sender type.
 //! - `table`: one signal's receivers: the edited table, the published snapshot, their rows.

@@ -3,7 +3,9 @@
 //!
 //! Every receiver of every signal is called through the same shape, `(sender, &args) ->
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
-//! are `fn` pointers built in a `const`; runtime receivers are closures behind an `Arc`.
+//! are the capture-free adapter closures it generates, borrowed for `'static` by their
+//! registration and called as `&'static dyn Fn` trait objects ([`StaticCall`],
+//! [`StaticAsyncCall`]); runtime receivers are closures behind an `Arc`.
 
 use crate::mode::{Async, Mode, Plain};
 use std::any::{TypeId, type_name};
@@ -126,8 +128,8 @@ impl<T> AsParam<[T]> for Vec<T> {
 }
 
 /// How a receiver's parameter named `sender` takes the sender: as the signal passes it
-/// (`Option<&Sender>` for a value signal, [`TypeSender`](crate::TypeSender) for a type
-/// signal). `Self` is what the signal passes, `P` the parameter's type.
+/// (`Option<&Sender>` for a value signal, [`TypeSender`] for a type signal). `Self` is what
+/// the signal passes, `P` the parameter's type.
 #[diagnostic::on_unimplemented(
     message = "a receiver's parameter named `sender` gets the signal's sender, `{Self}`, not `{P}`",
     label = "this parameter is the sender, of type `{Self}`",
@@ -520,7 +522,7 @@ impl<Sh: Shape> Drop for Receiver<Sh> {
     }
 }
 
-/// What an [`Receiver`] holds while its closure is being dropped: never called.
+/// What a [`Receiver`] holds while its closure is being dropped: never called.
 fn released<Sh: Shape>(_: Sh::Sender<'_>, _: &Sh::Args<'_>) -> Result<Sh::Output, BoxError> {
     Err("this receiver was disconnected and released".into())
 }
@@ -651,6 +653,13 @@ pub(crate) trait Info {
 
     /// Whether it can still run; see [`Call::alive`].
     fn alive(&self) -> bool;
+}
+
+/// `steps` in the order an async send starts them, which is also the order of its responses:
+/// the plain receivers in dispatch order, then the async ones in dispatch order.
+pub(crate) fn in_start_order<S: Info>(steps: &[S]) -> impl Iterator<Item = &S> {
+    let plain = steps.iter().filter(|step| !step.is_async());
+    plain.chain(steps.iter().filter(|step| step.is_async()))
 }
 
 /// One element of a dispatch list, run against a send's context `Cx`.

@@ -1,4 +1,4 @@
-//! Renders the program's wiring, as [`registry`](crate::registry) lists it: as text
+//! Renders the program's wiring, as [`registry`](fn@crate::registry) lists it: as text
 //! ([`report`], and the one-line description of a receiver the explanations use), and as a
 //! Mermaid flowchart or a Graphviz DOT graph: one node per signal, one per receiver function,
 //! and an edge `signal --> receiver` per connection, labelled with its sender when it has one. A
@@ -234,7 +234,7 @@ pub(crate) fn describe(
 }
 
 /// A human-readable listing of every signal of the program and its receivers, in dispatch
-/// order, with where each is defined: the [`registry`](crate::registry) as text.
+/// order, with where each is defined: the [`registry`](fn@crate::registry) as text.
 ///
 /// ```
 /// println!("{}", signals::report());

@@ -73,7 +73,7 @@ impl<F: Signature> Routes<F::Sender, ValueReceiver<F>> for ValueRoutes<F> {
 
     fn listeners(&self, sender: Option<&F::Sender>, each: &mut dyn FnMut(&ReceiverInfo, bool)) {
         for entry in self.route(sender) {
-            each(&entry.info, entry.call.alive());
+            each(&entry.info, entry.alive());
         }
     }
 }
@@ -113,14 +113,14 @@ impl<F: TypeSignature> Info for TypeReceiver<F> {
 
     fn alive(&self) -> bool {
         match self {
-            Self::Any(entry) => entry.call.alive(),
+            Self::Any(entry) => entry.alive(),
             Self::Typed(entry) => entry.alive(),
         }
     }
 
     fn is_async(&self) -> bool {
         match self {
-            Self::Any(entry) => entry.call.is_async(),
+            Self::Any(entry) => entry.is_async(),
             Self::Typed(entry) => entry.is_async(),
         }
     }
@@ -200,15 +200,15 @@ impl<F: SentBy<M>, M: 'static> Info for TypedStep<F, M> {
 
     fn is_async(&self) -> bool {
         match self {
-            Self::Typed(entry) => entry.call.is_async(),
-            Self::Any(entry) => entry.call.is_async(),
+            Self::Typed(entry) => entry.is_async(),
+            Self::Any(entry) => entry.is_async(),
         }
     }
 
     fn alive(&self) -> bool {
         match self {
-            Self::Typed(entry) => entry.call.alive(),
-            Self::Any(entry) => entry.call.alive(),
+            Self::Typed(entry) => entry.alive(),
+            Self::Any(entry) => entry.alive(),
         }
     }
 }
@@ -277,7 +277,7 @@ impl<F: TypeSignature> Routes<TypeSender, TypeReceiver<F>> for TypeRoutes<F> {
             Some(list) => list.listeners(each),
             None => {
                 for entry in &self.any {
-                    each(&entry.info, entry.call.alive());
+                    each(&entry.info, entry.alive());
                 }
             }
         }

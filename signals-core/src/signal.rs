@@ -21,12 +21,15 @@ use crate::registry::{
 };
 use crate::routes::{ValueReceiver, ValueRoutes};
 use crate::signature::{Signature, ValueShape};
-use crate::table::{Core, Record, SenderKey};
+use crate::table::{Core, Record, SenderKey, summary};
 use crate::watch::{self, Watch};
 use tracing::Instrument;
 
 /// One send's sender and arguments, as its receivers are called with them.
 type ValueCx<'r, 'a, F> = Cx<'r, 'a, ValueShape<F>>;
+
+/// A value signal's table.
+type ValueCore<F> = Core<<F as Signature>::Sender, ValueReceiver<F>, ValueRoutes<F>>;
 
 /// A signal whose sender is a value of `F::Sender`.
 ///
@@ -205,8 +208,7 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<Op: Run<F::Output>>(&self, cx: &ValueCx<'_, '_, F>) -> Op::Out {
-        let core = self.core();
+    fn watched<Op: Run<F::Output>>(&self, core: &ValueCore<F>, cx: &ValueCx<'_, '_, F>) -> Op::Out {
         let watch = self.watch(cx);
         if watch.muted() {
             return Op::nothing();
@@ -220,20 +222,30 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// inlined into the caller, so that a send nobody listens to costs a few loads, no call.
     #[inline]
     fn dispatch<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
-        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+        let loaded = self.core.get().map(|core| (core, core.summary()));
+        if loaded.is_some_and(|(_, summary)| summary == 0) && !watch::active() {
             return Op::nothing();
         }
-        self.dispatch_from::<Op>(cx)
+        self.dispatch_from::<Op>(loaded, cx)
     }
 
     /// The send past the early return, out of line so that callers inline only the check.
+    /// `loaded` is the table and its summary as the check loaded them (`None`: the signal's
+    /// first use, which builds the table).
     #[inline(never)]
-    fn dispatch_from<Op: Run<F::Output>>(&self, cx: ValueCx<'_, '_, F>) -> Op::Out {
-        let core = self.core();
+    fn dispatch_from<Op: Run<F::Output>>(
+        &self,
+        loaded: Option<(&ValueCore<F>, u64)>,
+        cx: ValueCx<'_, '_, F>,
+    ) -> Op::Out {
+        let (core, summary) = loaded.unwrap_or_else(|| {
+            let core = self.core();
+            (core, core.summary())
+        });
         if watch::active() {
-            return self.watched::<Op>(&cx);
+            return self.watched::<Op>(core, &cx);
         }
-        if !core.may_reach(cx.sender) {
+        if !summary::may_reach(summary, cx.sender) {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
@@ -257,10 +269,9 @@ impl<F: Signature> Signal<F> {
     /// # Errors
     ///
     /// The first receiver that returns `Err` stops the send; the error
-    /// ([`SendError::Failed`](crate::SendError::Failed)) names it. The receivers after it do
-    /// not run. A panicking receiver's panic propagates. A send nested in other sends on this
-    /// thread so deep that too little stack is left runs no receiver:
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep).
+    /// ([`SendError::Failed`]) names it. The receivers after it do not run. A panicking
+    /// receiver's panic propagates. A send nested in other sends on this thread so deep that
+    /// too little stack is left runs no receiver: [`SendError::TooDeep`].
     #[inline]
     pub fn send<'s>(
         &self,
@@ -275,8 +286,8 @@ impl<F: Signature> Signal<F> {
     /// recorded in place of its output; the next receiver still runs.
     ///
     /// Under [`testing::raise_on_send`](crate::testing::raise_on_send) the first failure is
-    /// raised as a panic instead. A send nested too deep (see
-    /// [`SendError::TooDeep`](crate::SendError::TooDeep)) panics, having no error to return.
+    /// raised as a panic instead. A send nested too deep (see [`SendError::TooDeep`]) panics,
+    /// having no error to return.
     #[inline]
     pub fn send_robust<'s>(
         &self,

@@ -407,13 +407,14 @@ where
     /// Whether a send from `sender` may reach a receiver; `false` means it reaches none.
     #[inline]
     pub(crate) fn may_reach<S: Hash + ?Sized>(&self, sender: Option<&S>) -> bool {
-        summary::may_reach(self.summary.load(Ordering::Acquire), sender)
+        summary::may_reach(self.summary(), sender)
     }
 
-    /// Whether no receiver is connected.
+    /// The summary of the receivers (see [`summary`]): `0` when none is connected. A sync send
+    /// loads it once, for its early return and its routing check.
     #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.summary.load(Ordering::Acquire) == 0
+    pub(crate) fn summary(&self) -> u64 {
+        self.summary.load(Ordering::Acquire)
     }
 
     /// Runs `f` with the current snapshot. Holding it does not block anything.

@@ -24,9 +24,12 @@ use crate::registry::{
 };
 use crate::routes::{TypeReceiver, TypeRoutes, any_cx, typed_cx, typed_list};
 use crate::signature::{AnyTypeShape, SentBy, TypeSignature, TypedShape};
-use crate::table::{Core, Record, SenderKey};
+use crate::table::{Core, Record, SenderKey, summary};
 use crate::watch::{self, Watch};
 use tracing::Instrument;
+
+/// A type signal's table.
+type TypeCore<F> = Core<TypeSender, TypeReceiver<F>, TypeRoutes<F>>;
 
 /// A signal whose sender is a type: `post_save.send::<User>(&args)`.
 ///
@@ -109,11 +112,14 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
     /// thread, otherwise the receivers that are not muted, inside the send's span.
     #[cold]
     #[inline(never)]
-    fn watched<Op: Run<F::Output>, M: 'static>(&self, args: &<F as SentBy<M>>::Args<'_>) -> Op::Out
+    fn watched<Op: Run<F::Output>, M: 'static>(
+        &self,
+        core: &TypeCore<F>,
+        args: &<F as SentBy<M>>::Args<'_>,
+    ) -> Op::Out
     where
         F: SentBy<M>,
     {
-        let core = self.core();
         let sender = TypeSender::of::<M>();
         let watch = self.watch::<M>(sender, args);
         if watch.muted() {
@@ -256,27 +262,34 @@ impl<F: TypeSignature> TypeSignal<F> {
     where
         F: SentBy<M>,
     {
-        if self.core.get().is_some_and(Core::is_empty) && !watch::active() {
+        let loaded = self.core.get().map(|core| (core, core.summary()));
+        if loaded.is_some_and(|(_, summary)| summary == 0) && !watch::active() {
             return Op::nothing();
         }
-        self.dispatch_from::<Op, M>(args)
+        self.dispatch_from::<Op, M>(loaded, args)
     }
 
     /// The send past the early return, out of line so that callers inline only the check.
+    /// `loaded` is the table and its summary as the check loaded them (`None`: the signal's
+    /// first use, which builds the table).
     #[inline(never)]
     fn dispatch_from<Op: Run<F::Output>, M: 'static>(
         &self,
+        loaded: Option<(&TypeCore<F>, u64)>,
         args: &<F as SentBy<M>>::Args<'_>,
     ) -> Op::Out
     where
         F: SentBy<M>,
     {
-        let core = self.core();
+        let (core, summary) = loaded.unwrap_or_else(|| {
+            let core = self.core();
+            (core, core.summary())
+        });
         let sender = TypeSender::of::<M>();
         if watch::active() {
-            return self.watched::<Op, M>(args);
+            return self.watched::<Op, M>(core, args);
         }
-        if !core.may_reach(Some(&sender)) {
+        if !summary::may_reach(summary, Some(&sender)) {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);

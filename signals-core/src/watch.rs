@@ -16,7 +16,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use tracing::{Level, Span, field};
@@ -24,7 +24,7 @@ use tracing::{Level, Span, field};
 use crate::error::BoxError;
 use crate::error::panic_message;
 use crate::info::ReceiverInfo;
-use crate::receiver::{BoxFuture, Info, Shape, Started, Step};
+use crate::receiver::{BoxFuture, Info, Shape, Started, Step, in_start_order};
 use crate::registry::{AnySignal, Indexed};
 
 // The testing guards alive on each thread, which decide what a send started there does.
@@ -237,8 +237,10 @@ impl<Sh: Shape> RenderArgs<Sh> {
     }
 }
 
-pub(crate) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
-    log.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks `mutex`, also once a panic poisoned it: a capture's log and a watch's records are
+/// whole between two edits, and a receiver's panic must not stop the next send's report.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One captured send.
@@ -391,7 +393,7 @@ impl Watch {
             return;
         };
         if let Some(renderer) = capture.render.downcast_ref::<RenderArgs<Sh>>()
-            && let Some(sent) = self.sent().as_mut()
+            && let Some(sent) = lock(&self.sent).as_mut()
         {
             sent.args = render(renderer);
         }
@@ -401,11 +403,9 @@ impl Watch {
     /// it ends.
     pub(crate) fn steps<'w, S: Info>(&'w self, steps: &'w [S]) -> Vec<Watched<'w, S>> {
         // The places of the responses: plain receivers, then async ones, as sends run them.
-        let mut order: Vec<&S> = steps.iter().filter(|step| !step.is_async()).collect();
-        order.extend(steps.iter().filter(|step| step.is_async()));
-        *self.outcomes() = vec![None; order.len()];
+        *lock(&self.outcomes) = vec![None; steps.len()];
         let mut watched = Vec::with_capacity(steps.len());
-        for (place, step) in order.into_iter().enumerate() {
+        for (place, step) in in_start_order(steps).enumerate() {
             let info = step.info();
             if self.seen.mutes(info) {
                 self.ended(place, info, Outcome::Muted);
@@ -421,10 +421,6 @@ impl Watch {
         watched
     }
 
-    fn outcomes(&self) -> std::sync::MutexGuard<'_, Vec<Option<(ReceiverInfo, Outcome)>>> {
-        self.outcomes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn ended(&self, place: usize, info: &ReceiverInfo, outcome: Outcome) {
         tracing::debug!(
             name: "signal.receiver",
@@ -437,8 +433,8 @@ impl Watch {
             outcome = %outcome,
             "receiver {outcome}",
         );
-        if self.sent().is_some() {
-            self.outcomes()[place] = Some((info.clone(), outcome));
+        if lock(&self.sent).is_some() {
+            lock(&self.outcomes)[place] = Some((info.clone(), outcome));
         }
     }
 
@@ -447,19 +443,15 @@ impl Watch {
         self.ended(place, info, Outcome::Panicked(panic_message(&*payload)));
         resume_unwind(payload)
     }
-
-    fn sent(&self) -> std::sync::MutexGuard<'_, Option<Sent>> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl Drop for Watch {
     /// Hands the recorded send to the captures, also when a receiver's panic unwinds the send.
     fn drop(&mut self) {
-        let Some(mut sent) = self.sent().take() else {
+        let Some(mut sent) = lock(&self.sent).take() else {
             return;
         };
-        sent.responses = self.outcomes().drain(..).flatten().collect();
+        sent.responses = lock(&self.outcomes).drain(..).flatten().collect();
         for (capture, &number) in self.seen.captures.iter().zip(&self.numbers) {
             lock(&capture.log).end(number, sent.clone());
         }
@@ -499,10 +491,7 @@ impl<S: Info> Watched<'_, S> {
 
     /// Reports how a receiver that returned ended; one that runs only for sends started on
     /// another thread is not part of this send.
-    fn report<Cx, O>(&self, result: Option<&Result<O, BoxError>>)
-    where
-        S: Step<Cx>,
-    {
+    fn report<O>(&self, result: Option<&Result<O, BoxError>>) {
         if result.is_some() || !self.step.alive() {
             self.watch.ended(self.place, self.step.info(), ran(result));
         }
@@ -575,22 +564,24 @@ struct Reported<'c, O> {
 impl<O> Future for Reported<'_, O> {
     type Output = Result<O, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
-        let span = self.span.clone();
-        let _receiving = span.enter();
-        let Some(future) = self.future.as_mut() else {
+    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
+        // `Reported` is `Unpin` (its future is boxed): its fields are borrowed apart, so that the
+        // span stays entered while the future is polled and cleared.
+        let this = self.get_mut();
+        let _receiving = this.span.enter();
+        let Some(future) = this.future.as_mut() else {
             panic!("a receiver's future was polled after it completed");
         };
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => {
-                self.future = None;
-                self.watch.ended(self.place, self.info, ran(Some(&result)));
+                this.future = None;
+                this.watch.ended(this.place, this.info, ran(Some(&result)));
                 Poll::Ready(result)
             }
             Err(payload) => {
-                self.future = None;
-                self.watch.panicked(self.place, self.info, payload)
+                this.future = None;
+                this.watch.panicked(this.place, this.info, payload)
             }
         }
     }

@@ -251,6 +251,34 @@ fn connected_to_lasts_until_its_guard_is_dropped() {
     assert!(!post_upgrade.has_listeners(None));
 }
 
+/// `has_listeners` and `receivers` answer for the signal, not for the calling thread: a
+/// `this_thread` receiver is counted on every thread, though only its own thread's sends run it.
+#[test]
+fn this_thread_receivers_are_counted_by_has_listeners_on_other_threads() {
+    static post_upgrade: Signal<PostUpgrade> = Signal::new("post_upgrade");
+    let _connected = post_upgrade
+        .connector()
+        .sender(Silo::Monolith)
+        .this_thread()
+        .connect_scoped(|_, _: &Upgrade<'_>| {});
+    let seen_from = || {
+        (
+            post_upgrade.has_listeners(&Silo::Monolith),
+            post_upgrade.receivers(&Silo::Monolith).len(),
+            post_upgrade
+                .send(&Silo::Monolith, &upgrade(false))
+                .unwrap()
+                .len(),
+        )
+    };
+    assert_eq!(seen_from(), (true, 1, 1), "on its thread");
+    assert_eq!(
+        thread::scope(|scope| scope.spawn(seen_from).join().unwrap()),
+        (true, 1, 0),
+        "on another thread: counted, not run"
+    );
+}
+
 /// One thread's temporary receiver runs only for that thread's sends, while another thread
 /// sends on the same signal at the same time.
 #[test]

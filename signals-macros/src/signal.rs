@@ -1,8 +1,10 @@
 //! `signal!`'s expansion: each checked declaration becomes a marker type named like the signal
 //! (in the type namespace, so it shows in compiler messages), its `Signature` or
 //! `TypeSignature`/`SentBy` impls, the `static` itself, and a registration that lets
-//! `signals::registry()` list it. Every path to the runtime starts with the invocation's
-//! `crate = path`, or `::signals`.
+//! `signals::registry()` list it. A `durable` declaration is a `DurableSignal` whose
+//! `Signature` gives receivers `outbox::Delivered<Payload>` (the stored payload and its
+//! delivery), with an `outbox::DurableSignature` impl naming the payload. Every path to the
+//! runtime starts with the invocation's `crate = path`, or `::signals`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -120,26 +122,27 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// What the `Signature` and `SentBy` impls name: the runtime, the marker type, the
-    /// arguments' lifetime, their type, the output.
-    fn impl_parts(&self) -> (&TokenStream, &Ident, &Lifetime, &Type, &TokenStream) {
-        (
-            self.krate,
-            &self.declaration.name,
-            &self.lifetime,
-            &self.args,
-            &self.output,
-        )
+    /// The `Sender` of a value signal's `Signature`: the declared value type, or `()` for a
+    /// signal sent without sender.
+    fn sender_type(&self) -> TokenStream {
+        if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
+            quote!(#ty)
+        } else {
+            quote!(())
+        }
     }
 
     /// The `Signature` impl of a signal sent by a value, or without sender.
     fn value_signature(&self) -> TokenStream {
-        let (krate, name, lifetime, args, output) = self.impl_parts();
-        let sender = if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
-            quote!(#ty)
-        } else {
-            quote!(())
-        };
+        let Self {
+            krate,
+            lifetime,
+            args,
+            output,
+            ..
+        } = self;
+        let name = &self.declaration.name;
+        let sender = self.sender_type();
         quote! {
             impl #krate::Signature for #name {
                 type Args<#lifetime> = #args;
@@ -152,12 +155,14 @@ impl<'a> Expansion<'a> {
     /// The `Signature` and `DurableSignature` impls of a durable signal: receivers get the
     /// stored arguments with their delivery.
     fn durable_signature(&self) -> TokenStream {
-        let (krate, name, lifetime, args, _) = self.impl_parts();
-        let sender = if let Some(SenderDecl::Value(ty)) = &self.declaration.sender {
-            quote!(#ty)
-        } else {
-            quote!(())
-        };
+        let Self {
+            krate,
+            lifetime,
+            args,
+            ..
+        } = self;
+        let name = &self.declaration.name;
+        let sender = self.sender_type();
         let outbox = quote!(#krate::outbox);
         quote! {
             impl #krate::Signature for #name {
@@ -185,7 +190,14 @@ impl<'a> Expansion<'a> {
         param: &Ident,
         bounds: &Punctuated<TypeParamBound, Token![+]>,
     ) -> TokenStream {
-        let (krate, name, lifetime, args, output) = self.impl_parts();
+        let Self {
+            krate,
+            lifetime,
+            args,
+            output,
+            ..
+        } = self;
+        let name = &self.declaration.name;
         let (any_type, any_fn) = match &self.declaration.any {
             Some((_, any)) => {
                 let any = with_lifetime(any, lifetime);

@@ -329,7 +329,7 @@ pub(crate) fn named_signals() -> Vec<(&'static dyn SignalRef, String)> {
         .collect()
 }
 
-/// The rows of [`explain`](crate::explain) for the signal at `signal`: its table's `rows`,
+/// The rows of [`explain`](fn@crate::explain) for the signal at `signal`: its table's `rows`,
 /// then its static receivers that are not in the table, disconnected or left out as
 /// duplicates.
 pub(crate) fn explain_rows<K, E>(signal: usize, name: &'static str, mut rows: Vec<Row>) -> Vec<Row>

@@ -20,7 +20,7 @@ use crate::table::Row;
 /// Turns a registration back into its signal's typed entry.
 pub(crate) type Adopt = fn(&'static Registration, &mut dyn Any);
 
-/// What the registry, [`explain`](crate::explain) and the testing aids need of any signal,
+/// What the registry, [`explain`](fn@crate::explain) and the testing aids need of any signal,
 /// whatever its types: object-safe, so that they hold `&dyn SignalRef`. Implemented by every
 /// signal type, through [`Indexed`](super::Indexed).
 pub(crate) trait SignalRef: Sync {
@@ -36,14 +36,15 @@ pub(crate) trait SignalRef: Sync {
     fn address(&self) -> usize {
         crate::registry::address(self)
     }
-    /// Every receiver the signal has or had, for [`explain`](crate::explain): the table in
+    /// Every receiver the signal has or had, for [`explain`](fn@crate::explain): the table in
     /// dispatch order, then static receivers that are not in it.
     fn rows(&self) -> Vec<Row>;
 }
 
 /// A signal of any kind: [`Signal`](crate::Signal), [`AsyncSignal`](crate::AsyncSignal),
 /// [`TypeSignal`](crate::TypeSignal) or [`AsyncTypeSignal`](crate::AsyncTypeSignal). The testing
-/// aids and [`explain`](crate::explain) take one. Sealed: implemented by the signal types only.
+/// aids and [`explain`](fn@crate::explain) take one. Sealed: implemented by the signal types
+/// only.
 pub trait AnySignal: sealed::Signal {}
 
 impl<S: sealed::Signal + ?Sized> AnySignal for S {}
@@ -162,7 +163,9 @@ pub(crate) enum StaticSender {
 }
 
 /// One static receiver, as `#[receiver]` registers it. Built only by [`any_receiver`],
-/// [`value_receiver`] and [`type_receiver`], which tie its call to its signal's types.
+/// [`value_receiver`] and [`type_receiver`], or for an `async fn` by [`async_any_receiver`],
+/// [`async_value_receiver`] and [`async_type_receiver`], which tie its call to its signal's
+/// types.
 pub struct Registration {
     pub(crate) signal: &'static dyn AnySignal,
     pub(crate) meta: ReceiverMeta,
@@ -397,7 +400,7 @@ impl Debug for Registration {
     }
 }
 
-/// A signal's declaration, as `signal!` registers it, so that [`registry`](crate::registry)
+/// A signal's declaration, as `signal!` registers it, so that [`registry`](fn@crate::registry)
 /// lists signals that have no static receivers.
 pub struct Declaration {
     pub(crate) signal: &'static dyn AnySignal,
