@@ -422,7 +422,7 @@ impl Worker {
                 }
             }
         }
-        // The round's removals and its succeeded shards, each in one statement.
+        // The round's removals, and its succeeded shards in one statement.
         store::delete(tx, &removed)?;
         store::settled(tx, token)?;
         Ok(())

@@ -1028,3 +1028,43 @@ fn a_worker_walks_the_shards_in_key_order_round_and_round() {
         assert_eq!(order, (0..12).collect::<Vec<_>>(), "batch {batch}");
     }
 }
+
+/// A claim is written from the shard's key as read (one statement for a round's shards): a
+/// scope with quotes and accents, and the extreme shard ids, are claimed, backed off and
+/// delivered as any other.
+#[test]
+fn shards_with_unusual_keys_are_claimed_backed_off_and_delivered() {
+    let mut fx = Fixture::new("unusual-keys");
+    let mut ids = Vec::new();
+    for shard in [i64::MIN, -1, 0, i64::MAX] {
+        let tx = fx.conn.transaction().unwrap();
+        let args = Change {
+            object: shard,
+            version: 0,
+            test: fx.test.to_owned(),
+        };
+        let id = changed
+            .enqueue(&tx, &Category::Flaky, &args)
+            .shard("l'\"équipe\" \\ 🚀", shard)
+            .to(["région \"nord\""])
+            .write()
+            .unwrap()
+            .ids()
+            .next()
+            .unwrap();
+        tx.commit().unwrap();
+        ids.push(id);
+    }
+    fail(fx.test, 4);
+    let mut worker = fx.worker();
+    assert_eq!(worker.drain_once().unwrap().failed, 4);
+    for &id in &ids {
+        match fx.outbox.explain(id).unwrap() {
+            Explanation::Scheduled { attempts, .. } => assert_eq!(attempts, 1, "message {id}"),
+            other => panic!("message {id}: {other:?}"),
+        }
+    }
+    fx.clock.advance(Duration::from_secs(1));
+    assert_eq!(worker.drain_once().unwrap().delivered, 4);
+    assert_eq!(fx.waiting(), 0);
+}
