@@ -3,10 +3,10 @@
 //! finds at link time, once, as `tracing` `warn` events. (A test binary of its own, with one
 //! test, so that nothing else uses a signal first.)
 
-use std::sync::{Arc, Mutex};
+mod support;
 
 use signals::{WiringError, receiver, signal};
-use tracing::field::{Field, Visit};
+use support::Warnings;
 
 signal! {
     /// Has a receiver.
@@ -18,39 +18,6 @@ signal! {
 #[receiver(signal = wired)]
 fn listens() {}
 
-/// Records the message of every `warn` event on the `signals` target, on any thread.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-struct Message<'a>(&'a mut String);
-
-impl Visit for Message<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            *self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl tracing::Subscriber for Warnings {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        *metadata.level() == tracing::Level::WARN && metadata.target() == "signals"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut message = String::new();
-        event.record(&mut Message(&mut message));
-        assert_eq!(event.metadata().name(), "signals.wiring");
-        self.0.lock().unwrap().push(message);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn a_signal_without_receivers_is_a_warning_logged_once_in_debug_builds() {
     let warnings = Warnings::default();
@@ -58,7 +25,14 @@ fn a_signal_without_receivers_is_a_warning_logged_once_in_debug_builds() {
 
     wired.emit(&1, &()).unwrap();
     wired.emit(&2, &()).unwrap();
-    let logged = warnings.0.lock().unwrap().clone();
+    let logged: Vec<String> = warnings
+        .logged()
+        .into_iter()
+        .map(|(name, message)| {
+            assert_eq!(name, "signals.wiring");
+            message
+        })
+        .collect();
     if cfg!(debug_assertions) {
         assert_eq!(logged.len(), 1, "logged once: {logged:#?}");
         assert!(

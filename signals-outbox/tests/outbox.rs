@@ -245,6 +245,33 @@ impl Fixture {
         id
     }
 
+    /// Writes a `changed` message of `category` (arguments `object` and `version`, never
+    /// coalesced) to shard `(scope, shard)` of `destination` (none if empty), in a transaction
+    /// of its own; returns its id.
+    fn enqueue_at(
+        &mut self,
+        category: Category,
+        (destination, scope, shard): (&str, &str, i64),
+        object: i64,
+        version: u32,
+    ) -> i64 {
+        let tx = self.conn.transaction().unwrap();
+        let args = Change {
+            object,
+            version,
+            test: self.test.to_owned(),
+        };
+        let pending = changed.enqueue(&tx, &category, &args).shard(scope, shard);
+        let pending = if destination.is_empty() {
+            pending
+        } else {
+            pending.to([destination])
+        };
+        let id = pending.write().unwrap().ids().next().unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
     fn count(&self, sql: &str) -> i64 {
         self.conn.query_row(sql, [], |row| row.get(0)).unwrap()
     }
@@ -915,23 +942,9 @@ fn under_small_batches_failures_and_new_messages_every_message_is_delivered_once
                 let shard = i64::try_from(next(13)).unwrap();
                 let scope = ["Organization", "User"][usize::try_from(next(2)).unwrap()];
                 let destination = ["", "eu", "us"][usize::try_from(next(3)).unwrap()];
-                let tx = fx.conn.transaction().unwrap();
-                let args = Change {
-                    object: -1,
-                    version: 0,
-                    test: fx.test.to_owned(),
-                };
-                let pending = changed
-                    .enqueue(&tx, &Category::Flaky, &args)
-                    .shard(scope, shard);
-                let pending = if destination.is_empty() {
-                    pending
-                } else {
-                    pending.to([destination])
-                };
-                let id = pending.write().unwrap().ids().next().unwrap();
-                tx.commit().unwrap();
-                shard_of.insert(id, (destination, scope, shard));
+                let key = (destination, scope, shard);
+                let id = fx.enqueue_at(Category::Flaky, key, -1, 0);
+                shard_of.insert(id, key);
             }
             3 => {
                 if next(4) == 0 {
@@ -1004,23 +1017,13 @@ fn a_worker_walks_the_shards_in_key_order_round_and_round() {
             }
         }
         // Enqueued in reverse, so that id order is not key order.
-        for (index, &(destination, scope, shard)) in keys.iter().enumerate().rev() {
-            let tx = fx.conn.transaction().unwrap();
-            let args = Change {
-                object: i64::try_from(index).unwrap(),
-                version: 1,
-                test: test.to_owned(),
-            };
-            let pending = changed
-                .enqueue(&tx, &Category::MemberUpdate, &args)
-                .shard(scope, shard);
-            let pending = if destination.is_empty() {
-                pending
-            } else {
-                pending.to([destination])
-            };
-            pending.write().unwrap();
-            tx.commit().unwrap();
+        for (index, &key) in keys.iter().enumerate().rev() {
+            fx.enqueue_at(
+                Category::MemberUpdate,
+                key,
+                i64::try_from(index).unwrap(),
+                1,
+            );
         }
         let mut worker = fx.worker().batch(batch);
         assert_eq!(worker.drain_once().unwrap().delivered, 12, "batch {batch}");
@@ -1037,23 +1040,8 @@ fn shards_with_unusual_keys_are_claimed_backed_off_and_delivered() {
     let mut fx = Fixture::new("unusual-keys");
     let mut ids = Vec::new();
     for shard in [i64::MIN, -1, 0, i64::MAX] {
-        let tx = fx.conn.transaction().unwrap();
-        let args = Change {
-            object: shard,
-            version: 0,
-            test: fx.test.to_owned(),
-        };
-        let id = changed
-            .enqueue(&tx, &Category::Flaky, &args)
-            .shard("l'\"équipe\" \\ 🚀", shard)
-            .to(["région \"nord\""])
-            .write()
-            .unwrap()
-            .ids()
-            .next()
-            .unwrap();
-        tx.commit().unwrap();
-        ids.push(id);
+        let key = ("région \"nord\"", "l'\"équipe\" \\ 🚀", shard);
+        ids.push(fx.enqueue_at(Category::Flaky, key, shard, 0));
     }
     fail(fx.test, 4);
     let mut worker = fx.worker();

@@ -3,10 +3,10 @@
 //! receivers' locations. (A test binary of its own, with one test, so that nothing else uses a
 //! signal first.)
 
-use std::sync::{Arc, Mutex};
+mod support;
 
 use signals::{WiringError, receiver, signal};
-use tracing::field::{Field, Visit};
+use support::Warnings;
 
 signal! {
     static post_upgrade: Signal<(), sender = u8>;
@@ -18,41 +18,6 @@ fn create_first_user() {}
 #[receiver(signal = post_upgrade, sender = 1, dispatch_uid = "create_first_user")]
 fn create_first_user_again() {}
 
-/// Records the name and message of every `warn` event on the `signals` target, on any thread.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<(&'static str, String)>>>);
-
-struct Message<'a>(&'a mut String);
-
-impl Visit for Message<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            *self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl tracing::Subscriber for Warnings {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        *metadata.level() == tracing::Level::WARN && metadata.target() == "signals"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut message = String::new();
-        event.record(&mut Message(&mut message));
-        self.0
-            .lock()
-            .unwrap()
-            .push((event.metadata().name(), message));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn a_duplicate_dispatch_uid_is_a_wiring_warning_logged_once_in_debug_builds() {
     let warnings = Warnings::default();
@@ -60,7 +25,7 @@ fn a_duplicate_dispatch_uid_is_a_wiring_warning_logged_once_in_debug_builds() {
 
     post_upgrade.emit(&1, &()).unwrap();
     post_upgrade.emit(&1, &()).unwrap();
-    let logged = warnings.0.lock().unwrap().clone();
+    let logged = warnings.logged();
 
     let problems = signals::check();
     assert_eq!(problems.len(), 1, "{problems:#?}");
