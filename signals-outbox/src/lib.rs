@@ -58,6 +58,8 @@
 //!   [`object`](Pending::object) are delivered once, with the newest arguments, and all removed.
 //! - **Order**: within a [shard](Pending::shard), one delivery at a time, in order of first
 //!   appearance; shards are independent, and a failing one never holds the others back.
+//!   A worker takes the shards in turns (a round of [`Worker::batch`] shards goes on where the
+//!   last stopped), so a large backlog in some shards does not starve the others.
 //! - **Backoff**: a failing shard waits 1 s, then 2 s, 4 s ... up to [`Outbox::max_delay`]
 //!   (1 h by default); after [`Worker::max_attempts`] attempts its message is parked (dead
 //!   letters), reported, and the shard moves on.

@@ -1,7 +1,9 @@
-//! The statements of enqueueing, delivering and parking, in one place: the storage seam. A
-//! second backend (PostgreSQL) supplies the same operations; the worker only calls these. The
-//! operators' reads and pauses (`admin.rs`) use the same tables and share `shard_state!` and
-//! `shard_at` from here.
+//! The statements of enqueueing, claiming, delivering and parking, in one place: the storage
+//! seam. The worker's algorithm (walk the shards, claim in the previous round's transaction,
+//! deliver each group in a savepoint, settle by fencing token) calls only these; a second
+//! backend (PostgreSQL) supplies the same operations, with its own claiming (`SKIP LOCKED`) and
+//! clock. The operators' reads and pauses (`admin.rs`) use the same tables and share
+//! `shard_state!` and `shard_at` from here.
 
 use std::collections::{HashMap, HashSet};
 
