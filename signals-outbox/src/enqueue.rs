@@ -8,8 +8,22 @@ use signals_core::DurableSignal;
 use crate::message::{Delivery, DurableSignature, MessageId, Shard};
 use crate::{OutboxError, store};
 
-/// Where a durable message may be written: a connection with a transaction open on it, so that
-/// the message commits with the change it describes, or not at all.
+/// Where `enqueue` writes: a shared reference to an SQLite transaction (anything
+/// [`InTransaction`]), or, with the `postgres` feature, `&mut sqlx::Transaction<'_, Postgres>`.
+/// Either way the message is written in the caller's transaction, and exists if and when it
+/// commits. Sealed: [`InTransaction`] is the trait to implement for a transaction type of
+/// your own.
+pub trait Target: sealed::Sealed {}
+
+impl<X: InTransaction + ?Sized> Target for &X {}
+impl<X: InTransaction + ?Sized> sealed::Sealed for &X {}
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// Where a durable message may be written on SQLite: a connection with a transaction open on
+/// it, so that the message commits with the change it describes, or not at all.
 ///
 /// Implemented for rusqlite's [`Transaction`] and [`Savepoint`], and for a [`Delivery`]: a
 /// receiver that enqueues a follow-up message in its delivery's transaction (a fan-out, a
@@ -63,26 +77,26 @@ pub trait Enqueue {
 
     /// A message for the receivers of `sender`, with `args`, written by
     /// [`Pending::write`] in `tx`: it exists if and when `tx` commits.
-    fn enqueue<'t>(
+    fn enqueue<T: Target>(
         &'static self,
-        tx: &'t (impl InTransaction + ?Sized),
+        tx: T,
         sender: &<Self::Signature as signals_core::Signature>::Sender,
         args: &<Self::Signature as DurableSignature>::Payload,
-    ) -> Pending<'t>;
+    ) -> Pending<T>;
 }
 
 impl<F: DurableSignature> Enqueue for DurableSignal<F> {
     type Signature = F;
 
-    fn enqueue<'t>(
+    fn enqueue<T: Target>(
         &'static self,
-        tx: &'t (impl InTransaction + ?Sized),
+        tx: T,
         sender: &F::Sender,
         args: &F::Payload,
-    ) -> Pending<'t> {
+    ) -> Pending<T> {
         let signal = self.name();
         Pending {
-            conn: tx.connection(),
+            tx,
             signal,
             category: json(signal, "sender", sender),
             payload: json(signal, "arguments", args),
@@ -98,8 +112,8 @@ impl<F: DurableSignature> Enqueue for DurableSignal<F> {
 /// [`write`](Self::write) it.
 #[must_use = "a message is written only by `write()`"]
 #[derive(Debug)]
-pub struct Pending<'t> {
-    conn: &'t Connection,
+pub struct Pending<T> {
+    tx: T,
     signal: &'static str,
     category: Result<String, OutboxError>,
     payload: Result<String, OutboxError>,
@@ -109,7 +123,7 @@ pub struct Pending<'t> {
     destinations: Vec<String>,
 }
 
-impl Pending<'_> {
+impl<T> Pending<T> {
     /// The shard the message is delivered in order within: `scope` (an enum value such as
     /// `Scope::Organization`, a string or a number) and the id in it. Without it, all the
     /// signal's messages are one shard.
@@ -138,6 +152,51 @@ impl Pending<'_> {
         self
     }
 
+    /// The message's stored parts: its sender, arguments and shard scope as stored, and its
+    /// destinations (`""` alone for none).
+    pub(crate) fn parts(self) -> Result<(T, Parts), OutboxError> {
+        let parts = Parts {
+            signal: self.signal,
+            category: self.category?,
+            payload: self.payload?,
+            scope: self.scope?,
+            shard: self.shard,
+            object: self.object,
+            destinations: if self.destinations.is_empty() {
+                vec![String::new()]
+            } else {
+                self.destinations
+            },
+        };
+        Ok((self.tx, parts))
+    }
+}
+
+/// A message as stored, one row per destination.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub(crate) signal: &'static str,
+    pub(crate) category: String,
+    pub(crate) payload: String,
+    pub(crate) scope: String,
+    pub(crate) shard: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) destinations: Vec<String>,
+}
+
+impl Parts {
+    /// The shard of each destination.
+    pub(crate) fn shards(&self) -> impl Iterator<Item = Shard> + '_ {
+        self.destinations.iter().map(|destination| Shard {
+            signal: self.signal.to_owned(),
+            destination: destination.clone(),
+            scope: self.scope.clone(),
+            id: self.shard,
+        })
+    }
+}
+
+impl<X: InTransaction + ?Sized> Pending<&X> {
     /// Writes the message (one per destination) in the transaction.
     ///
     /// # Errors
@@ -146,28 +205,16 @@ impl Pending<'_> {
     /// [`OutboxError::Serialize`] if the sender, the arguments or the scope cannot be stored
     /// as JSON, or [`OutboxError::Database`]; nothing is written then.
     pub fn write(self) -> Result<Enqueued, OutboxError> {
-        if self.conn.is_autocommit() {
+        let (tx, parts) = self.parts()?;
+        let conn = tx.connection();
+        if conn.is_autocommit() {
             return Err(OutboxError::NoTransaction {
-                signal: self.signal,
+                signal: parts.signal,
             });
         }
-        let category = self.category?;
-        let payload = self.payload?;
-        let scope = self.scope?;
-        let destinations = if self.destinations.is_empty() {
-            vec![String::new()]
-        } else {
-            self.destinations
-        };
-        let mut messages = Vec::with_capacity(destinations.len());
-        for destination in destinations {
-            let shard = Shard {
-                signal: self.signal.to_owned(),
-                destination,
-                scope: scope.clone(),
-                id: self.shard,
-            };
-            let id = store::insert(self.conn, &shard, &category, self.object, &payload)?;
+        let mut messages = Vec::with_capacity(parts.destinations.len());
+        for shard in parts.shards() {
+            let id = store::insert(conn, &shard, &parts.category, parts.object, &parts.payload)?;
             messages.push((id, shard));
         }
         Ok(Enqueued { messages })
@@ -178,7 +225,7 @@ impl Pending<'_> {
 /// [`Worker::flush`](crate::Worker::flush) after commit to deliver them at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
-    messages: Vec<(MessageId, Shard)>,
+    pub(crate) messages: Vec<(MessageId, Shard)>,
 }
 
 impl Enqueued {

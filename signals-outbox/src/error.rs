@@ -10,6 +10,11 @@ pub enum OutboxError {
     /// read-only file, ...); nothing of the operation was kept. Retry, or look at the file.
     #[error("the outbox's database failed: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The PostgreSQL database refused or failed a statement, or could not be reached;
+    /// nothing of the operation was kept. Retry, or look at the server.
+    #[cfg(feature = "postgres")]
+    #[error("the outbox's PostgreSQL database failed: {0}")]
+    Postgres(#[from] sqlx::Error),
     /// A message's sender or arguments could not be stored as JSON; nothing was written.
     #[error("could not store the {what} of a `{signal}` message as JSON: {source}")]
     Serialize {

@@ -77,6 +77,8 @@ mod clock;
 mod enqueue;
 mod error;
 mod message;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod schema;
 mod store;
 mod tombstone;
@@ -92,7 +94,7 @@ use rusqlite::Connection;
 
 pub use admin::{Explanation, Parked, Pause, ShardStatus, Status};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use enqueue::{Enqueue, Enqueued, InTransaction, Pending};
+pub use enqueue::{Enqueue, Enqueued, InTransaction, Pending, Target};
 pub use error::OutboxError;
 pub use message::{Delivered, Delivery, DurableSignature, MessageId, ParseShardError, Shard};
 pub use tombstone::{maybe_process_tombstone, record_tombstone};
