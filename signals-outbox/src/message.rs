@@ -141,12 +141,24 @@ impl std::str::FromStr for Shard {
     fn from_str(text: &str) -> Result<Self, ParseShardError> {
         let error = || ParseShardError(text.to_owned());
         let (signal, rest) = text.trim().split_once(' ').ok_or_else(error)?;
-        let (key, destination) = match rest.split_once(" to ") {
-            Some((key, destination)) => (key, destination.trim()),
-            None => (rest, ""),
-        };
-        let (scope, id) = key.trim().rsplit_once('/').ok_or_else(error)?;
-        let id = id.parse().map_err(|_| error())?;
+        // The key ends at the first `/<id>` followed by the end or ` to `: a scope may hold
+        // ` to ` and `/`, a destination anything.
+        let (scope, id, destination) = rest
+            .match_indices('/')
+            .find_map(|(slash, _)| {
+                let after = &rest[slash + 1..];
+                let digits = after
+                    .char_indices()
+                    .find(|&(at, c)| !(c.is_ascii_digit() || (at == 0 && c == '-')))
+                    .map_or(after.len(), |(at, _)| at);
+                let id = after[..digits].parse::<i64>().ok()?;
+                let destination = match &after[digits..] {
+                    "" => "",
+                    tail => tail.strip_prefix(" to ")?,
+                };
+                Some((&rest[..slash], id, destination))
+            })
+            .ok_or_else(error)?;
         if signal.is_empty() || scope.is_empty() {
             return Err(error());
         }
@@ -299,6 +311,19 @@ mod tests {
                 destination: "us-east".into(),
                 scope: "\"a/b\"".into(),
                 id: 7,
+            },
+            // Keys that contain the display's own separators.
+            Shard {
+                signal: "s".into(),
+                destination: "eu/1 to west".into(),
+                scope: "from a to b".into(),
+                id: i64::MIN,
+            },
+            Shard {
+                signal: "s".into(),
+                destination: String::new(),
+                scope: "x to y/z".into(),
+                id: 3,
             },
         ] {
             assert_eq!(shard.to_string().parse::<Shard>(), Ok(shard));
