@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use signals::outbox::{Enqueue, Outbox, Worker};
+use signals::outbox::{Enqueue, Enqueued, Outbox, Worker};
 use signals::{receiver, signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +88,17 @@ fn args(n: i64) -> MemberJoined {
     }
 }
 
+/// Message `n`, enqueued as the application writes it: the measured side of `enqueue`.
+fn write_message(tx: &Transaction<'_>, n: i64) -> Enqueued {
+    let args = args(n);
+    member_joined
+        .enqueue(tx, &Category::MemberUpdate, &args)
+        .shard(Scope::Organization, args.org_id)
+        .object(args.member_id)
+        .write()
+        .unwrap()
+}
+
 fn count_messages(conn: &Connection) -> i64 {
     conn.query_row("SELECT count(*) FROM signals_outbox_message", [], |row| {
         row.get(0)
@@ -129,13 +140,7 @@ fn same_row(dir: &Path) {
     let outbox = Outbox::open(dir.join("enqueue-check.db")).unwrap();
     let mut conn = outbox.connect().unwrap();
     let tx = conn.transaction().unwrap();
-    let args = args(42);
-    member_joined
-        .enqueue(&tx, &Category::MemberUpdate, &args)
-        .shard(Scope::Organization, args.org_id)
-        .object(args.member_id)
-        .write()
-        .unwrap();
+    write_message(&tx, 42);
     hand_insert(&tx, 42);
     let mut statement = tx
         .prepare(
@@ -209,15 +214,7 @@ fn enqueue(c: &mut Criterion) {
     group.bench_function("signals", |b| {
         b.iter_custom(|iters| {
             time_inserts(&mut conn, iters, &mut next, |tx, n| {
-                let args = args(n);
-                black_box(
-                    member_joined
-                        .enqueue(tx, &Category::MemberUpdate, &args)
-                        .shard(Scope::Organization, args.org_id)
-                        .object(args.member_id)
-                        .write()
-                        .unwrap(),
-                );
+                black_box(write_message(tx, n));
             })
         });
     });
@@ -232,13 +229,7 @@ fn template(dir: &Path) -> PathBuf {
     let mut conn = outbox.connect().unwrap();
     let tx = conn.transaction().unwrap();
     for n in 0..MESSAGES {
-        let args = args(n);
-        member_joined
-            .enqueue(&tx, &Category::MemberUpdate, &args)
-            .shard(Scope::Organization, args.org_id)
-            .object(args.member_id)
-            .write()
-            .unwrap();
+        write_message(&tx, n);
     }
     tx.commit().unwrap();
     let shards: i64 = conn
