@@ -394,7 +394,6 @@ impl Worker {
         drained: &mut Drained,
     ) -> Result<(), OutboxError> {
         let held = store::held(tx, token)?;
-        let mut removed = Vec::new();
         for group in groups {
             if !held.contains(&group.shard) {
                 continue; // another worker claimed the shard since: it is theirs now
@@ -405,9 +404,11 @@ impl Worker {
             let now = self.outbox.now();
             match delivered {
                 Ok(()) => {
+                    // Removed with the delivery, not at the round's end: a receiver that
+                    // commits the transaction later in the round commits this removal too.
+                    store::delete(tx, &group.ids)?;
                     drained.delivered += 1;
                     drained.removed += group.ids.len();
-                    removed.extend_from_slice(&group.ids);
                 }
                 Err(Failure::Undecodable(error)) => {
                     drained.parked += park(tx, group, &error, now)?;
@@ -422,8 +423,7 @@ impl Worker {
                 }
             }
         }
-        // The round's removals, and its succeeded shards in one statement.
-        store::delete(tx, &removed)?;
+        // The round's succeeded shards, in one statement.
         store::settled(tx, token)?;
         Ok(())
     }

@@ -736,6 +736,32 @@ fn a_receiver_that_ends_the_delivery_transaction_is_an_error_that_names_it_and_k
     );
 }
 
+/// A receiver that commits the delivery transaction mid-round commits what the round's earlier
+/// deliveries wrote: their messages' removals must be in it, or their effects would be
+/// delivered again.
+#[test]
+fn a_receiver_ending_the_transaction_mid_round_leaves_the_earlier_deliveries_settled_once() {
+    let mut fx = Fixture::new("ends_mid_round");
+    // Shard 1 comes first in the walk: its delivery writes an effect, then shard 2's receiver
+    // commits the transaction.
+    let first = fx.enqueue(Category::MemberUpdate, 1, None, 1);
+    fx.enqueue(Category::EndsTransaction, 2, None, 1);
+    assert!(fx.worker().drain_once().is_err());
+    let waiting_first: i64 = fx.count(&format!(
+        "SELECT count(*) FROM signals_outbox_message WHERE id = {first}"
+    ));
+    assert_eq!(
+        fx.effects() + waiting_first,
+        1,
+        "an effect without its removal is an effect delivered twice"
+    );
+    let pause = Pause::category(&changed, &Category::EndsTransaction).unwrap();
+    fx.outbox.pause(&pause).unwrap();
+    fx.clock.advance(Duration::from_secs(3_600));
+    fx.worker().drain_once().unwrap();
+    assert_eq!(fx.effects(), 1, "the effect happened once");
+}
+
 #[test]
 fn retry_shard_makes_a_backing_off_shard_due_and_returns_its_parked_messages() {
     let mut fx = Fixture::new("retry_shard");
