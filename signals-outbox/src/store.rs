@@ -228,6 +228,11 @@ pub(crate) fn head(conn: &Connection, shard: &Shard) -> rusqlite::Result<Option<
     .optional()
 }
 
+/// The key a pause of shard `(scope, id)` is stored under (`SQL`: `scope || '/' || shard`).
+pub(crate) fn pause_key(scope: &str, id: i64) -> String {
+    format!("{scope}/{id}")
+}
+
 /// What is paused of `signal`: its categories (as stored) and its shards (`scope/id`).
 #[derive(Debug, Default)]
 pub(crate) struct Paused {
@@ -257,10 +262,7 @@ impl Paused {
     }
 
     pub(crate) fn shard(&self, shard: &Shard) -> bool {
-        !self.shards.is_empty()
-            && self
-                .shards
-                .contains(&format!("{}/{}", shard.scope, shard.id))
+        !self.shards.is_empty() && self.shards.contains(&pause_key(&shard.scope, shard.id))
     }
 }
 
