@@ -103,7 +103,7 @@ impl<F: DurableSignature> Enqueue for DurableSignal<F> {
             scope: Ok(signal.to_owned()),
             shard: 0,
             object: None,
-            destinations: Vec::new(),
+            destinations: vec![String::new()],
         }
     }
 }
@@ -142,7 +142,8 @@ impl<T> Pending<T> {
     }
 
     /// One message per destination (a region or cell name), each its own shard: Sentry's
-    /// control → region fan-out. Without it, one message with no destination.
+    /// control → region fan-out; none for no destinations. Without it, one message with no
+    /// destination.
     pub fn to<I, D>(mut self, destinations: I) -> Self
     where
         I: IntoIterator<Item = D>,
@@ -153,7 +154,7 @@ impl<T> Pending<T> {
     }
 
     /// The message's stored parts: its sender, arguments and shard scope as stored, and its
-    /// destinations (`""` alone for none).
+    /// destinations (`""` alone unless [`to`](Self::to) named them).
     pub(crate) fn parts(self) -> Result<(T, Parts), OutboxError> {
         let parts = Parts {
             signal: self.signal,
@@ -162,11 +163,7 @@ impl<T> Pending<T> {
             scope: self.scope?,
             shard: self.shard,
             object: self.object,
-            destinations: if self.destinations.is_empty() {
-                vec![String::new()]
-            } else {
-                self.destinations
-            },
+            destinations: self.destinations,
         };
         Ok((self.tx, parts))
     }

@@ -880,6 +880,27 @@ impl InTransaction for Bare<'_> {
     }
 }
 
+/// A fan-out to no destination at all (a deployment with no regions yet) writes nothing; it is
+/// not a message with no destination.
+#[test]
+fn a_fan_out_to_no_destinations_writes_no_message() {
+    let mut fx = Fixture::new("no-destinations");
+    let tx = fx.conn.transaction().unwrap();
+    let args = Change {
+        object: 1,
+        version: 1,
+        test: fx.test.to_owned(),
+    };
+    let enqueued = changed
+        .enqueue(&tx, &Category::MemberUpdate, &args)
+        .to(Vec::<String>::new())
+        .write()
+        .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(enqueued.ids().len(), 0);
+    assert_eq!(fx.waiting(), 0);
+}
+
 #[test]
 fn enqueueing_outside_a_transaction_is_refused_and_writes_nothing() {
     let fx = Fixture::new("bare");
