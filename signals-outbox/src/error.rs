@@ -77,6 +77,31 @@ pub enum OutboxError {
         /// The type asked for.
         type_name: &'static str,
     },
+    /// A receiver asked its [`Delivery`](crate::Delivery) for the transaction of a backend
+    /// other than the one delivering (`transaction` is SQLite's, `postgres` PostgreSQL's).
+    /// The message stays, and is retried, then parked: write through the delivering
+    /// backend's method.
+    #[error(
+        "a receiver asked for the delivery's {wanted} transaction, and this delivery is from \
+         {this}"
+    )]
+    WrongBackend {
+        /// The backend the receiver asked for.
+        wanted: &'static str,
+        /// The backend delivering.
+        this: &'static str,
+    },
+    /// A receiver called `Delivery::postgres` from inside the closure it gave it: the
+    /// transaction is already lent to that closure. Use the connection the closure got.
+    #[error(
+        "Delivery::postgres was called from inside its own closure; use the connection the \
+         closure was given"
+    )]
+    TransactionInUse,
+    /// A worker's delivery thread panicked outside any receiver (a bug in signals-outbox):
+    /// the round was rolled back; its messages stay.
+    #[error("the outbox worker's delivery thread panicked: {0}")]
+    WorkerPanicked(String),
     /// A worker was started without signals: it would deliver nothing.
     #[error("a worker needs at least one durable signal: add them with `Worker::signal`")]
     NoSignals,

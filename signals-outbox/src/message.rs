@@ -187,7 +187,7 @@ pub struct ParseShardError(String);
 /// delivered. Anything else they do (a request to another service) may happen more than once:
 /// give it [`idempotency_key`](Self::idempotency_key).
 pub struct Delivery<'a> {
-    pub(crate) conn: &'a Connection,
+    pub(crate) lent: Lent<'a>,
     pub(crate) id: MessageId,
     pub(crate) attempt: u32,
     pub(crate) shard: &'a Shard,
@@ -196,13 +196,92 @@ pub struct Delivery<'a> {
     pub(crate) state: &'a State,
 }
 
+/// The delivery's transaction, as its backend lends it.
+pub(crate) enum Lent<'a> {
+    /// SQLite's: the worker's connection, in the transaction.
+    Sqlite(&'a Connection),
+    /// PostgreSQL's: the worker's connection, in the transaction, reached from a receiver's
+    /// thread by blocking on the worker's runtime.
+    #[cfg(feature = "postgres")]
+    Postgres(&'a crate::postgres::Lent),
+}
+
 impl<'a> Delivery<'a> {
-    /// The delivery's transaction, on the outbox's database: writes made through it commit
-    /// with the message's removal, or roll back with a failed delivery. Do not commit or roll
-    /// it back yourself.
+    /// The delivery's transaction, on the outbox's SQLite database: writes made through it
+    /// commit with the message's removal, or roll back with a failed delivery. Do not commit
+    /// or roll it back yourself.
+    ///
+    /// # Panics
+    ///
+    /// On a delivery from PostgreSQL (a receiver written for SQLite, run by a
+    /// [`PgWorker`](crate::postgres::PgWorker)): there, use `postgres`. The worker catches the
+    /// panic as a failed delivery; the message is retried, then parked, never lost.
     #[must_use]
     pub fn transaction(&self) -> &'a Connection {
-        self.conn
+        match self.lent {
+            Lent::Sqlite(conn) => conn,
+            #[cfg(feature = "postgres")]
+            Lent::Postgres(_) => panic!(
+                "Delivery::transaction lends SQLite's transaction, and this delivery is from \
+                 PostgreSQL: write through Delivery::postgres"
+            ),
+        }
+    }
+
+    /// Runs `write` on the delivery's PostgreSQL transaction and returns what it returns:
+    /// writes made there commit with the message's removal, or roll back with a failed
+    /// delivery (receivers are plain functions: this blocks the receiver until `write` is
+    /// done, on the worker's runtime). Do not commit or roll it back yourself.
+    ///
+    /// ```no_run
+    /// # use signals::outbox::{Delivery, OutboxError};
+    /// # #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)] pub enum Category { MemberUpdate }
+    /// # #[derive(serde::Serialize, serde::Deserialize)] pub struct MemberJoined { pub member_id: i64 }
+    /// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
+    /// #[signals::receiver(signal = member_joined, sender = Category::MemberUpdate)]
+    /// fn sync_member(member_id: i64, delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    ///     delivery.postgres(async |conn| {
+    ///         sqlx::query("INSERT INTO synced (member) VALUES ($1)")
+    ///             .bind(member_id)
+    ///             .execute(conn)
+    ///             .await
+    ///     })??;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::WrongBackend`] on a delivery from SQLite (use
+    /// [`transaction`](Self::transaction) there), or when called again from inside `write`;
+    /// [`OutboxError::Postgres`] when the delivery's transaction could not be prepared for
+    /// the receiver's writes.
+    #[cfg(feature = "postgres")]
+    pub fn postgres<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut sqlx::PgConnection) -> T,
+    ) -> Result<T, OutboxError> {
+        match self.lent {
+            Lent::Postgres(lent) => lent.run(write),
+            Lent::Sqlite(_) => Err(OutboxError::WrongBackend {
+                wanted: "PostgreSQL",
+                this: "SQLite",
+            }),
+        }
+    }
+
+    /// On PostgreSQL, the fencing token of the lease this delivery runs under: a shard's
+    /// later leases have larger tokens (they come from a database sequence), so a store
+    /// outside the database that keeps the largest token it saw per shard can refuse a late
+    /// write from a worker that lost its lease. `None` on SQLite, whose single writer needs
+    /// no lease.
+    #[must_use]
+    pub fn lease(&self) -> Option<i64> {
+        match self.lent {
+            Lent::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Lent::Postgres(lent) => Some(lent.token),
+        }
     }
 
     /// The message's id: the newest of the messages coalesced into this delivery.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use signals_core::DurableSignal;
 
-use crate::message::{Delivery, DurableSignature, MessageId, Shard, State};
+use crate::message::{Delivery, DurableSignature, Lent, MessageId, Shard, State};
 use crate::store::{self, Head, Paused, Row, ShardState};
 use crate::{Outbox, OutboxError};
 
@@ -93,6 +93,10 @@ pub struct Drained {
     pub failed: usize,
     /// Messages parked (dead letters).
     pub parked: usize,
+    /// Claimed deliveries not made because the worker lost its claim first (it was too slow,
+    /// and another worker took the shard over): the new owner delivers them. A fenced
+    /// worker writes nothing of them.
+    pub fenced: usize,
 }
 
 impl std::ops::AddAssign for Drained {
@@ -101,6 +105,7 @@ impl std::ops::AddAssign for Drained {
         self.removed += other.removed;
         self.failed += other.failed;
         self.parked += other.parked;
+        self.fenced += other.fenced;
     }
 }
 
@@ -181,7 +186,7 @@ impl std::fmt::Debug for Worker {
 }
 
 /// The first backoff of a failing shard.
-const FIRST_DELAY_MS: i64 = 1_000;
+pub(crate) const FIRST_DELAY_MS: i64 = 1_000;
 
 impl Worker {
     /// A worker on `outbox`, with its own connection to the database; add its signals with
@@ -293,7 +298,9 @@ impl Worker {
         let mut pause = self.poll;
         while !self.stopper.stopped() {
             match self.drain_once() {
-                Ok(drained) if drained.delivered + drained.failed + drained.parked > 0 => {
+                Ok(drained)
+                    if drained.delivered + drained.failed + drained.parked + drained.fenced > 0 =>
+                {
                     pause = self.poll;
                     continue;
                 }
@@ -396,7 +403,8 @@ impl Worker {
         let held = store::held(tx, token)?;
         for group in groups {
             if !held.contains(&group.shard) {
-                continue; // another worker claimed the shard since: it is theirs now
+                drained.fenced += 1; // another worker claimed the shard since: it is theirs now
+                continue;
             }
             let signal = self.signals[group.shard.signal.as_str()];
             let delivered = deliver_group(tx, signal, group, &self.state)?;
@@ -617,7 +625,7 @@ fn deliver_group(
     tx.prepare_cached("SAVEPOINT signals_outbox_delivery")?
         .execute([])?;
     let delivery = Delivery {
-        conn: tx,
+        lent: Lent::Sqlite(tx),
         id: newest.id,
         attempt: group.attempt,
         shard: &group.shard,

@@ -1,16 +1,24 @@
-//! The PostgreSQL backend, first part: the outbox's tables, created or migrated by
-//! [`PgOutbox::open`], and `enqueue` in the caller's `sqlx::Transaction<'_, Postgres>`, as one
-//! statement with no extra round trip. Its worker (claims with `SKIP LOCKED`, fenced leases,
-//! `LISTEN/NOTIFY`) is not written yet: messages enqueued here wait until it is.
+//! The PostgreSQL backend: durable signals across processes and machines. The application
+//! enqueues in its own `sqlx::Transaction<'_, Postgres>`, in one statement; any number of
+//! [`PgWorker`]s, in any number of processes, deliver.
 //!
 //! ```no_run
 //! # use serde::{Deserialize, Serialize};
-//! # use signals::outbox::Enqueue;
-//! # use signals::outbox::postgres::PgOutbox;
+//! # use signals::outbox::{Delivery, Enqueue, OutboxError};
+//! # use signals::outbox::postgres::{PgOutbox, PgWorker};
 //! # #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)] pub enum Category { MemberUpdate }
 //! # #[derive(Serialize, Deserialize)] pub struct MemberJoined { pub member_id: i64, pub org_id: i64 }
 //! # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
-//! # async fn demo(pool: sqlx::PgPool) -> Result<(), signals::outbox::OutboxError> {
+//! #[signals::receiver(signal = member_joined, sender = Category::MemberUpdate)]
+//! fn sync_member(member_id: i64, delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+//!     // Written in the delivery's transaction: it commits with the message's removal.
+//!     delivery.postgres(async |conn| {
+//!         sqlx::query("INSERT INTO synced (member) VALUES ($1)").bind(member_id).execute(conn).await
+//!     })??;
+//!     Ok(())
+//! }
+//!
+//! # async fn demo(pool: sqlx::PgPool) -> Result<(), OutboxError> {
 //! let outbox = PgOutbox::open(pool).await?;
 //! let mut tx = outbox.pool().begin().await?;
 //! // ... the domain write, in `tx` ...
@@ -21,13 +29,54 @@
 //!     .write()
 //!     .await?;
 //! tx.commit().await?;
+//!
+//! // In each worker process:
+//! let mut worker = PgWorker::new(&outbox).signal(&member_joined);
+//! worker.run(tokio::signal::ctrl_c()).await?; // until Ctrl-C
 //! # Ok(()) }
 //! ```
+//!
+//! # What the guarantees become across machines
+//!
+//! The same as on SQLite ([the crate's guarantees](crate#guarantees)), with:
+//!
+//! - **Leases**: a worker claims a round of shards with `FOR UPDATE SKIP LOCKED` (workers never
+//!   wait on one another), each for [`PgWorker::lease`] (30 s by default), under a fencing
+//!   token from a database sequence. It delivers them holding their rows locked, after
+//!   checking that the token is still theirs: a worker that lost its lease (paused,
+//!   partitioned, slow past the lease) writes nothing of those shards, and counts them as
+//!   [`fenced`](crate::Drained::fenced). A worker paused in the middle of a delivery
+//!   transaction is cut off by the server after the lease
+//!   (`idle_in_transaction_session_timeout`), which rolls it back.
+//! - **One shard, one worker at a time**, so per-shard order holds across processes; shards
+//!   are spread over the workers by their claims.
+//! - **The database's clock** times backoffs and leases: the workers' clocks may disagree.
+//! - **Wake-ups**: an enqueue notifies the workers on commit (`LISTEN/NOTIFY`, one
+//!   notification per signal per transaction); they also poll every [`PgWorker::poll`], so a
+//!   notification lost to a reconnection delays a message, never loses it.
+//! - **Crashes**: a worker that dies is replaced by the others when its lease ends; the
+//!   attempt it was making counts towards [`PgWorker::max_attempts`].
+
+mod worker;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::enqueue::{Pending, Target, sealed};
 use crate::{Enqueued, OutboxError};
+
+pub(crate) use worker::Lent;
+pub use worker::PgWorker;
+
+/// The channel enqueues notify, with the signal's name as the payload.
+const CHANNEL: &str = "signals_outbox";
+
+/// Now, in milliseconds since the epoch, by the server's clock (SQL).
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    };
+}
+pub(crate) use now_ms;
 
 /// The migrations of the PostgreSQL schema, in order, each a list of statements: the schema
 /// after migration `i` is version `i + 1`. Never edited once released: a change is a new
@@ -92,6 +141,21 @@ const MIGRATIONS: &[&[&str]] = &[
              created_at BIGINT NOT NULL,
              PRIMARY KEY (table_name, object)
          )",
+    ],
+    // 2: the worker's leases. Every shard with messages has a row (enqueue writes it), which
+    // claims lock with `SKIP LOCKED`, and which holds the lease: its holder, until when, and
+    // the fencing token (`claim`) drawn from a sequence.
+    &[
+        "ALTER TABLE signals_outbox_shard
+             ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0, -- ms, the server's clock
+             ADD COLUMN holder      TEXT",
+        "CREATE SEQUENCE signals_outbox_token",
+        "CREATE INDEX signals_outbox_shard_due ON signals_outbox_shard (due_at)",
+        "INSERT INTO signals_outbox_shard
+             (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
+         SELECT DISTINCT signal, destination, scope, shard, 0, 0, 0, 0
+         FROM signals_outbox_message
+         ON CONFLICT DO NOTHING",
     ],
 ];
 
@@ -166,8 +230,9 @@ impl Target for &mut Transaction<'_, Postgres> {}
 impl sealed::Sealed for &mut Transaction<'_, Postgres> {}
 
 impl Pending<&mut Transaction<'_, Postgres>> {
-    /// Writes the message (one per destination) in the transaction, in one statement; the
-    /// times stored are the server's.
+    /// Writes the message (one per destination) in the transaction, in one statement that
+    /// also makes sure its shard has a row for workers to claim, and notifies them when the
+    /// transaction commits; the times stored are the server's.
     ///
     /// # Errors
     ///
@@ -175,15 +240,27 @@ impl Pending<&mut Transaction<'_, Postgres>> {
     /// as JSON, or [`OutboxError::Postgres`]; nothing is written then.
     pub async fn write(self) -> Result<Enqueued, OutboxError> {
         let (tx, parts) = self.parts()?;
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO signals_outbox_message
-                 (signal, destination, scope, shard, category, object, payload, created_at)
-             SELECT $1, d.destination, $2, $3, $4, $5, $6,
-                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint
-             FROM unnest($7::text[]) WITH ORDINALITY AS d (destination, n)
-             ORDER BY d.n
-             RETURNING id",
-        )
+        // The shard's row: `DO NOTHING` takes no lock on a row that exists, so an enqueue
+        // does not wait for the worker delivering the shard. The notification is sent on
+        // commit, once per signal however many messages the transaction wrote.
+        let mut ids: Vec<i64> = sqlx::query_scalar(concat!(
+            "WITH message AS (
+                 INSERT INTO signals_outbox_message
+                     (signal, destination, scope, shard, category, object, payload, created_at)
+                 SELECT $1, d.destination, $2, $3, $4, $5, $6, ",
+            now_ms!(),
+            "
+                 FROM unnest($7::text[]) WITH ORDINALITY AS d (destination, n)
+                 ORDER BY d.n
+                 RETURNING id),
+             shard AS (
+                 INSERT INTO signals_outbox_shard
+                     (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
+                 SELECT DISTINCT $1, d.destination, $2, $3, 0, 0, 0, 0
+                 FROM unnest($7::text[]) AS d (destination)
+                 ON CONFLICT DO NOTHING)
+             SELECT message.id FROM message, (SELECT pg_notify($8, $1)) AS wake",
+        ))
         .bind(parts.signal)
         .bind(&parts.scope)
         .bind(parts.shard)
@@ -191,6 +268,7 @@ impl Pending<&mut Transaction<'_, Postgres>> {
         .bind(parts.object)
         .bind(&parts.payload)
         .bind(&parts.destinations)
+        .bind(CHANNEL)
         .fetch_all(&mut **tx)
         .await?;
         // Identities are drawn in the order rows are inserted: the destinations' order.

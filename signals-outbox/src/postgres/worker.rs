@@ -1,0 +1,821 @@
+//! [`PgWorker`]: delivering a PostgreSQL outbox's messages, from any number of processes.
+//!
+//! A round is one transaction: it locks the shards the previous round claimed, if their
+//! fencing token is still this worker's; runs their head groups' receivers (each group's
+//! writes in a savepoint, taken only when a receiver writes); settles them (removes what was
+//! delivered, backs off what failed, parks what is dead); and claims the next round's shards
+//! with `FOR UPDATE SKIP LOCKED`, charging each an attempt. Its commit publishes the
+//! deliveries and the new leases together: one commit per round.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::runtime::Handle;
+
+use super::{CHANNEL, PgOutbox, now_ms};
+use crate::OutboxError;
+use crate::message::{Delivery, Lent as Lending, MessageId, Shard, State};
+use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
+
+/// Delivers a set of durable signals' messages from a PostgreSQL outbox; run as many as you
+/// like, in as many processes and on as many machines.
+///
+/// ```no_run
+/// # use signals::outbox::postgres::{PgOutbox, PgWorker};
+/// # #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)] pub enum Category { A }
+/// # #[derive(serde::Serialize, serde::Deserialize)] pub struct MemberJoined { pub id: u64 }
+/// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
+/// # async fn demo(outbox: PgOutbox) -> Result<(), signals::outbox::OutboxError> {
+/// let mut worker = PgWorker::new(&outbox).signal(&member_joined);
+/// worker.run(async { /* resolves on shutdown */ tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+pub struct PgWorker {
+    outbox: PgOutbox,
+    /// The worker's own connections: the application's options, and a server-side limit on
+    /// idling in a transaction (a paused worker loses its locks with its lease).
+    pool: Option<PgPool>,
+    signals: BTreeMap<&'static str, &'static dyn Deliver>,
+    names: Vec<String>,
+    state: Arc<State>,
+    max_attempts: u32,
+    batch: usize,
+    poll: Duration,
+    lease: Duration,
+    max_delay: Duration,
+    name: String,
+    /// The claim the last round committed and the next delivers: its token, and how many
+    /// shards it holds.
+    claimed: Option<(i64, usize)>,
+}
+
+impl std::fmt::Debug for PgWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWorker")
+            .field("name", &self.name)
+            .field("signals", &self.names)
+            .field("max_attempts", &self.max_attempts)
+            .field("batch", &self.batch)
+            .field("poll", &self.poll)
+            .field("lease", &self.lease)
+            .field("state_types", &self.state.type_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgWorker {
+    /// A worker on `outbox`; add its signals with [`signal`](Self::signal). It connects when
+    /// it first drains, with the options of the outbox's pool.
+    #[must_use]
+    pub fn new(outbox: &PgOutbox) -> Self {
+        static WORKERS: AtomicU64 = AtomicU64::new(0);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|host| host.trim().to_owned())
+            .unwrap_or_default();
+        let name = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            WORKERS.fetch_add(1, Ordering::Relaxed)
+        );
+        Self {
+            outbox: outbox.clone(),
+            pool: None,
+            signals: BTreeMap::new(),
+            names: Vec::new(),
+            state: Arc::new(State::default()),
+            max_attempts: 10,
+            batch: 100,
+            poll: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            name,
+            claimed: None,
+        }
+    }
+
+    /// Delivers `signal`'s messages too.
+    #[must_use]
+    pub fn signal(mut self, signal: &'static dyn Deliver) -> Self {
+        if self.signals.insert(signal.name(), signal).is_none() {
+            self.names.push(signal.name().to_owned());
+        }
+        self
+    }
+
+    /// Delivers each of `signals`' messages too.
+    #[must_use]
+    pub fn signals(mut self, signals: impl IntoIterator<Item = &'static dyn Deliver>) -> Self {
+        for signal in signals {
+            self = self.signal(signal);
+        }
+        self
+    }
+
+    /// Lends `value` to every delivery, where receivers get it with
+    /// [`Delivery::state`]. One value per type; a second of the same type replaces the first.
+    ///
+    /// # Panics
+    ///
+    /// Never once the worker has run; before, only if its state was shared, which it is not.
+    #[must_use]
+    pub fn state<T: std::any::Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
+        Arc::get_mut(&mut self.state)
+            .expect("a worker's state is shared only while a round runs")
+            .insert(value);
+        self
+    }
+
+    /// After how many attempts a message is parked (dead letters) instead of retried
+    /// (default 10; at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How many shards one round claims and delivers in one transaction (default 100).
+    #[must_use]
+    pub fn batch(mut self, shards: usize) -> Self {
+        self.batch = shards.max(1);
+        self
+    }
+
+    /// How long [`run`](Self::run) waits for a notification before it looks anyway
+    /// (default 1 s).
+    #[must_use]
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = every;
+        self
+    }
+
+    /// How long a claim holds its shards (default 30 s): another worker takes them over
+    /// after it, and this one's late writes to them are refused. Longer than a round's
+    /// receivers take, or they are delivered twice; also how long the server lets this
+    /// worker idle inside a transaction.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The longest backoff of a failing shard (default 1 h).
+    #[must_use]
+    pub fn max_delay(mut self, cap: Duration) -> Self {
+        self.max_delay = cap;
+        self
+    }
+
+    /// The name the worker's leases carry (`host:pid:n` by default), shown as their holder.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Delivers until `shutdown` completes: everything due, then again on each notification
+    /// of a commit that enqueued for its signals, or every poll interval. A round that fails
+    /// (the server restarted, the network dropped) is logged as `outbox.worker_error` and
+    /// tried again, waiting twice as long each time, up to 30 s; the worker reconnects.
+    /// Shutdown is checked between rounds: the round in hand finishes.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::NoSignals`] without signals; nothing else stops it.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), OutboxError> {
+        if self.signals.is_empty() {
+            return Err(OutboxError::NoSignals);
+        }
+        let mut shutdown = pin!(shutdown);
+        let mut listener: Option<PgListener> = None;
+        let mut pause = self.poll;
+        loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
+            match self.drain_until(shutdown.as_mut()).await {
+                Ok(Some(())) => return self.release().await,
+                Ok(None) => pause = self.poll,
+                Err(error) => {
+                    tracing::error!(name: "outbox.worker_error", target: "signals", error = %error, "the outbox worker's round failed; retrying");
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return self.release().await,
+                woken = wait(listener.as_mut()) => {
+                    if !woken {
+                        listener = None; // lost: reconnected at the next turn
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Delivers every message due now, in rounds, and returns what it did.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::NoSignals`] without signals, or a database error (what was delivered
+    /// before it stays delivered).
+    pub async fn drain_once(&mut self) -> Result<Drained, OutboxError> {
+        let mut total = Drained::default();
+        loop {
+            let (round, more) = self.round().await?;
+            total += round;
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Drains as [`drain_once`](Self::drain_once) does, but returns `Some(())` as soon as
+    /// `shutdown` has completed, between rounds.
+    async fn drain_until(
+        &mut self,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Option<()>, OutboxError> {
+        loop {
+            // A context of its own, not held across the round's awaits (it is not `Send`).
+            let done = {
+                let mut cx = Context::from_waker(Waker::noop());
+                shutdown.as_mut().poll(&mut cx).is_ready()
+            };
+            if done {
+                return Ok(Some(()));
+            }
+            let (_, more) = self.round().await?;
+            if !more {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Gives back the shards the last round claimed and this worker will not deliver (it is
+    /// stopping), uncharging their attempt: other workers need not wait out the lease. A
+    /// failure is logged; the lease then ends by itself.
+    async fn release(&mut self) -> Result<(), OutboxError> {
+        let Some((token, _)) = self.claimed.take() else {
+            return Ok(());
+        };
+        let pool = self.pool();
+        let released = sqlx::query(
+            "UPDATE signals_outbox_shard SET lease_until = 0, attempts = greatest(attempts - 1, 0)
+             WHERE claim = $1",
+        )
+        .bind(token)
+        .execute(&pool)
+        .await;
+        if let Err(error) = released {
+            tracing::warn!(name: "outbox.release_error", target: "signals", error = %error, "the stopping outbox worker could not release its claim; it ends with its lease");
+        }
+        Ok(())
+    }
+
+    /// A listener on the channel enqueues notify, or `None` (logged) when it cannot connect:
+    /// the worker polls meanwhile.
+    async fn listen(&mut self) -> Option<PgListener> {
+        let pool = self.pool();
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listening.await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!(name: "outbox.listen_error", target: "signals", error = %error, "the outbox worker cannot listen for notifications; polling");
+                None
+            }
+        }
+    }
+
+    /// The worker's pool, made on first use.
+    fn pool(&mut self) -> PgPool {
+        if let Some(pool) = &self.pool {
+            return pool.clone();
+        }
+        let timeout = self.lease.as_millis().max(1).to_string();
+        let options = (*self.outbox.pool().connect_options())
+            .clone()
+            .options([("idle_in_transaction_session_timeout", timeout.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy_with(options);
+        self.pool = Some(pool.clone());
+        pool
+    }
+
+    /// One round: delivers what the last round claimed, claims the next, commits. Returns
+    /// what it did and whether there may be more to do.
+    async fn round(&mut self) -> Result<(Drained, bool), OutboxError> {
+        if self.signals.is_empty() {
+            return Err(OutboxError::NoSignals);
+        }
+        let pool = self.pool();
+        // Rolled back if dropped uncommitted: an error leaves nothing half-done.
+        let mut tx = pool.begin().await?;
+        let mut drained = Drained::default();
+        if let Some((token, count)) = self.claimed.take() {
+            let groups = load(&mut tx, token).await?;
+            drained.fenced += count.saturating_sub(groups.len());
+            if drained.fenced > 0 {
+                tracing::warn!(name: "outbox.fenced", target: "signals", shards = drained.fenced, lease = token, "the outbox worker lost shards it had claimed to another worker before delivering them (its lease ran out)");
+            }
+            let (returned, outcomes) = self.deliver(tx, token, groups).await?;
+            tx = returned;
+            self.settle(&mut tx, token, outcomes, &mut drained).await?;
+        }
+        // Failed shards were backed off above, so this claim does not find them again.
+        let claim = self.claim(&mut tx).await?;
+        tx.commit().await?;
+        self.claimed = claim;
+        Ok((drained, claim.is_some()))
+    }
+
+    /// Runs the groups' receivers on a blocking thread (receivers are plain functions, and
+    /// may block), lending them the connection, and returns it with each group's outcome.
+    async fn deliver(
+        &self,
+        tx: Transaction<'static, Postgres>,
+        token: i64,
+        groups: Vec<Group>,
+    ) -> Result<(Transaction<'static, Postgres>, Vec<(Group, Outcome)>), OutboxError> {
+        let signals = self.signals.clone();
+        let state = Arc::clone(&self.state);
+        let max_attempts = self.max_attempts;
+        let lent = Lent {
+            token,
+            handle: Handle::current(),
+            tx: RefCell::new(tx),
+            mark: Cell::new(Mark::None),
+        };
+        let (lent, outcomes) = tokio::task::spawn_blocking(move || {
+            let mut outcomes = Vec::with_capacity(groups.len());
+            for group in groups {
+                let outcome = match &group.head {
+                    None => Outcome::Empty,
+                    Some(_) if group.attempt > max_attempts => Outcome::Park(format!(
+                        "gave up after {} attempts that never reported (did the worker crash \
+                         delivering it?)",
+                        group.attempt - 1
+                    )),
+                    Some(head) => {
+                        let signal = signals[group.shard.signal.as_str()];
+                        match lent.deliver(signal, &group, head, &state) {
+                            Ok(Ok(())) => Outcome::Delivered,
+                            Ok(Err(Failure::Undecodable(error))) => Outcome::Park(error),
+                            Ok(Err(Failure::Failed(error))) if group.attempt >= max_attempts => {
+                                Outcome::Park(format!(
+                                    "gave up after {} attempts: {error}",
+                                    group.attempt
+                                ))
+                            }
+                            Ok(Err(Failure::Failed(error))) => Outcome::Failed(error),
+                            Err(error) => return (lent, Err(error)),
+                        }
+                    }
+                };
+                outcomes.push((group, outcome));
+            }
+            (lent, Ok(outcomes))
+        })
+        .await
+        .map_err(|error| OutboxError::WorkerPanicked(error.to_string()))?;
+        Ok((lent.tx.into_inner(), outcomes?))
+    }
+
+    /// Writes the round's outcomes: removes what was delivered and releases those shards, in
+    /// one statement; backs off what failed; parks what is dead.
+    async fn settle(
+        &self,
+        conn: &mut PgConnection,
+        token: i64,
+        outcomes: Vec<(Group, Outcome)>,
+        drained: &mut Drained,
+    ) -> Result<(), OutboxError> {
+        let mut released = Keys::default();
+        let mut removed: Vec<MessageId> = Vec::new();
+        for (group, outcome) in outcomes {
+            match outcome {
+                Outcome::Empty => released.push(&group.shard),
+                Outcome::Delivered => {
+                    drained.delivered += 1;
+                    drained.removed += group.ids.len();
+                    removed.extend(&group.ids);
+                    released.push(&group.shard);
+                }
+                Outcome::Failed(error) => {
+                    tracing::error!(
+                        name: "outbox.failure",
+                        target: "signals",
+                        shard = %group.shard,
+                        message_id = group.newest(),
+                        attempt = group.attempt,
+                        error = %error,
+                        "a durable message's delivery failed; it will be retried",
+                    );
+                    failed(conn, token, &group, &error, self.max_delay).await?;
+                    drained.failed += 1;
+                }
+                Outcome::Park(error) => {
+                    tracing::error!(
+                        name: "outbox.parked",
+                        target: "signals",
+                        shard = %group.shard,
+                        messages = ?group.ids,
+                        error = %error,
+                        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
+                    );
+                    park(conn, token, &group, &error).await?;
+                    drained.parked += group.ids.len();
+                }
+            }
+        }
+        if !released.signal.is_empty() {
+            sqlx::query(concat!(
+                "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
+                 UPDATE signals_outbox_shard
+                 SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
+                     due_at = ",
+                now_ms!(),
+                "
+                 WHERE claim = $1
+                   AND (signal, destination, scope, shard) IN
+                       (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))"
+            ))
+            .bind(token)
+            .bind(&removed)
+            .bind(&released.signal)
+            .bind(&released.destination)
+            .bind(&released.scope)
+            .bind(&released.id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `batch` due shards that hold messages and are not paused, skipping those
+    /// other workers are claiming, under a new fencing token; charges each an attempt.
+    /// Returns the token and how many it claimed, or `None`.
+    async fn claim(&self, conn: &mut PgConnection) -> Result<Option<(i64, usize)>, OutboxError> {
+        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let tokens: Vec<i64> = sqlx::query_scalar(concat!(
+            "WITH now AS (SELECT ",
+            now_ms!(),
+            " AS ms),
+             token AS (SELECT nextval('signals_outbox_token') AS token),
+             picked AS (
+                 SELECT s.signal, s.destination, s.scope, s.shard
+                 FROM signals_outbox_shard s, now
+                 WHERE s.signal = ANY($1) AND s.due_at <= now.ms AND s.lease_until <= now.ms
+                   AND EXISTS (SELECT 1 FROM signals_outbox_message m
+                               WHERE m.signal = s.signal AND m.destination = s.destination
+                                 AND m.scope = s.scope AND m.shard = s.shard)
+                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                   WHERE p.signal = s.signal AND p.kind = 'shard'
+                                     AND p.key = s.scope || '/' || s.shard)
+                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                   WHERE p.signal = s.signal AND p.kind = 'category'
+                                     AND p.key = (SELECT m.category FROM signals_outbox_message m
+                                                  WHERE m.signal = s.signal
+                                                    AND m.destination = s.destination
+                                                    AND m.scope = s.scope AND m.shard = s.shard
+                                                  ORDER BY m.id LIMIT 1))
+                 ORDER BY s.due_at
+                 LIMIT $2
+                 FOR UPDATE OF s SKIP LOCKED)
+             UPDATE signals_outbox_shard s
+             SET claim = token.token, lease_until = now.ms + $3, holder = $4,
+                 attempts = s.attempts + 1
+             FROM picked, token, now
+             WHERE s.signal = picked.signal AND s.destination = picked.destination
+               AND s.scope = picked.scope AND s.shard = picked.shard
+             RETURNING token.token"
+        ))
+        .bind(&self.names)
+        .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
+        .bind(lease)
+        .bind(&self.name)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(tokens.first().map(|&token| (token, tokens.len())))
+    }
+}
+
+/// Waits for a notification on `listener` (forever without one); `false` when the listener
+/// failed and should be replaced.
+async fn wait(listener: Option<&mut PgListener>) -> bool {
+    match listener {
+        Some(listener) => listener.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Shard keys, as the columns `unnest` takes.
+#[derive(Default)]
+struct Keys {
+    signal: Vec<String>,
+    destination: Vec<String>,
+    scope: Vec<String>,
+    id: Vec<i64>,
+}
+
+impl Keys {
+    fn push(&mut self, shard: &Shard) {
+        self.signal.push(shard.signal.clone());
+        self.destination.push(shard.destination.clone());
+        self.scope.push(shard.scope.clone());
+        self.id.push(shard.id);
+    }
+}
+
+/// A claimed shard, still held, and its head group: the head message and those coalesced
+/// with it (ids oldest first), with the newest one's stored sender and arguments.
+struct Group {
+    shard: Shard,
+    attempt: u32,
+    ids: Vec<MessageId>,
+    head: Option<Head>,
+}
+
+impl Group {
+    fn newest(&self) -> MessageId {
+        self.ids.last().copied().unwrap_or_default()
+    }
+}
+
+/// The newest message of a group: what its receivers get.
+struct Head {
+    id: MessageId,
+    category: String,
+    object: Option<i64>,
+    payload: String,
+}
+
+/// What became of a group.
+enum Outcome {
+    /// Its shard had no message left.
+    Empty,
+    Delivered,
+    Failed(String),
+    Park(String),
+}
+
+/// Locks the shards claimed under `token` that are still held under it (the fence: another
+/// worker's claim since changed the token, and those are theirs), and reads each one's head
+/// group.
+async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxError> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i32,
+        Option<Vec<i64>>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH held AS (
+             SELECT signal, destination, scope, shard, attempts FROM signals_outbox_shard
+             WHERE claim = $1
+             FOR NO KEY UPDATE)
+         SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
+                n.id, n.category, n.object, n.payload
+         FROM held h
+         LEFT JOIN LATERAL (
+             SELECT m.id, m.category, m.object FROM signals_outbox_message m
+             WHERE m.signal = h.signal AND m.destination = h.destination
+               AND m.scope = h.scope AND m.shard = h.shard
+             ORDER BY m.id LIMIT 1) head ON true
+         LEFT JOIN LATERAL (
+             SELECT CASE
+                 WHEN head.id IS NULL THEN NULL
+                 WHEN head.object IS NULL THEN ARRAY[head.id]
+                 ELSE ARRAY(
+                     SELECT c.id FROM signals_outbox_message c
+                     WHERE c.signal = h.signal AND c.destination = h.destination
+                       AND c.scope = h.scope AND c.shard = h.shard
+                       AND c.category = head.category AND c.object = head.object
+                     ORDER BY c.id)
+             END AS ids) g ON true
+         LEFT JOIN signals_outbox_message n ON n.id = g.ids[cardinality(g.ids)]
+         ORDER BY h.signal, h.destination, h.scope, h.shard",
+    )
+    .bind(token)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(signal, destination, scope, id, attempts, ids, newest, category, object, payload)| {
+                let head = match (newest, category, payload) {
+                    (Some(id), Some(category), Some(payload)) => Some(Head {
+                        id,
+                        category,
+                        object,
+                        payload,
+                    }),
+                    _ => None,
+                };
+                Group {
+                    shard: Shard {
+                        signal,
+                        destination,
+                        scope,
+                        id,
+                    },
+                    attempt: u32::try_from(attempts).unwrap_or(0),
+                    ids: if head.is_some() {
+                        ids.unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                    head,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Records a failed delivery: the error on its messages and its shard, which backs off (1 s,
+/// doubling, at most `cap`) from now, by the server's clock; releases the lease.
+async fn failed(
+    conn: &mut PgConnection,
+    token: i64,
+    group: &Group,
+    error: &str,
+    cap: Duration,
+) -> Result<(), OutboxError> {
+    let cap = i64::try_from(cap.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(concat!(
+        "WITH noted AS (UPDATE signals_outbox_message SET last_error = $3 WHERE id = ANY($2)),
+         delay AS (
+             SELECT CASE WHEN s.delay_ms <= 0 THEN least($8, $4)
+                         ELSE least(s.delay_ms * 2, $4) END AS ms
+             FROM signals_outbox_shard s
+             WHERE s.signal = $5 AND s.destination = $6 AND s.scope = $7 AND s.shard = $9)
+         UPDATE signals_outbox_shard
+         SET failures = failures + 1, last_error = $3, lease_until = 0, delay_ms = delay.ms,
+             due_at = ",
+        now_ms!(),
+        " + delay.ms
+         FROM delay
+         WHERE claim = $1 AND signal = $5 AND destination = $6 AND scope = $7 AND shard = $9"
+    ))
+    .bind(token)
+    .bind(&group.ids)
+    .bind(error)
+    .bind(cap)
+    .bind(&group.shard.signal)
+    .bind(&group.shard.destination)
+    .bind(&group.shard.scope)
+    .bind(FIRST_DELAY_MS)
+    .bind(group.shard.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves `group`'s messages to the dead letters with `error`, and frees its shard: the next
+/// message is due at once.
+async fn park(
+    conn: &mut PgConnection,
+    token: i64,
+    group: &Group,
+    error: &str,
+) -> Result<(), OutboxError> {
+    sqlx::query(concat!(
+        "WITH moved AS (DELETE FROM signals_outbox_message WHERE id = ANY($2) RETURNING *),
+         parked AS (
+             INSERT INTO signals_outbox_parked
+                 (id, signal, destination, scope, shard, category, object, payload, attempts,
+                  error, created_at, parked_at)
+             SELECT id, signal, destination, scope, shard, category, object, payload, $3, $4,
+                    created_at, ",
+        now_ms!(),
+        "
+             FROM moved)
+         UPDATE signals_outbox_shard
+         SET attempts = 0, delay_ms = 0, lease_until = 0, last_error = $4
+         WHERE claim = $1 AND signal = $5 AND destination = $6 AND scope = $7 AND shard = $8"
+    ))
+    .bind(token)
+    .bind(&group.ids)
+    .bind(i32::try_from(group.attempt).unwrap_or(i32::MAX))
+    .bind(error)
+    .bind(&group.shard.signal)
+    .bind(&group.shard.destination)
+    .bind(&group.shard.scope)
+    .bind(group.shard.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Where the delivery's savepoint stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// None is set.
+    None,
+    /// One is set, before an earlier group's writes: the next writing group needs its own.
+    Stale,
+    /// One is set at the start of the group being delivered.
+    Current,
+}
+
+/// The delivery transaction, as a [`PgWorker`] lends it to receivers on their blocking
+/// thread: they reach it through [`Delivery::postgres`], which blocks on the worker's
+/// runtime. A group's savepoint is taken before its first write, so that groups whose
+/// receivers do not write cost no round trip for it.
+pub(crate) struct Lent {
+    pub(crate) token: i64,
+    handle: Handle,
+    tx: RefCell<Transaction<'static, Postgres>>,
+    mark: Cell<Mark>,
+}
+
+impl Lent {
+    /// Runs `write` on the transaction, after setting the group's savepoint if it is its
+    /// first write.
+    pub(crate) fn run<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut PgConnection) -> T,
+    ) -> Result<T, OutboxError> {
+        let mut conn = self
+            .tx
+            .try_borrow_mut()
+            .map_err(|_| OutboxError::TransactionInUse)?;
+        let conn: &mut PgConnection = &mut conn;
+        self.handle.block_on(async {
+            let mark = match self.mark.get() {
+                Mark::Current => None,
+                Mark::Stale => {
+                    Some("RELEASE signals_outbox_delivery; SAVEPOINT signals_outbox_delivery")
+                }
+                Mark::None => Some("SAVEPOINT signals_outbox_delivery"),
+            };
+            if let Some(statement) = mark {
+                sqlx::raw_sql(statement).execute(&mut *conn).await?;
+                self.mark.set(Mark::Current);
+            }
+            Ok(write(conn).await)
+        })
+    }
+
+    /// Delivers `group` (whose newest message is `head`) to `signal`'s receivers; rolls back
+    /// their writes if they fail. The outer `Result` is the database's.
+    fn deliver(
+        &self,
+        signal: &dyn Deliver,
+        group: &Group,
+        head: &Head,
+        state: &State,
+    ) -> Result<Result<(), Failure>, OutboxError> {
+        let span = tracing::info_span!(
+            target: "signals",
+            "outbox.deliver",
+            signal = signal.name(),
+            category = %head.category,
+            shard = %group.shard,
+            message_id = head.id,
+            attempt = group.attempt,
+            lease = self.token,
+        );
+        let _entered = span.enter();
+        let delivery = Delivery {
+            lent: Lending::Postgres(self),
+            id: head.id,
+            attempt: group.attempt,
+            shard: &group.shard,
+            object: head.object,
+            coalesced: group.ids.len(),
+            state,
+        };
+        let result = signal.deliver(&head.category, &head.payload, &delivery);
+        match (&result, self.mark.get()) {
+            (Ok(()), Mark::Current) => self.mark.set(Mark::Stale),
+            (Err(_), Mark::Current) => {
+                // The savepoint still marks the end of the earlier groups: it serves the next.
+                let mut conn = self.tx.borrow_mut();
+                let conn: &mut PgConnection = &mut conn;
+                self.handle
+                    .block_on(sqlx::raw_sql("ROLLBACK TO signals_outbox_delivery").execute(conn))?;
+            }
+            _ => {}
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,286 @@
+//! The PostgreSQL worker in one process, against a real server (one per test binary, each test
+//! in a database of its own): deliveries in shard order with their writes in the delivery's
+//! transaction, a failed group's writes rolled back while its round's other groups keep
+//! theirs, backoff by the server's clock, dead letters, coalescing, and wake-ups by NOTIFY.
+#![allow(missing_docs, non_upper_case_globals)]
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use signals::outbox::postgres::{PgOutbox, PgWorker};
+use signals::outbox::{Delivery, Enqueue, OutboxError};
+use signals::{receiver, signal};
+use sqlx::PgPool;
+use throwaway_postgres::Postgres;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Category {
+    Job,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub shard: i64,
+    pub seq: i64,
+    /// The receiver fails (after writing) on attempts up to this one.
+    pub fail_until: u32,
+}
+
+signal! {
+    pub static job: durable Signal<Job, sender = Category>;
+}
+
+/// Writes `(shard, seq, attempt, lease)` in the delivery's transaction, then fails while the
+/// attempt is within `fail_until`: a failed attempt's row must never be seen.
+#[receiver(signal = job, sender = Category::Job)]
+fn record(
+    shard: i64,
+    seq: i64,
+    fail_until: u32,
+    delivery: &Delivery<'_>,
+) -> Result<(), OutboxError> {
+    let attempt = i32::try_from(delivery.attempt()).unwrap();
+    let lease = delivery.lease().expect("a PostgreSQL delivery has a lease");
+    let coalesced = i32::try_from(delivery.coalesced()).unwrap();
+    delivery.postgres(async |conn| {
+        sqlx::query(
+            "INSERT INTO delivered (shard, seq, attempt, lease, coalesced) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(shard)
+        .bind(seq)
+        .bind(attempt)
+        .bind(lease)
+        .bind(coalesced)
+        .execute(conn)
+        .await
+    })??;
+    if delivery.attempt() <= fail_until {
+        return Err(OutboxError::NoSuchMessage(seq)); // any error: this attempt fails
+    }
+    Ok(())
+}
+
+fn server() -> Option<&'static Postgres> {
+    static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
+    SERVER.get_or_init(Postgres::get).as_ref()
+}
+
+/// An outbox on a fresh database named `name`, with the receivers' table; `None` when
+/// skipped.
+async fn outbox(name: &str) -> Option<(PgOutbox, PgPool)> {
+    let url = server()?.database(name).await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE delivered (n BIGSERIAL, shard BIGINT, seq BIGINT, attempt INT, lease BIGINT,
+                                 coalesced INT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    Some((PgOutbox::open(pool.clone()).await.unwrap(), pool))
+}
+
+async fn enqueue(pool: &PgPool, jobs: &[(i64, i64, u32)], object: Option<i64>) {
+    let mut tx = pool.begin().await.unwrap();
+    for &(shard, seq, fail_until) in jobs {
+        let pending = job
+            .enqueue(
+                &mut tx,
+                &Category::Job,
+                &Job {
+                    shard,
+                    seq,
+                    fail_until,
+                },
+            )
+            .shard("org", shard);
+        let pending = match object {
+            Some(object) => pending.object(object),
+            None => pending,
+        };
+        pending.write().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// `(shard, seq)` of the committed deliveries, in commit order per shard.
+async fn delivered(pool: &PgPool) -> Vec<(i64, i64)> {
+    sqlx::query_as("SELECT shard, seq FROM delivered ORDER BY shard, n")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_shard_is_delivered_in_order_and_a_failed_groups_writes_alone_roll_back() {
+    let Some((outbox, pool)) = outbox("pg_worker_order").await else {
+        return;
+    };
+    // Shard 2's first job fails once, after writing; the others in its round succeed.
+    let jobs: Vec<_> = (1..=3)
+        .flat_map(|shard| (1..=4).map(move |seq| (shard, seq, u32::from(shard == 2 && seq == 1))))
+        .collect();
+    enqueue(&pool, &jobs, None).await;
+    let mut worker = PgWorker::new(&outbox).signal(&job).batch(3);
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.delivered, drained.failed), (8, 1), "{drained:?}");
+    let expected: Vec<_> = [1, 3]
+        .into_iter()
+        .flat_map(|shard| (1..=4).map(move |seq| (shard, seq)))
+        .collect();
+    assert_eq!(delivered(&pool).await, expected);
+    // Shard 2 backs off 1 s by the server's clock, from the failure.
+    let wait = scalar(
+        &pool,
+        "SELECT due_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+         FROM signals_outbox_shard WHERE shard = 2",
+    )
+    .await;
+    assert!((0..=1_000).contains(&wait), "shard 2 due in {wait} ms");
+    assert_eq!(
+        worker.drain_once().await.unwrap().delivered,
+        0,
+        "not due yet"
+    );
+    sqlx::query("UPDATE signals_outbox_shard SET due_at = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!(drained.delivered, 4, "{drained:?}");
+    let attempts: Vec<(i64, i32)> =
+        sqlx::query_as("SELECT seq, attempt FROM delivered WHERE shard = 2 ORDER BY n")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, [(1, 2), (2, 1), (3, 1), (4, 1)]);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await,
+        0
+    );
+    // Each delivery ran under a lease token that only grows.
+    let leases: Vec<i64> = sqlx::query_scalar("SELECT lease FROM delivered ORDER BY n")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        leases.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{leases:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_no_longer_decodes_is_parked_with_its_error_and_its_shard_goes_on() {
+    let Some((outbox, pool)) = outbox("pg_worker_undecodable").await else {
+        return;
+    };
+    enqueue(&pool, &[(1, 1, 0)], None).await;
+    // A message written by an older release, whose arguments had another shape.
+    sqlx::query(
+        "INSERT INTO signals_outbox_message (signal, destination, scope, shard, category, payload, created_at)
+         SELECT signal, destination, scope, shard, category, '{\"shard\": 1, \"sequence\": 2}', 0
+         FROM signals_outbox_message",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    enqueue(&pool, &[(1, 3, 0)], None).await;
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.delivered, drained.parked), (2, 1), "{drained:?}");
+    assert_eq!(delivered(&pool).await, [(1, 1), (1, 3)]);
+    let (attempts, error): (i32, String) =
+        sqlx::query_as("SELECT attempts, error FROM signals_outbox_parked")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "parked at its first attempt, never retried");
+    assert!(
+        error.contains("arguments do not decode") && error.contains("seq"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_is_parked_after_max_attempts_and_coalesced_ones_go_once() {
+    let Some((outbox, pool)) = outbox("pg_worker_park").await else {
+        return;
+    };
+    enqueue(&pool, &[(1, 1, u32::MAX)], None).await;
+    // Three updates about one object: delivered once, with the newest arguments.
+    enqueue(&pool, &[(2, 1, 0), (2, 2, 0), (2, 3, 0)], Some(7)).await;
+    let mut worker = PgWorker::new(&outbox).signal(&job).max_attempts(3);
+    for attempt in 1..=3 {
+        let drained = worker.drain_once().await.unwrap();
+        if attempt < 3 {
+            assert_eq!(drained.failed, 1, "attempt {attempt}: {drained:?}");
+        } else {
+            assert_eq!(drained.parked, 1, "attempt {attempt}: {drained:?}");
+        }
+        sqlx::query("UPDATE signals_outbox_shard SET due_at = 0")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let coalesced: Vec<(i64, i64, i32)> =
+        sqlx::query_as("SELECT shard, seq, coalesced FROM delivered ORDER BY n")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(coalesced, [(2, 3, 3)]);
+    let error: String = sqlx::query_scalar("SELECT error FROM signals_outbox_parked")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(error.starts_with("gave up after 3 attempts"), "{error}");
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_worker_wakes_on_the_notification_of_a_commit() {
+    let Some((outbox, pool)) = outbox("pg_worker_notify").await else {
+        return;
+    };
+    // A poll of an hour: only the notification can wake it in time.
+    let mut worker = PgWorker::new(&outbox)
+        .signal(&job)
+        .poll(Duration::from_secs(3600));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run(async {
+                stopped.await.ok();
+            })
+            .await
+    });
+    // Wait until it listens: its first drain has run and found nothing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(
+        &pool,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+    )
+    .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the worker never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    enqueue(&pool, &[(1, 1, 0)], None).await;
+    while delivered(&pool).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the notification did not wake the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
