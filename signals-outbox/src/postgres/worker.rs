@@ -1,11 +1,13 @@
 //! [`PgWorker`]: delivering a PostgreSQL outbox's messages, from any number of processes.
 //!
-//! A round is one transaction: it locks the shards the previous round claimed, if their
-//! fencing token is still this worker's; runs their head groups' receivers (each group's
-//! writes in a savepoint, taken only when a receiver writes); settles them (removes what was
-//! delivered, backs off what failed, parks what is dead); and claims the next round's shards
-//! with `FOR UPDATE SKIP LOCKED`, charging each an attempt. Its commit publishes the
-//! deliveries and the new leases together: one commit per round.
+//! A round is one transaction: it reads the head groups of the shards the previous round
+//! claimed, runs their receivers (each group's writes in a savepoint, taken only when a
+//! receiver writes), then locks those shards if their fencing token is still this worker's:
+//! if any was taken over meanwhile (this worker was paused or slow past its lease), the round
+//! commits nothing. Otherwise it settles them (removes what was delivered, backs off what
+//! failed, parks what is dead) and claims the next round's shards with `FOR UPDATE SKIP
+//! LOCKED`, charging each an attempt. Its commit publishes the deliveries and the new leases
+//! together: one commit per round.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -55,6 +57,8 @@ pub struct PgWorker {
     /// The claim the last round committed and the next delivers: its token, and how many
     /// shards it holds.
     claimed: Option<(i64, usize)>,
+    totals: Drained,
+    failed_rounds: u64,
 }
 
 impl std::fmt::Debug for PgWorker {
@@ -98,6 +102,8 @@ impl PgWorker {
             max_delay: Duration::from_secs(3600),
             name,
             claimed: None,
+            totals: Drained::default(),
+            failed_rounds: 0,
         }
     }
 
@@ -158,8 +164,8 @@ impl PgWorker {
 
     /// How long a claim holds its shards (default 30 s): another worker takes them over
     /// after it, and this one's late writes to them are refused. Longer than a round's
-    /// receivers take, or they are delivered twice; also how long the server lets this
-    /// worker idle inside a transaction.
+    /// receivers take, or they are delivered twice. The server cuts this worker off if it
+    /// idles three leases inside a transaction.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(1));
@@ -178,6 +184,19 @@ impl PgWorker {
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// What this worker did since it was made, all rounds together: for metrics.
+    #[must_use]
+    pub fn totals(&self) -> Drained {
+        self.totals
+    }
+
+    /// How many of this worker's rounds failed (the database went away, a statement failed)
+    /// and were rolled back, to be tried again.
+    #[must_use]
+    pub fn failed_rounds(&self) -> u64 {
+        self.failed_rounds
     }
 
     /// Delivers until `shutdown` completes: everything due, then again on each notification
@@ -201,7 +220,7 @@ impl PgWorker {
                 listener = self.listen().await;
             }
             match self.drain_until(shutdown.as_mut()).await {
-                Ok(Some(())) => return self.release().await,
+                Ok(Some(())) => return self.release(true).await,
                 Ok(None) => pause = self.poll,
                 Err(error) => {
                     tracing::error!(name: "outbox.worker_error", target: "signals", error = %error, "the outbox worker's round failed; retrying");
@@ -209,7 +228,7 @@ impl PgWorker {
                 }
             }
             tokio::select! {
-                () = &mut shutdown => return self.release().await,
+                () = &mut shutdown => return self.release(true).await,
                 woken = wait(listener.as_mut()) => {
                     if !woken {
                         listener = None; // lost: reconnected at the next turn
@@ -262,16 +281,18 @@ impl PgWorker {
     /// Gives back the shards the last round claimed and this worker will not deliver (it is
     /// stopping), uncharging their attempt: other workers need not wait out the lease. A
     /// failure is logged; the lease then ends by itself.
-    async fn release(&mut self) -> Result<(), OutboxError> {
+    async fn release(&mut self, uncharge: bool) -> Result<(), OutboxError> {
         let Some((token, _)) = self.claimed.take() else {
             return Ok(());
         };
         let pool = self.pool();
         let released = sqlx::query(
-            "UPDATE signals_outbox_shard SET lease_until = 0, attempts = greatest(attempts - 1, 0)
+            "UPDATE signals_outbox_shard
+             SET lease_until = 0, attempts = greatest(attempts - $2, 0)
              WHERE claim = $1",
         )
         .bind(token)
+        .bind(i32::from(uncharge))
         .execute(&pool)
         .await;
         if let Err(error) = released {
@@ -303,7 +324,9 @@ impl PgWorker {
         if let Some(pool) = &self.pool {
             return pool.clone();
         }
-        let timeout = self.lease.as_millis().max(1).to_string();
+        // Three leases: a worker paused in a transaction (between its fence and its commit,
+        // holding the fence's locks) is cut off, and its shards freed.
+        let timeout = (self.lease.as_millis() * 3).max(1).to_string();
         let options = (*self.outbox.pool().connect_options())
             .clone()
             .options([("idle_in_transaction_session_timeout", timeout.as_str())]);
@@ -317,6 +340,15 @@ impl PgWorker {
     /// One round: delivers what the last round claimed, claims the next, commits. Returns
     /// what it did and whether there may be more to do.
     async fn round(&mut self) -> Result<(Drained, bool), OutboxError> {
+        let round = self.try_round().await;
+        match &round {
+            Ok((drained, _)) => self.totals += *drained,
+            Err(_) => self.failed_rounds += 1,
+        }
+        round
+    }
+
+    async fn try_round(&mut self) -> Result<(Drained, bool), OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
         }
@@ -326,12 +358,25 @@ impl PgWorker {
         let mut drained = Drained::default();
         if let Some((token, count)) = self.claimed.take() {
             let groups = load(&mut tx, token).await?;
-            drained.fenced += count.saturating_sub(groups.len());
-            if drained.fenced > 0 {
-                tracing::warn!(name: "outbox.fenced", target: "signals", shards = drained.fenced, lease = token, "the outbox worker lost shards it had claimed to another worker before delivering them (its lease ran out)");
-            }
+            let loaded = groups.len();
+            drained.fenced += count.saturating_sub(loaded); // taken over already
             let (returned, outcomes) = self.deliver(tx, token, groups).await?;
             tx = returned;
+            // The fence: lock the shards still held under the token. A shard taken over while
+            // its receivers ran is another worker's now, and may be delivered already: this
+            // round's writes must not commit.
+            let fenced = held(&mut tx, token).await? < loaded;
+            if fenced || drained.fenced > 0 {
+                tracing::warn!(name: "outbox.fenced", target: "signals", lease = token, "the outbox worker lost shards it had claimed to another worker (it was slower than its lease): it writes nothing of them, and they are the other worker's");
+            }
+            if fenced {
+                tx.rollback().await?;
+                drained.fenced += loaded;
+                // The shards it still holds go back at once, their attempt charged.
+                self.claimed = Some((token, count));
+                self.release(false).await?;
+                return Ok((drained, true));
+            }
             self.settle(&mut tx, token, outcomes, &mut drained).await?;
         }
         // Failed shards were backed off above, so this claim does not find them again.
@@ -571,9 +616,21 @@ enum Outcome {
     Park(String),
 }
 
-/// Locks the shards claimed under `token` that are still held under it (the fence: another
-/// worker's claim since changed the token, and those are theirs), and reads each one's head
-/// group.
+/// Locks the shards still held under `token` (another worker's claim since changed the token
+/// of those it took over) until the round commits, and returns how many there are.
+async fn held(conn: &mut PgConnection, token: i64) -> Result<usize, OutboxError> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM
+             (SELECT 1 FROM signals_outbox_shard WHERE claim = $1 FOR NO KEY UPDATE) AS held",
+    )
+    .bind(token)
+    .fetch_one(conn)
+    .await?;
+    Ok(usize::try_from(held).unwrap_or(0))
+}
+
+/// Reads the head group of each shard still held under `token` (those taken over since are
+/// left out).
 async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxError> {
     type Row = (
         String,
@@ -590,8 +647,7 @@ async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxE
     let rows: Vec<Row> = sqlx::query_as(
         "WITH held AS (
              SELECT signal, destination, scope, shard, attempts FROM signals_outbox_shard
-             WHERE claim = $1
-             FOR NO KEY UPDATE)
+             WHERE claim = $1)
          SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
                 n.id, n.category, n.object, n.payload
          FROM held h
