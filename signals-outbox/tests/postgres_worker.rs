@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use signals::outbox::postgres::{PgOutbox, PgWorker};
-use signals::outbox::{Delivery, Enqueue, OutboxError};
+use signals::outbox::{Delivery, Enqueue, OutboxError, Pause};
 use signals::{receiver, signal};
 use sqlx::PgPool;
 use throwaway_postgres::Postgres;
@@ -240,6 +240,101 @@ async fn a_failing_message_is_parked_after_max_attempts_and_coalesced_ones_go_on
     assert!(error.starts_with("gave up after 3 attempts"), "{error}");
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_and_retry_dead_letters_and_pause_a_shard_or_a_category() {
+    let Some((outbox, pool)) = outbox("pg_worker_operators").await else {
+        return;
+    };
+    let mut worker = PgWorker::new(&outbox).signal(&job).max_attempts(1);
+    enqueue(&pool, &[(1, 1, 1)], None).await; // fails its only attempt
+    assert_eq!(worker.drain_once().await.unwrap().parked, 1);
+    let parked = outbox.parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].shard.id, parked[0].attempts), (1, 1));
+    assert!(
+        parked[0].error.starts_with("gave up after 1 attempts"),
+        "{}",
+        parked[0].error
+    );
+    // Retried, it goes back to its shard with its attempts reset: attempt 1 fails again (its
+    // receiver fails on attempt 1), and attempt 2 succeeds.
+    outbox.retry_message(parked[0].id).await.unwrap();
+    assert!(outbox.parked().await.unwrap().is_empty());
+    assert!(matches!(
+        outbox.retry_message(parked[0].id + 1_000).await,
+        Err(OutboxError::NoSuchMessage(_))
+    ));
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(worker.drain_once().await.unwrap().failed, 1);
+    sqlx::query("UPDATE signals_outbox_shard SET due_at = 0") // its backoff passes
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(delivered(&pool).await, [(1, 1)]);
+
+    // A paused shard waits, as does every shard while its head's category is paused.
+    let shard = Pause::shard(&job, "org", 2).unwrap();
+    outbox.pause(&shard).await.unwrap();
+    enqueue(&pool, &[(2, 1, 0), (3, 1, 0)], None).await;
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    let category = Pause::category(&job, &Category::Job).unwrap();
+    outbox.pause(&category).await.unwrap();
+    assert!(outbox.resume(&shard).await.unwrap());
+    assert!(!outbox.resume(&shard).await.unwrap());
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 0);
+    assert!(outbox.resume(&category).await.unwrap());
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(delivered(&pool).await, [(1, 1), (2, 1), (3, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_shards_row_goes_but_never_under_an_enqueue_about_to_commit() {
+    let Some((outbox, pool)) = outbox("pg_worker_emptied").await else {
+        return;
+    };
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    enqueue(&pool, &[(1, 1, 0), (2, 1, 0)], None).await;
+    // An enqueue to shard 1, written and not yet committed, while the worker empties it.
+    let mut open = pool.begin().await.unwrap();
+    job.enqueue(
+        &mut open,
+        &Category::Job,
+        &Job {
+            shard: 1,
+            seq: 2,
+            fail_until: 0,
+        },
+    )
+    .shard("org", 1)
+    .write()
+    .await
+    .unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 2);
+    // Shard 2's row went with its last message; shard 1's stayed for the open enqueue.
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT shard FROM signals_outbox_shard")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, [1]);
+    open.commit().await.unwrap();
+    // Found empty, the shard is looked at again a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delivered(&pool).await.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the enqueue after the race was never delivered"
+        );
+        worker.drain_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered(&pool).await, [(1, 1), (1, 2), (2, 1)]);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await,
         0
     );
 }

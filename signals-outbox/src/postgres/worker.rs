@@ -22,7 +22,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::runtime::Handle;
 
-use super::{CHANNEL, PgOutbox, now_ms};
+use super::{CHANNEL, PgOutbox, now_ms, shard_lock};
 use crate::OutboxError;
 use crate::message::{Delivery, Lent as Lending, MessageId, Shard, State};
 use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
@@ -54,9 +54,8 @@ pub struct PgWorker {
     lease: Duration,
     max_delay: Duration,
     name: String,
-    /// The claim the last round committed and the next delivers: its token, and how many
-    /// shards it holds.
-    claimed: Option<(i64, usize)>,
+    /// The claim the last round committed and the next delivers.
+    claimed: Option<Claim>,
     totals: Drained,
     failed_rounds: u64,
 }
@@ -282,17 +281,22 @@ impl PgWorker {
     /// stopping), uncharging their attempt: other workers need not wait out the lease. A
     /// failure is logged; the lease then ends by itself.
     async fn release(&mut self, uncharge: bool) -> Result<(), OutboxError> {
-        let Some((token, _)) = self.claimed.take() else {
+        let Some(claim) = self.claimed.take() else {
             return Ok(());
         };
         let pool = self.pool();
         let released = sqlx::query(
             "UPDATE signals_outbox_shard
              SET lease_until = 0, attempts = greatest(attempts - $2, 0)
-             WHERE claim = $1",
+             WHERE claim = $1 AND (signal, destination, scope, shard) IN
+                   (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))",
         )
-        .bind(token)
+        .bind(claim.token)
         .bind(i32::from(uncharge))
+        .bind(&claim.keys.signal)
+        .bind(&claim.keys.destination)
+        .bind(&claim.keys.scope)
+        .bind(&claim.keys.id)
         .execute(&pool)
         .await;
         if let Err(error) = released {
@@ -356,8 +360,9 @@ impl PgWorker {
         // Rolled back if dropped uncommitted: an error leaves nothing half-done.
         let mut tx = pool.begin().await?;
         let mut drained = Drained::default();
-        if let Some((token, count)) = self.claimed.take() {
-            let groups = load(&mut tx, token).await?;
+        if let Some(claim) = self.claimed.take() {
+            let (token, count) = (claim.token, claim.keys.id.len());
+            let groups = load(&mut tx, &claim).await?;
             let loaded = groups.len();
             drained.fenced += count.saturating_sub(loaded); // taken over already
             let (returned, outcomes) = self.deliver(tx, token, groups).await?;
@@ -365,7 +370,7 @@ impl PgWorker {
             // The fence: lock the shards still held under the token. A shard taken over while
             // its receivers ran is another worker's now, and may be delivered already: this
             // round's writes must not commit.
-            let fenced = held(&mut tx, token).await? < loaded;
+            let fenced = held(&mut tx, &claim).await? < loaded;
             if fenced || drained.fenced > 0 {
                 tracing::warn!(name: "outbox.fenced", target: "signals", lease = token, "the outbox worker lost shards it had claimed to another worker (it was slower than its lease): it writes nothing of them, and they are the other worker's");
             }
@@ -373,7 +378,7 @@ impl PgWorker {
                 tx.rollback().await?;
                 drained.fenced += loaded;
                 // The shards it still holds go back at once, their attempt charged.
-                self.claimed = Some((token, count));
+                self.claimed = Some(claim);
                 self.release(false).await?;
                 return Ok((drained, true));
             }
@@ -382,8 +387,9 @@ impl PgWorker {
         // Failed shards were backed off above, so this claim does not find them again.
         let claim = self.claim(&mut tx).await?;
         tx.commit().await?;
+        let more = claim.is_some();
         self.claimed = claim;
-        Ok((drained, claim.is_some()))
+        Ok((drained, more))
     }
 
     /// Runs the groups' receivers on a blocking thread (receivers are plain functions, and
@@ -448,15 +454,22 @@ impl PgWorker {
         drained: &mut Drained,
     ) -> Result<(), OutboxError> {
         let mut released = Keys::default();
+        // Per released shard: whether it was found empty (its row stayed for an enqueue about
+        // to commit): it is looked at again a moment later, not at once.
+        let mut empty: Vec<bool> = Vec::new();
         let mut removed: Vec<MessageId> = Vec::new();
         for (group, outcome) in outcomes {
             match outcome {
-                Outcome::Empty => released.push(&group.shard),
+                Outcome::Empty => {
+                    released.push(&group.shard);
+                    empty.push(true);
+                }
                 Outcome::Delivered => {
                     drained.delivered += 1;
                     drained.removed += group.ids.len();
                     removed.extend(&group.ids);
                     released.push(&group.shard);
+                    empty.push(false);
                 }
                 Outcome::Failed(error) => {
                     tracing::error!(
@@ -485,57 +498,43 @@ impl PgWorker {
                 }
             }
         }
-        if !released.signal.is_empty() {
-            sqlx::query(concat!(
-                "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
-                 UPDATE signals_outbox_shard
-                 SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
-                     due_at = ",
-                now_ms!(),
-                "
-                 WHERE claim = $1
-                   AND (signal, destination, scope, shard) IN
-                       (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))"
-            ))
-            .bind(token)
-            .bind(&removed)
-            .bind(&released.signal)
-            .bind(&released.destination)
-            .bind(&released.scope)
-            .bind(&released.id)
-            .execute(&mut *conn)
-            .await?;
+        if released.id.is_empty() {
+            return Ok(());
+        }
+        let emptied = release(conn, token, &released, &empty, &removed).await?;
+        if !emptied.id.is_empty() {
+            remove_emptied(conn, token, &emptied).await?;
         }
         Ok(())
     }
 
-    /// Claims up to `batch` due shards that hold messages and are not paused, skipping those
-    /// other workers are claiming, under a new fencing token; charges each an attempt.
-    /// Returns the token and how many it claimed, or `None`.
-    async fn claim(&self, conn: &mut PgConnection) -> Result<Option<(i64, usize)>, OutboxError> {
+    /// Claims up to `batch` due shards that are not paused, skipping those other workers are
+    /// claiming, under a new fencing token; charges each an attempt. A shard has a row only
+    /// while it holds messages, so the claim reads the due rows in order and stops.
+    async fn claim(&self, conn: &mut PgConnection) -> Result<Option<Claim>, OutboxError> {
         let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        let tokens: Vec<i64> = sqlx::query_scalar(concat!(
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(concat!(
             "WITH now AS (SELECT ",
             now_ms!(),
             " AS ms),
              token AS (SELECT nextval('signals_outbox_token') AS token),
              picked AS (
                  SELECT s.signal, s.destination, s.scope, s.shard
-                 FROM signals_outbox_shard s, now
-                 WHERE s.signal = ANY($1) AND s.due_at <= now.ms AND s.lease_until <= now.ms
-                   AND EXISTS (SELECT 1 FROM signals_outbox_message m
-                               WHERE m.signal = s.signal AND m.destination = s.destination
-                                 AND m.scope = s.scope AND m.shard = s.shard)
-                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
-                                   WHERE p.signal = s.signal AND p.kind = 'shard'
-                                     AND p.key = s.scope || '/' || s.shard)
-                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
-                                   WHERE p.signal = s.signal AND p.kind = 'category'
-                                     AND p.key = (SELECT m.category FROM signals_outbox_message m
-                                                  WHERE m.signal = s.signal
-                                                    AND m.destination = s.destination
-                                                    AND m.scope = s.scope AND m.shard = s.shard
-                                                  ORDER BY m.id LIMIT 1))
+                 FROM signals_outbox_shard s
+                 WHERE s.signal = ANY($1)
+                   AND s.due_at <= (SELECT ms FROM now) AND s.lease_until <= (SELECT ms FROM now)
+                   AND (NOT EXISTS (SELECT 1 FROM signals_outbox_pause WHERE signal = ANY($1))
+                        OR (NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                        WHERE p.signal = s.signal AND p.kind = 'shard'
+                                          AND p.key = s.scope || '/' || s.shard)
+                            AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                            WHERE p.signal = s.signal AND p.kind = 'category'
+                                              AND p.key = (SELECT m.category FROM signals_outbox_message m
+                                                           WHERE m.signal = s.signal
+                                                             AND m.destination = s.destination
+                                                             AND m.scope = s.scope
+                                                             AND m.shard = s.shard
+                                                           ORDER BY m.id LIMIT 1))))
                  ORDER BY s.due_at
                  LIMIT $2
                  FOR UPDATE OF s SKIP LOCKED)
@@ -545,7 +544,7 @@ impl PgWorker {
              FROM picked, token, now
              WHERE s.signal = picked.signal AND s.destination = picked.destination
                AND s.scope = picked.scope AND s.shard = picked.shard
-             RETURNING token.token"
+             RETURNING token.token, s.signal, s.destination, s.scope, s.shard"
         ))
         .bind(&self.names)
         .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
@@ -553,9 +552,113 @@ impl PgWorker {
         .bind(&self.name)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(tokens.first().map(|&token| (token, tokens.len())))
+        let Some(&(token, ..)) = rows.first() else {
+            return Ok(None);
+        };
+        let mut keys = Keys::default();
+        for (_, signal, destination, scope, id) in rows {
+            keys.push(&Shard {
+                signal,
+                destination,
+                scope,
+                id,
+            });
+        }
+        Ok(Some(Claim { token, keys }))
     }
 }
+
+/// Releases the shards of a round's delivered (and empty) groups, due again at the back of
+/// the line (an empty one a moment later: its row stayed for an enqueue about to commit), and
+/// removes the delivered messages, in one statement. Returns those left empty whose lock it
+/// took (an enqueue about to commit to a shard holds it shared, and then the row stays).
+async fn release(
+    conn: &mut PgConnection,
+    token: i64,
+    released: &Keys,
+    empty: &[bool],
+    removed: &[MessageId],
+) -> Result<Keys, OutboxError> {
+    let rows: Vec<(String, String, String, i64, bool)> = sqlx::query_as(concat!(
+        "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
+         UPDATE signals_outbox_shard s
+         SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
+             due_at = ",
+        now_ms!(),
+        " + CASE WHEN k.empty THEN $8 ELSE 0 END
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[])
+              AS k (signal, destination, scope, shard, empty)
+         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
+           AND s.scope = k.scope AND s.shard = k.shard
+         RETURNING s.signal, s.destination, s.scope, s.shard,
+             CASE WHEN NOT EXISTS (SELECT 1 FROM signals_outbox_message m
+                                   WHERE m.signal = s.signal
+                                     AND m.destination = s.destination
+                                     AND m.scope = s.scope AND m.shard = s.shard
+                                     AND m.id <> ALL($2))
+                  THEN ",
+        shard_lock!(
+            "pg_try_advisory_xact_lock",
+            "s.signal",
+            "s.destination",
+            "s.scope",
+            "s.shard"
+        ),
+        "
+                  ELSE false END"
+    ))
+    .bind(token)
+    .bind(removed)
+    .bind(&released.signal)
+    .bind(&released.destination)
+    .bind(&released.scope)
+    .bind(&released.id)
+    .bind(empty)
+    .bind(EMPTY_RECHECK_MS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut emptied = Keys::default();
+    for (signal, destination, scope, id, _) in rows.into_iter().filter(|row| row.4) {
+        emptied.push(&Shard {
+            signal,
+            destination,
+            scope,
+            id,
+        });
+    }
+    Ok(emptied)
+}
+
+/// Removes the rows of the shards in `emptied` (whose locks this round holds) that hold no
+/// message: in a statement of its own, whose snapshot sees every message committed before
+/// the locks were taken.
+async fn remove_emptied(
+    conn: &mut PgConnection,
+    token: i64,
+    emptied: &Keys,
+) -> Result<(), OutboxError> {
+    sqlx::query(
+        "DELETE FROM signals_outbox_shard s
+         WHERE claim = $1
+           AND (signal, destination, scope, shard) IN
+               (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
+           AND NOT EXISTS (SELECT 1 FROM signals_outbox_message m
+                           WHERE m.signal = s.signal AND m.destination = s.destination
+                             AND m.scope = s.scope AND m.shard = s.shard)",
+    )
+    .bind(token)
+    .bind(&emptied.signal)
+    .bind(&emptied.destination)
+    .bind(&emptied.scope)
+    .bind(&emptied.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How long a shard found empty waits before it is claimed again (ms): its row stayed
+/// because an enqueue to it was about to commit, which will notify the workers.
+const EMPTY_RECHECK_MS: i64 = 250;
 
 /// Waits for a notification on `listener` (forever without one); `false` when the listener
 /// failed and should be replaced.
@@ -564,6 +667,12 @@ async fn wait(listener: Option<&mut PgListener>) -> bool {
         Some(listener) => listener.recv().await.is_ok(),
         None => std::future::pending().await,
     }
+}
+
+/// A committed claim: its fencing token and its shards.
+struct Claim {
+    token: i64,
+    keys: Keys,
 }
 
 /// Shard keys, as the columns `unnest` takes.
@@ -618,12 +727,20 @@ enum Outcome {
 
 /// Locks the shards still held under `token` (another worker's claim since changed the token
 /// of those it took over) until the round commits, and returns how many there are.
-async fn held(conn: &mut PgConnection, token: i64) -> Result<usize, OutboxError> {
+async fn held(conn: &mut PgConnection, claim: &Claim) -> Result<usize, OutboxError> {
     let held: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM
-             (SELECT 1 FROM signals_outbox_shard WHERE claim = $1 FOR NO KEY UPDATE) AS held",
+             (SELECT 1 FROM signals_outbox_shard
+              WHERE claim = $1
+                AND (signal, destination, scope, shard) IN
+                    (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
+              FOR NO KEY UPDATE) AS held",
     )
-    .bind(token)
+    .bind(claim.token)
+    .bind(&claim.keys.signal)
+    .bind(&claim.keys.destination)
+    .bind(&claim.keys.scope)
+    .bind(&claim.keys.id)
     .fetch_one(conn)
     .await?;
     Ok(usize::try_from(held).unwrap_or(0))
@@ -631,7 +748,7 @@ async fn held(conn: &mut PgConnection, token: i64) -> Result<usize, OutboxError>
 
 /// Reads the head group of each shard still held under `token` (those taken over since are
 /// left out).
-async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxError> {
+async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, OutboxError> {
     type Row = (
         String,
         String,
@@ -647,7 +764,9 @@ async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxE
     let rows: Vec<Row> = sqlx::query_as(
         "WITH held AS (
              SELECT signal, destination, scope, shard, attempts FROM signals_outbox_shard
-             WHERE claim = $1)
+             WHERE claim = $1
+               AND (signal, destination, scope, shard) IN
+                   (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])))
          SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
                 n.id, n.category, n.object, n.payload
          FROM held h
@@ -670,7 +789,11 @@ async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxE
          LEFT JOIN signals_outbox_message n ON n.id = g.ids[cardinality(g.ids)]
          ORDER BY h.signal, h.destination, h.scope, h.shard",
     )
-    .bind(token)
+    .bind(claim.token)
+    .bind(&claim.keys.signal)
+    .bind(&claim.keys.destination)
+    .bind(&claim.keys.scope)
+    .bind(&claim.keys.id)
     .fetch_all(conn)
     .await?;
     Ok(rows
