@@ -42,11 +42,11 @@
 //!
 //! - **Leases**: a worker claims a round of shards with `FOR UPDATE SKIP LOCKED` (workers never
 //!   wait on one another), each for [`PgWorker::lease`] (30 s by default), under a fencing
-//!   token from a database sequence. It delivers them holding their rows locked, after
-//!   checking that the token is still theirs: a worker that lost its lease (paused,
-//!   partitioned, slow past the lease) writes nothing of those shards, and counts them as
-//!   [`fenced`](crate::Drained::fenced). A worker paused in the middle of a delivery
-//!   transaction is cut off by the server after the lease
+//!   token from a database sequence. After their receivers ran, and before it commits, it
+//!   locks the shards that still carry its token: if another worker took any of them over
+//!   meanwhile (this one was paused, partitioned, slower than its lease), the round commits
+//!   nothing, and counts its deliveries as [`fenced`](crate::Drained::fenced). A worker
+//!   paused between that lock and its commit is cut off by the server after three leases
 //!   (`idle_in_transaction_session_timeout`), which rolls it back.
 //! - **One shard, one worker at a time**, so per-shard order holds across processes; shards
 //!   are spread over the workers by their claims.

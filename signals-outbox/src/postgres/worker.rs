@@ -37,7 +37,7 @@ use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
 /// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
 /// # async fn demo(outbox: PgOutbox) -> Result<(), signals::outbox::OutboxError> {
 /// let mut worker = PgWorker::new(&outbox).signal(&member_joined);
-/// worker.run(async { /* resolves on shutdown */ tokio::signal::ctrl_c().await.ok(); }).await?;
+/// worker.run(tokio::signal::ctrl_c()).await?; // until Ctrl-C
 /// # Ok(()) }
 /// ```
 pub struct PgWorker {
@@ -198,8 +198,9 @@ impl PgWorker {
         self.failed_rounds
     }
 
-    /// Delivers until `shutdown` completes: everything due, then again on each notification
-    /// of a commit that enqueued for its signals, or every poll interval. A round that fails
+    /// Delivers until `shutdown` completes (its output is ignored: `tokio::signal::ctrl_c()`
+    /// serves): everything due, then again on each notification of a commit that enqueued
+    /// for its signals, or every poll interval. A round that fails
     /// (the server restarted, the network dropped) is logged as `outbox.worker_error` and
     /// tried again, waiting twice as long each time, up to 30 s; the worker reconnects.
     /// Shutdown is checked between rounds: the round in hand finishes.
@@ -207,7 +208,7 @@ impl PgWorker {
     /// # Errors
     ///
     /// [`OutboxError::NoSignals`] without signals; nothing else stops it.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), OutboxError> {
+    pub async fn run(&mut self, shutdown: impl Future) -> Result<(), OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
         }
@@ -227,7 +228,7 @@ impl PgWorker {
                 }
             }
             tokio::select! {
-                () = &mut shutdown => return self.release(true).await,
+                _ = &mut shutdown => return self.release(true).await,
                 woken = wait(listener.as_mut()) => {
                     if !woken {
                         listener = None; // lost: reconnected at the next turn
@@ -259,7 +260,7 @@ impl PgWorker {
     /// `shutdown` has completed, between rounds.
     async fn drain_until(
         &mut self,
-        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        mut shutdown: std::pin::Pin<&mut impl Future>,
     ) -> Result<Option<()>, OutboxError> {
         loop {
             // A context of its own, not held across the round's awaits (it is not `Send`).
