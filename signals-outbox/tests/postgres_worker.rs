@@ -25,6 +25,10 @@ pub struct Job {
     pub seq: i64,
     /// The receiver fails (after writing) on attempts up to this one.
     pub fail_until: u32,
+    /// On its first attempt, the receiver runs a statement that fails, ignores the error
+    /// and succeeds: a receiver bug that leaves the transaction aborted.
+    #[serde(default)]
+    pub swallow: bool,
 }
 
 signal! {
@@ -38,6 +42,7 @@ fn record(
     shard: i64,
     seq: i64,
     fail_until: u32,
+    swallow: bool,
     delivery: &Delivery<'_>,
 ) -> Result<(), OutboxError> {
     let attempt = i32::try_from(delivery.attempt()).unwrap();
@@ -57,6 +62,11 @@ fn record(
     })??;
     if delivery.attempt() <= fail_until {
         return Err(OutboxError::NoSuchMessage(seq)); // any error: this attempt fails
+    }
+    if swallow && delivery.attempt() == 1 {
+        let ignored = delivery
+            .postgres(async |conn| sqlx::query("SELECT 1 / 0").execute(conn).await.is_err())?;
+        assert!(ignored, "the statement was to fail");
     }
     Ok(())
 }
@@ -92,6 +102,7 @@ async fn enqueue(pool: &PgPool, jobs: &[(i64, i64, u32)], object: Option<i64>) {
                     shard,
                     seq,
                     fail_until,
+                    swallow: false,
                 },
             )
             .shard("org", shard);
@@ -245,6 +256,61 @@ async fn a_failing_message_is_parked_after_max_attempts_and_coalesced_ones_go_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_ignores_a_failed_statement_fails_its_delivery_not_the_others() {
+    let Some((outbox, pool)) = outbox("pg_worker_swallow").await else {
+        return;
+    };
+    // The swallowing group in the middle of a round (the next writer finds the transaction
+    // aborted), then last (the round's end finds it).
+    for (swallower, shards) in [(2, [1, 2, 3]), (6, [4, 5, 6])] {
+        let mut tx = pool.begin().await.unwrap();
+        for shard in shards {
+            job.enqueue(
+                &mut tx,
+                &Category::Job,
+                &Job {
+                    shard,
+                    seq: 1,
+                    fail_until: 0,
+                    swallow: shard == swallower,
+                },
+            )
+            .shard("org", shard)
+            .write()
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let mut worker = PgWorker::new(&outbox).signal(&job).batch(3);
+        let drained = worker.drain_once().await.unwrap();
+        assert_eq!((drained.delivered, drained.failed), (2, 1), "{drained:?}");
+        let recorded: Vec<i64> =
+            sqlx::query_scalar("SELECT shard FROM delivered WHERE shard = ANY($1) ORDER BY shard")
+                .bind(&shards[..])
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let others: Vec<i64> = shards.into_iter().filter(|&s| s != swallower).collect();
+        assert_eq!(recorded, others, "the swallowing group's write rolled back");
+        let error: String =
+            sqlx::query_scalar("SELECT last_error FROM signals_outbox_shard WHERE shard = $1")
+                .bind(swallower)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(
+            error.contains("aborted the delivery's transaction"),
+            "{error}"
+        );
+        sqlx::query("UPDATE signals_outbox_shard SET due_at = 0")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_list_and_retry_dead_letters_and_pause_a_shard_or_a_category() {
     let Some((outbox, pool)) = outbox("pg_worker_operators").await else {
         return;
@@ -308,6 +374,7 @@ async fn an_emptied_shards_row_goes_but_never_under_an_enqueue_about_to_commit()
             shard: 1,
             seq: 2,
             fail_until: 0,
+            swallow: false,
         },
     )
     .shard("org", 1)

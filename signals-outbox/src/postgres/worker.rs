@@ -404,15 +404,10 @@ impl PgWorker {
         let signals = self.signals.clone();
         let state = Arc::clone(&self.state);
         let max_attempts = self.max_attempts;
-        let lent = Lent {
-            token,
-            handle: Handle::current(),
-            tx: RefCell::new(tx),
-            mark: Cell::new(Mark::None),
-        };
-        let (lent, outcomes) = tokio::task::spawn_blocking(move || {
+        let lent = Lent::new(token, tx);
+        tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(groups.len());
-            for group in groups {
+            for (index, group) in groups.into_iter().enumerate() {
                 let outcome = match &group.head {
                     None => Outcome::Empty,
                     Some(_) if group.attempt > max_attempts => Outcome::Park(format!(
@@ -422,27 +417,39 @@ impl PgWorker {
                     )),
                     Some(head) => {
                         let signal = signals[group.shard.signal.as_str()];
-                        match lent.deliver(signal, &group, head, &state) {
-                            Ok(Ok(())) => Outcome::Delivered,
-                            Ok(Err(Failure::Undecodable(error))) => Outcome::Park(error),
-                            Ok(Err(Failure::Failed(error))) if group.attempt >= max_attempts => {
-                                Outcome::Park(format!(
-                                    "gave up after {} attempts: {error}",
-                                    group.attempt
-                                ))
-                            }
-                            Ok(Err(Failure::Failed(error))) => Outcome::Failed(error),
-                            Err(error) => return (lent, Err(error)),
+                        match lent.deliver(index, signal, &group, head, &state)? {
+                            Ok(()) => Outcome::Delivered,
+                            Err(Failure::Undecodable(error)) => Outcome::Park(error),
+                            Err(Failure::Failed(error)) => Outcome::Failed(error),
                         }
                     }
                 };
                 outcomes.push((group, outcome));
             }
-            (lent, Ok(outcomes))
+            let (tx, aborted) = lent.finish()?;
+            for index in aborted {
+                outcomes[index].1 = Outcome::Failed(
+                    "a receiver went on after one of its statements failed, which aborted the \
+                     delivery's transaction; its writes were rolled back"
+                        .to_owned(),
+                );
+            }
+            // The last attempt's failure parks.
+            for (group, outcome) in &mut outcomes {
+                match outcome {
+                    Outcome::Failed(error) if group.attempt >= max_attempts => {
+                        *outcome = Outcome::Park(format!(
+                            "gave up after {} attempts: {error}",
+                            group.attempt
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, OutboxError>((tx, outcomes))
         })
         .await
-        .map_err(|error| OutboxError::WorkerPanicked(error.to_string()))?;
-        Ok((lent.tx.into_inner(), outcomes?))
+        .map_err(|error| OutboxError::WorkerPanicked(error.to_string()))?
     }
 
     /// Writes the round's outcomes: removes what was delivered and releases those shards, in
@@ -919,15 +926,48 @@ enum Mark {
 /// The delivery transaction, as a [`PgWorker`] lends it to receivers on their blocking
 /// thread: they reach it through [`Delivery::postgres`], which blocks on the worker's
 /// runtime. A group's savepoint is taken before its first write, so that groups whose
-/// receivers do not write cost no round trip for it.
+/// receivers do not write cost no round trip for it; the savepoint of a group that succeeded
+/// is released with the next one's taking, in one round trip.
+///
+/// A receiver that goes on after one of its statements failed (it ignored the error) leaves
+/// the transaction aborted: the next statement on it fails with `25P02`. Then the writing
+/// group before is rolled back to its savepoint and counted as failed, whatever its receivers
+/// returned, so that its message is not removed without its effects.
 pub(crate) struct Lent {
     pub(crate) token: i64,
     handle: Handle,
     tx: RefCell<Transaction<'static, Postgres>>,
     mark: Cell<Mark>,
+    /// The group being delivered, and the one that set the savepoint (by index).
+    group: Cell<usize>,
+    writer: Cell<usize>,
+    /// The groups found to have left the transaction aborted.
+    aborted: RefCell<Vec<usize>>,
+}
+
+/// The savepoint of a delivery's writes.
+const SAVEPOINT: &str = "SAVEPOINT signals_outbox_delivery";
+const RELEASE: &str = "RELEASE signals_outbox_delivery";
+const ROLLBACK: &str = "ROLLBACK TO signals_outbox_delivery";
+
+/// Whether `error` is PostgreSQL's refusal of a statement in an aborted transaction.
+fn aborts(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("25P02"))
 }
 
 impl Lent {
+    fn new(token: i64, tx: Transaction<'static, Postgres>) -> Self {
+        Self {
+            token,
+            handle: Handle::current(),
+            tx: RefCell::new(tx),
+            mark: Cell::new(Mark::None),
+            group: Cell::new(0),
+            writer: Cell::new(0),
+            aborted: RefCell::new(Vec::new()),
+        }
+    }
+
     /// Runs `write` on the transaction, after setting the group's savepoint if it is its
     /// first write.
     pub(crate) fn run<T>(
@@ -940,30 +980,50 @@ impl Lent {
             .map_err(|_| OutboxError::TransactionInUse)?;
         let conn: &mut PgConnection = &mut conn;
         self.handle.block_on(async {
-            let mark = match self.mark.get() {
-                Mark::Current => None,
-                Mark::Stale => {
-                    Some("RELEASE signals_outbox_delivery; SAVEPOINT signals_outbox_delivery")
+            match self.mark.get() {
+                Mark::Current => {}
+                Mark::None => {
+                    sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await?;
                 }
-                Mark::None => Some("SAVEPOINT signals_outbox_delivery"),
-            };
-            if let Some(statement) = mark {
-                sqlx::raw_sql(statement).execute(&mut *conn).await?;
-                self.mark.set(Mark::Current);
+                Mark::Stale => {
+                    let renewed = sqlx::raw_sql(
+                        "RELEASE signals_outbox_delivery; SAVEPOINT signals_outbox_delivery",
+                    )
+                    .execute(&mut *conn)
+                    .await;
+                    match renewed {
+                        Ok(_) => {}
+                        // The savepoint then marks the end of the groups before that one:
+                        // where this group starts.
+                        Err(error) if aborts(&error) => self.abort_writer(conn).await?,
+                        Err(error) => return Err(error.into()),
+                    }
+                }
             }
+            self.mark.set(Mark::Current);
+            self.writer.set(self.group.get());
             Ok(write(conn).await)
         })
     }
 
-    /// Delivers `group` (whose newest message is `head`) to `signal`'s receivers; rolls back
-    /// their writes if they fail. The outer `Result` is the database's.
+    /// Rolls the group that set the savepoint back to it, and notes it as failed.
+    async fn abort_writer(&self, conn: &mut PgConnection) -> Result<(), OutboxError> {
+        sqlx::raw_sql(ROLLBACK).execute(conn).await?;
+        self.aborted.borrow_mut().push(self.writer.get());
+        Ok(())
+    }
+
+    /// Delivers `group` (the `index`th, whose newest message is `head`) to `signal`'s
+    /// receivers; rolls back their writes if they fail. The outer `Result` is the database's.
     fn deliver(
         &self,
+        index: usize,
         signal: &dyn Deliver,
         group: &Group,
         head: &Head,
         state: &State,
     ) -> Result<Result<(), Failure>, OutboxError> {
+        self.group.set(index);
         let span = tracing::info_span!(
             target: "signals",
             "outbox.deliver",
@@ -990,12 +1050,33 @@ impl Lent {
             (Err(_), Mark::Current) => {
                 // The savepoint still marks the end of the earlier groups: it serves the next.
                 let mut conn = self.tx.borrow_mut();
-                let conn: &mut PgConnection = &mut conn;
                 self.handle
-                    .block_on(sqlx::raw_sql("ROLLBACK TO signals_outbox_delivery").execute(conn))?;
+                    .block_on(sqlx::raw_sql(ROLLBACK).execute(&mut **conn))?;
             }
             _ => {}
         }
         Ok(result)
+    }
+
+    /// After the last group: checks that the last writing group left the transaction usable
+    /// (rolling it back otherwise), and returns the transaction with the indexes of the
+    /// groups that left it aborted.
+    fn finish(self) -> Result<(Transaction<'static, Postgres>, Vec<usize>), OutboxError> {
+        if self.mark.get() == Mark::Stale {
+            let mut conn = self.tx.borrow_mut();
+            let conn: &mut PgConnection = &mut conn;
+            self.handle.block_on(async {
+                match sqlx::raw_sql(RELEASE).execute(&mut *conn).await {
+                    Ok(_) => Ok(()),
+                    Err(error) if aborts(&error) => {
+                        self.abort_writer(&mut *conn).await?;
+                        sqlx::raw_sql(RELEASE).execute(conn).await?;
+                        Ok(())
+                    }
+                    Err(error) => Err(OutboxError::from(error)),
+                }
+            })?;
+        }
+        Ok((self.tx.into_inner(), self.aborted.into_inner()))
     }
 }
