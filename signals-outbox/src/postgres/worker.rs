@@ -229,7 +229,7 @@ impl PgWorker {
             }
             tokio::select! {
                 _ = &mut shutdown => return self.release(true).await,
-                woken = wait(listener.as_mut()) => {
+                woken = wait(listener.as_mut(), &self.names) => {
                     if !woken {
                         listener = None; // lost: reconnected at the next turn
                     }
@@ -668,12 +668,20 @@ async fn remove_emptied(
 /// because an enqueue to it was about to commit, which will notify the workers.
 const EMPTY_RECHECK_MS: i64 = 250;
 
-/// Waits for a notification on `listener` (forever without one); `false` when the listener
-/// failed and should be replaced.
-async fn wait(listener: Option<&mut PgListener>) -> bool {
-    match listener {
-        Some(listener) => listener.recv().await.is_ok(),
-        None => std::future::pending().await,
+/// Waits for a notification on `listener` of a commit that enqueued for one of `signals`
+/// (forever without a listener); `false` when the listener failed and should be replaced.
+async fn wait(listener: Option<&mut PgListener>, signals: &[String]) -> bool {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    loop {
+        match listener.recv().await {
+            Ok(notification) if signals.iter().any(|name| name == notification.payload()) => {
+                return true;
+            }
+            Ok(_) => {} // another signal's, for other workers
+            Err(_) => return false,
+        }
     }
 }
 
