@@ -84,6 +84,8 @@ const IDLE_GAP: Duration = Duration::from_millis(10);
 /// Latency under load: how long, and a transaction every `TICK`.
 const LOAD_TIME: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(10);
+/// Concurrent transactions per tick under load.
+const SENDERS: i64 = 4;
 
 /// Rows the floor's function saw, and deliveries the drain receiver saw, in this process.
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -850,7 +852,14 @@ impl Bench {
     /// messages/s (in a transaction every `TICK`), or one message every `IDLE_GAP`.
     fn latency(&self, workers: usize, rate: Option<f64>) -> Latency {
         let url = self.rt.block_on(self.server.database("latency"));
-        let pool = self.pool(&url);
+        let pool = self
+            .rt
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(u32::try_from(SENDERS).unwrap())
+                    .connect(&url),
+            )
+            .unwrap();
         let outbox = self.rt.block_on(PgOutbox::open(pool)).unwrap();
         let mut children: Vec<Worker> = (0..workers)
             .map(|_| {
@@ -870,7 +879,8 @@ impl Bench {
         let (commits, sent, took) = self.rt.block_on(async {
             // The workers listen, and have found nothing to do.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let mut commits: Vec<i128> = Vec::new();
+            // (first seq, messages, commit time) of each transaction.
+            let mut sends: Vec<(i64, i64, i128)> = Vec::new();
             let mut seq = 0;
             let start = Instant::now();
             let per_tick = rate.map(|rate| {
@@ -880,31 +890,29 @@ impl Bench {
             });
             let mut next = tokio::time::Instant::now();
             loop {
-                let batch = per_tick.unwrap_or(1);
                 if per_tick.is_some() && start.elapsed() >= LOAD_TIME
                     || per_tick.is_none() && seq >= IDLE_SAMPLES
                 {
                     break;
                 }
-                let mut tx = outbox.pool().begin().await.unwrap();
-                for _ in 0..batch {
-                    let args = self.args(seq);
-                    ping.enqueue(&mut tx, &Category::Job, &args)
-                        .shard(SCOPE, args.shard)
-                        .write()
-                        .await
-                        .unwrap();
-                    seq += 1;
-                }
-                tx.commit().await.unwrap();
-                let now = wall_ns();
-                commits.extend(std::iter::repeat_n(now, usize::try_from(batch).unwrap()));
+                // Under load, a tick's messages in `SENDERS` transactions at once, as an
+                // application's many connections would send them.
+                let batch = per_tick.unwrap_or(1);
+                let senders = if per_tick.is_some() { SENDERS } else { 1 };
+                sends.extend(send(outbox.pool(), self.shards, seq, batch, senders).await);
+                seq += batch;
                 next += if per_tick.is_some() { TICK } else { IDLE_GAP };
                 tokio::time::sleep_until(next).await;
             }
             let took = start.elapsed();
             // Let the last ones arrive.
             tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut commits = vec![0; usize::try_from(seq).unwrap()];
+            for (first, count, ns) in sends {
+                for seq in first..first + count {
+                    commits[usize::try_from(seq).unwrap()] = ns;
+                }
+            }
             (commits, seq, took)
         });
         let mut starts = Vec::new();
@@ -1054,6 +1062,44 @@ fn drain_rows(count: usize, runs: impl Fn(Side) -> Option<Vec<f64>>, rows: &mut 
         });
     }
     ours
+}
+
+/// Enqueues `ping` messages `first..first + count` in `senders` concurrent transactions;
+/// returns each one's first message, message count and commit time.
+async fn send(
+    pool: &PgPool,
+    shards: i64,
+    first: i64,
+    count: i64,
+    senders: i64,
+) -> Vec<(i64, i64, i128)> {
+    let mut transactions = tokio::task::JoinSet::new();
+    let mut next = first;
+    for sender in 0..senders {
+        let count = count / senders + i64::from(sender < count % senders);
+        if count == 0 {
+            continue;
+        }
+        let (pool, first) = (pool.clone(), next);
+        next += count;
+        transactions.spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            for seq in first..first + count {
+                let args = Job {
+                    shard: seq % shards,
+                    seq,
+                };
+                ping.enqueue(&mut tx, &Category::Job, &args)
+                    .shard(SCOPE, args.shard)
+                    .write()
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            (first, count, wall_ns())
+        });
+    }
+    transactions.join_all().await
 }
 
 /// One message, enqueued as the application writes it.
