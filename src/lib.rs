@@ -6,7 +6,8 @@
 
 pub use signals_core::*;
 
-/// Durable signals: a transactional outbox on SQLite (the `outbox` feature).
+/// Durable signals: a transactional outbox on SQLite, or PostgreSQL (the `outbox` and
+/// `postgres` features).
 #[cfg(feature = "outbox")]
 pub use signals_outbox as outbox;
 

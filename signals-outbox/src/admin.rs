@@ -67,7 +67,7 @@ impl Pause {
         })
     }
 
-    fn row(&self) -> (&str, &str, String) {
+    pub(crate) fn row(&self) -> (&str, &str, String) {
         match self {
             Self::Category { signal, category } => (signal, "category", category.clone()),
             Self::Shard { signal, scope, id } => (signal, "shard", store::pause_key(scope, *id)),

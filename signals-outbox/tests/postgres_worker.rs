@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use signals::outbox::postgres::{PgOutbox, PgWorker};
-use signals::outbox::{Delivery, Enqueue, OutboxError};
+use signals::outbox::{Delivery, Enqueue, OutboxError, Pause};
 use signals::{receiver, signal};
 use sqlx::PgPool;
 use throwaway_postgres::Postgres;
@@ -25,6 +25,10 @@ pub struct Job {
     pub seq: i64,
     /// The receiver fails (after writing) on attempts up to this one.
     pub fail_until: u32,
+    /// On its first attempt, the receiver runs a statement that fails, ignores the error
+    /// and succeeds: a receiver bug that leaves the transaction aborted.
+    #[serde(default)]
+    pub swallow: bool,
 }
 
 signal! {
@@ -38,6 +42,7 @@ fn record(
     shard: i64,
     seq: i64,
     fail_until: u32,
+    swallow: bool,
     delivery: &Delivery<'_>,
 ) -> Result<(), OutboxError> {
     let attempt = i32::try_from(delivery.attempt()).unwrap();
@@ -57,6 +62,11 @@ fn record(
     })??;
     if delivery.attempt() <= fail_until {
         return Err(OutboxError::NoSuchMessage(seq)); // any error: this attempt fails
+    }
+    if swallow && delivery.attempt() == 1 {
+        let ignored = delivery
+            .postgres(async |conn| sqlx::query("SELECT 1 / 0").execute(conn).await.is_err())?;
+        assert!(ignored, "the statement was to fail");
     }
     Ok(())
 }
@@ -92,6 +102,7 @@ async fn enqueue(pool: &PgPool, jobs: &[(i64, i64, u32)], object: Option<i64>) {
                     shard,
                     seq,
                     fail_until,
+                    swallow: false,
                 },
             )
             .shard("org", shard);
@@ -240,6 +251,157 @@ async fn a_failing_message_is_parked_after_max_attempts_and_coalesced_ones_go_on
     assert!(error.starts_with("gave up after 3 attempts"), "{error}");
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_ignores_a_failed_statement_fails_its_delivery_not_the_others() {
+    let Some((outbox, pool)) = outbox("pg_worker_swallow").await else {
+        return;
+    };
+    // The swallowing group in the middle of a round (the next writer finds the transaction
+    // aborted), then last (the round's end finds it).
+    for (swallower, shards) in [(2, [1, 2, 3]), (6, [4, 5, 6])] {
+        let mut tx = pool.begin().await.unwrap();
+        for shard in shards {
+            job.enqueue(
+                &mut tx,
+                &Category::Job,
+                &Job {
+                    shard,
+                    seq: 1,
+                    fail_until: 0,
+                    swallow: shard == swallower,
+                },
+            )
+            .shard("org", shard)
+            .write()
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let mut worker = PgWorker::new(&outbox).signal(&job).batch(3);
+        let drained = worker.drain_once().await.unwrap();
+        assert_eq!((drained.delivered, drained.failed), (2, 1), "{drained:?}");
+        let recorded: Vec<i64> =
+            sqlx::query_scalar("SELECT shard FROM delivered WHERE shard = ANY($1) ORDER BY shard")
+                .bind(&shards[..])
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let others: Vec<i64> = shards.into_iter().filter(|&s| s != swallower).collect();
+        assert_eq!(recorded, others, "the swallowing group's write rolled back");
+        let error: String =
+            sqlx::query_scalar("SELECT last_error FROM signals_outbox_shard WHERE shard = $1")
+                .bind(swallower)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(
+            error.contains("aborted the delivery's transaction"),
+            "{error}"
+        );
+        sqlx::query("UPDATE signals_outbox_shard SET due_at = 0")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_and_retry_dead_letters_and_pause_a_shard_or_a_category() {
+    let Some((outbox, pool)) = outbox("pg_worker_operators").await else {
+        return;
+    };
+    let mut worker = PgWorker::new(&outbox).signal(&job).max_attempts(1);
+    enqueue(&pool, &[(1, 1, 1)], None).await; // fails its only attempt
+    assert_eq!(worker.drain_once().await.unwrap().parked, 1);
+    let parked = outbox.parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].shard.id, parked[0].attempts), (1, 1));
+    assert!(
+        parked[0].error.starts_with("gave up after 1 attempts"),
+        "{}",
+        parked[0].error
+    );
+    // Retried, it goes back to its shard with its attempts reset: attempt 1 fails again (its
+    // receiver fails on attempt 1), and attempt 2 succeeds.
+    outbox.retry_message(parked[0].id).await.unwrap();
+    assert!(outbox.parked().await.unwrap().is_empty());
+    assert!(matches!(
+        outbox.retry_message(parked[0].id + 1_000).await,
+        Err(OutboxError::NoSuchMessage(_))
+    ));
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(worker.drain_once().await.unwrap().failed, 1);
+    sqlx::query("UPDATE signals_outbox_shard SET due_at = 0") // its backoff passes
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(delivered(&pool).await, [(1, 1)]);
+
+    // A paused shard waits, as does every shard while its head's category is paused.
+    let shard = Pause::shard(&job, "org", 2).unwrap();
+    outbox.pause(&shard).await.unwrap();
+    enqueue(&pool, &[(2, 1, 0), (3, 1, 0)], None).await;
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    let category = Pause::category(&job, &Category::Job).unwrap();
+    outbox.pause(&category).await.unwrap();
+    assert!(outbox.resume(&shard).await.unwrap());
+    assert!(!outbox.resume(&shard).await.unwrap());
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 0);
+    assert!(outbox.resume(&category).await.unwrap());
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(delivered(&pool).await, [(1, 1), (2, 1), (3, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_shards_row_goes_but_never_under_an_enqueue_about_to_commit() {
+    let Some((outbox, pool)) = outbox("pg_worker_emptied").await else {
+        return;
+    };
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    enqueue(&pool, &[(1, 1, 0), (2, 1, 0)], None).await;
+    // An enqueue to shard 1, written and not yet committed, while the worker empties it.
+    let mut open = pool.begin().await.unwrap();
+    job.enqueue(
+        &mut open,
+        &Category::Job,
+        &Job {
+            shard: 1,
+            seq: 2,
+            fail_until: 0,
+            swallow: false,
+        },
+    )
+    .shard("org", 1)
+    .write()
+    .await
+    .unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 2);
+    // Shard 2's row went with its last message; shard 1's stayed for the open enqueue.
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT shard FROM signals_outbox_shard")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, [1]);
+    open.commit().await.unwrap();
+    // Found empty, the shard is looked at again a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delivered(&pool).await.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the enqueue after the race was never delivered"
+        );
+        worker.drain_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered(&pool).await, [(1, 1), (1, 2), (2, 1)]);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await,
         0
     );
 }

@@ -42,11 +42,11 @@
 //!
 //! - **Leases**: a worker claims a round of shards with `FOR UPDATE SKIP LOCKED` (workers never
 //!   wait on one another), each for [`PgWorker::lease`] (30 s by default), under a fencing
-//!   token from a database sequence. It delivers them holding their rows locked, after
-//!   checking that the token is still theirs: a worker that lost its lease (paused,
-//!   partitioned, slow past the lease) writes nothing of those shards, and counts them as
-//!   [`fenced`](crate::Drained::fenced). A worker paused in the middle of a delivery
-//!   transaction is cut off by the server after the lease
+//!   token from a database sequence. After their receivers ran, and before it commits, it
+//!   locks the shards that still carry its token: if another worker took any of them over
+//!   meanwhile (this one was paused, partitioned, slower than its lease), the round commits
+//!   nothing, and counts its deliveries as [`fenced`](crate::Drained::fenced). A worker
+//!   paused between that lock and its commit is cut off by the server after three leases
 //!   (`idle_in_transaction_session_timeout`), which rolls it back.
 //! - **One shard, one worker at a time**, so per-shard order holds across processes; shards
 //!   are spread over the workers by their claims.
@@ -57,6 +57,7 @@
 //! - **Crashes**: a worker that dies is replaced by the others when its lease ends; the
 //!   attempt it was making counts towards [`PgWorker::max_attempts`].
 
+mod admin;
 mod worker;
 
 use sqlx::{PgPool, Postgres, Transaction};
@@ -69,6 +70,29 @@ pub use worker::PgWorker;
 
 /// The channel enqueues notify, with the signal's name as the payload.
 const CHANNEL: &str = "signals_outbox";
+
+/// The advisory lock (SQL, of the shard's key columns) that orders enqueues against the
+/// removal of an emptied shard's row: an enqueue holds it shared until it commits, and a
+/// worker removes a row only holding it exclusively, so that it never removes the row of a
+/// shard whose message is about to commit. In the two-`int4` key space, which the
+/// application's one-`bigint` advisory locks do not share.
+macro_rules! shard_lock {
+    ($lock:literal, $signal:literal, $destination:literal, $scope:literal, $shard:literal) => {
+        concat!(
+            $lock,
+            "(hashtext('signals_outbox'), hashtext(",
+            $signal,
+            " || chr(31) || ",
+            $destination,
+            " || chr(31) || ",
+            $scope,
+            " || chr(31) || ",
+            $shard,
+            "::text))"
+        )
+    };
+}
+pub(crate) use shard_lock;
 
 /// Now, in milliseconds since the epoch, by the server's clock (SQL).
 macro_rules! now_ms {
@@ -142,13 +166,17 @@ const MIGRATIONS: &[&[&str]] = &[
              PRIMARY KEY (table_name, object)
          )",
     ],
-    // 2: the worker's leases. Every shard with messages has a row (enqueue writes it), which
-    // claims lock with `SKIP LOCKED`, and which holds the lease: its holder, until when, and
-    // the fencing token (`claim`) drawn from a sequence.
+    // 2: the worker's leases. Every shard with messages has a row (enqueue writes it, a worker
+    // removes it once the shard is empty), which claims lock with `SKIP LOCKED`, in order of
+    // `due_at`, and which holds the lease: its holder, until when, and the fencing token
+    // (`claim`) drawn from a sequence. Claims find their rows by key: the token's index is
+    // dropped, and room is left in pages, so that a claim's update stays on its page (HOT).
     &[
         "ALTER TABLE signals_outbox_shard
              ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0, -- ms, the server's clock
              ADD COLUMN holder      TEXT",
+        "ALTER TABLE signals_outbox_shard SET (fillfactor = 70)",
+        "DROP INDEX signals_outbox_shard_claim",
         "CREATE SEQUENCE signals_outbox_token",
         "CREATE INDEX signals_outbox_shard_due ON signals_outbox_shard (due_at)",
         "INSERT INTO signals_outbox_shard
@@ -240,11 +268,23 @@ impl Pending<&mut Transaction<'_, Postgres>> {
     /// as JSON, or [`OutboxError::Postgres`]; nothing is written then.
     pub async fn write(self) -> Result<Enqueued, OutboxError> {
         let (tx, parts) = self.parts()?;
-        // The shard's row: `DO NOTHING` takes no lock on a row that exists, so an enqueue
-        // does not wait for the worker delivering the shard. The notification is sent on
-        // commit, once per signal however many messages the transaction wrote.
+        // The shard's row, written after its lock is taken (the insert reads the lock's
+        // rows): `DO NOTHING` takes no lock on a row that exists, so an enqueue does not wait
+        // for the worker delivering the shard. The notification is sent on commit, once per
+        // signal however many messages the transaction wrote.
         let mut ids: Vec<i64> = sqlx::query_scalar(concat!(
-            "WITH message AS (
+            "WITH locked AS (
+                 SELECT d.destination, ",
+            shard_lock!(
+                "pg_advisory_xact_lock_shared",
+                "$1",
+                "d.destination",
+                "$2",
+                "$3"
+            ),
+            "
+                 FROM (SELECT DISTINCT destination FROM unnest($7::text[]) AS u (destination)) AS d),
+             message AS (
                  INSERT INTO signals_outbox_message
                      (signal, destination, scope, shard, category, object, payload, created_at)
                  SELECT $1, d.destination, $2, $3, $4, $5, $6, ",
@@ -256,8 +296,7 @@ impl Pending<&mut Transaction<'_, Postgres>> {
              shard AS (
                  INSERT INTO signals_outbox_shard
                      (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
-                 SELECT DISTINCT $1, d.destination, $2, $3, 0, 0, 0, 0
-                 FROM unnest($7::text[]) AS d (destination)
+                 SELECT $1, locked.destination, $2, $3, 0, 0, 0, 0 FROM locked
                  ON CONFLICT DO NOTHING)
              SELECT message.id FROM message, (SELECT pg_notify($8, $1)) AS wake",
         ))

@@ -1,11 +1,13 @@
 //! [`PgWorker`]: delivering a PostgreSQL outbox's messages, from any number of processes.
 //!
-//! A round is one transaction: it locks the shards the previous round claimed, if their
-//! fencing token is still this worker's; runs their head groups' receivers (each group's
-//! writes in a savepoint, taken only when a receiver writes); settles them (removes what was
-//! delivered, backs off what failed, parks what is dead); and claims the next round's shards
-//! with `FOR UPDATE SKIP LOCKED`, charging each an attempt. Its commit publishes the
-//! deliveries and the new leases together: one commit per round.
+//! A round is one transaction: it reads the head groups of the shards the previous round
+//! claimed, runs their receivers (each group's writes in a savepoint, taken only when a
+//! receiver writes), then locks those shards if their fencing token is still this worker's:
+//! if any was taken over meanwhile (this worker was paused or slow past its lease), the round
+//! commits nothing. Otherwise it settles them (removes what was delivered, backs off what
+//! failed, parks what is dead) and claims the next round's shards with `FOR UPDATE SKIP
+//! LOCKED`, charging each an attempt. Its commit publishes the deliveries and the new leases
+//! together: one commit per round.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::runtime::Handle;
 
-use super::{CHANNEL, PgOutbox, now_ms};
+use super::{CHANNEL, PgOutbox, now_ms, shard_lock};
 use crate::OutboxError;
 use crate::message::{Delivery, Lent as Lending, MessageId, Shard, State};
 use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
@@ -35,7 +37,7 @@ use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
 /// # signals::signal! { pub static member_joined: durable Signal<MemberJoined, sender = Category>; }
 /// # async fn demo(outbox: PgOutbox) -> Result<(), signals::outbox::OutboxError> {
 /// let mut worker = PgWorker::new(&outbox).signal(&member_joined);
-/// worker.run(async { /* resolves on shutdown */ tokio::signal::ctrl_c().await.ok(); }).await?;
+/// worker.run(tokio::signal::ctrl_c()).await?; // until Ctrl-C
 /// # Ok(()) }
 /// ```
 pub struct PgWorker {
@@ -52,9 +54,10 @@ pub struct PgWorker {
     lease: Duration,
     max_delay: Duration,
     name: String,
-    /// The claim the last round committed and the next delivers: its token, and how many
-    /// shards it holds.
-    claimed: Option<(i64, usize)>,
+    /// The claim the last round committed and the next delivers.
+    claimed: Option<Claim>,
+    totals: Drained,
+    failed_rounds: u64,
 }
 
 impl std::fmt::Debug for PgWorker {
@@ -98,6 +101,8 @@ impl PgWorker {
             max_delay: Duration::from_secs(3600),
             name,
             claimed: None,
+            totals: Drained::default(),
+            failed_rounds: 0,
         }
     }
 
@@ -158,8 +163,8 @@ impl PgWorker {
 
     /// How long a claim holds its shards (default 30 s): another worker takes them over
     /// after it, and this one's late writes to them are refused. Longer than a round's
-    /// receivers take, or they are delivered twice; also how long the server lets this
-    /// worker idle inside a transaction.
+    /// receivers take, or they are delivered twice. The server cuts this worker off if it
+    /// idles three leases inside a transaction.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(1));
@@ -180,8 +185,22 @@ impl PgWorker {
         self
     }
 
-    /// Delivers until `shutdown` completes: everything due, then again on each notification
-    /// of a commit that enqueued for its signals, or every poll interval. A round that fails
+    /// What this worker did since it was made, all rounds together: for metrics.
+    #[must_use]
+    pub fn totals(&self) -> Drained {
+        self.totals
+    }
+
+    /// How many of this worker's rounds failed (the database went away, a statement failed)
+    /// and were rolled back, to be tried again.
+    #[must_use]
+    pub fn failed_rounds(&self) -> u64 {
+        self.failed_rounds
+    }
+
+    /// Delivers until `shutdown` completes (its output is ignored: `tokio::signal::ctrl_c()`
+    /// serves): everything due, then again on each notification of a commit that enqueued
+    /// for its signals, or every poll interval. A round that fails
     /// (the server restarted, the network dropped) is logged as `outbox.worker_error` and
     /// tried again, waiting twice as long each time, up to 30 s; the worker reconnects.
     /// Shutdown is checked between rounds: the round in hand finishes.
@@ -189,7 +208,7 @@ impl PgWorker {
     /// # Errors
     ///
     /// [`OutboxError::NoSignals`] without signals; nothing else stops it.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), OutboxError> {
+    pub async fn run(&mut self, shutdown: impl Future) -> Result<(), OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
         }
@@ -201,7 +220,7 @@ impl PgWorker {
                 listener = self.listen().await;
             }
             match self.drain_until(shutdown.as_mut()).await {
-                Ok(Some(())) => return self.release().await,
+                Ok(Some(())) => return self.release(true).await,
                 Ok(None) => pause = self.poll,
                 Err(error) => {
                     tracing::error!(name: "outbox.worker_error", target: "signals", error = %error, "the outbox worker's round failed; retrying");
@@ -209,7 +228,7 @@ impl PgWorker {
                 }
             }
             tokio::select! {
-                () = &mut shutdown => return self.release().await,
+                _ = &mut shutdown => return self.release(true).await,
                 woken = wait(listener.as_mut()) => {
                     if !woken {
                         listener = None; // lost: reconnected at the next turn
@@ -241,7 +260,7 @@ impl PgWorker {
     /// `shutdown` has completed, between rounds.
     async fn drain_until(
         &mut self,
-        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        mut shutdown: std::pin::Pin<&mut impl Future>,
     ) -> Result<Option<()>, OutboxError> {
         loop {
             // A context of its own, not held across the round's awaits (it is not `Send`).
@@ -262,16 +281,23 @@ impl PgWorker {
     /// Gives back the shards the last round claimed and this worker will not deliver (it is
     /// stopping), uncharging their attempt: other workers need not wait out the lease. A
     /// failure is logged; the lease then ends by itself.
-    async fn release(&mut self) -> Result<(), OutboxError> {
-        let Some((token, _)) = self.claimed.take() else {
+    async fn release(&mut self, uncharge: bool) -> Result<(), OutboxError> {
+        let Some(claim) = self.claimed.take() else {
             return Ok(());
         };
         let pool = self.pool();
         let released = sqlx::query(
-            "UPDATE signals_outbox_shard SET lease_until = 0, attempts = greatest(attempts - 1, 0)
-             WHERE claim = $1",
+            "UPDATE signals_outbox_shard
+             SET lease_until = 0, attempts = greatest(attempts - $2, 0)
+             WHERE claim = $1 AND (signal, destination, scope, shard) IN
+                   (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))",
         )
-        .bind(token)
+        .bind(claim.token)
+        .bind(i32::from(uncharge))
+        .bind(&claim.keys.signal)
+        .bind(&claim.keys.destination)
+        .bind(&claim.keys.scope)
+        .bind(&claim.keys.id)
         .execute(&pool)
         .await;
         if let Err(error) = released {
@@ -303,7 +329,9 @@ impl PgWorker {
         if let Some(pool) = &self.pool {
             return pool.clone();
         }
-        let timeout = self.lease.as_millis().max(1).to_string();
+        // Three leases: a worker paused in a transaction (between its fence and its commit,
+        // holding the fence's locks) is cut off, and its shards freed.
+        let timeout = (self.lease.as_millis() * 3).max(1).to_string();
         let options = (*self.outbox.pool().connect_options())
             .clone()
             .options([("idle_in_transaction_session_timeout", timeout.as_str())]);
@@ -317,6 +345,15 @@ impl PgWorker {
     /// One round: delivers what the last round claimed, claims the next, commits. Returns
     /// what it did and whether there may be more to do.
     async fn round(&mut self) -> Result<(Drained, bool), OutboxError> {
+        let round = self.try_round().await;
+        match &round {
+            Ok((drained, _)) => self.totals += *drained,
+            Err(_) => self.failed_rounds += 1,
+        }
+        round
+    }
+
+    async fn try_round(&mut self) -> Result<(Drained, bool), OutboxError> {
         if self.signals.is_empty() {
             return Err(OutboxError::NoSignals);
         }
@@ -324,21 +361,36 @@ impl PgWorker {
         // Rolled back if dropped uncommitted: an error leaves nothing half-done.
         let mut tx = pool.begin().await?;
         let mut drained = Drained::default();
-        if let Some((token, count)) = self.claimed.take() {
-            let groups = load(&mut tx, token).await?;
-            drained.fenced += count.saturating_sub(groups.len());
-            if drained.fenced > 0 {
-                tracing::warn!(name: "outbox.fenced", target: "signals", shards = drained.fenced, lease = token, "the outbox worker lost shards it had claimed to another worker before delivering them (its lease ran out)");
-            }
+        if let Some(claim) = self.claimed.take() {
+            let (token, count) = (claim.token, claim.keys.id.len());
+            let groups = load(&mut tx, &claim).await?;
+            let loaded = groups.len();
+            drained.fenced += count.saturating_sub(loaded); // taken over already
             let (returned, outcomes) = self.deliver(tx, token, groups).await?;
             tx = returned;
+            // The fence: lock the shards still held under the token. A shard taken over while
+            // its receivers ran is another worker's now, and may be delivered already: this
+            // round's writes must not commit.
+            let fenced = held(&mut tx, &claim).await? < loaded;
+            if fenced || drained.fenced > 0 {
+                tracing::warn!(name: "outbox.fenced", target: "signals", lease = token, "the outbox worker lost shards it had claimed to another worker (it was slower than its lease): it writes nothing of them, and they are the other worker's");
+            }
+            if fenced {
+                tx.rollback().await?;
+                drained.fenced += loaded;
+                // The shards it still holds go back at once, their attempt charged.
+                self.claimed = Some(claim);
+                self.release(false).await?;
+                return Ok((drained, true));
+            }
             self.settle(&mut tx, token, outcomes, &mut drained).await?;
         }
         // Failed shards were backed off above, so this claim does not find them again.
         let claim = self.claim(&mut tx).await?;
         tx.commit().await?;
+        let more = claim.is_some();
         self.claimed = claim;
-        Ok((drained, claim.is_some()))
+        Ok((drained, more))
     }
 
     /// Runs the groups' receivers on a blocking thread (receivers are plain functions, and
@@ -352,15 +404,10 @@ impl PgWorker {
         let signals = self.signals.clone();
         let state = Arc::clone(&self.state);
         let max_attempts = self.max_attempts;
-        let lent = Lent {
-            token,
-            handle: Handle::current(),
-            tx: RefCell::new(tx),
-            mark: Cell::new(Mark::None),
-        };
-        let (lent, outcomes) = tokio::task::spawn_blocking(move || {
+        let lent = Lent::new(token, tx);
+        tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(groups.len());
-            for group in groups {
+            for (index, group) in groups.into_iter().enumerate() {
                 let outcome = match &group.head {
                     None => Outcome::Empty,
                     Some(_) if group.attempt > max_attempts => Outcome::Park(format!(
@@ -370,27 +417,39 @@ impl PgWorker {
                     )),
                     Some(head) => {
                         let signal = signals[group.shard.signal.as_str()];
-                        match lent.deliver(signal, &group, head, &state) {
-                            Ok(Ok(())) => Outcome::Delivered,
-                            Ok(Err(Failure::Undecodable(error))) => Outcome::Park(error),
-                            Ok(Err(Failure::Failed(error))) if group.attempt >= max_attempts => {
-                                Outcome::Park(format!(
-                                    "gave up after {} attempts: {error}",
-                                    group.attempt
-                                ))
-                            }
-                            Ok(Err(Failure::Failed(error))) => Outcome::Failed(error),
-                            Err(error) => return (lent, Err(error)),
+                        match lent.deliver(index, signal, &group, head, &state)? {
+                            Ok(()) => Outcome::Delivered,
+                            Err(Failure::Undecodable(error)) => Outcome::Park(error),
+                            Err(Failure::Failed(error)) => Outcome::Failed(error),
                         }
                     }
                 };
                 outcomes.push((group, outcome));
             }
-            (lent, Ok(outcomes))
+            let (tx, aborted) = lent.finish()?;
+            for index in aborted {
+                outcomes[index].1 = Outcome::Failed(
+                    "a receiver went on after one of its statements failed, which aborted the \
+                     delivery's transaction; its writes were rolled back"
+                        .to_owned(),
+                );
+            }
+            // The last attempt's failure parks.
+            for (group, outcome) in &mut outcomes {
+                match outcome {
+                    Outcome::Failed(error) if group.attempt >= max_attempts => {
+                        *outcome = Outcome::Park(format!(
+                            "gave up after {} attempts: {error}",
+                            group.attempt
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, OutboxError>((tx, outcomes))
         })
         .await
-        .map_err(|error| OutboxError::WorkerPanicked(error.to_string()))?;
-        Ok((lent.tx.into_inner(), outcomes?))
+        .map_err(|error| OutboxError::WorkerPanicked(error.to_string()))?
     }
 
     /// Writes the round's outcomes: removes what was delivered and releases those shards, in
@@ -403,15 +462,22 @@ impl PgWorker {
         drained: &mut Drained,
     ) -> Result<(), OutboxError> {
         let mut released = Keys::default();
+        // Per released shard: whether it was found empty (its row stayed for an enqueue about
+        // to commit): it is looked at again a moment later, not at once.
+        let mut empty: Vec<bool> = Vec::new();
         let mut removed: Vec<MessageId> = Vec::new();
         for (group, outcome) in outcomes {
             match outcome {
-                Outcome::Empty => released.push(&group.shard),
+                Outcome::Empty => {
+                    released.push(&group.shard);
+                    empty.push(true);
+                }
                 Outcome::Delivered => {
                     drained.delivered += 1;
                     drained.removed += group.ids.len();
                     removed.extend(&group.ids);
                     released.push(&group.shard);
+                    empty.push(false);
                 }
                 Outcome::Failed(error) => {
                     tracing::error!(
@@ -440,57 +506,43 @@ impl PgWorker {
                 }
             }
         }
-        if !released.signal.is_empty() {
-            sqlx::query(concat!(
-                "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
-                 UPDATE signals_outbox_shard
-                 SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
-                     due_at = ",
-                now_ms!(),
-                "
-                 WHERE claim = $1
-                   AND (signal, destination, scope, shard) IN
-                       (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))"
-            ))
-            .bind(token)
-            .bind(&removed)
-            .bind(&released.signal)
-            .bind(&released.destination)
-            .bind(&released.scope)
-            .bind(&released.id)
-            .execute(&mut *conn)
-            .await?;
+        if released.id.is_empty() {
+            return Ok(());
+        }
+        let emptied = release(conn, token, &released, &empty, &removed).await?;
+        if !emptied.id.is_empty() {
+            remove_emptied(conn, token, &emptied).await?;
         }
         Ok(())
     }
 
-    /// Claims up to `batch` due shards that hold messages and are not paused, skipping those
-    /// other workers are claiming, under a new fencing token; charges each an attempt.
-    /// Returns the token and how many it claimed, or `None`.
-    async fn claim(&self, conn: &mut PgConnection) -> Result<Option<(i64, usize)>, OutboxError> {
+    /// Claims up to `batch` due shards that are not paused, skipping those other workers are
+    /// claiming, under a new fencing token; charges each an attempt. A shard has a row only
+    /// while it holds messages, so the claim reads the due rows in order and stops.
+    async fn claim(&self, conn: &mut PgConnection) -> Result<Option<Claim>, OutboxError> {
         let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        let tokens: Vec<i64> = sqlx::query_scalar(concat!(
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(concat!(
             "WITH now AS (SELECT ",
             now_ms!(),
             " AS ms),
              token AS (SELECT nextval('signals_outbox_token') AS token),
              picked AS (
                  SELECT s.signal, s.destination, s.scope, s.shard
-                 FROM signals_outbox_shard s, now
-                 WHERE s.signal = ANY($1) AND s.due_at <= now.ms AND s.lease_until <= now.ms
-                   AND EXISTS (SELECT 1 FROM signals_outbox_message m
-                               WHERE m.signal = s.signal AND m.destination = s.destination
-                                 AND m.scope = s.scope AND m.shard = s.shard)
-                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
-                                   WHERE p.signal = s.signal AND p.kind = 'shard'
-                                     AND p.key = s.scope || '/' || s.shard)
-                   AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
-                                   WHERE p.signal = s.signal AND p.kind = 'category'
-                                     AND p.key = (SELECT m.category FROM signals_outbox_message m
-                                                  WHERE m.signal = s.signal
-                                                    AND m.destination = s.destination
-                                                    AND m.scope = s.scope AND m.shard = s.shard
-                                                  ORDER BY m.id LIMIT 1))
+                 FROM signals_outbox_shard s
+                 WHERE s.signal = ANY($1)
+                   AND s.due_at <= (SELECT ms FROM now) AND s.lease_until <= (SELECT ms FROM now)
+                   AND (NOT EXISTS (SELECT 1 FROM signals_outbox_pause WHERE signal = ANY($1))
+                        OR (NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                        WHERE p.signal = s.signal AND p.kind = 'shard'
+                                          AND p.key = s.scope || '/' || s.shard)
+                            AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
+                                            WHERE p.signal = s.signal AND p.kind = 'category'
+                                              AND p.key = (SELECT m.category FROM signals_outbox_message m
+                                                           WHERE m.signal = s.signal
+                                                             AND m.destination = s.destination
+                                                             AND m.scope = s.scope
+                                                             AND m.shard = s.shard
+                                                           ORDER BY m.id LIMIT 1))))
                  ORDER BY s.due_at
                  LIMIT $2
                  FOR UPDATE OF s SKIP LOCKED)
@@ -500,7 +552,7 @@ impl PgWorker {
              FROM picked, token, now
              WHERE s.signal = picked.signal AND s.destination = picked.destination
                AND s.scope = picked.scope AND s.shard = picked.shard
-             RETURNING token.token"
+             RETURNING token.token, s.signal, s.destination, s.scope, s.shard"
         ))
         .bind(&self.names)
         .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
@@ -508,9 +560,113 @@ impl PgWorker {
         .bind(&self.name)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(tokens.first().map(|&token| (token, tokens.len())))
+        let Some(&(token, ..)) = rows.first() else {
+            return Ok(None);
+        };
+        let mut keys = Keys::default();
+        for (_, signal, destination, scope, id) in rows {
+            keys.push(&Shard {
+                signal,
+                destination,
+                scope,
+                id,
+            });
+        }
+        Ok(Some(Claim { token, keys }))
     }
 }
+
+/// Releases the shards of a round's delivered (and empty) groups, due again at the back of
+/// the line (an empty one a moment later: its row stayed for an enqueue about to commit), and
+/// removes the delivered messages, in one statement. Returns those left empty whose lock it
+/// took (an enqueue about to commit to a shard holds it shared, and then the row stays).
+async fn release(
+    conn: &mut PgConnection,
+    token: i64,
+    released: &Keys,
+    empty: &[bool],
+    removed: &[MessageId],
+) -> Result<Keys, OutboxError> {
+    let rows: Vec<(String, String, String, i64, bool)> = sqlx::query_as(concat!(
+        "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
+         UPDATE signals_outbox_shard s
+         SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
+             due_at = ",
+        now_ms!(),
+        " + CASE WHEN k.empty THEN $8 ELSE 0 END
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[])
+              AS k (signal, destination, scope, shard, empty)
+         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
+           AND s.scope = k.scope AND s.shard = k.shard
+         RETURNING s.signal, s.destination, s.scope, s.shard,
+             CASE WHEN NOT EXISTS (SELECT 1 FROM signals_outbox_message m
+                                   WHERE m.signal = s.signal
+                                     AND m.destination = s.destination
+                                     AND m.scope = s.scope AND m.shard = s.shard
+                                     AND m.id <> ALL($2))
+                  THEN ",
+        shard_lock!(
+            "pg_try_advisory_xact_lock",
+            "s.signal",
+            "s.destination",
+            "s.scope",
+            "s.shard"
+        ),
+        "
+                  ELSE false END"
+    ))
+    .bind(token)
+    .bind(removed)
+    .bind(&released.signal)
+    .bind(&released.destination)
+    .bind(&released.scope)
+    .bind(&released.id)
+    .bind(empty)
+    .bind(EMPTY_RECHECK_MS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut emptied = Keys::default();
+    for (signal, destination, scope, id, _) in rows.into_iter().filter(|row| row.4) {
+        emptied.push(&Shard {
+            signal,
+            destination,
+            scope,
+            id,
+        });
+    }
+    Ok(emptied)
+}
+
+/// Removes the rows of the shards in `emptied` (whose locks this round holds) that hold no
+/// message: in a statement of its own, whose snapshot sees every message committed before
+/// the locks were taken.
+async fn remove_emptied(
+    conn: &mut PgConnection,
+    token: i64,
+    emptied: &Keys,
+) -> Result<(), OutboxError> {
+    sqlx::query(
+        "DELETE FROM signals_outbox_shard s
+         WHERE claim = $1
+           AND (signal, destination, scope, shard) IN
+               (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
+           AND NOT EXISTS (SELECT 1 FROM signals_outbox_message m
+                           WHERE m.signal = s.signal AND m.destination = s.destination
+                             AND m.scope = s.scope AND m.shard = s.shard)",
+    )
+    .bind(token)
+    .bind(&emptied.signal)
+    .bind(&emptied.destination)
+    .bind(&emptied.scope)
+    .bind(&emptied.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How long a shard found empty waits before it is claimed again (ms): its row stayed
+/// because an enqueue to it was about to commit, which will notify the workers.
+const EMPTY_RECHECK_MS: i64 = 250;
 
 /// Waits for a notification on `listener` (forever without one); `false` when the listener
 /// failed and should be replaced.
@@ -519,6 +675,12 @@ async fn wait(listener: Option<&mut PgListener>) -> bool {
         Some(listener) => listener.recv().await.is_ok(),
         None => std::future::pending().await,
     }
+}
+
+/// A committed claim: its fencing token and its shards.
+struct Claim {
+    token: i64,
+    keys: Keys,
 }
 
 /// Shard keys, as the columns `unnest` takes.
@@ -571,10 +733,30 @@ enum Outcome {
     Park(String),
 }
 
-/// Locks the shards claimed under `token` that are still held under it (the fence: another
-/// worker's claim since changed the token, and those are theirs), and reads each one's head
-/// group.
-async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxError> {
+/// Locks the shards still held under `token` (another worker's claim since changed the token
+/// of those it took over) until the round commits, and returns how many there are.
+async fn held(conn: &mut PgConnection, claim: &Claim) -> Result<usize, OutboxError> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM
+             (SELECT 1 FROM signals_outbox_shard
+              WHERE claim = $1
+                AND (signal, destination, scope, shard) IN
+                    (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
+              FOR NO KEY UPDATE) AS held",
+    )
+    .bind(claim.token)
+    .bind(&claim.keys.signal)
+    .bind(&claim.keys.destination)
+    .bind(&claim.keys.scope)
+    .bind(&claim.keys.id)
+    .fetch_one(conn)
+    .await?;
+    Ok(usize::try_from(held).unwrap_or(0))
+}
+
+/// Reads the head group of each shard still held under `token` (those taken over since are
+/// left out).
+async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, OutboxError> {
     type Row = (
         String,
         String,
@@ -591,7 +773,8 @@ async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxE
         "WITH held AS (
              SELECT signal, destination, scope, shard, attempts FROM signals_outbox_shard
              WHERE claim = $1
-             FOR NO KEY UPDATE)
+               AND (signal, destination, scope, shard) IN
+                   (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])))
          SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
                 n.id, n.category, n.object, n.payload
          FROM held h
@@ -614,7 +797,11 @@ async fn load(conn: &mut PgConnection, token: i64) -> Result<Vec<Group>, OutboxE
          LEFT JOIN signals_outbox_message n ON n.id = g.ids[cardinality(g.ids)]
          ORDER BY h.signal, h.destination, h.scope, h.shard",
     )
-    .bind(token)
+    .bind(claim.token)
+    .bind(&claim.keys.signal)
+    .bind(&claim.keys.destination)
+    .bind(&claim.keys.scope)
+    .bind(&claim.keys.id)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -739,15 +926,48 @@ enum Mark {
 /// The delivery transaction, as a [`PgWorker`] lends it to receivers on their blocking
 /// thread: they reach it through [`Delivery::postgres`], which blocks on the worker's
 /// runtime. A group's savepoint is taken before its first write, so that groups whose
-/// receivers do not write cost no round trip for it.
+/// receivers do not write cost no round trip for it; the savepoint of a group that succeeded
+/// is released with the next one's taking, in one round trip.
+///
+/// A receiver that goes on after one of its statements failed (it ignored the error) leaves
+/// the transaction aborted: the next statement on it fails with `25P02`. Then the writing
+/// group before is rolled back to its savepoint and counted as failed, whatever its receivers
+/// returned, so that its message is not removed without its effects.
 pub(crate) struct Lent {
     pub(crate) token: i64,
     handle: Handle,
     tx: RefCell<Transaction<'static, Postgres>>,
     mark: Cell<Mark>,
+    /// The group being delivered, and the one that set the savepoint (by index).
+    group: Cell<usize>,
+    writer: Cell<usize>,
+    /// The groups found to have left the transaction aborted.
+    aborted: RefCell<Vec<usize>>,
+}
+
+/// The savepoint of a delivery's writes.
+const SAVEPOINT: &str = "SAVEPOINT signals_outbox_delivery";
+const RELEASE: &str = "RELEASE signals_outbox_delivery";
+const ROLLBACK: &str = "ROLLBACK TO signals_outbox_delivery";
+
+/// Whether `error` is PostgreSQL's refusal of a statement in an aborted transaction.
+fn aborts(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("25P02"))
 }
 
 impl Lent {
+    fn new(token: i64, tx: Transaction<'static, Postgres>) -> Self {
+        Self {
+            token,
+            handle: Handle::current(),
+            tx: RefCell::new(tx),
+            mark: Cell::new(Mark::None),
+            group: Cell::new(0),
+            writer: Cell::new(0),
+            aborted: RefCell::new(Vec::new()),
+        }
+    }
+
     /// Runs `write` on the transaction, after setting the group's savepoint if it is its
     /// first write.
     pub(crate) fn run<T>(
@@ -760,30 +980,50 @@ impl Lent {
             .map_err(|_| OutboxError::TransactionInUse)?;
         let conn: &mut PgConnection = &mut conn;
         self.handle.block_on(async {
-            let mark = match self.mark.get() {
-                Mark::Current => None,
-                Mark::Stale => {
-                    Some("RELEASE signals_outbox_delivery; SAVEPOINT signals_outbox_delivery")
+            match self.mark.get() {
+                Mark::Current => {}
+                Mark::None => {
+                    sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await?;
                 }
-                Mark::None => Some("SAVEPOINT signals_outbox_delivery"),
-            };
-            if let Some(statement) = mark {
-                sqlx::raw_sql(statement).execute(&mut *conn).await?;
-                self.mark.set(Mark::Current);
+                Mark::Stale => {
+                    let renewed = sqlx::raw_sql(
+                        "RELEASE signals_outbox_delivery; SAVEPOINT signals_outbox_delivery",
+                    )
+                    .execute(&mut *conn)
+                    .await;
+                    match renewed {
+                        Ok(_) => {}
+                        // The savepoint then marks the end of the groups before that one:
+                        // where this group starts.
+                        Err(error) if aborts(&error) => self.abort_writer(conn).await?,
+                        Err(error) => return Err(error.into()),
+                    }
+                }
             }
+            self.mark.set(Mark::Current);
+            self.writer.set(self.group.get());
             Ok(write(conn).await)
         })
     }
 
-    /// Delivers `group` (whose newest message is `head`) to `signal`'s receivers; rolls back
-    /// their writes if they fail. The outer `Result` is the database's.
+    /// Rolls the group that set the savepoint back to it, and notes it as failed.
+    async fn abort_writer(&self, conn: &mut PgConnection) -> Result<(), OutboxError> {
+        sqlx::raw_sql(ROLLBACK).execute(conn).await?;
+        self.aborted.borrow_mut().push(self.writer.get());
+        Ok(())
+    }
+
+    /// Delivers `group` (the `index`th, whose newest message is `head`) to `signal`'s
+    /// receivers; rolls back their writes if they fail. The outer `Result` is the database's.
     fn deliver(
         &self,
+        index: usize,
         signal: &dyn Deliver,
         group: &Group,
         head: &Head,
         state: &State,
     ) -> Result<Result<(), Failure>, OutboxError> {
+        self.group.set(index);
         let span = tracing::info_span!(
             target: "signals",
             "outbox.deliver",
@@ -810,12 +1050,33 @@ impl Lent {
             (Err(_), Mark::Current) => {
                 // The savepoint still marks the end of the earlier groups: it serves the next.
                 let mut conn = self.tx.borrow_mut();
-                let conn: &mut PgConnection = &mut conn;
                 self.handle
-                    .block_on(sqlx::raw_sql("ROLLBACK TO signals_outbox_delivery").execute(conn))?;
+                    .block_on(sqlx::raw_sql(ROLLBACK).execute(&mut **conn))?;
             }
             _ => {}
         }
         Ok(result)
+    }
+
+    /// After the last group: checks that the last writing group left the transaction usable
+    /// (rolling it back otherwise), and returns the transaction with the indexes of the
+    /// groups that left it aborted.
+    fn finish(self) -> Result<(Transaction<'static, Postgres>, Vec<usize>), OutboxError> {
+        if self.mark.get() == Mark::Stale {
+            let mut conn = self.tx.borrow_mut();
+            let conn: &mut PgConnection = &mut conn;
+            self.handle.block_on(async {
+                match sqlx::raw_sql(RELEASE).execute(&mut *conn).await {
+                    Ok(_) => Ok(()),
+                    Err(error) if aborts(&error) => {
+                        self.abort_writer(&mut *conn).await?;
+                        sqlx::raw_sql(RELEASE).execute(conn).await?;
+                        Ok(())
+                    }
+                    Err(error) => Err(OutboxError::from(error)),
+                }
+            })?;
+        }
+        Ok((self.tx.into_inner(), self.aborted.into_inner()))
     }
 }

@@ -130,6 +130,27 @@ impl Postgres {
         })
     }
 
+    /// Restarts the server (`pg_ctl restart`, fast: open connections are cut), and waits until
+    /// it accepts connections again: what a failover or an upgrade does to its clients.
+    ///
+    /// # Errors
+    ///
+    /// When the server is `DATABASE_URL`'s (this process did not start it, and will not
+    /// restart it), or `pg_ctl` fails.
+    pub fn restart(&self) -> io::Result<()> {
+        let Some(started) = &self.started else {
+            return Err(io::Error::other(
+                "the server is DATABASE_URL's, not started by this process: not restarting it",
+            ));
+        };
+        let log = started.data.with_file_name("server.log");
+        run(command(started.user.as_deref(), &started.pg_ctl)
+            .args(["restart", "-w", "-t", "60", "-m", "fast", "-D"])
+            .arg(&started.data)
+            .arg("-l")
+            .arg(log))
+    }
+
     /// The URL of the server's `postgres` database, as its superuser.
     #[must_use]
     pub fn url(&self) -> &str {
