@@ -407,6 +407,43 @@ async fn an_emptied_shards_row_goes_but_never_under_an_enqueue_about_to_commit()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_enqueueing_to_5_000_shards_holds_at_most_1_024_shard_locks() {
+    let Some((outbox, pool)) = outbox("pg_worker_bulk").await else {
+        return;
+    };
+    // A shard's lock is one of 1,024, so that a bulk enqueue does not exhaust the server's
+    // lock table (`max_locks_per_transaction` × `max_connections`, 6,400 by default).
+    let mut tx = pool.begin().await.unwrap();
+    for shard in 0..5_000 {
+        let args = Job {
+            shard,
+            seq: 1,
+            fail_until: 0,
+            swallow: false,
+        };
+        job.enqueue(&mut tx, &Category::Job, &args)
+            .shard("org", shard)
+            .write()
+            .await
+            .unwrap();
+    }
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert!((1..=1_024).contains(&locks), "{locks} advisory locks");
+    tx.commit().await.unwrap();
+    let mut worker = PgWorker::new(&outbox).signal(&job).batch(1_000);
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 5_000);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_worker_wakes_on_the_notification_of_a_commit() {
     let Some((outbox, pool)) = outbox("pg_worker_notify").await else {
         return;

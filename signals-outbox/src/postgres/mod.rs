@@ -74,8 +74,11 @@ const CHANNEL: &str = "signals_outbox";
 /// The advisory lock (SQL, of the shard's key columns) that orders enqueues against the
 /// removal of an emptied shard's row: an enqueue holds it shared until it commits, and a
 /// worker removes a row only holding it exclusively, so that it never removes the row of a
-/// shard whose message is about to commit. In the two-`int4` key space, which the
-/// application's one-`bigint` advisory locks do not share.
+/// shard whose message is about to commit. One of 1,024 locks, by the key's hash: a
+/// transaction that enqueues to many shards holds at most 1,024 (PostgreSQL's lock table
+/// holds `max_locks_per_transaction` × `max_connections`, 6,400 by default), and a worker
+/// that finds its lock taken only leaves an empty row for later. In the two-`int4` key space,
+/// which the application's one-`bigint` advisory locks do not share.
 macro_rules! shard_lock {
     ($lock:literal, $signal:literal, $destination:literal, $scope:literal, $shard:literal) => {
         concat!(
@@ -88,7 +91,7 @@ macro_rules! shard_lock {
             $scope,
             " || chr(31) || ",
             $shard,
-            "::text))"
+            "::text) & 1023)"
         )
     };
 }

@@ -287,10 +287,12 @@ impl PgWorker {
         };
         let pool = self.pool();
         let released = sqlx::query(
-            "UPDATE signals_outbox_shard
-             SET lease_until = 0, attempts = greatest(attempts - $2, 0)
-             WHERE claim = $1 AND (signal, destination, scope, shard) IN
-                   (SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))",
+            "UPDATE signals_outbox_shard s
+             SET lease_until = 0, attempts = greatest(s.attempts - $2, 0)
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+                  AS k (signal, destination, scope, shard)
+             WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
+               AND s.scope = k.scope AND s.shard = k.shard",
         )
         .bind(claim.token)
         .bind(i32::from(uncharge))
@@ -647,9 +649,10 @@ async fn remove_emptied(
 ) -> Result<(), OutboxError> {
     sqlx::query(
         "DELETE FROM signals_outbox_shard s
-         WHERE claim = $1
-           AND (signal, destination, scope, shard) IN
-               (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
+         USING unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+               AS k (signal, destination, scope, shard)
+         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
+           AND s.scope = k.scope AND s.shard = k.shard
            AND NOT EXISTS (SELECT 1 FROM signals_outbox_message m
                            WHERE m.signal = s.signal AND m.destination = s.destination
                              AND m.scope = s.scope AND m.shard = s.shard)",
@@ -746,11 +749,13 @@ enum Outcome {
 async fn held(conn: &mut PgConnection, claim: &Claim) -> Result<usize, OutboxError> {
     let held: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM
-             (SELECT 1 FROM signals_outbox_shard
-              WHERE claim = $1
-                AND (signal, destination, scope, shard) IN
-                    (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]))
-              FOR NO KEY UPDATE) AS held",
+             (SELECT 1 FROM signals_outbox_shard s
+              JOIN unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+                   AS k (signal, destination, scope, shard)
+                ON s.signal = k.signal AND s.destination = k.destination
+               AND s.scope = k.scope AND s.shard = k.shard
+              WHERE s.claim = $1
+              FOR NO KEY UPDATE OF s) AS held",
     )
     .bind(claim.token)
     .bind(&claim.keys.signal)
@@ -779,10 +784,13 @@ async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, Outb
     );
     let rows: Vec<Row> = sqlx::query_as(
         "WITH held AS (
-             SELECT signal, destination, scope, shard, attempts FROM signals_outbox_shard
-             WHERE claim = $1
-               AND (signal, destination, scope, shard) IN
-                   (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])))
+             SELECT s.signal, s.destination, s.scope, s.shard, s.attempts
+             FROM signals_outbox_shard s
+             JOIN unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+                  AS k (signal, destination, scope, shard)
+               ON s.signal = k.signal AND s.destination = k.destination
+              AND s.scope = k.scope AND s.shard = k.shard
+             WHERE s.claim = $1)
          SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
                 n.id, n.category, n.object, n.payload
          FROM held h
