@@ -185,6 +185,106 @@ async fn each_shard_is_delivered_in_order_and_a_failed_groups_writes_alone_roll_
     );
 }
 
+/// `(seq, attempt, lease, coalesced)` of shard `shard`'s committed deliveries, in order.
+async fn records(pool: &PgPool, shard: i64) -> Vec<(i64, i32, i64, i32)> {
+    sqlx::query_as(
+        "SELECT seq, attempt, lease, coalesced FROM delivered WHERE shard = $1 ORDER BY n",
+    )
+    .bind(shard)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_delivers_a_shards_groups_in_order_up_to_the_first_that_fails() {
+    let Some((outbox, pool)) = outbox("pg_worker_window").await else {
+        return;
+    };
+    // Shard 1: seq 3 fails once; 4 and 5 wait for it.
+    enqueue(
+        &pool,
+        &[(1, 1, 0), (1, 2, 0), (1, 3, 1), (1, 4, 0), (1, 5, 0)],
+        None,
+    )
+    .await;
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.delivered, drained.failed), (2, 1), "{drained:?}");
+    sqlx::query("UPDATE signals_outbox_shard SET due_at = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 3);
+    let seen: Vec<(i64, i32)> = records(&pool, 1)
+        .await
+        .into_iter()
+        .map(|(seq, attempt, ..)| (seq, attempt))
+        .collect();
+    assert_eq!(seen, [(1, 1), (2, 1), (3, 2), (4, 1), (5, 1)]);
+    // One lease per round: 1 and 2 in the first; 3, on its second attempt, alone (a shard
+    // past its first attempt delivers its head alone); then 4 and 5.
+    let leases: Vec<i64> = records(&pool, 1).await.into_iter().map(|r| r.2).collect();
+    assert!(
+        leases[0] == leases[1] && leases[1] < leases[2],
+        "{leases:?}"
+    );
+    assert!(
+        leases[2] < leases[3] && leases[3] == leases[4],
+        "{leases:?}"
+    );
+
+    // Messages about one object after the head are coalesced within the round's window.
+    let mut tx = pool.begin().await.unwrap();
+    for (seq, object) in [(1, None), (2, Some(7)), (3, Some(8)), (4, Some(7))] {
+        let args = Job {
+            shard: 2,
+            seq,
+            fail_until: 0,
+            swallow: false,
+        };
+        let pending = job.enqueue(&mut tx, &Category::Job, &args).shard("org", 2);
+        match object {
+            Some(object) => pending.object(object).write().await.unwrap(),
+            None => pending.write().await.unwrap(),
+        };
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(worker.drain_once().await.unwrap().removed, 4);
+    let seen: Vec<(i64, i32)> = records(&pool, 2)
+        .await
+        .into_iter()
+        .map(|(seq, _, _, coalesced)| (seq, coalesced))
+        .collect();
+    assert_eq!(seen, [(1, 1), (4, 2), (3, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_attempt_that_never_reported_a_shard_delivers_its_head_alone() {
+    let Some((outbox, pool)) = outbox("pg_worker_head_alone").await else {
+        return;
+    };
+    enqueue(&pool, &[(1, 1, 0), (1, 2, 0), (1, 3, 0)], None).await;
+    // As if a worker had died delivering the head: its claim's attempt stays charged.
+    sqlx::query("UPDATE signals_outbox_shard SET attempts = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 3);
+    let seen = records(&pool, 1).await;
+    assert_eq!(
+        (seen[0].0, seen[0].1),
+        (1, 2),
+        "the head, on its second attempt"
+    );
+    assert!(
+        seen[0].2 < seen[1].2,
+        "the head alone in its round: {seen:?}"
+    );
+    assert_eq!(seen[1].2, seen[2].2, "then the rest together: {seen:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_no_longer_decodes_is_parked_with_its_error_and_its_shard_goes_on() {
     let Some((outbox, pool)) = outbox("pg_worker_undecodable").await else {

@@ -50,6 +50,7 @@ pub struct PgWorker {
     state: Arc<State>,
     max_attempts: u32,
     batch: usize,
+    per_shard: usize,
     poll: Duration,
     lease: Duration,
     max_delay: Duration,
@@ -96,6 +97,7 @@ impl PgWorker {
             state: Arc::new(State::default()),
             max_attempts: 10,
             batch: 100,
+            per_shard: 10,
             poll: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             max_delay: Duration::from_secs(3600),
@@ -150,6 +152,17 @@ impl PgWorker {
     #[must_use]
     pub fn batch(mut self, shards: usize) -> Self {
         self.batch = shards.max(1);
+        self
+    }
+
+    /// How many groups (a message and those coalesced with it) of each claimed shard a round
+    /// delivers, one after another, in order (default 10; at least 1). A shard's later groups
+    /// wait while its earlier one fails; after an attempt that never reported (its worker
+    /// died), a shard delivers its head alone, so that the attempt is charged to the right
+    /// message.
+    #[must_use]
+    pub fn per_shard(mut self, groups: usize) -> Self {
+        self.per_shard = groups.max(1);
         self
     }
 
@@ -286,22 +299,7 @@ impl PgWorker {
             return Ok(());
         };
         let pool = self.pool();
-        let released = sqlx::query(
-            "UPDATE signals_outbox_shard s
-             SET lease_until = 0, attempts = greatest(s.attempts - $2, 0)
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
-                  AS k (signal, destination, scope, shard)
-             WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
-               AND s.scope = k.scope AND s.shard = k.shard",
-        )
-        .bind(claim.token)
-        .bind(i32::from(uncharge))
-        .bind(&claim.keys.signal)
-        .bind(&claim.keys.destination)
-        .bind(&claim.keys.scope)
-        .bind(&claim.keys.id)
-        .execute(&pool)
-        .await;
+        let released = give_back(&pool, claim.token, &claim.keys, uncharge).await;
         if let Err(error) = released {
             tracing::warn!(name: "outbox.release_error", target: "signals", error = %error, "the stopping outbox worker could not release its claim; it ends with its lease");
         }
@@ -365,8 +363,9 @@ impl PgWorker {
         let mut drained = Drained::default();
         if let Some(claim) = self.claimed.take() {
             let (token, count) = (claim.token, claim.keys.id.len());
-            let groups = load(&mut tx, &claim).await?;
-            let loaded = groups.len();
+            let heads = load(&mut tx, &claim).await?;
+            let loaded = heads.len();
+            let groups = following(&mut tx, heads, self.per_shard).await?;
             drained.fenced += count.saturating_sub(loaded); // taken over already
             let (returned, outcomes) = self.deliver(tx, token, groups).await?;
             tx = returned;
@@ -408,9 +407,14 @@ impl PgWorker {
         let max_attempts = self.max_attempts;
         let lent = Lent::new(token, tx);
         tokio::task::spawn_blocking(move || {
-            let mut outcomes = Vec::with_capacity(groups.len());
+            let mut outcomes: Vec<(Group, Outcome)> = Vec::with_capacity(groups.len());
+            // Whether the shard being delivered stopped: its later groups wait.
+            let mut stopped = false;
             for (index, group) in groups.into_iter().enumerate() {
+                stopped &= !group.first;
                 let outcome = match &group.head {
+                    // After a receiver left the transaction aborted, nothing more is tried.
+                    _ if stopped || lent.aborted() => Outcome::Skipped,
                     None => Outcome::Empty,
                     Some(_) if group.attempt > max_attempts => Outcome::Park(format!(
                         "gave up after {} attempts that never reported (did the worker crash \
@@ -420,12 +424,16 @@ impl PgWorker {
                     Some(head) => {
                         let signal = signals[group.shard.signal.as_str()];
                         match lent.deliver(index, signal, &group, head, &state)? {
+                            // Found aborted by this group's first write: its own writes were
+                            // rolled back too, and it waits.
+                            _ if lent.aborted() => Outcome::Skipped,
                             Ok(()) => Outcome::Delivered,
                             Err(Failure::Undecodable(error)) => Outcome::Park(error),
                             Err(Failure::Failed(error)) => Outcome::Failed(error),
                         }
                     }
                 };
+                stopped |= !matches!(outcome, Outcome::Delivered);
                 outcomes.push((group, outcome));
             }
             let (tx, aborted) = lent.finish()?;
@@ -435,6 +443,13 @@ impl PgWorker {
                      delivery's transaction; its writes were rolled back"
                         .to_owned(),
                 );
+                // The groups after it in its shard (none of which wrote) wait for it.
+                for (group, outcome) in outcomes.iter_mut().skip(index + 1) {
+                    if group.first {
+                        break;
+                    }
+                    *outcome = Outcome::Skipped;
+                }
             }
             // The last attempt's failure parks.
             for (group, outcome) in &mut outcomes {
@@ -468,20 +483,39 @@ impl PgWorker {
         // to commit): it is looked at again a moment later, not at once.
         let mut empty: Vec<bool> = Vec::new();
         let mut removed: Vec<MessageId> = Vec::new();
-        for (group, outcome) in outcomes {
-            match outcome {
-                Outcome::Empty => {
+        let mut untried = Keys::default();
+        let mut outcomes = outcomes.into_iter().peekable();
+        while let Some(first) = outcomes.next() {
+            // A shard's groups: its head's and those after it, delivered in order up to the
+            // first that did not succeed, which decides what becomes of the shard.
+            let mut shard = vec![first];
+            while let Some(next) = outcomes.next_if(|(group, _)| !group.first) {
+                shard.push(next);
+            }
+            let delivered = shard
+                .iter()
+                .take_while(|(_, outcome)| matches!(outcome, Outcome::Delivered))
+                .count();
+            for (group, _) in &shard[..delivered] {
+                drained.delivered += 1;
+                drained.removed += group.ids.len();
+                removed.extend(&group.ids);
+            }
+            match shard.get(delivered) {
+                None => {
+                    released.push(&shard[0].0.shard);
+                    empty.push(false);
+                }
+                Some((group, Outcome::Empty)) => {
                     released.push(&group.shard);
                     empty.push(true);
                 }
-                Outcome::Delivered => {
-                    drained.delivered += 1;
-                    drained.removed += group.ids.len();
-                    removed.extend(&group.ids);
-                    released.push(&group.shard);
+                Some((_, Outcome::Skipped)) if delivered > 0 => {
+                    released.push(&shard[0].0.shard);
                     empty.push(false);
                 }
-                Outcome::Failed(error) => {
+                Some((group, Outcome::Skipped)) => untried.push(&group.shard),
+                Some((group, Outcome::Failed(error))) => {
                     tracing::error!(
                         name: "outbox.failure",
                         target: "signals",
@@ -491,10 +525,10 @@ impl PgWorker {
                         error = %error,
                         "a durable message's delivery failed; it will be retried",
                     );
-                    failed(conn, token, &group, &error, self.max_delay).await?;
+                    failed(conn, token, group, error, self.max_delay).await?;
                     drained.failed += 1;
                 }
-                Outcome::Park(error) => {
+                Some((group, Outcome::Park(error))) => {
                     tracing::error!(
                         name: "outbox.parked",
                         target: "signals",
@@ -503,12 +537,16 @@ impl PgWorker {
                         error = %error,
                         "durable messages were parked (dead letters); `retry` them once the cause is fixed",
                     );
-                    park(conn, token, &group, &error).await?;
+                    park(conn, token, group, error).await?;
                     drained.parked += group.ids.len();
                 }
+                Some((_, Outcome::Delivered)) => unreachable!("the first group not delivered"),
             }
         }
-        if released.id.is_empty() {
+        if !untried.id.is_empty() {
+            give_back(&mut *conn, token, &untried, true).await?;
+        }
+        if released.id.is_empty() && removed.is_empty() {
             return Ok(());
         }
         let emptied = release(conn, token, &released, &empty, &removed).await?;
@@ -667,6 +705,33 @@ async fn remove_emptied(
     Ok(())
 }
 
+/// Gives back the shards `keys` claimed under `token`, which were not tried: their lease
+/// ends now, and (if `uncharge`) the attempt their claim charged is taken back.
+async fn give_back(
+    executor: impl sqlx::PgExecutor<'_>,
+    token: i64,
+    keys: &Keys,
+    uncharge: bool,
+) -> Result<(), OutboxError> {
+    sqlx::query(
+        "UPDATE signals_outbox_shard s
+         SET lease_until = 0, attempts = greatest(s.attempts - $2, 0)
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+              AS k (signal, destination, scope, shard)
+         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
+           AND s.scope = k.scope AND s.shard = k.shard",
+    )
+    .bind(token)
+    .bind(i32::from(uncharge))
+    .bind(&keys.signal)
+    .bind(&keys.destination)
+    .bind(&keys.scope)
+    .bind(&keys.id)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 /// How long a shard found empty waits before it is claimed again (ms): its row stayed
 /// because an enqueue to it was about to commit, which will notify the workers.
 const EMPTY_RECHECK_MS: i64 = 250;
@@ -716,6 +781,8 @@ impl Keys {
 /// with it (ids oldest first), with the newest one's stored sender and arguments.
 struct Group {
     shard: Shard,
+    /// Whether it is its shard's head group (the later ones follow it in the round).
+    first: bool,
     attempt: u32,
     ids: Vec<MessageId>,
     head: Option<Head>,
@@ -742,7 +809,116 @@ enum Outcome {
     Delivered,
     Failed(String),
     Park(String),
+    /// Not delivered this round: a group before it in its shard did not succeed, or a
+    /// receiver left the transaction aborted.
+    Skipped,
 }
+
+/// After each head group in `heads` whose shard is on its first attempt, the groups that
+/// follow it in its shard, up to `per_shard` groups in all: the next messages in order, each
+/// with those about the same object among them coalesced into it (they are delivered with the
+/// newest one's arguments, and all removed).
+async fn following(
+    conn: &mut PgConnection,
+    heads: Vec<Group>,
+    per_shard: usize,
+) -> Result<Vec<Group>, OutboxError> {
+    let mut keys = Keys::default();
+    let mut after: Vec<i64> = Vec::new();
+    for group in &heads {
+        if per_shard > 1 && group.attempt == 1 && group.head.is_some() {
+            keys.push(&group.shard);
+            after.push(group.ids[0]);
+        }
+    }
+    if keys.id.is_empty() {
+        return Ok(heads);
+    }
+    let rows: Vec<FollowingRow> = sqlx::query_as(
+        "SELECT k.n, m.id, m.category, m.object, m.payload
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+              WITH ORDINALITY AS k (signal, destination, scope, shard, after, n)
+         CROSS JOIN LATERAL (
+             SELECT m.id, m.category, m.object, m.payload FROM signals_outbox_message m
+             WHERE m.signal = k.signal AND m.destination = k.destination
+               AND m.scope = k.scope AND m.shard = k.shard AND m.id > k.after
+             ORDER BY m.id LIMIT $6) m
+         ORDER BY k.n, m.id",
+    )
+    .bind(&keys.signal)
+    .bind(&keys.destination)
+    .bind(&keys.scope)
+    .bind(&keys.id)
+    .bind(&after)
+    .bind(i64::try_from(per_shard).unwrap_or(i64::MAX))
+    .fetch_all(conn)
+    .await?;
+    // Each shard's window of messages, by the shard's place in `keys` (from 1).
+    let mut windows: Vec<Vec<Head>> = (0..keys.id.len()).map(|_| Vec::new()).collect();
+    for (n, id, category, object, payload) in rows {
+        let index = usize::try_from(n).unwrap_or(1).saturating_sub(1);
+        windows[index].push(Head {
+            id,
+            category,
+            object,
+            payload,
+        });
+    }
+    let mut windows = windows.into_iter();
+    let mut groups = Vec::with_capacity(heads.len());
+    for head in heads {
+        let extends = per_shard > 1 && head.attempt == 1 && head.head.is_some();
+        let window = if extends {
+            windows.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let shard = head.shard.clone();
+        let mut taken: std::collections::HashSet<MessageId> = head.ids.iter().copied().collect();
+        groups.push(head);
+        let mut count = 1;
+        for (at, message) in window.iter().enumerate() {
+            if count >= per_shard {
+                break;
+            }
+            if !taken.insert(message.id) {
+                continue;
+            }
+            let mut ids = vec![message.id];
+            let mut newest = at;
+            if message.object.is_some() {
+                for (later, other) in window.iter().enumerate().skip(at + 1) {
+                    if other.object == message.object
+                        && other.category == message.category
+                        && taken.insert(other.id)
+                    {
+                        ids.push(other.id);
+                        newest = later;
+                    }
+                }
+            }
+            let newest = &window[newest];
+            groups.push(Group {
+                shard: shard.clone(),
+                first: false,
+                attempt: 1,
+                ids,
+                head: Some(Head {
+                    id: newest.id,
+                    category: newest.category.clone(),
+                    object: newest.object,
+                    payload: newest.payload.clone(),
+                }),
+            });
+            count += 1;
+        }
+    }
+    Ok(groups)
+}
+
+/// A message that follows a head: its shard's place among the keys (from 1), its id,
+/// category, object and payload.
+type FollowingRow = (i64, i64, String, Option<i64>, String);
 
 /// Locks the shards still held under `token` (another worker's claim since changed the token
 /// of those it took over) until the round commits, and returns how many there are.
@@ -840,6 +1016,7 @@ async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, Outb
                         scope,
                         id,
                     },
+                    first: true,
                     attempt: u32::try_from(attempts).unwrap_or(0),
                     ids: if head.is_some() {
                         ids.unwrap_or_default()
@@ -1022,6 +1199,11 @@ impl Lent {
         })
     }
 
+    /// Whether a receiver left the transaction aborted (its group was rolled back).
+    fn aborted(&self) -> bool {
+        !self.aborted.borrow().is_empty()
+    }
+
     /// Rolls the group that set the savepoint back to it, and notes it as failed.
     async fn abort_writer(&self, conn: &mut PgConnection) -> Result<(), OutboxError> {
         sqlx::raw_sql(ROLLBACK).execute(conn).await?;
@@ -1060,10 +1242,14 @@ impl Lent {
             coalesced: group.ids.len(),
             state,
         };
+        let before = self.aborted.borrow().len();
         let result = signal.deliver(&head.category, &head.payload, &delivery);
+        // Whether its first write found an earlier group's receiver had left the transaction
+        // aborted: then its own writes go too.
+        let interrupted = self.aborted.borrow().len() > before;
         match (&result, self.mark.get()) {
-            (Ok(()), Mark::Current) => self.mark.set(Mark::Stale),
-            (Err(_), Mark::Current) => {
+            (Ok(()), Mark::Current) if !interrupted => self.mark.set(Mark::Stale),
+            (_, Mark::Current) => {
                 // The savepoint still marks the end of the earlier groups: it serves the next.
                 let mut conn = self.tx.borrow_mut();
                 self.handle
