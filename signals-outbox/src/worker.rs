@@ -93,9 +93,10 @@ pub struct Drained {
     pub failed: usize,
     /// Messages parked (dead letters).
     pub parked: usize,
-    /// Claimed deliveries not made because the worker lost its claim first (it was too slow,
-    /// and another worker took the shard over): the new owner delivers them. A fenced
-    /// worker writes nothing of them.
+    /// Claimed deliveries not committed because the worker lost its claim first (it was too
+    /// slow, and another worker took the shard over): the new owner delivers them, and a
+    /// fenced worker writes nothing of them. On PostgreSQL, a shard taken over before its
+    /// groups were read counts once.
     pub fenced: usize,
 }
 

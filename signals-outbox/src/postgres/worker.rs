@@ -378,7 +378,7 @@ impl PgWorker {
             }
             if fenced {
                 tx.rollback().await?;
-                drained.fenced += loaded;
+                drained.fenced += outcomes.len(); // run, and not committed
                 // The shards it still holds go back at once, their attempt charged.
                 self.claimed = Some(claim);
                 self.release(false).await?;
