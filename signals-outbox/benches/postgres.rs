@@ -905,8 +905,23 @@ impl Bench {
                 tokio::time::sleep_until(next).await;
             }
             let took = start.elapsed();
-            // Let the last ones arrive.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Until the last ones were delivered (bounded: a message left is a failure).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let waiting: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM signals_outbox_message")
+                        .fetch_one(outbox.pool())
+                        .await
+                        .unwrap();
+                if waiting == 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{waiting} messages never delivered"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let mut commits = vec![0; usize::try_from(seq).unwrap()];
             for (first, count, ns) in sends {
                 for seq in first..first + count {

@@ -361,6 +361,7 @@ impl PgWorker {
         // Rolled back if dropped uncommitted: an error leaves nothing half-done.
         let mut tx = pool.begin().await?;
         let mut drained = Drained::default();
+        let delivering = self.claimed.is_some();
         if let Some(claim) = self.claimed.take() {
             let (token, count) = (claim.token, claim.keys.id.len());
             let heads = load(&mut tx, &claim).await?;
@@ -389,7 +390,11 @@ impl PgWorker {
         // Failed shards were backed off above, so this claim does not find them again.
         let claim = self.claim(&mut tx).await?;
         tx.commit().await?;
-        let more = claim.is_some();
+        // A round that delivered what it had claimed goes on; one that found only empty
+        // shards (their rows stayed for enqueues about to commit, which will notify) stops,
+        // keeping its new claim for the next drain, rather than claim them again and again.
+        let more = claim.is_some()
+            && (!delivering || drained.delivered + drained.failed + drained.parked > 0);
         self.claimed = claim;
         Ok((drained, more))
     }
@@ -479,9 +484,6 @@ impl PgWorker {
         drained: &mut Drained,
     ) -> Result<(), OutboxError> {
         let mut released = Keys::default();
-        // Per released shard: whether it was found empty (its row stayed for an enqueue about
-        // to commit): it is looked at again a moment later, not at once.
-        let mut empty: Vec<bool> = Vec::new();
         let mut removed: Vec<MessageId> = Vec::new();
         let mut untried = Keys::default();
         let mut outcomes = outcomes.into_iter().peekable();
@@ -504,15 +506,10 @@ impl PgWorker {
             match shard.get(delivered) {
                 None => {
                     released.push(&shard[0].0.shard);
-                    empty.push(false);
                 }
-                Some((group, Outcome::Empty)) => {
-                    released.push(&group.shard);
-                    empty.push(true);
-                }
+                Some((group, Outcome::Empty)) => released.push(&group.shard),
                 Some((_, Outcome::Skipped)) if delivered > 0 => {
                     released.push(&shard[0].0.shard);
-                    empty.push(false);
                 }
                 Some((group, Outcome::Skipped)) => untried.push(&group.shard),
                 Some((group, Outcome::Failed(error))) => {
@@ -549,7 +546,7 @@ impl PgWorker {
         if released.id.is_empty() && removed.is_empty() {
             return Ok(());
         }
-        let emptied = release(conn, token, &released, &empty, &removed).await?;
+        let emptied = release(conn, token, &released, &removed).await?;
         if !emptied.id.is_empty() {
             remove_emptied(conn, token, &emptied).await?;
         }
@@ -617,14 +614,12 @@ impl PgWorker {
 }
 
 /// Releases the shards of a round's delivered (and empty) groups, due again at the back of
-/// the line (an empty one a moment later: its row stayed for an enqueue about to commit), and
-/// removes the delivered messages, in one statement. Returns those left empty whose lock it
+/// the line, and removes the delivered messages, in one statement. Returns those left empty whose lock it
 /// took (an enqueue about to commit to a shard holds it shared, and then the row stays).
 async fn release(
     conn: &mut PgConnection,
     token: i64,
     released: &Keys,
-    empty: &[bool],
     removed: &[MessageId],
 ) -> Result<Keys, OutboxError> {
     let rows: Vec<(String, String, String, i64, bool)> = sqlx::query_as(concat!(
@@ -633,9 +628,9 @@ async fn release(
          SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
              due_at = ",
         now_ms!(),
-        " + CASE WHEN k.empty THEN $8 ELSE 0 END
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[])
-              AS k (signal, destination, scope, shard, empty)
+        "
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
+              AS k (signal, destination, scope, shard)
          WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
            AND s.scope = k.scope AND s.shard = k.shard
          RETURNING s.signal, s.destination, s.scope, s.shard,
@@ -661,8 +656,6 @@ async fn release(
     .bind(&released.destination)
     .bind(&released.scope)
     .bind(&released.id)
-    .bind(empty)
-    .bind(EMPTY_RECHECK_MS)
     .fetch_all(&mut *conn)
     .await?;
     let mut emptied = Keys::default();
@@ -731,10 +724,6 @@ async fn give_back(
     .await?;
     Ok(())
 }
-
-/// How long a shard found empty waits before it is claimed again (ms): its row stayed
-/// because an enqueue to it was about to commit, which will notify the workers.
-const EMPTY_RECHECK_MS: i64 = 250;
 
 /// Waits for a notification on `listener` of a commit that enqueued for one of `signals`
 /// (forever without a listener); `false` when the listener failed and should be replaced.
