@@ -1,6 +1,6 @@
 //! Durable signals: a transactional outbox that delivers a signal's sends to its
 //! `#[receiver]`s after the sender's transaction commits, at least once, on SQLite, or on
-//! PostgreSQL with workers in many processes ([`postgres`], the `postgres` feature).
+//! PostgreSQL with workers in many processes (the `postgres` module and feature).
 //!
 //! A durable signal is declared like any other, with `durable` (its arguments are stored, so
 //! they are owned and `serde`-serializable, and so is its sender, the message's category):

@@ -214,7 +214,7 @@ impl<'a> Delivery<'a> {
     /// # Panics
     ///
     /// On a delivery from PostgreSQL (a receiver written for SQLite, run by a
-    /// [`PgWorker`](crate::postgres::PgWorker)): there, use `postgres`. The worker catches the
+    /// `postgres::PgWorker`): there, use `postgres`. The worker catches the
     /// panic as a failed delivery; the message is retried, then parked, never lost.
     #[must_use]
     pub fn transaction(&self) -> &'a Connection {
