@@ -450,8 +450,11 @@ mod faults {
             assert!(Instant::now() < deadline, "the worker never held a lease");
         }
         run.signal(paused, "-STOP");
+        // The shards it holds now: under a lease not yet over (a row keeps the holder of its
+        // last claim after its release).
         let held: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT shard, claim FROM signals_outbox_shard WHERE holder LIKE '%:{}:%'",
+            "SELECT shard, claim FROM signals_outbox_shard WHERE holder LIKE '%:{}:%'
+               AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
             run.pid(paused)
         ))
         .fetch_all(&run.pool)
