@@ -355,7 +355,7 @@ impl fmt::Debug for Delivery<'_> {
 }
 
 /// The values a worker lends its deliveries, one per type.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct State(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
 
 impl State {

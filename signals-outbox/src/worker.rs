@@ -43,6 +43,60 @@ pub enum Failure {
     Failed(String),
 }
 
+impl Failure {
+    /// What becomes of the message after this failure on `attempt`: it is parked if it
+    /// cannot decode or this was its last attempt, and retried otherwise. The same on every
+    /// backend.
+    pub(crate) fn verdict(self, attempt: u32, max_attempts: u32) -> Verdict {
+        match self {
+            Self::Undecodable(error) => Verdict::Park(error),
+            Self::Failed(error) if attempt >= max_attempts => {
+                Verdict::Park(format!("gave up after {attempt} attempts: {error}"))
+            }
+            Self::Failed(error) => Verdict::Retry(error),
+        }
+    }
+}
+
+/// What becomes of a message whose delivery did not succeed, and why.
+pub(crate) enum Verdict {
+    Retry(String),
+    Park(String),
+}
+
+/// Why a message charged `attempts` claims that never reported is parked.
+pub(crate) fn never_reported(attempts: u32) -> String {
+    format!(
+        "gave up after {attempts} attempts that never reported (did the worker crash delivering it?)"
+    )
+}
+
+/// Logs a failed delivery (`outbox.failure`), which will be retried.
+pub(crate) fn report_failure(shard: &Shard, message_id: MessageId, attempt: u32, error: &str) {
+    tracing::error!(
+        name: "outbox.failure",
+        target: "signals",
+        signal = shard.signal,
+        shard = %shard,
+        message_id,
+        attempt,
+        error = %error,
+        "a durable message's delivery failed; it will be retried",
+    );
+}
+
+/// Logs parked messages (`outbox.parked`).
+pub(crate) fn report_parked(shard: &Shard, ids: &[MessageId], error: &str) {
+    tracing::error!(
+        name: "outbox.parked",
+        target: "signals",
+        shard = %shard,
+        messages = ?ids,
+        error = %error,
+        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
+    );
+}
+
 impl<F: DurableSignature> Deliver for DurableSignal<F> {
     fn name(&self) -> &'static str {
         DurableSignal::name(self)
@@ -419,17 +473,13 @@ impl Worker {
                     drained.delivered += 1;
                     drained.removed += group.ids.len();
                 }
-                Err(Failure::Undecodable(error)) => {
-                    drained.parked += park(tx, group, &error, now)?;
-                }
-                Err(Failure::Failed(error)) if group.attempt >= self.max_attempts => {
-                    let error = format!("gave up after {} attempts: {error}", group.attempt);
-                    drained.parked += park(tx, group, &error, now)?;
-                }
-                Err(Failure::Failed(error)) => {
-                    store::failed(tx, &group.shard, &group.ids, &error, now)?;
-                    drained.failed += 1;
-                }
+                Err(failure) => match failure.verdict(group.attempt, self.max_attempts) {
+                    Verdict::Park(error) => drained.parked += park(tx, group, &error, now)?,
+                    Verdict::Retry(error) => {
+                        store::failed(tx, &group.shard, &group.ids, &error, now)?;
+                        drained.failed += 1;
+                    }
+                },
             }
         }
         // The round's succeeded shards, in one statement.
@@ -542,10 +592,7 @@ impl Claim<'_, '_> {
         if group.attempt >= self.max_attempts {
             // Charged as many times as allowed without a report: its worker died delivering
             // it each time.
-            let error = format!(
-                "gave up after {} attempts that never reported (did the worker crash delivering it?)",
-                group.attempt
-            );
+            let error = never_reported(group.attempt);
             self.drained.parked += park(self.tx, &group, &error, self.now)?;
             return Ok(true);
         }
@@ -580,14 +627,7 @@ impl Group {
 /// message is due at once. Returns how many messages were parked.
 fn park(tx: &Connection, group: &Group, error: &str, now: i64) -> rusqlite::Result<usize> {
     let ids = &group.ids;
-    tracing::error!(
-        name: "outbox.parked",
-        target: "signals",
-        shard = %group.shard,
-        messages = ?ids,
-        error = %error,
-        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
-    );
+    report_parked(&group.shard, ids, error);
     store::park(tx, ids, group.attempt, error, now)?;
     store::succeeded(tx, &group.shard)?;
     Ok(ids.len())
@@ -651,16 +691,7 @@ fn deliver_group(
                 "ROLLBACK TO signals_outbox_delivery; RELEASE signals_outbox_delivery",
             )?;
             if let Failure::Failed(error) = failure {
-                tracing::error!(
-                    name: "outbox.failure",
-                    target: "signals",
-                    signal = signal.name(),
-                    shard = %group.shard,
-                    message_id = newest.id,
-                    attempt = group.attempt,
-                    error = %error,
-                    "a durable message's delivery failed; it will be retried",
-                );
+                report_failure(&group.shard, newest.id, group.attempt, error);
             }
         }
     }

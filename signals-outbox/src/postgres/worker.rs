@@ -25,7 +25,53 @@ use tokio::runtime::Handle;
 use super::{CHANNEL, PgOutbox, now_ms, shard_lock};
 use crate::OutboxError;
 use crate::message::{Delivery, Lent as Lending, MessageId, Shard, State};
-use crate::worker::{Deliver, Drained, FIRST_DELAY_MS, Failure};
+/// SQL: rows `$a` and `$b` are of the same shard.
+macro_rules! same_shard {
+    ($a:literal, $b:literal) => {
+        concat!(
+            $a,
+            ".signal = ",
+            $b,
+            ".signal AND ",
+            $a,
+            ".destination = ",
+            $b,
+            ".destination AND ",
+            $a,
+            ".scope = ",
+            $b,
+            ".scope AND ",
+            $a,
+            ".shard = ",
+            $b,
+            ".shard"
+        )
+    };
+}
+
+/// SQL: the shard keys bound as parameters `$2` to `$5` (by `bind_keys!`), as the relation
+/// `k`.
+macro_rules! keys {
+    () => {
+        "unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS k (signal, destination, scope, shard)"
+    };
+}
+
+/// Binds `$keys`' columns as a query's next four parameters (`$2` to `$5` after its token).
+macro_rules! bind_keys {
+    ($query:expr, $keys:expr) => {
+        $query
+            .bind(&$keys.signal)
+            .bind(&$keys.destination)
+            .bind(&$keys.scope)
+            .bind(&$keys.id)
+    };
+}
+
+use crate::worker::{
+    Deliver, Drained, FIRST_DELAY_MS, Failure, Verdict, never_reported, report_failure,
+    report_parked,
+};
 
 /// Delivers a set of durable signals' messages from a PostgreSQL outbox; run as many as you
 /// like, in as many processes and on as many machines.
@@ -45,8 +91,8 @@ pub struct PgWorker {
     /// The worker's own connections: the application's options, and a server-side limit on
     /// idling in a transaction (a paused worker loses its locks with its lease).
     pool: Option<PgPool>,
-    signals: BTreeMap<&'static str, &'static dyn Deliver>,
-    names: Vec<String>,
+    /// Shared with each round's blocking thread.
+    signals: Arc<BTreeMap<&'static str, &'static dyn Deliver>>,
     state: Arc<State>,
     max_attempts: u32,
     batch: usize,
@@ -65,7 +111,7 @@ impl std::fmt::Debug for PgWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgWorker")
             .field("name", &self.name)
-            .field("signals", &self.names)
+            .field("signals", &self.signals.keys().collect::<Vec<_>>())
             .field("max_attempts", &self.max_attempts)
             .field("batch", &self.batch)
             .field("poll", &self.poll)
@@ -92,8 +138,7 @@ impl PgWorker {
         Self {
             outbox: outbox.clone(),
             pool: None,
-            signals: BTreeMap::new(),
-            names: Vec::new(),
+            signals: Arc::default(),
             state: Arc::new(State::default()),
             max_attempts: 10,
             batch: 100,
@@ -111,9 +156,7 @@ impl PgWorker {
     /// Delivers `signal`'s messages too.
     #[must_use]
     pub fn signal(mut self, signal: &'static dyn Deliver) -> Self {
-        if self.signals.insert(signal.name(), signal).is_none() {
-            self.names.push(signal.name().to_owned());
-        }
+        Arc::make_mut(&mut self.signals).insert(signal.name(), signal);
         self
     }
 
@@ -128,15 +171,9 @@ impl PgWorker {
 
     /// Lends `value` to every delivery, where receivers get it with
     /// [`Delivery::state`]. One value per type; a second of the same type replaces the first.
-    ///
-    /// # Panics
-    ///
-    /// Never once the worker has run; before, only if its state was shared, which it is not.
     #[must_use]
     pub fn state<T: std::any::Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
-        Arc::get_mut(&mut self.state)
-            .expect("a worker's state is shared only while a round runs")
-            .insert(value);
+        Arc::make_mut(&mut self.state).insert(value);
         self
     }
 
@@ -242,7 +279,7 @@ impl PgWorker {
             }
             tokio::select! {
                 _ = &mut shutdown => return self.release(true).await,
-                woken = wait(listener.as_mut(), &self.names) => {
+                woken = wait(listener.as_mut(), &self.signals) => {
                     if !woken {
                         listener = None; // lost: reconnected at the next turn
                     }
@@ -292,16 +329,10 @@ impl PgWorker {
     }
 
     /// Gives back the shards the last round claimed and this worker will not deliver (it is
-    /// stopping), uncharging their attempt: other workers need not wait out the lease. A
-    /// failure is logged; the lease then ends by itself.
+    /// stopping), uncharging their attempt: other workers need not wait out the lease.
     async fn release(&mut self, uncharge: bool) -> Result<(), OutboxError> {
-        let Some(claim) = self.claimed.take() else {
-            return Ok(());
-        };
-        let pool = self.pool();
-        let released = give_back(&pool, claim.token, &claim.keys, uncharge).await;
-        if let Err(error) = released {
-            tracing::warn!(name: "outbox.release_error", target: "signals", error = %error, "the stopping outbox worker could not release its claim; it ends with its lease");
+        if let Some(claim) = self.claimed.take() {
+            give_back_or_log(&self.pool(), &claim, uncharge).await;
         }
         Ok(())
     }
@@ -381,8 +412,7 @@ impl PgWorker {
                 tx.rollback().await?;
                 drained.fenced += outcomes.len(); // run, and not committed
                 // The shards it still holds go back at once, their attempt charged.
-                self.claimed = Some(claim);
-                self.release(false).await?;
+                give_back_or_log(&pool, &claim, false).await;
                 return Ok((drained, true));
             }
             self.settle(&mut tx, token, outcomes, &mut drained).await?;
@@ -407,7 +437,7 @@ impl PgWorker {
         token: i64,
         groups: Vec<Group>,
     ) -> Result<(Transaction<'static, Postgres>, Vec<(Group, Outcome)>), OutboxError> {
-        let signals = self.signals.clone();
+        let signals = Arc::clone(&self.signals);
         let state = Arc::clone(&self.state);
         let max_attempts = self.max_attempts;
         let lent = Lent::new(token, tx);
@@ -421,11 +451,9 @@ impl PgWorker {
                     // After a receiver left the transaction aborted, nothing more is tried.
                     _ if stopped || lent.aborted() => Outcome::Skipped,
                     None => Outcome::Empty,
-                    Some(_) if group.attempt > max_attempts => Outcome::Park(format!(
-                        "gave up after {} attempts that never reported (did the worker crash \
-                         delivering it?)",
-                        group.attempt - 1
-                    )),
+                    Some(_) if group.attempt > max_attempts => {
+                        Outcome::Park(never_reported(group.attempt - 1))
+                    }
                     Some(head) => {
                         let signal = signals[group.shard.signal.as_str()];
                         match lent.deliver(index, signal, &group, head, &state)? {
@@ -433,8 +461,7 @@ impl PgWorker {
                             // rolled back too, and it waits.
                             _ if lent.aborted() => Outcome::Skipped,
                             Ok(()) => Outcome::Delivered,
-                            Err(Failure::Undecodable(error)) => Outcome::Park(error),
-                            Err(Failure::Failed(error)) => Outcome::Failed(error),
+                            Err(failure) => failure.verdict(group.attempt, max_attempts).into(),
                         }
                     }
                 };
@@ -443,29 +470,19 @@ impl PgWorker {
             }
             let (tx, aborted) = lent.finish()?;
             for index in aborted {
-                outcomes[index].1 = Outcome::Failed(
+                let failure = Failure::Failed(
                     "a receiver went on after one of its statements failed, which aborted the \
                      delivery's transaction; its writes were rolled back"
                         .to_owned(),
                 );
+                let attempt = outcomes[index].0.attempt;
+                outcomes[index].1 = failure.verdict(attempt, max_attempts).into();
                 // The groups after it in its shard (none of which wrote) wait for it.
                 for (group, outcome) in outcomes.iter_mut().skip(index + 1) {
                     if group.first {
                         break;
                     }
                     *outcome = Outcome::Skipped;
-                }
-            }
-            // The last attempt's failure parks.
-            for (group, outcome) in &mut outcomes {
-                match outcome {
-                    Outcome::Failed(error) if group.attempt >= max_attempts => {
-                        *outcome = Outcome::Park(format!(
-                            "gave up after {} attempts: {error}",
-                            group.attempt
-                        ));
-                    }
-                    _ => {}
                 }
             }
             Ok::<_, OutboxError>((tx, outcomes))
@@ -503,41 +520,22 @@ impl PgWorker {
                 drained.removed += group.ids.len();
                 removed.extend(&group.ids);
             }
+            // What stopped the shard, if anything (a group not delivered; never `Delivered`).
             match shard.get(delivered) {
-                None => {
+                Some((group, Outcome::Skipped)) if delivered == 0 => untried.push(&group.shard),
+                None | Some((_, Outcome::Empty | Outcome::Skipped | Outcome::Delivered)) => {
                     released.push(&shard[0].0.shard);
                 }
-                Some((group, Outcome::Empty)) => released.push(&group.shard),
-                Some((_, Outcome::Skipped)) if delivered > 0 => {
-                    released.push(&shard[0].0.shard);
-                }
-                Some((group, Outcome::Skipped)) => untried.push(&group.shard),
                 Some((group, Outcome::Failed(error))) => {
-                    tracing::error!(
-                        name: "outbox.failure",
-                        target: "signals",
-                        shard = %group.shard,
-                        message_id = group.newest(),
-                        attempt = group.attempt,
-                        error = %error,
-                        "a durable message's delivery failed; it will be retried",
-                    );
+                    report_failure(&group.shard, group.newest(), group.attempt, error);
                     failed(conn, token, group, error, self.max_delay).await?;
                     drained.failed += 1;
                 }
                 Some((group, Outcome::Park(error))) => {
-                    tracing::error!(
-                        name: "outbox.parked",
-                        target: "signals",
-                        shard = %group.shard,
-                        messages = ?group.ids,
-                        error = %error,
-                        "durable messages were parked (dead letters); `retry` them once the cause is fixed",
-                    );
+                    report_parked(&group.shard, &group.ids, error);
                     park(conn, token, group, error).await?;
                     drained.parked += group.ids.len();
                 }
-                Some((_, Outcome::Delivered)) => unreachable!("the first group not delivered"),
             }
         }
         if !untried.id.is_empty() {
@@ -575,10 +573,7 @@ impl PgWorker {
                             AND NOT EXISTS (SELECT 1 FROM signals_outbox_pause p
                                             WHERE p.signal = s.signal AND p.kind = 'category'
                                               AND p.key = (SELECT m.category FROM signals_outbox_message m
-                                                           WHERE m.signal = s.signal
-                                                             AND m.destination = s.destination
-                                                             AND m.scope = s.scope
-                                                             AND m.shard = s.shard
+                                                           WHERE ", same_shard!("m", "s"), "
                                                            ORDER BY m.id LIMIT 1))))
                  ORDER BY s.due_at
                  LIMIT $2
@@ -587,11 +582,10 @@ impl PgWorker {
              SET claim = token.token, lease_until = now.ms + $3, holder = $4,
                  attempts = s.attempts + 1
              FROM picked, token, now
-             WHERE s.signal = picked.signal AND s.destination = picked.destination
-               AND s.scope = picked.scope AND s.shard = picked.shard
+             WHERE ", same_shard!("s", "picked"), "
              RETURNING token.token, s.signal, s.destination, s.scope, s.shard"
         ))
-        .bind(&self.names)
+        .bind(self.signals.keys().copied().collect::<Vec<&str>>())
         .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
         .bind(lease)
         .bind(&self.name)
@@ -600,15 +594,10 @@ impl PgWorker {
         let Some(&(token, ..)) = rows.first() else {
             return Ok(None);
         };
-        let mut keys = Keys::default();
-        for (_, signal, destination, scope, id) in rows {
-            keys.push(&Shard {
-                signal,
-                destination,
-                scope,
-                id,
-            });
-        }
+        let keys = rows
+            .into_iter()
+            .map(|(_, signal, destination, scope, id)| (signal, destination, scope, id))
+            .collect();
         Ok(Some(Claim { token, keys }))
     }
 }
@@ -622,23 +611,24 @@ async fn release(
     released: &Keys,
     removed: &[MessageId],
 ) -> Result<Keys, OutboxError> {
-    let rows: Vec<(String, String, String, i64, bool)> = sqlx::query_as(concat!(
-        "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($2))
+    let query = sqlx::query_as(concat!(
+        "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($6))
          UPDATE signals_outbox_shard s
          SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
              due_at = ",
         now_ms!(),
         "
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
-              AS k (signal, destination, scope, shard)
-         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
-           AND s.scope = k.scope AND s.shard = k.shard
+         FROM ",
+        keys!(),
+        "
+         WHERE s.claim = $1 AND ",
+        same_shard!("s", "k"),
+        "
          RETURNING s.signal, s.destination, s.scope, s.shard,
              CASE WHEN NOT EXISTS (SELECT 1 FROM signals_outbox_message m
-                                   WHERE m.signal = s.signal
-                                     AND m.destination = s.destination
-                                     AND m.scope = s.scope AND m.shard = s.shard
-                                     AND m.id <> ALL($2))
+                                   WHERE ",
+        same_shard!("m", "s"),
+        " AND m.id <> ALL($6))
                   THEN ",
         shard_lock!(
             "pg_try_advisory_xact_lock",
@@ -649,25 +639,16 @@ async fn release(
         ),
         "
                   ELSE false END"
-    ))
-    .bind(token)
-    .bind(removed)
-    .bind(&released.signal)
-    .bind(&released.destination)
-    .bind(&released.scope)
-    .bind(&released.id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut emptied = Keys::default();
-    for (signal, destination, scope, id, _) in rows.into_iter().filter(|row| row.4) {
-        emptied.push(&Shard {
-            signal,
-            destination,
-            scope,
-            id,
-        });
-    }
-    Ok(emptied)
+    ));
+    let rows: Vec<(String, String, String, i64, bool)> = bind_keys!(query.bind(token), released)
+        .bind(removed)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.4)
+        .map(|(signal, destination, scope, id, _)| (signal, destination, scope, id))
+        .collect())
 }
 
 /// Removes the rows of the shards in `emptied` (whose locks this round holds) that hold no
@@ -678,24 +659,29 @@ async fn remove_emptied(
     token: i64,
     emptied: &Keys,
 ) -> Result<(), OutboxError> {
-    sqlx::query(
-        "DELETE FROM signals_outbox_shard s
-         USING unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
-               AS k (signal, destination, scope, shard)
-         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
-           AND s.scope = k.scope AND s.shard = k.shard
-           AND NOT EXISTS (SELECT 1 FROM signals_outbox_message m
-                           WHERE m.signal = s.signal AND m.destination = s.destination
-                             AND m.scope = s.scope AND m.shard = s.shard)",
-    )
-    .bind(token)
-    .bind(&emptied.signal)
-    .bind(&emptied.destination)
-    .bind(&emptied.scope)
-    .bind(&emptied.id)
-    .execute(&mut *conn)
-    .await?;
+    let query = sqlx::query(concat!(
+        "DELETE FROM signals_outbox_shard s USING ",
+        keys!(),
+        "
+         WHERE s.claim = $1 AND ",
+        same_shard!("s", "k"),
+        "
+           AND NOT EXISTS (SELECT 1 FROM signals_outbox_message m WHERE ",
+        same_shard!("m", "s"),
+        ")"
+    ));
+    bind_keys!(query.bind(token), emptied)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
+}
+
+/// Gives back `claim`'s shards (see [`give_back`]); a failure is logged, and the lease then
+/// ends by itself.
+async fn give_back_or_log(pool: &PgPool, claim: &Claim, uncharge: bool) {
+    if let Err(error) = give_back(pool, claim.token, &claim.keys, uncharge).await {
+        tracing::warn!(name: "outbox.release_error", target: "signals", error = %error, "the outbox worker could not give back its claim; it ends with its lease");
+    }
 }
 
 /// Gives back the shards `keys` claimed under `token`, which were not tried: their lease
@@ -706,34 +692,34 @@ async fn give_back(
     keys: &Keys,
     uncharge: bool,
 ) -> Result<(), OutboxError> {
-    sqlx::query(
+    let query = sqlx::query(concat!(
         "UPDATE signals_outbox_shard s
-         SET lease_until = 0, attempts = greatest(s.attempts - $2, 0)
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[])
-              AS k (signal, destination, scope, shard)
-         WHERE s.claim = $1 AND s.signal = k.signal AND s.destination = k.destination
-           AND s.scope = k.scope AND s.shard = k.shard",
-    )
-    .bind(token)
-    .bind(i32::from(uncharge))
-    .bind(&keys.signal)
-    .bind(&keys.destination)
-    .bind(&keys.scope)
-    .bind(&keys.id)
-    .execute(executor)
-    .await?;
+         SET lease_until = 0, attempts = greatest(s.attempts - $6, 0)
+         FROM ",
+        keys!(),
+        "
+         WHERE s.claim = $1 AND ",
+        same_shard!("s", "k")
+    ));
+    bind_keys!(query.bind(token), keys)
+        .bind(i32::from(uncharge))
+        .execute(executor)
+        .await?;
     Ok(())
 }
 
 /// Waits for a notification on `listener` of a commit that enqueued for one of `signals`
 /// (forever without a listener); `false` when the listener failed and should be replaced.
-async fn wait(listener: Option<&mut PgListener>, signals: &[String]) -> bool {
+async fn wait(
+    listener: Option<&mut PgListener>,
+    signals: &BTreeMap<&'static str, &'static dyn Deliver>,
+) -> bool {
     let Some(listener) = listener else {
         return std::future::pending().await;
     };
     loop {
         match listener.recv().await {
-            Ok(notification) if signals.iter().any(|name| name == notification.payload()) => {
+            Ok(notification) if signals.contains_key(notification.payload()) => {
                 return true;
             }
             Ok(_) => {} // another signal's, for other workers
@@ -755,6 +741,19 @@ struct Keys {
     destination: Vec<String>,
     scope: Vec<String>,
     id: Vec<i64>,
+}
+
+impl FromIterator<(String, String, String, i64)> for Keys {
+    fn from_iter<I: IntoIterator<Item = (String, String, String, i64)>>(rows: I) -> Self {
+        let mut keys = Self::default();
+        for (signal, destination, scope, id) in rows {
+            keys.signal.push(signal);
+            keys.destination.push(destination);
+            keys.scope.push(scope);
+            keys.id.push(id);
+        }
+        keys
+    }
 }
 
 impl Keys {
@@ -791,6 +790,15 @@ struct Head {
     payload: String,
 }
 
+impl From<Verdict> for Outcome {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Retry(error) => Self::Failed(error),
+            Verdict::Park(error) => Self::Park(error),
+        }
+    }
+}
+
 /// What became of a group.
 enum Outcome {
     /// Its shard had no message left.
@@ -823,25 +831,27 @@ async fn following(
     if keys.id.is_empty() {
         return Ok(heads);
     }
-    let rows: Vec<FollowingRow> = sqlx::query_as(
+    let query = sqlx::query_as(concat!(
         "SELECT k.n, m.id, m.category, m.object, m.payload
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
               WITH ORDINALITY AS k (signal, destination, scope, shard, after, n)
          CROSS JOIN LATERAL (
              SELECT m.id, m.category, m.object, m.payload FROM signals_outbox_message m
-             WHERE m.signal = k.signal AND m.destination = k.destination
-               AND m.scope = k.scope AND m.shard = k.shard AND m.id > k.after
+             WHERE ",
+        same_shard!("m", "k"),
+        " AND m.id > k.after
              ORDER BY m.id LIMIT $6) m
-         ORDER BY k.n, m.id",
-    )
-    .bind(&keys.signal)
-    .bind(&keys.destination)
-    .bind(&keys.scope)
-    .bind(&keys.id)
-    .bind(&after)
-    .bind(i64::try_from(per_shard).unwrap_or(i64::MAX))
-    .fetch_all(conn)
-    .await?;
+         ORDER BY k.n, m.id"
+    ));
+    let rows: Vec<FollowingRow> = query
+        .bind(&keys.signal)
+        .bind(&keys.destination)
+        .bind(&keys.scope)
+        .bind(&keys.id)
+        .bind(&after)
+        .bind(i64::try_from(per_shard).unwrap_or(i64::MAX))
+        .fetch_all(conn)
+        .await?;
     // Each shard's window of messages, by the shard's place in `keys` (from 1).
     let mut windows: Vec<Vec<Head>> = (0..keys.id.len()).map(|_| Vec::new()).collect();
     for (n, id, category, object, payload) in rows {
@@ -912,23 +922,19 @@ type FollowingRow = (i64, i64, String, Option<i64>, String);
 /// Locks the shards still held under `token` (another worker's claim since changed the token
 /// of those it took over) until the round commits, and returns how many there are.
 async fn held(conn: &mut PgConnection, claim: &Claim) -> Result<usize, OutboxError> {
-    let held: i64 = sqlx::query_scalar(
+    let query = sqlx::query_scalar(concat!(
         "SELECT count(*) FROM
-             (SELECT 1 FROM signals_outbox_shard s
-              JOIN unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
-                   AS k (signal, destination, scope, shard)
-                ON s.signal = k.signal AND s.destination = k.destination
-               AND s.scope = k.scope AND s.shard = k.shard
+             (SELECT 1 FROM signals_outbox_shard s JOIN ",
+        keys!(),
+        " ON ",
+        same_shard!("s", "k"),
+        "
               WHERE s.claim = $1
-              FOR NO KEY UPDATE OF s) AS held",
-    )
-    .bind(claim.token)
-    .bind(&claim.keys.signal)
-    .bind(&claim.keys.destination)
-    .bind(&claim.keys.scope)
-    .bind(&claim.keys.id)
-    .fetch_one(conn)
-    .await?;
+              FOR NO KEY UPDATE OF s) AS held"
+    ));
+    let held: i64 = bind_keys!(query.bind(claim.token), claim.keys)
+        .fetch_one(conn)
+        .await?;
     Ok(usize::try_from(held).unwrap_or(0))
 }
 
@@ -947,22 +953,23 @@ async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, Outb
         Option<i64>,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(
+    let query = sqlx::query_as(concat!(
         "WITH held AS (
              SELECT s.signal, s.destination, s.scope, s.shard, s.attempts
-             FROM signals_outbox_shard s
-             JOIN unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
-                  AS k (signal, destination, scope, shard)
-               ON s.signal = k.signal AND s.destination = k.destination
-              AND s.scope = k.scope AND s.shard = k.shard
+             FROM signals_outbox_shard s JOIN ",
+        keys!(),
+        " ON ",
+        same_shard!("s", "k"),
+        "
              WHERE s.claim = $1)
          SELECT h.signal, h.destination, h.scope, h.shard, h.attempts, g.ids,
                 n.id, n.category, n.object, n.payload
          FROM held h
          LEFT JOIN LATERAL (
              SELECT m.id, m.category, m.object FROM signals_outbox_message m
-             WHERE m.signal = h.signal AND m.destination = h.destination
-               AND m.scope = h.scope AND m.shard = h.shard
+             WHERE ",
+        same_shard!("m", "h"),
+        "
              ORDER BY m.id LIMIT 1) head ON true
          LEFT JOIN LATERAL (
              SELECT CASE
@@ -970,21 +977,18 @@ async fn load(conn: &mut PgConnection, claim: &Claim) -> Result<Vec<Group>, Outb
                  WHEN head.object IS NULL THEN ARRAY[head.id]
                  ELSE ARRAY(
                      SELECT c.id FROM signals_outbox_message c
-                     WHERE c.signal = h.signal AND c.destination = h.destination
-                       AND c.scope = h.scope AND c.shard = h.shard
+                     WHERE ",
+        same_shard!("c", "h"),
+        "
                        AND c.category = head.category AND c.object = head.object
                      ORDER BY c.id)
              END AS ids) g ON true
          LEFT JOIN signals_outbox_message n ON n.id = g.ids[cardinality(g.ids)]
-         ORDER BY h.signal, h.destination, h.scope, h.shard",
-    )
-    .bind(claim.token)
-    .bind(&claim.keys.signal)
-    .bind(&claim.keys.destination)
-    .bind(&claim.keys.scope)
-    .bind(&claim.keys.id)
-    .fetch_all(conn)
-    .await?;
+         ORDER BY h.signal, h.destination, h.scope, h.shard"
+    ));
+    let rows: Vec<Row> = bind_keys!(query.bind(claim.token), claim.keys)
+        .fetch_all(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(
