@@ -33,6 +33,24 @@ pub struct Job {
 
 signal! {
     pub static job: durable Signal<Job, sender = Category>;
+    /// Its receiver records what the delivery's connection says of its session.
+    pub static probe: durable Signal<Probe, sender = Category>;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {}
+
+/// Records the server's limit on this session idling in a transaction.
+#[receiver(signal = probe, sender = Category::Job)]
+fn show_idle_limit(delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    delivery.postgres(async |conn| {
+        sqlx::query(
+            "INSERT INTO probed (idle_limit) SELECT current_setting('idle_in_transaction_session_timeout')",
+        )
+        .execute(conn)
+        .await
+    })??;
+    Ok(())
 }
 
 /// Writes `(shard, seq, attempt, lease)` in the delivery's transaction, then fails while the
@@ -83,7 +101,8 @@ async fn outbox(name: &str) -> Option<(PgOutbox, PgPool)> {
     let pool = PgPool::connect(&url).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE delivered (n BIGSERIAL, shard BIGINT, seq BIGINT, attempt INT, lease BIGINT,
-                                 coalesced INT)",
+                                 coalesced INT);
+         CREATE TABLE probed (idle_limit TEXT)",
     )
     .execute(&pool)
     .await
@@ -541,6 +560,108 @@ async fn a_transaction_enqueueing_to_5_000_shards_holds_at_most_1_024_shard_lock
         scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await,
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_cuts_off_a_worker_idling_three_leases_in_a_transaction() {
+    let Some((outbox, pool)) = outbox("pg_worker_idle_limit").await else {
+        return;
+    };
+    let mut tx = pool.begin().await.unwrap();
+    probe
+        .enqueue(&mut tx, &Category::Job, &Probe {})
+        .shard("org", 1)
+        .write()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut worker = PgWorker::new(&outbox)
+        .signal(&probe)
+        .lease(Duration::from_secs(2));
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    let limit: String = sqlx::query_scalar("SELECT idle_limit FROM probed")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(limit, "6s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_gives_back_its_claim_and_uncharges_it() {
+    let Some((outbox, pool)) = outbox("pg_worker_give_back").await else {
+        return;
+    };
+    enqueue(&pool, &[(1, 1, 0)], None).await;
+    // An enqueue to shard 1 left open: the worker's drain keeps the shard's row, and ends
+    // with a claim of it (found empty) that it has not delivered.
+    let mut open = pool.begin().await.unwrap();
+    let args = Job {
+        shard: 1,
+        seq: 2,
+        fail_until: 0,
+        swallow: false,
+    };
+    job.enqueue(&mut open, &Category::Job, &args)
+        .shard("org", 1)
+        .write()
+        .await
+        .unwrap();
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    let leased = "SELECT count(*) FROM signals_outbox_shard
+                  WHERE lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    assert_eq!(scalar(&pool, leased).await, 1, "a claim held");
+    assert_eq!(
+        scalar(&pool, "SELECT attempts::bigint FROM signals_outbox_shard").await,
+        1,
+        "charged"
+    );
+    // Stopped at once: the claim goes back, uncharged, for another worker to take now.
+    worker.run(async {}).await.unwrap();
+    assert_eq!(scalar(&pool, leased).await, 0, "the claim given back");
+    assert_eq!(
+        scalar(&pool, "SELECT attempts::bigint FROM signals_outbox_shard").await,
+        0,
+        "uncharged"
+    );
+    open.commit().await.unwrap();
+    let mut other = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(other.drain_once().await.unwrap().delivered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_with_unusual_keys_are_delivered_and_their_rows_removed() {
+    let Some((outbox, pool)) = outbox("pg_worker_unusual").await else {
+        return;
+    };
+    let mut tx = pool.begin().await.unwrap();
+    for (seq, (scope, shard, destination)) in [
+        ("o'rg", i64::MIN, "eu/west"),
+        ("☃ \\ x", i64::MAX, ""),
+        ("a\u{1f}b", 0, "a\u{1f}b"),
+        ("", -1, "\"quoted\""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let args = Job {
+            shard,
+            seq: i64::try_from(seq).unwrap(),
+            fail_until: 0,
+            swallow: false,
+        };
+        job.enqueue(&mut tx, &Category::Job, &args)
+            .shard(scope, shard)
+            .to([destination])
+            .write()
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut worker = PgWorker::new(&outbox).signal(&job);
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 4);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await, 0);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
