@@ -4,8 +4,6 @@
 //! the caller's transaction, with what SQLite's writes, in one statement for every destination.
 #![allow(missing_docs, non_upper_case_globals)]
 
-use std::sync::OnceLock;
-
 use serde::{Deserialize, Serialize};
 use signals::outbox::postgres::{PgOutbox, VERSION};
 use signals::outbox::{Enqueue, OutboxError};
@@ -28,16 +26,9 @@ signal! {
     pub static member_joined: durable Signal<MemberJoined, sender = Category>;
 }
 
-/// This binary's server, started once (and stopped by its watchdog when the binary exits);
-/// `None` when the tests are skipped.
-fn server() -> Option<&'static Postgres> {
-    static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
-    SERVER.get_or_init(Postgres::get).as_ref()
-}
-
 /// A pool on a fresh database named `name`, or `None` when skipped.
 async fn database(name: &str) -> Option<PgPool> {
-    let url = server()?.database(name).await;
+    let url = Postgres::shared()?.database(name).await;
     Some(PgPool::connect(&url).await.unwrap())
 }
 

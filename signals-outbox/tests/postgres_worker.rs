@@ -4,7 +4,6 @@
 //! theirs, backoff by the server's clock, dead letters, coalescing, and wake-ups by NOTIFY.
 #![allow(missing_docs, non_upper_case_globals)]
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -89,15 +88,10 @@ fn record(
     Ok(())
 }
 
-fn server() -> Option<&'static Postgres> {
-    static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
-    SERVER.get_or_init(Postgres::get).as_ref()
-}
-
 /// An outbox on a fresh database named `name`, with the receivers' table; `None` when
 /// skipped.
 async fn outbox(name: &str) -> Option<(PgOutbox, PgPool)> {
-    let url = server()?.database(name).await;
+    let url = Postgres::shared()?.database(name).await;
     let pool = PgPool::connect(&url).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE delivered (n BIGSERIAL, shard BIGINT, seq BIGINT, attempt INT, lease BIGINT,
@@ -660,8 +654,14 @@ async fn shards_with_unusual_keys_are_delivered_and_their_rows_removed() {
     tx.commit().await.unwrap();
     let mut worker = PgWorker::new(&outbox).signal(&job);
     assert_eq!(worker.drain_once().await.unwrap().delivered, 4);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await, 0);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await, 0);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_shard").await,
+        0
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM signals_outbox_message").await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

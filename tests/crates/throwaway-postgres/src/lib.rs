@@ -66,6 +66,15 @@ impl Postgres {
         )
     }
 
+    /// This test binary's server, from [`get`](Self::get) on first use and the same one
+    /// after: a `static`, never dropped, stopped by its watchdog when the binary exits.
+    /// `None` when the tests are skipped.
+    #[must_use]
+    pub fn shared() -> Option<&'static Self> {
+        static SERVER: std::sync::OnceLock<Option<Postgres>> = std::sync::OnceLock::new();
+        SERVER.get_or_init(Self::get).as_ref()
+    }
+
     /// [`get`](Self::get), from its inputs: `url`, else the binaries in `dirs`; else `None`,
     /// or a panic if `require`.
     fn get_from(url: Option<String>, dirs: &[PathBuf], require: bool) -> Option<Self> {
