@@ -187,7 +187,7 @@ pub struct ParseShardError(String);
 /// delivered. Anything else they do (a request to another service) may happen more than once:
 /// give it [`idempotency_key`](Self::idempotency_key).
 pub struct Delivery<'a> {
-    pub(crate) lent: Lent<'a>,
+    pub(crate) lent: Lending<'a>,
     pub(crate) id: MessageId,
     pub(crate) attempt: u32,
     pub(crate) shard: &'a Shard,
@@ -197,7 +197,7 @@ pub struct Delivery<'a> {
 }
 
 /// The delivery's transaction, as its backend lends it.
-pub(crate) enum Lent<'a> {
+pub(crate) enum Lending<'a> {
     /// SQLite's: the worker's connection, in the transaction.
     Sqlite(&'a Connection),
     /// PostgreSQL's: the worker's connection, in the transaction, reached from a receiver's
@@ -219,9 +219,9 @@ impl<'a> Delivery<'a> {
     #[must_use]
     pub fn transaction(&self) -> &'a Connection {
         match self.lent {
-            Lent::Sqlite(conn) => conn,
+            Lending::Sqlite(conn) => conn,
             #[cfg(feature = "postgres")]
-            Lent::Postgres(_) => panic!(
+            Lending::Postgres(_) => panic!(
                 "Delivery::transaction lends SQLite's transaction, and this delivery is from \
                  PostgreSQL: write through Delivery::postgres"
             ),
@@ -262,8 +262,8 @@ impl<'a> Delivery<'a> {
         write: impl AsyncFnOnce(&mut sqlx::PgConnection) -> T,
     ) -> Result<T, OutboxError> {
         match self.lent {
-            Lent::Postgres(lent) => lent.run(write),
-            Lent::Sqlite(_) => Err(OutboxError::WrongBackend {
+            Lending::Postgres(lent) => lent.run(write),
+            Lending::Sqlite(_) => Err(OutboxError::WrongBackend {
                 wanted: "PostgreSQL",
                 this: "SQLite",
             }),
@@ -278,9 +278,9 @@ impl<'a> Delivery<'a> {
     #[must_use]
     pub fn lease(&self) -> Option<i64> {
         match self.lent {
-            Lent::Sqlite(_) => None,
+            Lending::Sqlite(_) => None,
             #[cfg(feature = "postgres")]
-            Lent::Postgres(lent) => Some(lent.token),
+            Lending::Postgres(lent) => Some(lent.token),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use signals_core::DurableSignal;
 
-use crate::message::{Delivery, DurableSignature, Lent, MessageId, Shard, State};
+use crate::message::{Delivery, DurableSignature, Lending, MessageId, Shard, State};
 use crate::store::{self, Head, Paused, Row, ShardState};
 use crate::{Outbox, OutboxError};
 
@@ -666,7 +666,7 @@ fn deliver_group(
     tx.prepare_cached("SAVEPOINT signals_outbox_delivery")?
         .execute([])?;
     let delivery = Delivery {
-        lent: Lent::Sqlite(tx),
+        lent: Lending::Sqlite(tx),
         id: newest.id,
         attempt: group.attempt,
         shard: &group.shard,

@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 
 use super::{CHANNEL, PgOutbox, now_ms, shard_lock};
 use crate::OutboxError;
-use crate::message::{Delivery, Lent as Lending, MessageId, Shard, State};
+use crate::message::{Delivery, Lending, MessageId, Shard, State};
 /// SQL: rows `$a` and `$b` are of the same shard.
 macro_rules! same_shard {
     ($a:literal, $b:literal) => {
