@@ -39,13 +39,18 @@ signal! {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Probe {}
 
-/// Records the server's limit on this session idling in a transaction.
+/// Records the server's limit on this session idling in a transaction, and whether asking
+/// for the transaction from inside `Delivery::postgres` is refused.
 #[receiver(signal = probe, sender = Category::Job)]
 fn show_idle_limit(delivery: &Delivery<'_>) -> Result<(), OutboxError> {
+    let nested = delivery.postgres(async |_| delivery.postgres(async |_| ()))?;
+    let refused = matches!(nested, Err(OutboxError::TransactionInUse));
     delivery.postgres(async |conn| {
         sqlx::query(
-            "INSERT INTO probed (idle_limit) SELECT current_setting('idle_in_transaction_session_timeout')",
+            "INSERT INTO probed (idle_limit, nested_refused)
+             SELECT current_setting('idle_in_transaction_session_timeout'), $1",
         )
+        .bind(refused)
         .execute(conn)
         .await
     })??;
@@ -96,7 +101,7 @@ async fn outbox(name: &str) -> Option<(PgOutbox, PgPool)> {
     sqlx::raw_sql(
         "CREATE TABLE delivered (n BIGSERIAL, shard BIGINT, seq BIGINT, attempt INT, lease BIGINT,
                                  coalesced INT);
-         CREATE TABLE probed (idle_limit TEXT)",
+         CREATE TABLE probed (idle_limit TEXT, nested_refused BOOLEAN)",
     )
     .execute(&pool)
     .await
@@ -557,7 +562,7 @@ async fn a_transaction_enqueueing_to_5_000_shards_holds_at_most_1_024_shard_lock
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_cuts_off_a_worker_idling_three_leases_in_a_transaction() {
+async fn a_delivery_session_is_cut_off_after_three_idle_leases_and_lends_once_at_a_time() {
     let Some((outbox, pool)) = outbox("pg_worker_idle_limit").await else {
         return;
     };
@@ -573,11 +578,16 @@ async fn the_server_cuts_off_a_worker_idling_three_leases_in_a_transaction() {
         .signal(&probe)
         .lease(Duration::from_secs(2));
     assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
-    let limit: String = sqlx::query_scalar("SELECT idle_limit FROM probed")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (limit, refused): (String, bool) =
+        sqlx::query_as("SELECT idle_limit, nested_refused FROM probed")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(limit, "6s");
+    assert!(
+        refused,
+        "Delivery::postgres inside its own closure: TransactionInUse"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
