@@ -228,6 +228,34 @@ impl<'a> Delivery<'a> {
         }
     }
 
+    /// The delivery's SQLite transaction, as [`transaction`](Self::transaction), or an error
+    /// where that panics: for a receiver that runs on either backend (SQLite in tests,
+    /// PostgreSQL in production), and asks which one lent it the transaction.
+    ///
+    /// ```no_run
+    /// # use signals::outbox::{Delivery, OutboxError};
+    /// fn record(delivery: &Delivery<'_>, member_id: i64) -> Result<(), OutboxError> {
+    ///     if let Ok(conn) = delivery.sqlite() {
+    ///         conn.execute("INSERT INTO synced (member) VALUES (?1)", [member_id])?;
+    ///     } // else from PostgreSQL: through `delivery.postgres(..)`
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::WrongBackend`] on a delivery from PostgreSQL.
+    pub fn sqlite(&self) -> Result<&'a Connection, OutboxError> {
+        match self.lent {
+            Lending::Sqlite(conn) => Ok(conn),
+            #[cfg(feature = "postgres")]
+            Lending::Postgres(_) => Err(OutboxError::WrongBackend {
+                wanted: "SQLite",
+                this: "PostgreSQL",
+            }),
+        }
+    }
+
     /// Runs `write` on the delivery's PostgreSQL transaction and returns what it returns:
     /// writes made there commit with the message's removal, or roll back with a failed
     /// delivery (receivers are plain functions: this blocks the receiver until `write` is
