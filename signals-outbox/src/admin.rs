@@ -274,6 +274,8 @@ macro_rules! status_sql {
         )
     };
 }
+#[cfg(feature = "postgres")]
+pub(crate) use status_sql;
 
 /// A row of [`status_sql!`]: a shard's waiting messages of one category, and the shard's
 /// state.
