@@ -113,6 +113,10 @@ async fn execute(pool: &PgPool, sql: &str) {
     sqlx::query(sql).execute(pool).await.unwrap();
 }
 
+async fn execute_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, sql: &str) {
+    sqlx::query(sql).execute(&mut **tx).await.unwrap();
+}
+
 async fn scalar(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -422,4 +426,56 @@ async fn a_leased_shard_shows_its_lease_and_retry_shard_leaves_the_lease_to_its_
     assert_eq!((drained.delivered, drained.fenced), (1, 0), "{drained:?}");
     assert_eq!(delivered(&pool).await, [(1, 1, 1), (1, 2, 1)]);
     assert!(outbox.status().await.unwrap().shards.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_shard_waits_for_a_worker_removing_the_emptied_shards_row() {
+    let Some((outbox, pool)) = outbox("pg_admin_lock").await else {
+        return;
+    };
+    execute(&pool, "INSERT INTO broken (shard) VALUES (1)").await;
+    enqueue(&pool, &[(1, 1, Category::A, 0)]).await;
+    let mut worker = PgWorker::new(&outbox).signal(&task).max_attempts(1);
+    assert_eq!(worker.drain_once().await.unwrap().parked, 1);
+    execute(&pool, "DELETE FROM broken").await;
+    // A worker about to remove the row of the shard it found empty (the drain removed it
+    // already): it holds the shard's lock, exclusively.
+    let mut removing = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('signals_outbox'),
+             hashtext($1 || chr(31) || '' || chr(31) || 'org' || chr(31) || '1') & 1023)",
+    )
+    .bind(task.name())
+    .execute(&mut *removing)
+    .await
+    .unwrap();
+    let retrying = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.retry_shard(&shard(1)).await }
+    });
+    // The retry waits for that lock (it must not put the message back under the removal).
+    let waiting = "SELECT count(*) FROM pg_locks
+                   WHERE locktype = 'advisory' AND NOT granted
+                     AND database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while scalar(&pool, waiting).await == 0 {
+        assert!(
+            !retrying.is_finished(),
+            "retry_shard did not wait for the shard's lock"
+        );
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    execute_in(
+        &mut removing,
+        "DELETE FROM signals_outbox_shard s WHERE shard = 1 AND NOT EXISTS
+             (SELECT 1 FROM signals_outbox_message m WHERE m.shard = s.shard)",
+    )
+    .await;
+    removing.commit().await.unwrap();
+    assert_eq!(retrying.await.unwrap().unwrap(), 1);
+    // The message came back with a row for workers to claim.
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(delivered(&pool).await, [(1, 1, 1)]);
 }
