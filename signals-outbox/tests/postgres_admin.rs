@@ -479,3 +479,52 @@ async fn retry_shard_waits_for_a_worker_removing_the_emptied_shards_row() {
     assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
     assert_eq!(delivered(&pool).await, [(1, 1, 1)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shards_failures_are_those_since_its_last_success_or_dead_letter() {
+    let Some((outbox, pool)) = outbox("pg_admin_since").await else {
+        return;
+    };
+    execute(&pool, "INSERT INTO broken (shard) VALUES (2)").await;
+    // Each shard's second message is of category B, paused: it keeps the shard waiting
+    // once the first is settled.
+    enqueue(
+        &pool,
+        &[
+            (1, 1, Category::A, 1),
+            (1, 2, Category::B, 0),
+            (2, 1, Category::A, 0),
+            (2, 2, Category::B, 0),
+        ],
+    )
+    .await;
+    outbox
+        .pause(&Pause::category(&task, &Category::B).unwrap())
+        .await
+        .unwrap();
+    let mut worker = PgWorker::new(&outbox)
+        .signal(&task)
+        .per_shard(1)
+        .max_attempts(2);
+    assert_eq!(worker.drain_once().await.unwrap().failed, 2);
+    let status = outbox.status().await.unwrap();
+    assert_eq!((of(&status, 1).failures, of(&status, 2).failures), (1, 1));
+    execute(&pool, "UPDATE signals_outbox_shard SET due_at = 0").await; // backoffs pass
+    // Shard 1's first message succeeds on its second attempt; shard 2's is parked after it.
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.delivered, drained.parked), (1, 1), "{drained:?}");
+    let status = outbox.status().await.unwrap();
+    for id in [1, 2] {
+        let waiting = of(&status, id);
+        assert_eq!(
+            (
+                waiting.messages,
+                waiting.paused,
+                waiting.failures,
+                &waiting.last_error
+            ),
+            (1, true, 0, &None),
+            "{status}"
+        );
+    }
+}
