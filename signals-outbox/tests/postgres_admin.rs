@@ -528,3 +528,32 @@ async fn a_shards_failures_are_those_since_its_last_success_or_dead_letter() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_after_a_success_fails_afresh_one_failure_the_first_backoff() {
+    let Some((outbox, pool)) = outbox("pg_admin_afresh").await else {
+        return;
+    };
+    enqueue(&pool, &[(1, 1, Category::A, 1), (1, 2, Category::A, 1)]).await;
+    let mut worker = PgWorker::new(&outbox).signal(&task);
+    assert_eq!(worker.drain_once().await.unwrap().failed, 1);
+    execute(&pool, "UPDATE signals_outbox_shard SET due_at = 0").await;
+    // The head succeeds on its second attempt (alone in its round), then the next message
+    // fails its first.
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.delivered, drained.failed), (1, 1), "{drained:?}");
+    let status = outbox.status().await.unwrap();
+    assert_eq!(of(&status, 1).failures, 1, "{status}");
+    assert_eq!(
+        scalar(&pool, "SELECT delay_ms FROM signals_outbox_shard").await,
+        1000,
+        "the first backoff, not the head's doubled"
+    );
+    execute(&pool, "UPDATE signals_outbox_shard SET due_at = 0").await;
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    assert_eq!(
+        delivered(&pool).await,
+        [(1, 1, 2), (1, 2, 2)],
+        "each on its own second attempt"
+    );
+}
