@@ -252,6 +252,81 @@ impl fmt::Display for Explanation {
     }
 }
 
+/// SQL, for both backends: a status's rows, one per shard and category of the waiting
+/// messages, in order of each one's oldest message, with `$until` (of the shard's row `s`,
+/// `NULL` without one) as when the shard may be tried again; the columns of a
+/// [`CategoryRow`], the shard's key first.
+macro_rules! status_sql {
+    ($until:literal) => {
+        concat!(
+            "SELECT m.signal, m.destination, m.scope, m.shard, m.category, count(*),
+                    min(m.created_at), max(",
+            $until,
+            "), max(coalesce(s.failures, 0)), max(s.last_error),
+                    EXISTS (SELECT 1 FROM signals_outbox_pause p
+                            WHERE p.signal = m.signal
+                              AND ((p.kind = 'shard' AND p.key = m.scope || '/' || m.shard)
+                                OR (p.kind = 'category' AND p.key = m.category)))
+             FROM signals_outbox_message m",
+            $crate::store::shard_state!(),
+            "GROUP BY m.signal, m.destination, m.scope, m.shard, m.category
+             ORDER BY min(m.id)"
+        )
+    };
+}
+#[cfg(feature = "postgres")]
+pub(crate) use status_sql;
+
+/// A row of [`status_sql!`]: a shard's waiting messages of one category, and the shard's
+/// state.
+pub(crate) struct CategoryRow {
+    pub(crate) shard: Shard,
+    pub(crate) category: String,
+    pub(crate) messages: i64,
+    /// When its oldest message was written (ms).
+    pub(crate) oldest: i64,
+    /// Not tried again before (ms); `None`: no backoff.
+    pub(crate) due_at: Option<i64>,
+    pub(crate) failures: u32,
+    pub(crate) last_error: Option<String>,
+    pub(crate) paused: bool,
+}
+
+/// The shards of a status at `now`, from its rows, which come per shard and category in
+/// order of each one's oldest message: a shard is first met at its oldest, so the shards
+/// come out oldest first.
+pub(crate) fn shards(rows: Vec<CategoryRow>, now: i64) -> Vec<ShardStatus> {
+    let mut shards: Vec<ShardStatus> = Vec::new();
+    let mut index: HashMap<Shard, usize> = HashMap::new();
+    for row in rows {
+        let count = usize::try_from(row.messages).unwrap_or(0);
+        let age = (now - row.oldest).max(0);
+        if let Some(&at) = index.get(&row.shard) {
+            let status = &mut shards[at];
+            status.messages += count;
+            status.categories.push((row.category, count));
+            status.paused |= row.paused;
+            status.oldest_age_ms = status.oldest_age_ms.max(age);
+            continue;
+        }
+        index.insert(row.shard.clone(), shards.len());
+        shards.push(ShardStatus {
+            shard: row.shard,
+            messages: count,
+            categories: vec![(row.category, count)],
+            scheduled_for: row.due_at.filter(|at| *at > now),
+            failures: row.failures,
+            last_error: row.last_error,
+            paused: row.paused,
+            oldest_age_ms: age,
+        });
+    }
+    for status in &mut shards {
+        status.categories.sort();
+    }
+    shards
+}
+
 impl Outbox {
     /// Stops delivering what `pause` names, until [`resume`](Self::resume); its messages wait.
     ///
@@ -289,52 +364,20 @@ impl Outbox {
     pub fn status(&self) -> Result<Status, OutboxError> {
         let conn = self.connect()?;
         let now = self.now();
-        let mut statement = conn.prepare(concat!(
-            "SELECT m.signal, m.destination, m.scope, m.shard, m.category, count(*),
-                    min(m.created_at), s.due_at, coalesce(s.failures, 0), s.last_error,
-                    EXISTS (SELECT 1 FROM signals_outbox_pause p
-                            WHERE p.signal = m.signal
-                              AND ((p.kind = 'shard' AND p.key = m.scope || '/' || m.shard)
-                                OR (p.kind = 'category' AND p.key = m.category)))
-             FROM signals_outbox_message m",
-            shard_state!(),
-            "GROUP BY m.signal, m.destination, m.scope, m.shard, m.category
-             ORDER BY min(m.id)",
-        ))?;
-        // Rows come per (shard, category), ordered by each one's oldest message: a shard is
-        // first met at its oldest, so the shards come out oldest first.
-        let mut shards: Vec<ShardStatus> = Vec::new();
-        let mut index: HashMap<Shard, usize> = HashMap::new();
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let shard = shard_at(row, 0)?;
-            let category: String = row.get(4)?;
-            let count = usize::try_from(row.get::<_, i64>(5)?).unwrap_or(0);
-            let age = (now - row.get::<_, i64>(6)?).max(0);
-            let paused: bool = row.get(10)?;
-            if let Some(&at) = index.get(&shard) {
-                let status = &mut shards[at];
-                status.messages += count;
-                status.categories.push((category, count));
-                status.paused |= paused;
-                status.oldest_age_ms = status.oldest_age_ms.max(age);
-                continue;
-            }
-            index.insert(shard.clone(), shards.len());
-            shards.push(ShardStatus {
-                shard,
-                messages: count,
-                categories: vec![(category, count)],
-                scheduled_for: row.get::<_, Option<i64>>(7)?.filter(|at| *at > now),
+        let mut statement = conn.prepare(status_sql!("s.due_at"))?;
+        let rows = statement.query_map([], |row| {
+            Ok(CategoryRow {
+                shard: shard_at(row, 0)?,
+                category: row.get(4)?,
+                messages: row.get(5)?,
+                oldest: row.get(6)?,
+                due_at: row.get(7)?,
                 failures: row.get(8)?,
                 last_error: row.get(9)?,
-                paused,
-                oldest_age_ms: age,
-            });
-        }
-        for status in &mut shards {
-            status.categories.sort();
-        }
+                paused: row.get(10)?,
+            })
+        })?;
+        let shards = shards(rows.collect::<Result<Vec<_>, _>>()?, now);
         Ok(Status {
             shards,
             parked: Self::parked(&conn)?,

@@ -1,11 +1,110 @@
-//! What operators ask of a PostgreSQL outbox: its dead letters, retrying one, and pausing.
+//! What operators ask of a PostgreSQL outbox: its status, its dead letters, retrying a
+//! message or a shard, and pausing.
 
-use crate::postgres::{PgOutbox, shard_lock};
-use crate::{MessageId, OutboxError, Parked, Pause, Shard};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::admin::{CategoryRow, shards, status_sql};
+use crate::postgres::{PgOutbox, now_ms, shard_lock};
+use crate::{MessageId, OutboxError, Parked, Pause, Shard, Status};
+
+impl sqlx::FromRow<'_, PgRow> for CategoryRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            shard: Shard {
+                signal: row.try_get(0)?,
+                destination: row.try_get(1)?,
+                scope: row.try_get(2)?,
+                id: row.try_get(3)?,
+            },
+            category: row.try_get(4)?,
+            messages: row.try_get(5)?,
+            oldest: row.try_get(6)?,
+            due_at: row.try_get(7)?,
+            failures: u32::try_from(row.try_get::<i32, _>(8)?).unwrap_or(0),
+            last_error: row.try_get(9)?,
+            paused: row.try_get(10)?,
+        })
+    }
+}
+
+/// SQL: moves the dead letters `$which` picks (a condition on them) back into their shards,
+/// with their ids, their attempts reset and their error as their last.
+macro_rules! unpark {
+    ($which:literal) => {
+        concat!(
+            "WITH moved AS (DELETE FROM signals_outbox_parked WHERE ",
+            $which,
+            " RETURNING *)
+             INSERT INTO signals_outbox_message
+                 (id, signal, destination, scope, shard, category, object, payload, attempts,
+                  last_error, created_at)
+             OVERRIDING SYSTEM VALUE
+             SELECT id, signal, destination, scope, shard, category, object, payload, 0, error,
+                    created_at
+             FROM moved"
+        )
+    };
+}
+
+/// SQL: makes the shards of the relation `$keys` (signal, destination, scope, shard) due
+/// now, their row made if it was removed: their backoff, failures and last error forgotten,
+/// as a success does. Their lease is left alone: a claim is taken only once its lease is
+/// over, so a worker delivering the shard keeps it, and its fence holds; its attempt, being
+/// made, stays charged (one), and the shard is due as soon as that lease ends.
+macro_rules! due_now {
+    ($keys:literal) => {
+        concat!(
+            "INSERT INTO signals_outbox_shard AS s
+                 (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
+             SELECT k.signal, k.destination, k.scope, k.shard, 0, 0, 0, 0 FROM ",
+            $keys,
+            "
+             ON CONFLICT (signal, destination, scope, shard)
+             DO UPDATE SET due_at = 0, delay_ms = 0, failures = 0, last_error = NULL,
+                 attempts = CASE WHEN s.lease_until > ",
+            now_ms!(),
+            " THEN least(s.attempts, 1) ELSE 0 END"
+        )
+    };
+}
+
+/// SQL: takes the advisory lock of the shards of the relation `$keys`, shared (as an enqueue
+/// does) until the transaction ends, before their rows are touched: a worker removing the row
+/// of a shard it found empty takes it exclusively, so that it cannot remove it under the
+/// messages put back here, nor can they come back under its removal.
+macro_rules! lock_shards {
+    ($keys:literal) => {
+        concat!(
+            "SELECT ",
+            shard_lock!(
+                "pg_advisory_xact_lock_shared",
+                "k.signal",
+                "k.destination",
+                "k.scope",
+                "k.shard"
+            ),
+            " FROM ",
+            $keys
+        )
+    };
+}
 
 /// A dead letter's columns: id, shard (signal, destination, scope, id), category, attempts,
 /// error.
 type ParkedRow = (i64, String, String, String, i64, String, i32, String);
+
+/// Binds `shard`'s key as a query's parameters `$1` to `$4`.
+fn bind_shard<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    shard: &'q Shard,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&shard.signal)
+        .bind(&shard.destination)
+        .bind(&shard.scope)
+        .bind(shard.id)
+}
 
 impl PgOutbox {
     /// The parked messages (dead letters), oldest first, each with why it was parked: a
@@ -15,11 +114,16 @@ impl PgOutbox {
     ///
     /// [`OutboxError::Postgres`].
     pub async fn parked(&self) -> Result<Vec<Parked>, OutboxError> {
+        Self::parked_in(self.pool()).await
+    }
+
+    /// The parked messages, read by `executor`.
+    async fn parked_in(executor: impl sqlx::PgExecutor<'_>) -> Result<Vec<Parked>, OutboxError> {
         let rows: Vec<ParkedRow> = sqlx::query_as(
             "SELECT id, signal, destination, scope, shard, category, attempts, error
                  FROM signals_outbox_parked ORDER BY id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(executor)
         .await?;
         Ok(rows
             .into_iter()
@@ -48,56 +152,105 @@ impl PgOutbox {
     /// [`OutboxError::NoSuchMessage`] if no message has the id; [`OutboxError::Postgres`].
     pub async fn retry_message(&self, id: MessageId) -> Result<(), OutboxError> {
         let mut tx = self.pool().begin().await?;
-        // The shard's lock first, as an enqueue takes it: a worker removing the shard's row
-        // (it found the shard empty) cannot do so under this message.
-        sqlx::query(concat!(
-            "SELECT ",
-            shard_lock!(
-                "pg_advisory_xact_lock_shared",
-                "signal",
-                "destination",
-                "scope",
-                "shard"
-            ),
-            " FROM (SELECT signal, destination, scope, shard FROM signals_outbox_parked WHERE id = $1
-                    UNION ALL
-                    SELECT signal, destination, scope, shard FROM signals_outbox_message WHERE id = $1)
-                   AS k"
+        sqlx::query(lock_shards!(
+            "(SELECT signal, destination, scope, shard FROM signals_outbox_parked WHERE id = $1
+              UNION ALL
+              SELECT signal, destination, scope, shard FROM signals_outbox_message WHERE id = $1)
+             AS k"
         ))
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "WITH moved AS (DELETE FROM signals_outbox_parked WHERE id = $1 RETURNING *)
-             INSERT INTO signals_outbox_message
-                 (id, signal, destination, scope, shard, category, object, payload, attempts,
-                  last_error, created_at)
-             OVERRIDING SYSTEM VALUE
-             SELECT id, signal, destination, scope, shard, category, object, payload, 0, error,
-                    created_at
-             FROM moved",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        // Its shard is due now, its backoff forgotten; its row made if it was removed.
-        let due = sqlx::query(
-            "INSERT INTO signals_outbox_shard
-                 (signal, destination, scope, shard, due_at, delay_ms, claim, attempts)
-             SELECT signal, destination, scope, shard, 0, 0, 0, 0
-             FROM signals_outbox_message WHERE id = $1
-             ON CONFLICT (signal, destination, scope, shard)
-             DO UPDATE SET due_at = 0, delay_ms = 0, attempts = 0",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        sqlx::query(unpark!("id = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let due = sqlx::query(due_now!("signals_outbox_message k WHERE k.id = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if due == 0 {
             return Err(OutboxError::NoSuchMessage(id));
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every shard holding messages, oldest first, and every parked message, as
+    /// [`Outbox::status`](crate::Outbox::status) reports them (the same [`Status`], printed
+    /// the same way), in one snapshot, timed by the server's clock.
+    ///
+    /// A shard a worker is delivering (under a lease that is not over) is `scheduled_for` the
+    /// end of that lease: no other worker takes it before then, and its holder, if it died,
+    /// has it tried again then (one that reports frees it sooner). Its `failures` and
+    /// `last_error` are those since its last success, as on SQLite.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Postgres`].
+    pub async fn status(&self) -> Result<Status, OutboxError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now_ms!()))
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<CategoryRow> =
+            sqlx::query_as(status_sql!("greatest(s.due_at, s.lease_until)"))
+                .fetch_all(&mut *tx)
+                .await?;
+        let shards = shards(rows, now);
+        let parked = Self::parked_in(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Status {
+            shards,
+            parked,
+            now,
+        })
+    }
+
+    /// Makes `shard` due now, as [`Outbox::retry_shard`](crate::Outbox::retry_shard) does:
+    /// its parked messages go back into it (their attempts reset, in their places by id), and
+    /// it forgets its backoff, failures and last error. Returns how many parked messages went
+    /// back; a shard with none and no messages is left as it is (0).
+    ///
+    /// A worker delivering the shard right now keeps it until its lease ends (no other worker
+    /// takes it meanwhile, and its writes still commit); the shard is due as soon as that
+    /// worker lets it go, or its lease ends.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Postgres`]; nothing is changed then.
+    pub async fn retry_shard(&self, shard: &Shard) -> Result<usize, OutboxError> {
+        let mut tx = self.pool().begin().await?;
+        bind_shard(sqlx::query(lock_shards!(
+            "(SELECT $1::text, $2::text, $3::text, $4::bigint) AS k (signal, destination, scope, shard)"
+        )), shard)
+        .execute(&mut *tx)
+        .await?;
+        let restored = bind_shard(
+            sqlx::query(unpark!(
+                "signal = $1 AND destination = $2 AND scope = $3 AND shard = $4"
+            )),
+            shard,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Only a shard holding messages has a row to make due.
+        bind_shard(
+            sqlx::query(due_now!(
+                "(SELECT signal, destination, scope, shard FROM signals_outbox_message
+              WHERE signal = $1 AND destination = $2 AND scope = $3 AND shard = $4 LIMIT 1) AS k"
+            )),
+            shard,
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(usize::try_from(restored).unwrap_or(usize::MAX))
     }
 
     /// Stops delivering what `pause` names, until [`resume`](Self::resume); its messages

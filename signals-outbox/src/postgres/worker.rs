@@ -603,8 +603,9 @@ impl PgWorker {
 }
 
 /// Releases the shards of a round's delivered (and empty) groups, due again at the back of
-/// the line, and removes the delivered messages, in one statement. Returns those left empty whose lock it
-/// took (an enqueue about to commit to a shard holds it shared, and then the row stays).
+/// the line, their failures forgotten, and removes the delivered messages, in one statement.
+/// Returns those left empty whose lock it took (an enqueue about to commit to a shard holds
+/// it shared, and then the row stays).
 async fn release(
     conn: &mut PgConnection,
     token: i64,
@@ -614,7 +615,7 @@ async fn release(
     let query = sqlx::query_as(concat!(
         "WITH gone AS (DELETE FROM signals_outbox_message WHERE id = ANY($6))
          UPDATE signals_outbox_shard s
-         SET attempts = 0, delay_ms = 0, last_error = NULL, lease_until = 0,
+         SET attempts = 0, delay_ms = 0, failures = 0, last_error = NULL, lease_until = 0,
              due_at = ",
         now_ms!(),
         "
@@ -1063,7 +1064,8 @@ async fn failed(
 }
 
 /// Moves `group`'s messages to the dead letters with `error`, and frees its shard: the next
-/// message is due at once.
+/// message is due at once, with none of their failures (the dead letters keep the error), as
+/// on SQLite.
 async fn park(
     conn: &mut PgConnection,
     token: i64,
@@ -1082,7 +1084,7 @@ async fn park(
         "
              FROM moved)
          UPDATE signals_outbox_shard
-         SET attempts = 0, delay_ms = 0, lease_until = 0, last_error = $4
+         SET attempts = 0, delay_ms = 0, lease_until = 0, failures = 0, last_error = NULL
          WHERE claim = $1 AND signal = $5 AND destination = $6 AND scope = $7 AND shard = $8"
     ))
     .bind(token)
