@@ -1,10 +1,10 @@
 //! What the application does that sends signals: upgrading, signing up, receiving events,
 //! feedback and members. In Sentry these live in commands, views and the event pipeline.
 
-use ::signals::outbox::{Drained, Enqueue};
+use ::signals::outbox::Drained;
 
 use crate::context::Context;
-use crate::db::Db;
+use crate::db::{Db, Route, args};
 use crate::error::AppError;
 use crate::models::{self, OrganizationMember, Project, Table, User, UserReport, flags};
 use crate::outbox::OutboxScope;
@@ -70,7 +70,7 @@ pub(crate) fn receive_event(
         if !project.first_event {
             tx.execute(
                 "UPDATE sentry_project SET first_event = 1 WHERE id = ?1",
-                [project_id],
+                args![project_id],
             )?;
             project.first_event = true;
             let args = FirstEvent {
@@ -78,10 +78,17 @@ pub(crate) fn receive_event(
                 event_id: event.id.clone(),
                 platform: event.platform.clone(),
             };
-            let enqueued = first_event_received
-                .enqueue(tx, &ModelName::Project, &args)
-                .shard(OutboxScope::Organization, project.organization_id)
-                .write()?;
+            let enqueued = tx.enqueue(
+                &first_event_received,
+                &ModelName::Project,
+                &args,
+                &Route {
+                    scope: OutboxScope::Organization,
+                    shard: project.organization_id,
+                    object: None,
+                    to: &[],
+                },
+            )?;
             first = Some(enqueued);
         }
         event_processed.send_robust::<Project>(&ProjectEvent {
@@ -93,7 +100,7 @@ pub(crate) fn receive_event(
         Ok(first)
     })?;
     match first {
-        Some(enqueued) => Ok(db.worker(ctx)?.flush(&enqueued)?),
+        Some(enqueued) => db.flush(ctx, &enqueued),
         None => Ok(Drained::default()),
     }
 }

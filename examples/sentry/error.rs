@@ -16,6 +16,23 @@ pub(crate) enum AppError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// The database refused a statement (PostgreSQL).
+    #[error("database: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// The PostgreSQL server could not be reached, or the schema not created.
+    #[error("database {url}: {source}")]
+    Connect {
+        /// The server's URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The runtime the PostgreSQL client runs on could not start.
+    #[error("cannot start the runtime of the PostgreSQL client: {0}")]
+    Runtime(std::io::Error),
+    /// Ctrl-C and SIGTERM could not be handled.
+    #[error("cannot handle Ctrl-C: {0}")]
+    Interrupt(#[from] ctrlc::Error),
     /// The database file is read-only: nothing could be written to it.
     #[error("database {} is read-only; the application needs to write to it", path.display())]
     ReadOnly {
@@ -55,25 +72,45 @@ impl AppError {
     /// Django's `ProgrammingError` and `OperationalError`. A read-only or unreadable database
     /// is not swallowed: nothing the command does could be written.
     pub(crate) fn is_schema_or_operational(&self) -> bool {
-        let error = match self {
-            Self::Db(error) => error,
-            Self::Receiver(error) => {
-                return error
-                    .error()
-                    .and_then(|error| error.downcast_ref::<Self>())
-                    .is_some_and(Self::is_schema_or_operational);
-            }
-            _ => return false,
-        };
-        match error {
-            rusqlite::Error::SqliteFailure(failure, message) => {
+        match self {
+            Self::Db(rusqlite::Error::SqliteFailure(failure, message)) => {
                 use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
                 let schema = message.as_deref().is_some_and(|message| {
                     message.starts_with("no such table") || message.starts_with("no such column")
                 });
                 schema || matches!(failure.code, DatabaseBusy | DatabaseLocked)
             }
+            // Undefined table or column; serialization failure, deadlock, lock not available.
+            Self::Postgres(_) => matches!(
+                self.sqlstate().as_deref(),
+                Some("42P01" | "42703" | "40001" | "40P01" | "55P03")
+            ),
+            Self::Receiver(error) => error
+                .error()
+                .and_then(|error| error.downcast_ref::<Self>())
+                .is_some_and(Self::is_schema_or_operational),
             _ => false,
+        }
+    }
+
+    /// Whether this is a unique constraint's violation: a row that exists already.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Db(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            Self::Postgres(_) => self.sqlstate().as_deref() == Some("23505"),
+            _ => false,
+        }
+    }
+
+    /// PostgreSQL's code for the error (SQLSTATE), if it is the server's.
+    fn sqlstate(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Self::Postgres(sqlx::Error::Database(error)) => error.code(),
+            _ => None,
         }
     }
 }

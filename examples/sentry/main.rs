@@ -11,6 +11,10 @@
 //! cargo run --example sentry -- outbox status --db story.sqlite3   # what the outbox holds
 //! cargo run --example sentry -- outbox retry 12 --db story.sqlite3 # a message (or a shard) due now
 //! cargo run --example sentry -- outbox worker --db story.sqlite3   # deliver until Ctrl-C
+//!
+//! # The same on PostgreSQL: the story on an empty database, then as many workers as you like
+//! cargo run --example sentry -- --database postgres://postgres@localhost/sentry
+//! cargo run --example sentry -- outbox worker --database postgres://postgres@localhost/sentry
 //! ```
 
 mod actions;
@@ -39,12 +43,14 @@ use crate::models::{Integration, Project, SentryApp, SentryAppInstallation, User
 use crate::outbox::OutboxCategory;
 use crate::signals::{Event, SiloMode};
 
-const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid FILE] [--dot FILE]
+const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE | --database URL] [--mermaid FILE] [--dot FILE]
        cargo run --example sentry -- --explain SIGNAL SENDER
        cargo run --example sentry -- --report
-       cargo run --example sentry -- outbox (status | retry MESSAGE | retry SHARD | worker) --db FILE
+       cargo run --example sentry -- outbox (status | retry MESSAGE | retry SHARD | worker) (--db FILE | --database URL)
 
   --db FILE       write the database to FILE (which must not exist) and keep it
+  --database URL  use the PostgreSQL database at URL (postgres://user@host:port/name), which
+                  must have no users yet for the story; any other URL is a SQLite file
   --mermaid FILE  also write the wiring graph, as Mermaid, to FILE (- for standard output)
   --dot FILE      also write the wiring graph, as Graphviz DOT, to FILE (- for standard output)
   -h, --help      print this and exit
@@ -58,9 +64,10 @@ const USAGE: &str = "usage: cargo run --example sentry -- [--db FILE] [--mermaid
   outbox retry MESSAGE | SHARD
                   make a message (by id) or a shard (as status prints it, e.g.
                   `first_event_received Organization/1`) due now; parked messages go back
-  outbox worker   deliver FILE's durable messages until interrupted (Ctrl-C, SIGTERM)";
+  outbox worker   deliver the durable messages until interrupted (Ctrl-C, SIGTERM); on
+                  PostgreSQL, run as many worker processes as you like, on any machines";
 
-/// An `outbox` command, on the database of `--db`.
+/// An `outbox` command, on the database of `--db` or `--database`.
 #[derive(Debug, PartialEq, Eq)]
 enum OutboxCommand {
     Status,
@@ -73,6 +80,8 @@ enum OutboxCommand {
 #[derive(Debug, Default)]
 struct Options {
     db: Option<PathBuf>,
+    /// `--database`: a PostgreSQL URL.
+    database: Option<String>,
     mermaid: Option<PathBuf>,
     dot: Option<PathBuf>,
     /// `--explain SIGNAL SENDER`: the signal and the sender (`None` for `none`).
@@ -106,11 +115,11 @@ impl Options {
                         Some("retry") => {
                             let mut target = Vec::new();
                             while let Some(arg) = args.next() {
-                                if arg == "--db" {
-                                    let file = args
+                                if arg == "--db" || arg == "--database" {
+                                    let value = args
                                         .next()
-                                        .ok_or_else(|| format!("--db needs a FILE\n\n{USAGE}"))?;
-                                    options.db = Some(PathBuf::from(file));
+                                        .ok_or_else(|| format!("{arg} needs a value\n\n{USAGE}"))?;
+                                    options.set_database(value);
                                 } else {
                                     target.push(arg);
                                 }
@@ -130,7 +139,13 @@ impl Options {
                     });
                     continue;
                 }
-                "--db" => &mut options.db,
+                "--db" | "--database" => {
+                    let value = args
+                        .next()
+                        .ok_or_else(|| format!("{arg} needs a value\n\n{USAGE}"))?;
+                    options.set_database(value);
+                    continue;
+                }
                 "--mermaid" => &mut options.mermaid,
                 "--dot" => &mut options.dot,
                 "-h" | "--help" => {
@@ -145,6 +160,19 @@ impl Options {
             *slot = Some(PathBuf::from(value));
         }
         Ok(options)
+    }
+
+    /// `--db FILE` or `--database URL`: a PostgreSQL URL, or else a SQLite file.
+    fn set_database(&mut self, value: String) {
+        if ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| value.starts_with(scheme))
+        {
+            self.database = Some(value);
+        } else {
+            let file = value.strip_prefix("sqlite://").unwrap_or(&value);
+            self.db = Some(PathBuf::from(file));
+        }
     }
 }
 
@@ -170,7 +198,8 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    let _trace = tracing::subscriber::set_default(trace::Tracer::new());
+    // Global: on PostgreSQL, durable receivers run on the worker's threads.
+    tracing::subscriber::set_global_default(trace::Tracer::new())?;
     let (errors, warnings): (Vec<_>, Vec<_>) = ::signals::check()
         .into_iter()
         .partition(::signals::WiringError::is_error);
@@ -190,7 +219,7 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     if let Some(command) = &options.outbox {
-        return outbox_command(command, options.db.as_deref());
+        return outbox_command(command, options);
     }
     let registry = ::signals::registry();
     out::text(wiring_tree(&registry));
@@ -208,6 +237,20 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    if let Some(url) = &options.database {
+        let db = Db::connect(url)?;
+        let users = db.count("auth_user")?;
+        if users > 0 {
+            return Err(format!(
+                "the database at {url} has {users} user(s); the story needs an empty one"
+            )
+            .into());
+        }
+        out::line(format_args!(
+            "\n# The story, on PostgreSQL, on an empty database\n{LEGEND}"
+        ));
+        return tell(&db);
+    }
     let (path, keep) = match &options.db {
         Some(path) if path.exists() => {
             return Err(format!(
@@ -228,13 +271,16 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         "\n# The story, on a fresh database at {}\n{LEGEND}",
         path.display()
     ));
+    tell(&db)
+}
+
+/// Runs the story on `db`, then prints what analytics and metrics recorded.
+fn tell(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context {
         console: std::sync::Arc::new(Console::printing()),
         ..Context::new(Settings::default(), &[])
     };
-    let result = story(&ctx, &db);
-    drop(db);
-    result?;
+    story(&ctx, db)?;
     out::line(format_args!(
         "\nanalytics recorded: {:?}",
         ctx.analytics.names()
@@ -250,22 +296,25 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
 /// `outbox status | retry | worker` on an existing database.
 fn outbox_command(
     command: &OutboxCommand,
-    path: Option<&std::path::Path>,
+    options: &Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let path = path.ok_or("outbox commands need the database: --db FILE")?;
-    if !path.exists() {
-        return Err(format!("{} does not exist", path.display()).into());
-    }
-    let db = Db::open(path)?;
+    let db = match (&options.database, &options.db) {
+        (Some(url), _) => Db::connect(url)?,
+        (None, Some(path)) if path.exists() => Db::open(path)?,
+        (None, Some(path)) => return Err(format!("{} does not exist", path.display()).into()),
+        (None, None) => {
+            return Err("outbox commands need the database: --db FILE or --database URL".into());
+        }
+    };
     match command {
-        OutboxCommand::Status => out::text(db.outbox().status()?.to_string()),
+        OutboxCommand::Status => out::text(db.status()?.to_string()),
         OutboxCommand::Retry(target) => {
             if let Ok(id) = target.parse::<i64>() {
-                db.outbox().retry_message(id)?;
+                db.retry_message(id)?;
                 out::line(format_args!("message {id} is due now"));
             } else {
                 let shard: ::signals::outbox::Shard = target.parse()?;
-                let restored = db.outbox().retry_shard(&shard)?;
+                let restored = db.retry_shard(&shard)?;
                 out::line(format_args!(
                     "{shard} is due now; {restored} parked message(s) went back to it"
                 ));
@@ -276,12 +325,7 @@ fn outbox_command(
                 console: std::sync::Arc::new(Console::printing()),
                 ..Context::new(Settings::default(), &[])
             };
-            let mut worker = db.worker(&ctx)?;
-            let stopper = worker.stopper();
-            ctrlc::set_handler(move || stopper.stop())?;
-            out::line("delivering durable messages until interrupted (Ctrl-C)");
-            worker.run()?;
-            out::line("stopped after the delivery in hand");
+            db.run_worker(&ctx)?;
         }
     }
     Ok(())
@@ -436,8 +480,7 @@ fn onboarding(ctx: &Context, db: &Db) -> Result<(), AppError> {
         "6. its first event, while the analytics backend is down: the delivery waits",
         || {
             actions::receive_event(ctx, db, frontend, &event("e2", "javascript", false))?;
-            ctx.console
-                .line(format!("outbox status: {}", db.outbox().status()?));
+            ctx.console.line(format!("outbox status: {}", db.status()?));
             Ok(())
         },
     )?;
@@ -447,9 +490,15 @@ fn onboarding(ctx: &Context, db: &Db) -> Result<(), AppError> {
         db,
         "6b. analytics is back: `outbox retry` the shard, and the worker delivers it once",
         || {
-            let shard = db.outbox().status()?.shards.remove(0).shard;
-            db.outbox().retry_shard(&shard)?;
-            let drained = db.worker(ctx)?.drain_once()?;
+            let Some(waiting) = db.status()?.shards.into_iter().next() else {
+                // An `outbox worker` running beside the story delivered it.
+                ctx.console
+                    .line("nothing waits: another worker delivered it already");
+                return Ok(());
+            };
+            let shard = waiting.shard;
+            db.retry_shard(&shard)?;
+            let drained = db.drain_once(ctx)?;
             ctx.console
                 .line(format!("{shard}: {} delivered", drained.delivered));
             Ok(())
@@ -504,7 +553,7 @@ fn members(ctx: &Context, db: &Db, ada: i64) -> Result<(), AppError> {
         || {
             let grace = actions::sign_up(ctx, db, "grace@example.com", "Grace")?;
             actions::join(&control, db, 1, grace.id.expect("saved"), "member")?;
-            let drained = db.worker(ctx)?.drain_once()?;
+            let drained = db.drain_once(ctx)?;
             ctx.console.line(format!(
                 "{} delivered in the organisation's silo",
                 drained.delivered
@@ -537,7 +586,7 @@ fn control_silo(ctx: &Context, db: &Db) -> Result<(), AppError> {
         db,
         "12. the outbox worker drains the control outbox: one delivery per object and region",
         || {
-            let drained = db.worker(ctx)?.drain_once()?;
+            let drained = db.drain_once(ctx)?;
             ctx.console.line(format!(
                 "{} deliveries, standing for {} messages",
                 drained.delivered, drained.removed
@@ -558,7 +607,7 @@ fn control_silo(ctx: &Context, db: &Db) -> Result<(), AppError> {
             db.transaction(|tx| {
                 outbox::delete_replicated(ctx, tx, &integration, OutboxCategory::IntegrationUpdate)
             })?;
-            Ok(db.worker(ctx)?.drain_once()?)
+            db.drain_once(ctx)
         },
     )?;
     Ok(())

@@ -2,10 +2,8 @@
 //! the caller's transaction, each delete `pre_delete` and `post_delete`, as Django's `Model.save`
 //! and `delete` do, with `send`, so a receiver's error aborts the operation.
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{FromRow, Row, Tx, Value, args};
 use crate::error::AppError;
 use crate::signals::{Delete, PostSave, PreSave, post_delete, post_save, pre_delete, pre_save};
 
@@ -18,7 +16,7 @@ pub(crate) trait Model: 'static {
 }
 
 /// How a model is stored.
-pub(crate) trait Table: Model + Sized {
+pub(crate) trait Table: Model + FromRow {
     /// The table name.
     const TABLE: &'static str;
     /// The columns after `id`, in the order `insert` binds them.
@@ -26,9 +24,7 @@ pub(crate) trait Table: Model + Sized {
     /// Sets the primary key after an insert.
     fn set_id(&mut self, id: i64);
     /// The values of `COLUMNS`.
-    fn values(&self) -> Vec<rusqlite::types::Value>;
-    /// Reads a row selected as `id, COLUMNS...`.
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+    fn values(&self) -> Vec<Value>;
 
     /// Loads the row with primary key `id`.
     fn load(tx: &Tx<'_>, id: i64) -> Result<Option<Self>, AppError> {
@@ -37,10 +33,7 @@ pub(crate) trait Table: Model + Sized {
             Self::COLUMNS.join(", "),
             Self::TABLE
         );
-        Ok(tx
-            .conn()
-            .query_row(&sql, [id], |row| Self::from_row(row))
-            .optional()?)
+        tx.query_opt(&sql, args![id])
     }
 }
 
@@ -86,18 +79,18 @@ fn save_with<M: Table>(
             M::TABLE,
             assignments.join(", ")
         );
-        let mut bound = vec![rusqlite::types::Value::Integer(id)];
+        let mut bound = vec![Value::from(id)];
         bound.extend(values);
-        tx.execute(&sql, rusqlite::params_from_iter(bound))?;
+        tx.execute(&sql, &bound)?;
     } else {
         let placeholders: Vec<String> = (1..=M::COLUMNS.len()).map(|i| format!("?{i}")).collect();
         let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
             M::TABLE,
             M::COLUMNS.join(", "),
             placeholders.join(", ")
         );
-        let id = tx.insert(&sql, rusqlite::params_from_iter(values))?;
+        let id = tx.query_one(&sql, &values)?;
         instance.set_id(id);
     }
     post_save.send::<M>(&PostSave {
@@ -117,7 +110,10 @@ pub(crate) fn delete<M: Table>(ctx: &Context, tx: &Tx<'_>, instance: &M) -> Resu
     };
     let args = Delete { instance, tx, ctx };
     pre_delete.send::<M>(&args)?;
-    tx.execute(&format!("DELETE FROM {} WHERE id = ?1", M::TABLE), [id])?;
+    tx.execute(
+        &format!("DELETE FROM {} WHERE id = ?1", M::TABLE),
+        args![id],
+    )?;
     post_delete.send::<M>(&args)?;
     Ok(())
 }
@@ -153,11 +149,13 @@ macro_rules! model {
                 self.id = Some(id);
             }
 
-            fn values(&self) -> Vec<rusqlite::types::Value> {
-                vec![$(rusqlite::types::Value::from(self.$field.clone())),*]
+            fn values(&self) -> Vec<Value> {
+                vec![$(Value::from(self.$field.clone())),*]
             }
+        }
 
-            fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        impl FromRow for $name {
+            fn from_row(row: &Row) -> Result<Self, AppError> {
                 let mut column = 0;
                 let mut next = || {
                     column += 1;
@@ -250,26 +248,18 @@ pub(crate) const OWNER: &str = "owner";
 
 /// The superuser, if the installation has one.
 pub(crate) fn superuser(tx: &Tx<'_>) -> Result<Option<User>, AppError> {
-    Ok(tx
-        .conn()
-        .query_row(
-            "SELECT id, email, name, is_superuser FROM auth_user WHERE is_superuser = 1 \
-             ORDER BY id LIMIT 1",
-            [],
-            User::from_row,
-        )
-        .optional()?)
+    tx.query_opt(
+        "SELECT id, email, name, is_superuser FROM auth_user WHERE is_superuser = 1 \
+         ORDER BY id LIMIT 1",
+        args![],
+    )
 }
 
 /// The organisation's default owner: its first member with the owner role.
 pub(crate) fn default_owner(tx: &Tx<'_>, organization_id: i64) -> Result<Option<i64>, AppError> {
-    Ok(tx
-        .conn()
-        .query_row(
-            "SELECT user_id FROM sentry_organizationmember WHERE organization_id = ?1 \
-             AND role = ?2 ORDER BY id LIMIT 1",
-            params![organization_id, OWNER],
-            |row| row.get(0),
-        )
-        .optional()?)
+    tx.query_opt(
+        "SELECT user_id FROM sentry_organizationmember WHERE organization_id = ?1 \
+         AND role = ?2 ORDER BY id LIMIT 1",
+        args![organization_id, OWNER],
+    )
 }

@@ -3,11 +3,11 @@
 //! coalesced by it; the outbox's worker delivers each to the receivers of its category, after
 //! commit, at least once (`signals::outbox`).
 
-use ::signals::outbox::{Enqueue, Enqueued};
+use ::signals::outbox::Enqueued;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Route, Tx, args};
 use crate::error::AppError;
 use crate::models::{self, Table};
 use crate::signals::{ControlMessage, process_control_outbox};
@@ -72,12 +72,17 @@ pub(crate) fn enqueue(
         object_identifier,
         payload: payload.to_owned(),
     };
-    Ok(process_control_outbox
-        .enqueue(tx, &category, &message)
-        .shard(scope, object_identifier)
-        .object(object_identifier)
-        .to(ctx.settings.regions.iter().copied())
-        .write()?)
+    tx.enqueue(
+        &process_control_outbox,
+        &category,
+        &message,
+        &Route {
+            scope,
+            shard: object_identifier,
+            object: Some(object_identifier),
+            to: &ctx.settings.regions,
+        },
+    )
 }
 
 /// Saves `instance` and, in the same transaction, enqueues its replication messages.
@@ -140,9 +145,9 @@ pub(crate) fn record_tombstone(
     object_identifier: i64,
 ) -> Result<bool, AppError> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO sentry_regiontombstone (region_name, table_name, object_identifier) \
-         VALUES (?1, ?2, ?3)",
-        rusqlite::params![region_name, table_name, object_identifier],
+        "INSERT INTO sentry_regiontombstone (region_name, table_name, object_identifier) \
+         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        args![region_name, table_name, object_identifier],
     )?;
     Ok(inserted == 1)
 }

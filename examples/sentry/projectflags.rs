@@ -2,10 +2,9 @@
 //! signal that announces it.
 
 use ::signals::{SentBy, TypeSignal};
-use rusqlite::params;
 
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::Project;
 use crate::signals::ProjectArgs;
@@ -25,7 +24,7 @@ where
     let project_id = project.id.expect("flags are set on saved projects");
     let updated = tx.execute(
         "UPDATE sentry_project SET flags = flags | ?2 WHERE id = ?1 AND flags & ?2 = 0",
-        params![project_id, flag],
+        args![project_id, flag],
     )?;
     if updated == 0 {
         return Ok(false);

@@ -3,12 +3,11 @@
 //! locally, with `send_robust`. In one process that happens on commit; across silos, over the
 //! outbox, as a durable `send_signal` message (never coalesced: each is its own event).
 
-use ::signals::outbox::Enqueue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::{Context, SignalService};
-use crate::db::Tx;
+use crate::db::{Route, Tx};
 use crate::error::AppError;
 use crate::outbox::OutboxScope;
 use crate::signals::{MemberJoined, SignalCall, member_joined, send_signal};
@@ -37,17 +36,20 @@ pub(crate) fn schedule_signal(
 ) -> Result<(), AppError> {
     match ctx.settings.signal_service {
         SignalService::Outbox => {
-            send_signal
-                .enqueue(
-                    tx,
-                    &signal,
-                    &SignalCall {
-                        organization_id,
-                        args,
-                    },
-                )
-                .shard(OutboxScope::Organization, organization_id)
-                .write()?;
+            tx.enqueue(
+                &send_signal,
+                &signal,
+                &SignalCall {
+                    organization_id,
+                    args,
+                },
+                &Route {
+                    scope: OutboxScope::Organization,
+                    shard: organization_id,
+                    object: None,
+                    to: &[],
+                },
+            )?;
         }
         SignalService::OnCommit => {
             let ctx = ctx.clone();

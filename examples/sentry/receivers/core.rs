@@ -1,15 +1,13 @@
 //! `core.py`: the default organisation and project of a self-hosted install, and a project's
 //! default key.
 
-use ::signals::receiver;
-use rusqlite::{OptionalExtension, params};
-
 use crate::context::Context;
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, args};
 use crate::error::AppError;
 use crate::models::{self, OWNER, Organization, OrganizationMember, Project, ProjectKey};
 use crate::signals::{ProjectArgs, SiloMode, post_save, post_upgrade, project_created};
 use crate::trace;
+use ::signals::receiver;
 
 /// Sentry's `handle_db_failure`: runs `work` and swallows (after logging) a schema or
 /// operational database error, such as a missing table, so that a half-migrated database does
@@ -49,14 +47,10 @@ fn create_default_project(ctx: &Context, tx: &Tx<'_>) -> Result<(), AppError> {
     if !ctx.settings.self_hosted {
         return Ok(());
     }
-    let existing: Option<i64> = tx
-        .conn()
-        .query_row(
-            "SELECT id FROM sentry_project WHERE slug = 'internal'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let existing: Option<i64> = tx.query_opt(
+        "SELECT id FROM sentry_project WHERE slug = 'internal'",
+        args![],
+    )?;
     if existing.is_some() {
         return Ok(());
     }
@@ -70,7 +64,7 @@ fn create_default_project(ctx: &Context, tx: &Tx<'_>) -> Result<(), AppError> {
     if let Some(region) = ctx.settings.regions.first() {
         tx.execute(
             "INSERT INTO sentry_organizationmapping (organization_id, region_name) VALUES (?1, ?2)",
-            params![organization_id, region],
+            args![organization_id, *region],
         )?;
     }
     let owner = models::superuser(tx)?;
@@ -116,10 +110,9 @@ fn create_keys_for_project(
     let (true, false, Some(project_id)) = (created, raw, instance.id) else {
         return Ok(());
     };
-    let keys: i64 = tx.conn().query_row(
+    let keys: i64 = tx.query_one(
         "SELECT COUNT(*) FROM sentry_projectkey WHERE project_id = ?1",
-        [project_id],
-        |row| row.get(0),
+        args![project_id],
     )?;
     if keys == 0 {
         let mut key = ProjectKey {

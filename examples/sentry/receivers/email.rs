@@ -2,12 +2,11 @@
 //! `useremail`.
 
 use ::signals::receiver;
-use rusqlite::OptionalExtension;
 
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
-use crate::models::{self, Email, Table, UserEmail};
+use crate::models::{self, Email, UserEmail};
 use crate::signals::{post_delete, post_save};
 
 /// Inserts the address into `Email` when a `UserEmail` is created; an address that is there
@@ -32,22 +31,17 @@ fn create_email(
 /// Deletes the address from `Email` once no `UserEmail` uses it any more.
 #[receiver(signal = post_delete, sender = UserEmail, dispatch_uid = "delete_email")]
 fn delete_email(instance: &UserEmail, tx: &Tx<'_>, ctx: &Context) -> Result<(), AppError> {
-    let still_used: i64 = tx.conn().query_row(
+    let still_used: i64 = tx.query_one(
         "SELECT COUNT(*) FROM sentry_useremail WHERE lower(email) = lower(?1)",
-        [&instance.email],
-        |row| row.get(0),
+        args![&instance.email],
     )?;
     if still_used > 0 {
         return Ok(());
     }
-    let email = tx
-        .conn()
-        .query_row(
-            "SELECT id, email FROM sentry_email WHERE lower(email) = lower(?1)",
-            [&instance.email],
-            Email::from_row,
-        )
-        .optional()?;
+    let email: Option<Email> = tx.query_opt(
+        "SELECT id, email FROM sentry_email WHERE lower(email) = lower(?1)",
+        args![&instance.email],
+    )?;
     if let Some(email) = email {
         models::delete(ctx, tx, &email)?;
     }

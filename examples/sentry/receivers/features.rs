@@ -2,9 +2,8 @@
 
 use ::signals::outbox::Delivery;
 use ::signals::receiver;
-use rusqlite::params;
 
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::{Project, Table};
 use crate::signals::{ModelName, first_event_received};
@@ -16,8 +15,9 @@ pub(crate) fn record_adoption(
     feature: &str,
 ) -> Result<bool, AppError> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO sentry_featureadoption (organization_id, feature) VALUES (?1, ?2)",
-        params![organization_id, feature],
+        "INSERT INTO sentry_featureadoption (organization_id, feature) VALUES (?1, ?2) \
+         ON CONFLICT DO NOTHING",
+        args![organization_id, feature],
     )?;
     Ok(inserted == 1)
 }
@@ -26,7 +26,7 @@ pub(crate) fn record_adoption(
 /// `first_event_received`: its row commits with the first's effects, when they all succeed.
 #[receiver(signal = first_event_received, sender = ModelName::Project, dispatch_uid = "features.record_first_event")]
 fn record_first_event_adoption(project_id: i64, delivery: &Delivery<'_>) -> Result<(), AppError> {
-    let tx = Tx::lent(delivery.transaction());
+    let tx = Tx::lent(delivery);
     if let Some(project) = Project::load(&tx, project_id)? {
         record_adoption(&tx, project.organization_id, "first_event")?;
     }

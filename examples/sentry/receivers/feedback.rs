@@ -2,11 +2,10 @@
 //! flagged and recorded in analytics exactly once.
 
 use ::signals::receiver;
-use rusqlite::params;
 
 use crate::analytics::AnalyticsEvent;
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::{Project, flags};
 use crate::receivers::features::record_adoption;
@@ -20,7 +19,7 @@ fn record_user_feedback(project: &Project, tx: &Tx<'_>, ctx: &Context) -> Result
     record_adoption(tx, project.organization_id, "user_feedback")?;
     let first = tx.execute(
         "UPDATE sentry_project SET flags = flags | ?2 WHERE id = ?1 AND flags & ?2 = 0",
-        params![project_id, flags::HAS_USER_REPORTS],
+        args![project_id, flags::HAS_USER_REPORTS],
     )?;
     if first > 0 {
         ctx.analytics.record(AnalyticsEvent::FirstUserReport {

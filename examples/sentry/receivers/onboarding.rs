@@ -3,11 +3,10 @@
 
 use ::signals::outbox::Delivery;
 use ::signals::receiver;
-use rusqlite::{OptionalExtension, params};
 
 use crate::analytics::AnalyticsEvent;
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::{self, Project, Table, flags};
 use crate::signals::{
@@ -39,7 +38,7 @@ pub(crate) fn record_task(
             "INSERT INTO sentry_organizationonboardingtask \
              (organization_id, task, status, project_id, user_id) \
              VALUES (?1, ?2, 'complete', ?3, ?4)",
-            params![organization_id, task, project_id, user_id],
+            args![organization_id, task, project_id, user_id],
         )
     })?;
     Ok(inserted.is_some())
@@ -69,7 +68,7 @@ fn record_first_event(
     delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
     let ctx: &Context = delivery.state()?;
-    let tx = Tx::lent(delivery.transaction());
+    let tx = Tx::lent(delivery);
     let Some(project) = Project::load(&tx, project_id)? else {
         trace::note(
             ctx,
@@ -130,7 +129,7 @@ fn record_event_with_first_minified_stack_trace_for_project(
     }
     let affected = tx.execute(
         "UPDATE sentry_project SET flags = flags | ?2 WHERE id = ?1 AND flags & ?2 = 0",
-        params![project_id(project), flags::HAS_MINIFIED_STACK_TRACE],
+        args![project_id(project), flags::HAS_MINIFIED_STACK_TRACE],
     )?;
     if affected > 0 {
         ctx.analytics
@@ -197,20 +196,16 @@ fn record_member_joined(
     tx: &Tx<'_>,
     ctx: &Context,
 ) -> Result<(), AppError> {
-    let pending: Option<i64> = tx
-        .conn()
-        .query_row(
-            "SELECT id FROM sentry_organizationonboardingtask \
-             WHERE organization_id = ?1 AND task = ?2 AND status != 'complete'",
-            params![organization_id, task::INVITE_MEMBER],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let pending: Option<i64> = tx.query_opt(
+        "SELECT id FROM sentry_organizationonboardingtask \
+         WHERE organization_id = ?1 AND task = ?2 AND status != 'complete'",
+        args![organization_id, task::INVITE_MEMBER],
+    )?;
     if let Some(id) = pending {
         tx.execute(
             "UPDATE sentry_organizationonboardingtask SET status = 'complete', user_id = ?2 \
              WHERE id = ?1",
-            params![id, user_id],
+            args![id, user_id],
         )?;
     } else {
         record_task(

@@ -1,13 +1,11 @@
 //! `owners.py`: an organisation keeps at least one owner. These `pre_save`/`pre_delete`
 //! receivers veto the write: their `Err` stops the save, and nothing is written.
 
-use ::signals::receiver;
-use rusqlite::{OptionalExtension, params};
-
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::{OWNER, OrganizationMember};
 use crate::signals::{pre_delete, pre_save};
+use ::signals::receiver;
 
 const LAST_OWNER: &str = "An organization must have at least one owner";
 
@@ -20,14 +18,10 @@ fn prevent_demoting_last_owner(instance: &OrganizationMember, tx: &Tx<'_>) -> Re
     if instance.role == OWNER {
         return Ok(());
     }
-    let current: Option<String> = tx
-        .conn()
-        .query_row(
-            "SELECT role FROM sentry_organizationmember WHERE id = ?1",
-            [id],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let current: Option<String> = tx.query_opt(
+        "SELECT role FROM sentry_organizationmember WHERE id = ?1",
+        args![id],
+    )?;
     if current.as_deref() == Some(OWNER) && other_owners(tx, instance, id)? == 0 {
         return Err(AppError::Validation(LAST_OWNER.into()));
     }
@@ -46,10 +40,9 @@ fn prevent_removing_last_owner(instance: &OrganizationMember, tx: &Tx<'_>) -> Re
 }
 
 fn other_owners(tx: &Tx<'_>, member: &OrganizationMember, id: i64) -> Result<i64, AppError> {
-    Ok(tx.conn().query_row(
+    tx.query_one(
         "SELECT COUNT(*) FROM sentry_organizationmember \
          WHERE organization_id = ?1 AND role = ?2 AND id != ?3",
-        params![member.organization_id, OWNER, id],
-        |row| row.get(0),
-    )?)
+        args![member.organization_id, OWNER, id],
+    )
 }

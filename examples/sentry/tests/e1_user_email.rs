@@ -4,6 +4,7 @@ use std::thread::{self, ThreadId};
 
 use super::{calls, count_call, fresh, rows};
 use crate::actions;
+use crate::db::args;
 use crate::error::AppError;
 use crate::models::{self, Project, Table, User, UserEmail};
 use crate::signals::{PostSave, post_save};
@@ -47,10 +48,10 @@ fn a_conflicting_user_email_is_ignored_in_a_savepoint_and_the_save_commits() {
         .transaction(|tx| {
             // The conflicting row comes first; its user exists by the end of the transaction,
             // when the deferred foreign key is checked.
-            tx.execute("PRAGMA defer_foreign_keys = ON", [])?;
+            tx.execute("PRAGMA defer_foreign_keys = ON", args![])?;
             tx.execute(
                 "INSERT INTO sentry_useremail (user_id, email) VALUES (1, 'ada@example.com')",
-                [],
+                args![],
             )?;
             let mut user = User {
                 id: None,

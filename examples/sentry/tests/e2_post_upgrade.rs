@@ -3,16 +3,15 @@
 use super::{fresh, installed, rows};
 use crate::actions;
 use crate::context::{Context, Settings};
-use crate::db::Db;
+use crate::db::{Db, args};
 use crate::signals::SiloMode;
 
 fn superusers(db: &Db) -> i64 {
     db.transaction(|tx| {
-        Ok(tx.conn().query_row(
+        tx.query_one(
             "SELECT COUNT(*) FROM auth_user WHERE is_superuser = 1",
-            [],
-            |r| r.get(0),
-        )?)
+            args![],
+        )
     })
     .unwrap()
 }
@@ -109,11 +108,10 @@ fn answering_yes_creates_the_superuser_given() {
     actions::upgrade(&ctx, &db, SiloMode::Monolith, true).unwrap();
     let email: String = db
         .transaction(|tx| {
-            Ok(tx.conn().query_row(
+            tx.query_one(
                 "SELECT email FROM auth_user WHERE is_superuser = 1",
-                [],
-                |r| r.get(0),
-            )?)
+                args![],
+            )
         })
         .unwrap();
     assert_eq!(email, "grace@example.com");

@@ -7,14 +7,13 @@ use std::fmt;
 use std::sync::{Arc, Barrier, Mutex};
 
 use ::signals::outbox::Drained;
-use rusqlite::OptionalExtension;
 use tracing::field::{Field, Visit};
 
 use super::{fresh, installed, rows};
 use crate::actions;
 use crate::analytics::{Analytics, AnalyticsEvent};
 use crate::context::{Context, Settings};
-use crate::db::Db;
+use crate::db::{Db, args};
 use crate::models::{self, Organization, Project, Table, flags};
 use crate::receivers::onboarding::task;
 use crate::signals::{Event, ModelName, SiloMode, first_event_received};
@@ -47,14 +46,11 @@ fn new_project(ctx: &Context, db: &Db, organization_id: i64, slug: &str) -> i64 
 fn task_project(db: &Db, organization_id: i64, task: &str) -> Option<i64> {
     db.transaction(|tx| {
         Ok(tx
-            .conn()
-            .query_row(
+            .query_opt::<Option<i64>>(
                 "SELECT project_id FROM sentry_organizationonboardingtask \
                  WHERE organization_id = ?1 AND task = ?2 AND status = 'complete'",
-                rusqlite::params![organization_id, task],
-                |row| row.get::<_, Option<i64>>(0),
-            )
-            .optional()?
+                args![organization_id, task],
+            )?
             .flatten())
     })
     .unwrap()

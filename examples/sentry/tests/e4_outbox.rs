@@ -1,11 +1,10 @@
 //! E4: control outbox receivers by category, tombstones, region cache purges, coalescing.
 
 use ::signals::outbox::Drained;
-use rusqlite::params;
 
 use super::{fresh, installed, rows};
 use crate::context::Context;
-use crate::db::Db;
+use crate::db::{Db, args};
 use crate::error::AppError;
 use crate::models::{self, Integration, SentryApp, SentryAppInstallation};
 use crate::outbox::{self, OutboxCategory, OutboxScope};
@@ -39,12 +38,11 @@ fn drain(ctx: &Context, db: &Db) -> Drained {
 
 fn tombstones(db: &Db, region: &str, table: &str, id: i64) -> i64 {
     db.transaction(|tx| {
-        Ok(tx.conn().query_row(
+        tx.query_one(
             "SELECT COUNT(*) FROM sentry_regiontombstone \
              WHERE region_name = ?1 AND table_name = ?2 AND object_identifier = ?3",
-            params![region, table, id],
-            |row| row.get(0),
-        )?)
+            args![region, table, id],
+        )
     })
     .unwrap()
 }
@@ -106,7 +104,7 @@ fn a_sentry_app_update_purges_the_region_installations_and_the_application_key()
         .transaction(|tx| {
             tx.execute(
                 "INSERT INTO sentry_organizationmapping (organization_id, region_name) VALUES (2, 'us')",
-                [],
+                args![],
             )?;
             let mut app = SentryApp {
                 id: None,

@@ -11,7 +11,7 @@ use ::signals::outbox::{Drained, Explanation, ManualClock, MessageId, Pause};
 use super::rows;
 use crate::actions;
 use crate::context::{Context, Settings};
-use crate::db::Db;
+use crate::db::{Db, args};
 use crate::models::{self, OrganizationMember, Project};
 use crate::outbox::{self, OutboxCategory, OutboxScope};
 use crate::signals::{Event, first_event_received, process_control_outbox};
@@ -57,13 +57,7 @@ impl Two {
 
     fn newest_message(&self) -> MessageId {
         self.db
-            .transaction(|tx| {
-                Ok(tx.conn().query_row(
-                    "SELECT max(id) FROM signals_outbox_message",
-                    [],
-                    |row| row.get(0),
-                )?)
-            })
+            .transaction(|tx| tx.query_one("SELECT max(id) FROM signals_outbox_message", args![]))
             .unwrap()
     }
 
@@ -96,7 +90,7 @@ fn organization(ctx: &Context, db: &Db, id: i64) -> (i64, i64) {
     db.transaction(|tx| {
         tx.execute(
             "INSERT INTO sentry_organization (id, slug, name) VALUES (?1, ?2, ?2)",
-            rusqlite::params![id, format!("org-{id}")],
+            args![id, format!("org-{id}")],
         )?;
         let mut member = OrganizationMember {
             id: None,
@@ -190,7 +184,7 @@ fn a_receiver_that_gives_up_returns_ok_and_its_message_is_dropped() {
     let message = two.first_event(0).expect("it fails");
     two.db
         .transaction(|tx| {
-            tx.execute("DELETE FROM sentry_project WHERE id = ?1", [project])?;
+            tx.execute("DELETE FROM sentry_project WHERE id = ?1", args![project])?;
             Ok(())
         })
         .unwrap();

@@ -7,6 +7,7 @@ use super::{installed, rows};
 use crate::actions;
 use crate::analytics::AnalyticsEvent;
 use crate::context::{Context, Settings, SignalService};
+use crate::db::args;
 use crate::error::AppError;
 use crate::models::OrganizationMember;
 use crate::receivers::onboarding::task;
@@ -35,12 +36,11 @@ fn joined(ctx: &Context) -> Vec<i64> {
 /// Organisation 1's `INVITE_MEMBER` task: its status and user.
 fn invite_member_task(db: &crate::db::Db) -> Option<(String, Option<i64>)> {
     db.transaction(|tx| {
-        Ok(rusqlite::OptionalExtension::optional(tx.conn().query_row(
+        tx.query_opt(
             "SELECT status, user_id FROM sentry_organizationonboardingtask \
              WHERE organization_id = 1 AND task = ?1",
-            [task::INVITE_MEMBER],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        ))?)
+            args![task::INVITE_MEMBER],
+        )
     })
     .unwrap()
 }

@@ -8,6 +8,7 @@ mod e4_outbox;
 mod e5_outbox_retry;
 mod e6_signal_over_outbox;
 mod e7_owners;
+mod e8_postgres;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
@@ -17,7 +18,7 @@ use tracing::{Dispatch, Metadata};
 
 use crate::actions;
 use crate::context::{Context, Settings};
-use crate::db::Db;
+use crate::db::{Db, args};
 use crate::signals::SiloMode;
 
 /// A context with default settings and no prompt answers, and an empty database.
@@ -182,7 +183,7 @@ fn a_panic_inside_a_transaction_rolls_it_back() {
         db.transaction(|tx| -> Result<(), _> {
             tx.execute(
                 "INSERT INTO auth_user (email, name) VALUES ('lost@example.com', 'lost')",
-                [],
+                args![],
             )?;
             panic!("a receiver's bug");
         })
@@ -191,7 +192,7 @@ fn a_panic_inside_a_transaction_rolls_it_back() {
     db.transaction(|tx| {
         tx.execute(
             "INSERT INTO auth_user (email, name) VALUES ('kept@example.com', 'kept')",
-            [],
+            args![],
         )
         .map(drop)
     })
@@ -289,6 +290,18 @@ fn outbox_commands_parse_their_target_and_database() {
     assert_eq!(options.db.as_deref(), Some(std::path::Path::new("a.db")));
     assert!(parse(&["outbox", "retry", "--db", "a.db"]).is_err());
     assert!(parse(&["outbox", "vacuum"]).is_err());
+
+    // A PostgreSQL URL, wherever it is given; any other `--database` is a SQLite file.
+    let url = "postgres://postgres@localhost:5432/sentry";
+    for flag in ["--database", "--db"] {
+        let options = parse(&["outbox", "worker", flag, url]).unwrap();
+        assert_eq!(options.outbox, Some(crate::OutboxCommand::Worker));
+        assert_eq!((options.database.as_deref(), options.db), (Some(url), None));
+    }
+    let options = parse(&["--database", "sqlite://story.sqlite3"]).unwrap();
+    assert_eq!(options.database, None);
+    assert_eq!(options.db, Some("story.sqlite3".into()));
+    assert!(parse(&["--database"]).is_err());
 }
 
 /// The run opens with the wiring as a compact tree, one line per receiver.

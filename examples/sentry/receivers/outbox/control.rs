@@ -3,10 +3,9 @@
 
 use ::signals::outbox::Delivery;
 use ::signals::receiver;
-use rusqlite::params;
 
 use crate::context::Context;
-use crate::db::Tx;
+use crate::db::{Tx, args};
 use crate::error::AppError;
 use crate::models::{Integration, SentryApp};
 use crate::outbox::{OutboxCategory, maybe_process_tombstone};
@@ -22,7 +21,7 @@ fn process_integration_updates(
 ) -> Result<(), AppError> {
     let ctx: &Context = delivery.state()?;
     let region_name = delivery.destination();
-    let tx = Tx::lent(delivery.transaction());
+    let tx = Tx::lent(delivery);
     match maybe_process_tombstone::<Integration>(&tx, object_identifier, region_name)? {
         Some(integration) => trace::note(
             ctx,
@@ -50,22 +49,18 @@ fn process_sentry_app_updates(
 ) -> Result<(), AppError> {
     let ctx: &Context = delivery.state()?;
     let region_name = delivery.destination();
-    let tx = Tx::lent(delivery.transaction());
+    let tx = Tx::lent(delivery);
     let Some(app) = maybe_process_tombstone::<SentryApp>(&tx, object_identifier, region_name)?
     else {
         return Ok(());
     };
-    let mut statement = tx.conn().prepare(
+    let installations: Vec<i64> = tx.query(
         "SELECT installation.id FROM sentry_sentryappinstallation AS installation \
          JOIN sentry_organizationmapping AS mapping \
            ON mapping.organization_id = installation.organization_id \
          WHERE installation.sentry_app_id = ?1 AND mapping.region_name = ?2",
+        args![object_identifier, region_name],
     )?;
-    let installations = statement
-        .query_map(params![object_identifier, region_name], |row| {
-            row.get::<_, i64>(0)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     ctx.cache.clear_key(
         &format!("app_service.get_by_application_id:{}", app.application_id),
         region_name,

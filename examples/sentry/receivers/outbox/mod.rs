@@ -20,7 +20,7 @@ fn run_outbox_replications_for_self_hosted(db: &Db, ctx: &Context) -> Result<(),
     if !ctx.settings.self_hosted {
         return Ok(());
     }
-    let drained = db.worker(ctx)?.drain_once()?;
+    let drained = db.drain_once(ctx)?;
     trace::note(
         ctx,
         format!(

@@ -19,6 +19,6 @@ fn process_member_joined(
     delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
     let ctx: &Context = delivery.state()?;
-    let tx = Tx::lent(delivery.transaction());
+    let tx = Tx::lent(delivery);
     remote::send_locally(ctx, &tx, RemoteSignal::MemberJoined, organization_id, args)
 }
