@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::AppError;
 use crate::signals::{first_event_received, process_control_outbox, send_signal};
 
-pub(crate) use postgres::Postgres;
+use postgres::Postgres;
 use sqlite::Sqlite;
 
 /// The schema, in `SQLite`'s words: real tables with the unique constraints the receivers
@@ -256,7 +256,8 @@ impl<A: FromValue, B: FromValue> FromRow for (A, B) {
     }
 }
 
-/// `sql` with `SQLite`'s `?N` parameters written as PostgreSQL's `$N`.
+/// `sql` with `SQLite`'s `?N` parameters written as PostgreSQL's `$N`. Values are always
+/// parameters, never literals in the text: a literal `?1` would be rewritten too.
 fn dollar_parameters(sql: &str) -> Cow<'_, str> {
     if !sql.contains('?') {
         return Cow::Borrowed(sql);

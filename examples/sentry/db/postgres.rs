@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::out;
 
 /// A PostgreSQL database, the outbox in it, and the runtime its client runs on.
-pub(crate) struct Postgres {
+pub(super) struct Postgres {
     runtime: Runtime,
     outbox: PgOutbox,
 }
@@ -149,7 +149,7 @@ impl Drop for Postgres {
 }
 
 /// The application's own transaction, which statements reach by blocking on the runtime.
-pub(crate) struct Transaction<'r> {
+pub(super) struct Transaction<'r> {
     /// `None` while a statement has it.
     tx: Cell<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
     runtime: &'r Runtime,
