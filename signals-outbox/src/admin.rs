@@ -209,6 +209,16 @@ pub enum Explanation {
     },
     /// A pause holds it.
     Paused(Pause),
+    /// On PostgreSQL: a worker holds its shard under a lease (it claimed the shard, and is
+    /// delivering it or about to); no other worker takes the shard before the lease ends.
+    Leased {
+        /// The worker's name ([`PgWorker::name`](crate::postgres::PgWorker::name)).
+        holder: Option<String>,
+        /// When the lease ends (ms since the epoch, by the database's clock).
+        until: i64,
+        /// In how long (ms).
+        in_ms: i64,
+    },
     /// It was parked (dead letters): it is not retried unless [`Outbox::retry_message`] says so.
     Parked {
         /// Attempts made.
@@ -219,6 +229,55 @@ pub enum Explanation {
     /// No message has this id: it was delivered, or never written (or its transaction rolled
     /// back).
     Unknown,
+}
+
+/// A waiting message, neither parked, paused nor (on PostgreSQL) leased, as either backend's
+/// `explain` reads it.
+pub(crate) struct Waiting {
+    pub(crate) id: MessageId,
+    /// Its shard's first message.
+    pub(crate) head: MessageId,
+    /// When its shard may be tried again (ms since the epoch), if it failed.
+    pub(crate) due_at: Option<i64>,
+    /// Attempts made on its shard's head.
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
+}
+
+impl Waiting {
+    /// Why it waits, at `now`: behind its shard's head, or scheduled after a failure, or due.
+    pub(crate) fn explain(self, now: i64) -> Explanation {
+        if self.head != self.id {
+            return Explanation::Behind { head: self.head };
+        }
+        match self.due_at.filter(|at| *at > now) {
+            Some(at) => Explanation::Scheduled {
+                at,
+                in_ms: at - now,
+                attempts: self.attempts,
+                last_error: self.last_error,
+            },
+            None => Explanation::Due,
+        }
+    }
+}
+
+impl Pause {
+    /// The pauses that would hold a message of `category` in `shard`, in the order `explain`
+    /// reports them.
+    pub(crate) fn holding(shard: &Shard, category: String) -> [Self; 2] {
+        [
+            Self::Shard {
+                signal: shard.signal.clone(),
+                scope: shard.scope.clone(),
+                id: shard.id,
+            },
+            Self::Category {
+                signal: shard.signal.clone(),
+                category,
+            },
+        ]
+    }
 }
 
 impl fmt::Display for Explanation {
@@ -244,6 +303,15 @@ impl fmt::Display for Explanation {
                 Ok(())
             }
             Self::Paused(pause) => write!(f, "paused: {pause}"),
+            Self::Leased {
+                holder,
+                until,
+                in_ms,
+            } => write!(
+                f,
+                "its shard is held by worker {}, whose lease ends at {until} (in {in_ms} ms)",
+                holder.as_deref().unwrap_or("(unnamed)")
+            ),
             Self::Parked { attempts, error } => {
                 write!(f, "parked after {attempts} attempts: {error}")
             }
@@ -453,18 +521,7 @@ impl Outbox {
         let Some((shard, category, attempts, error, due_at, shard_error, head)) = message else {
             return Ok(Explanation::Unknown);
         };
-        let pauses = [
-            Pause::Shard {
-                signal: shard.signal.clone(),
-                scope: shard.scope.clone(),
-                id: shard.id,
-            },
-            Pause::Category {
-                signal: shard.signal.clone(),
-                category,
-            },
-        ];
-        for pause in pauses {
+        for pause in Pause::holding(&shard, category) {
             let (signal, kind, key) = pause.row();
             let holds: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM signals_outbox_pause
@@ -476,22 +533,14 @@ impl Outbox {
                 return Ok(Explanation::Paused(pause));
             }
         }
-        let now = self.now();
-        if let Some(at) = due_at.filter(|at| *at > now) {
-            if head != id {
-                return Ok(Explanation::Behind { head });
-            }
-            return Ok(Explanation::Scheduled {
-                at,
-                in_ms: at - now,
-                attempts,
-                last_error: error.or(shard_error),
-            });
+        Ok(Waiting {
+            id,
+            head,
+            due_at,
+            attempts,
+            last_error: error.or(shard_error),
         }
-        if head != id {
-            return Ok(Explanation::Behind { head });
-        }
-        Ok(Explanation::Due)
+        .explain(self.now()))
     }
 
     /// Makes message `id` due now: a parked one goes back to its shard (its attempts reset),

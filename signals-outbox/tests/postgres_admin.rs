@@ -1,6 +1,6 @@
 //! What operators ask of a PostgreSQL outbox, against a real server (one per test binary, each
 //! test in a database of its own): its status (the same `Status` as SQLite's, timed by the
-//! server's clock), and retrying a shard: its dead letters back, its backoff forgotten, and a
+//! server's clock), why a message waits (`explain`), and retrying a shard: its dead letters back, its backoff forgotten, and a
 //! worker's lease on it kept.
 #![allow(missing_docs, non_upper_case_globals)]
 
@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use signals::outbox::postgres::{PgOutbox, PgWorker};
-use signals::outbox::{Delivery, Enqueue, OutboxError, Pause, Shard, ShardStatus, Status};
+use signals::outbox::{
+    Delivery, Enqueue, Explanation, OutboxError, Pause, Shard, ShardStatus, Status,
+};
 use signals::{receiver, signal};
 use sqlx::PgPool;
 use throwaway_postgres::Postgres;
@@ -556,4 +558,143 @@ async fn the_message_after_a_success_fails_afresh_one_failure_the_first_backoff(
         [(1, 1, 2), (1, 2, 2)],
         "each on its own second attempt"
     );
+}
+
+/// The ids of shard `id`'s waiting messages, oldest first.
+async fn ids(pool: &PgPool, id: i64) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM signals_outbox_message WHERE shard = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_why_each_message_waits_as_on_sqlite() {
+    let Some((outbox, pool)) = outbox("pg_admin_explain").await else {
+        return;
+    };
+    // Shards 1 and 3 fail (broken), shard 2 is paused; two attempts park a message.
+    execute(&pool, "INSERT INTO broken (shard) VALUES (1), (3)").await;
+    enqueue(
+        &pool,
+        &[
+            (1, 1, Category::A, 0),
+            (1, 2, Category::A, 0),
+            (2, 1, Category::B, 0),
+            (3, 1, Category::A, 0),
+        ],
+    )
+    .await;
+    let (one, two, three) = (
+        ids(&pool, 1).await,
+        ids(&pool, 2).await,
+        ids(&pool, 3).await,
+    );
+    assert_eq!(outbox.explain(one[0]).await.unwrap(), Explanation::Due);
+    assert_eq!(
+        outbox.explain(one[1]).await.unwrap(),
+        Explanation::Behind { head: one[0] }
+    );
+    assert_eq!(outbox.explain(9_999).await.unwrap(), Explanation::Unknown);
+
+    let by_category = Pause::category(&task, &Category::B).unwrap();
+    outbox.pause(&by_category).await.unwrap();
+    assert_eq!(
+        outbox.explain(two[0]).await.unwrap(),
+        Explanation::Paused(by_category)
+    );
+    let by_shard = Pause::shard(&task, "org", 2).unwrap();
+    outbox.pause(&by_shard).await.unwrap();
+    assert_eq!(
+        outbox.explain(two[0]).await.unwrap(),
+        Explanation::Paused(by_shard),
+        "the shard's pause first, as on SQLite"
+    );
+
+    // A first attempt each: shards 1 and 3 fail and back off.
+    let mut worker = PgWorker::new(&outbox).signal(&task).max_attempts(2);
+    let drained = worker.drain_once().await.unwrap();
+    assert_eq!((drained.failed, drained.delivered), (2, 0), "{drained:?}");
+    // An hour's backoff, as after many failures: still ahead however slow the machine.
+    execute(
+        &pool,
+        "UPDATE signals_outbox_shard SET due_at = due_at + 3600000 WHERE shard = 1",
+    )
+    .await;
+    let now = scalar(&pool, NOW).await;
+    let due_at = scalar(
+        &pool,
+        "SELECT due_at FROM signals_outbox_shard WHERE shard = 1",
+    )
+    .await;
+    let Explanation::Scheduled {
+        at,
+        in_ms,
+        attempts,
+        last_error,
+    } = outbox.explain(one[0]).await.unwrap()
+    else {
+        panic!("shard 1 backs off");
+    };
+    assert_eq!((at, attempts), (due_at, 1));
+    assert!(in_ms > 3_000_000 && in_ms <= due_at - now, "{in_ms}");
+    assert!(last_error.unwrap().contains("no outbox message"));
+    assert_eq!(
+        outbox.explain(one[1]).await.unwrap(),
+        Explanation::Behind { head: one[0] },
+        "behind its failed head"
+    );
+    execute(&pool, "UPDATE signals_outbox_shard SET due_at = 0").await;
+    worker.drain_once().await.unwrap();
+    let Explanation::Parked { attempts, error } = outbox.explain(three[0]).await.unwrap() else {
+        panic!("shard 3's message is parked after its second attempt");
+    };
+    assert_eq!(attempts, 2);
+    assert!(error.contains("no outbox message"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_worker_holding_a_messages_shard_and_its_lease() {
+    let Some((outbox, pool)) = outbox("pg_admin_explain_lease").await else {
+        return;
+    };
+    // A worker holding shard 4 (found empty while an enqueue to it was open) holds it under
+    // its lease, whatever else is true of it.
+    enqueue(&pool, &[(4, 1, Category::A, 0)]).await;
+    let mut open = pool.begin().await.unwrap();
+    write(&mut open, &[(4, 2, Category::A, 0)]).await;
+    let mut holder = PgWorker::new(&outbox)
+        .signal(&task)
+        .name("holder-7")
+        .lease(Duration::from_secs(3600));
+    assert_eq!(holder.drain_once().await.unwrap().delivered, 1);
+    open.commit().await.unwrap();
+    let four = ids(&pool, 4).await;
+    let lease_until = scalar(
+        &pool,
+        "SELECT lease_until FROM signals_outbox_shard WHERE shard = 4",
+    )
+    .await;
+    let explained = outbox.explain(four[0]).await.unwrap();
+    let Explanation::Leased {
+        holder: name,
+        until,
+        in_ms,
+    } = &explained
+    else {
+        panic!("shard 4 is held: {explained:?}");
+    };
+    assert_eq!((name.as_deref(), *until), (Some("holder-7"), lease_until));
+    assert!(*in_ms > 3_000_000, "{in_ms}");
+    assert!(
+        explained.to_string().starts_with(&format!(
+            "its shard is held by worker holder-7, whose lease ends at {lease_until} (in "
+        )),
+        "{explained}"
+    );
+    // Its holder delivers it; nothing of it waits any more.
+    assert_eq!(holder.drain_once().await.unwrap().delivered, 1);
+    assert!(delivered(&pool).await.ends_with(&[(4, 1, 1), (4, 2, 1)]));
+    assert_eq!(outbox.explain(four[0]).await.unwrap(), Explanation::Unknown);
 }

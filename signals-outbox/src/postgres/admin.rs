@@ -4,9 +4,9 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use crate::admin::{CategoryRow, shards, status_sql};
+use crate::admin::{CategoryRow, Waiting, shards, status_sql};
 use crate::postgres::{PgOutbox, now_ms, shard_lock};
-use crate::{MessageId, OutboxError, Parked, Pause, Shard, Status};
+use crate::{Explanation, MessageId, OutboxError, Parked, Pause, Shard, Status};
 
 impl sqlx::FromRow<'_, PgRow> for CategoryRow {
     fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
@@ -209,6 +209,92 @@ impl PgOutbox {
             parked,
             now,
         })
+    }
+
+    /// Why message `id` has not been delivered yet, as [`Outbox::explain`](crate::Outbox::explain)
+    /// answers, read in one snapshot and timed by the database's clock; and, on PostgreSQL
+    /// only, [`Explanation::Leased`]: a worker holds the message's shard (it claimed it, and
+    /// is delivering it or about to), which comes before any other reason.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Postgres`].
+    pub async fn explain(&self, id: MessageId) -> Result<Explanation, OutboxError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now_ms!()))
+            .fetch_one(&mut *tx)
+            .await?;
+        let parked: Option<(i32, String)> =
+            sqlx::query_as("SELECT attempts, error FROM signals_outbox_parked WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((attempts, error)) = parked {
+            return Ok(Explanation::Parked {
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                error,
+            });
+        }
+        let Some(row) = sqlx::query(
+            "SELECT m.signal, m.destination, m.scope, m.shard, m.category,
+                    coalesce(s.attempts, 0), coalesce(m.last_error, s.last_error), s.due_at,
+                    coalesce(s.lease_until, 0), s.holder,
+                    (SELECT min(h.id) FROM signals_outbox_message h
+                     WHERE h.signal = m.signal AND h.destination = m.destination
+                       AND h.scope = m.scope AND h.shard = m.shard)
+             FROM signals_outbox_message m
+             LEFT JOIN signals_outbox_shard s
+               ON s.signal = m.signal AND s.destination = m.destination
+              AND s.scope = m.scope AND s.shard = m.shard
+             WHERE m.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(Explanation::Unknown);
+        };
+        let until: i64 = row.try_get(8)?;
+        if until > now {
+            return Ok(Explanation::Leased {
+                holder: row.try_get(9)?,
+                until,
+                in_ms: until - now,
+            });
+        }
+        let shard = Shard {
+            signal: row.try_get(0)?,
+            destination: row.try_get(1)?,
+            scope: row.try_get(2)?,
+            id: row.try_get(3)?,
+        };
+        for pause in Pause::holding(&shard, row.try_get(4)?) {
+            let (signal, kind, key) = pause.row();
+            let holds: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM signals_outbox_pause
+                                WHERE signal = $1 AND kind = $2 AND key = $3)",
+            )
+            .bind(signal)
+            .bind(kind)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if holds {
+                return Ok(Explanation::Paused(pause));
+            }
+        }
+        let waiting = Waiting {
+            id,
+            head: row.try_get(10)?,
+            due_at: row.try_get(7)?,
+            attempts: u32::try_from(row.try_get::<i32, _>(5)?).unwrap_or(0),
+            last_error: row.try_get(6)?,
+        };
+        tx.commit().await?;
+        Ok(waiting.explain(now))
     }
 
     /// Makes `shard` due now, as [`Outbox::retry_shard`](crate::Outbox::retry_shard) does:
