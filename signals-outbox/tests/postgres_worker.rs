@@ -588,6 +588,29 @@ async fn a_delivery_session_is_cut_off_after_three_idle_leases_and_lends_once_at
         refused,
         "Delivery::postgres inside its own closure: TransactionInUse"
     );
+
+    // A lease of a millisecond is raised to a second: three of them before a cut-off.
+    sqlx::query("DELETE FROM probed")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    probe
+        .enqueue(&mut tx, &Category::Job, &Probe {})
+        .shard("org", 2)
+        .write()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut worker = PgWorker::new(&outbox)
+        .signal(&probe)
+        .lease(Duration::from_millis(1));
+    assert_eq!(worker.drain_once().await.unwrap().delivered, 1);
+    let limit: String = sqlx::query_scalar("SELECT idle_limit FROM probed")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(limit, "3s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,13 +211,17 @@ impl PgWorker {
         self
     }
 
-    /// How long a claim holds its shards (default 30 s): another worker takes them over
-    /// after it, and this one's late writes to them are refused. Longer than a round's
-    /// receivers take, or they are delivered twice. The server cuts this worker off if it
-    /// idles three leases inside a transaction.
+    /// How long a claim holds its shards (default 30 s; at least 1 s, to which a shorter
+    /// lease is raised): another worker takes them over after it, and this one's late writes
+    /// to them are refused. Longer than a round's receivers take, or they are delivered
+    /// twice. The server cuts this worker off if it idles three leases inside a transaction.
+    ///
+    /// The floor keeps a lease longer than a round's own statements: a lease of a few
+    /// milliseconds would let every round be taken over (fenced) before it commits, and the
+    /// server cut off a worker whose receivers paused for longer than three of them.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(1));
+        self.lease = lease.max(MIN_LEASE);
         self
     }
 
@@ -1134,6 +1138,9 @@ pub(crate) struct Lent {
 }
 
 /// The savepoint of a delivery's writes.
+/// The shortest lease [`PgWorker::lease`] sets.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
 const SAVEPOINT: &str = "SAVEPOINT signals_outbox_delivery";
 const RELEASE: &str = "RELEASE signals_outbox_delivery";
 const ROLLBACK: &str = "ROLLBACK TO signals_outbox_delivery";
