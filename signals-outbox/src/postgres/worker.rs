@@ -1137,10 +1137,10 @@ pub(crate) struct Lent {
     aborted: RefCell<Vec<usize>>,
 }
 
-/// The savepoint of a delivery's writes.
 /// The shortest lease [`PgWorker::lease`] sets.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
+/// The savepoint of a delivery's writes.
 const SAVEPOINT: &str = "SAVEPOINT signals_outbox_delivery";
 const RELEASE: &str = "RELEASE signals_outbox_delivery";
 const ROLLBACK: &str = "ROLLBACK TO signals_outbox_delivery";
