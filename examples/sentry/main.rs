@@ -242,7 +242,8 @@ fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let users = db.count("auth_user")?;
         if users > 0 {
             return Err(format!(
-                "the database at {url} has {users} user(s); the story needs an empty one"
+                "the PostgreSQL database has {users} user(s) already; the story needs an \
+                 empty one (the outbox commands work on this one)"
             )
             .into());
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::signals::outbox::Drained;
 use ::signals::outbox::postgres::{PgOutbox, PgWorker};
 use sqlx::postgres::{PgArguments, PgPoolOptions, PgRow};
-use sqlx::{Column as _, PgConnection, Row as _, TypeInfo as _};
+use sqlx::{Column as _, Connection as _, PgConnection, Row as _, TypeInfo as _};
 use tokio::runtime::Runtime;
 
 use super::{Db, Row, Value, dollar_parameters, postgres_schema};
@@ -30,6 +30,8 @@ impl Postgres {
             .build()
             .map_err(AppError::Runtime)?;
         let connect = async {
+            // Alone first: a pool that cannot connect says only that it timed out.
+            PgConnection::connect(url).await?.close().await?;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
