@@ -245,3 +245,20 @@ fn redacted(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://ada:s3cr@t@db:5432/sentry",
+                "postgres://ada:***@db:5432/sentry",
+            ),
+            ("postgres://ada@db/sentry", "postgres://ada@db/sentry"),
+            ("postgres://db/sentry", "postgres://db/sentry"),
+        ] {
+            assert_eq!(super::redacted(url), shown);
+        }
+    }
+}
