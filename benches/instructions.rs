@@ -2,7 +2,9 @@
 //! Issue 16's acceptance figures: instructions counted by callgrind, which repeat from run to
 //! run on a shared machine where times move by a third.
 //!
-//! `cargo bench --bench instructions` (add `-- --markdown` for BENCHMARKS.md's table).
+//! `cargo bench --bench instructions` (add `-- --markdown` for BENCHMARKS.md's table, or
+//! `-- --send-only` for the send-path targets alone, in well under a minute: no memory or
+//! start-up figure, so no build of their benches).
 //!
 //! The binary has two modes:
 //!
@@ -54,22 +56,24 @@ fn main() {
     let mut op = None;
     let mut count = None;
     let mut markdown = false;
+    let mut send_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--op" => op = args.next(),
             "--n" => count = args.next().and_then(|n| n.parse::<u64>().ok()),
             "--markdown" => markdown = true,
+            "--send-only" => send_only = true,
             "--bench" => {} // what `cargo bench` passes to every bench binary
             _ => {
-                eprintln!("usage: instructions [--markdown] | --op NAME --n COUNT");
+                eprintln!("usage: instructions [--markdown] [--send-only] | --op NAME --n COUNT");
                 std::process::exit(2);
             }
         }
     }
     match (op, count) {
         (Some(op), Some(count)) => run(&op, count),
-        (None, None) => drive(markdown),
+        (None, None) => drive(markdown, send_only),
         _ => {
             eprintln!("--op NAME and --n COUNT go together");
             std::process::exit(2);
@@ -273,8 +277,8 @@ const TARGETS: &[Target] = &[
     ),
 ];
 
-/// Counts every target's figures and prints the table.
-fn drive(markdown: bool) {
+/// Counts every target's figures (the send path's alone with `send_only`) and prints the table.
+fn drive(markdown: bool, send_only: bool) {
     match Command::new("valgrind").arg("--version").output() {
         Ok(output) if output.status.success() => {
             eprintln!(
@@ -301,6 +305,11 @@ fn drive(markdown: bool) {
                 figures.insert(op, per_op);
             }
         }
+    }
+    if send_only {
+        let _ = std::fs::remove_dir_all(&out);
+        print!("{}", table(&figures, markdown));
+        return;
     }
     let companions = companions();
     let memory = memory(&companions["memory"]);
@@ -349,8 +358,11 @@ fn table(figures: &HashMap<&str, f64>, markdown: bool) -> String {
         "Verdict".to_owned(),
     ]];
     for target in TARGETS {
-        let figure = figures[target.figure];
-        let baseline = figures[target.baseline];
+        let (Some(&figure), Some(&baseline)) =
+            (figures.get(target.figure), figures.get(target.baseline))
+        else {
+            continue; // not counted in this run (--send-only)
+        };
         let ratio = figure / baseline;
         let (compared, limit, met) = match target.limit {
             Limit::Ratio(most) => (format!("{ratio:.2}×"), format!("≤ {most}×"), ratio <= most),
