@@ -9,78 +9,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{Args, Bench, Boxed, closure, connected, connected_weak, floor, pointers};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use signals::{Signal, Signature, receiver, signal};
+use signals::{Signal, signal};
 
-/// The arguments every receiver gets.
-pub struct Args {
-    x: u64,
-}
+#[macro_use]
+mod common;
 
-enum Bench {}
-impl Signature for Bench {
-    type Args<'a> = Args;
-    type Sender = u32;
-    type Output = ();
-}
-
-/// A receiver of the floor.
-type Boxed = Box<dyn Fn(&Args) + Send + Sync>;
-/// Connects one distinct receiver to a signal, for the given sender.
-type Connect = Box<dyn Fn(&Signal<Bench>, Option<u32>) -> signals::Connection>;
-/// Connects one distinct weak receiver to a signal.
-type ConnectWeak = Box<dyn Fn(&Signal<Bench>, &Arc<u64>) -> signals::Connection>;
 /// Connects one distinct slot to a `signals2` signal.
 type ConnectSlot = Box<dyn Fn(&signals2::Signal<(u64,)>)>;
-
-/// Calls `$f::<K>()` for K in 0..100, into an array.
-macro_rules! hundred {
-    ($f:ident) => {
-        hundred!(@ $f; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27
-            28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55
-            56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83
-            84 85 86 87 88 89 90 91 92 93 94 95 96 97 98 99)
-    };
-    (@ $f:ident; $($k:literal)*) => {
-        [$($f::<$k>()),*]
-    };
-}
-
-/// The floor: a boxed closure per receiver.
-fn boxed<const K: u64>() -> Boxed {
-    Box::new(|args: &Args| {
-        black_box(args.x.wrapping_add(K));
-    })
-}
-
-/// The static floor: a function pointer per receiver.
-fn pointer<const K: u64>() -> fn(&Args) {
-    |args: &Args| {
-        black_box(args.x.wrapping_add(K));
-    }
-}
-
-/// A runtime receiver of the signal: a distinct closure type per `K`.
-fn closure<const K: u64>() -> Connect {
-    Box::new(|signal, sender| {
-        let mut connector = signal.connector();
-        if let Some(sender) = sender {
-            connector = connector.sender(sender);
-        }
-        connector.connect(|_, args: &Args| {
-            black_box(args.x.wrapping_add(K));
-        })
-    })
-}
-
-/// A weak receiver of the signal.
-fn weak<const K: u64>() -> ConnectWeak {
-    Box::new(|signal, target| {
-        signal.connect_weak(target, |target: &u64, _, args: &Args| {
-            black_box(args.x.wrapping_add(K).wrapping_add(*target));
-        })
-    })
-}
 
 /// A `signals2` slot.
 fn slot<const K: u64>() -> ConnectSlot {
@@ -98,7 +35,7 @@ fn runtime_sends(c: &mut Criterion) {
     let mut group = c.benchmark_group("send");
     let args = Args { x: 7 };
     for n in SIZES {
-        let floor: Vec<Boxed> = hundred!(boxed).into_iter().take(n).collect();
+        let floor = floor(n);
         group.bench_with_input(BenchmarkId::new("floor_box_dyn", n), &n, |b, _| {
             b.iter(|| {
                 for receiver in &floor {
@@ -107,10 +44,7 @@ fn runtime_sends(c: &mut Criterion) {
             });
         });
 
-        let signal = Signal::<Bench>::new("bench");
-        for connect in hundred!(closure).iter().take(n) {
-            connect(&signal, None);
-        }
+        let signal = connected("bench", n);
         group.bench_with_input(BenchmarkId::new("emit", n), &n, |b, _| {
             b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
         });
@@ -121,11 +55,8 @@ fn runtime_sends(c: &mut Criterion) {
             b.iter(|| signal.send_robust(black_box(&1), black_box(&args)));
         });
 
-        let weak_signal = Signal::<Bench>::new("weak");
         let target = Arc::new(3);
-        for connect in hundred!(weak).iter().take(n) {
-            connect(&weak_signal, &target);
-        }
+        let weak_signal = connected_weak("weak", n, &target);
         group.bench_with_input(BenchmarkId::new("emit_weak", n), &n, |b, _| {
             b.iter(|| weak_signal.emit(black_box(&1), black_box(&args)).unwrap());
         });
@@ -149,19 +80,6 @@ signal! {
     static static_one: Signal<Args, sender = u32>;
 }
 
-macro_rules! static_receivers {
-    ($signal:ident; $($k:literal)*) => {
-        $(
-            const _: () = {
-                #[receiver(signal = $signal)]
-                fn static_receiver(x: u64) {
-                    black_box(x.wrapping_add($k));
-                }
-            };
-        )*
-    };
-}
-
 static_receivers!(static_ten; 0 1 2 3 4 5 6 7 8 9);
 static_receivers!(static_one; 0);
 
@@ -170,7 +88,7 @@ fn static_sends(c: &mut Criterion) {
     let args = Args { x: 7 };
     macro_rules! compare {
         ($n:literal, $signal:ident) => {
-            let floor: Vec<fn(&Args)> = hundred!(pointer).into_iter().take($n).collect();
+            let floor = pointers($n);
             group.bench_with_input(BenchmarkId::new("floor_fn_pointer", $n), &$n, |b, _| {
                 b.iter(|| {
                     for receiver in &floor {
@@ -293,7 +211,7 @@ fn connects(c: &mut Criterion) {
 fn threads(c: &mut Criterion) {
     static shared: Signal<Bench> = Signal::new("shared");
     let mut group = c.benchmark_group("threads");
-    let floor: Arc<Vec<Boxed>> = Arc::new(hundred!(boxed).into_iter().take(10).collect());
+    let floor: Arc<Vec<Boxed>> = Arc::new(floor(10));
     for connect in hundred!(closure).iter().take(10) {
         connect(&shared, None);
     }
@@ -354,10 +272,7 @@ fn in_parallel(threads: usize, iters: u64, send: &(impl Fn() + Sync)) -> Duratio
 fn observe(c: &mut Criterion) {
     let mut group = c.benchmark_group("observe");
     let args = Args { x: 7 };
-    let signal = Signal::<Bench>::new("observed");
-    for connect in hundred!(closure).iter().take(10) {
-        connect(&signal, None);
-    }
+    let signal = connected("observed", 10);
     group.bench_function("emit_10/no_subscriber", |b| {
         b.iter(|| signal.emit(black_box(&1), black_box(&args)).unwrap());
     });

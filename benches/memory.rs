@@ -2,7 +2,8 @@
 //! counted by a counting global allocator, against a hand-written registry of the same
 //! receivers (`HashMap<(uid, sender), Box<dyn Fn>>`) counted in the same run.
 //!
-//! `cargo bench --bench memory`. The uids are `&'static str`, as Django's `dispatch_uid`s are
+//! `cargo bench --bench memory` (`-- --figures` prints the three figures alone, for
+//! `benches/instructions.rs`). The uids are `&'static str`, as Django's `dispatch_uid`s are
 //! literals, so that neither side counts their text.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -105,6 +106,12 @@ fn main() {
     });
     let (snapshot, ()) = per_receiver(|| signal.emit(&7, &1).unwrap());
 
+    if std::env::args().any(|arg| arg == "--figures") {
+        // For benches/instructions.rs: the three figures alone.
+        println!("{baseline} {connected} {snapshot}");
+        drop((registry, signal));
+        return;
+    }
     println!("memory: heap bytes per runtime receiver with dispatch_uid and sender filter");
     println!("  hand-written HashMap<(uid, sender), Box<dyn Fn>>: {baseline:6.1}");
     println!("  signals, connected:                               {connected:6.1}");
