@@ -4,7 +4,6 @@
 //! `send_robust`, which run the sync receivers in order, then the async ones concurrently.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::ops::Deref;
@@ -13,6 +12,7 @@ use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
+use crate::publish::Pin;
 use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
 use crate::watch;
@@ -139,6 +139,9 @@ pub(crate) trait Run<O> {
     /// What a send that reaches no receiver returns.
     fn nothing() -> Self::Out;
 
+    /// What a send refused by [`enter`], nested too deep for the stack left, returns.
+    fn too_deep(error: SendError) -> Self::Out;
+
     /// Runs `steps`.
     fn run<Cx, S: Step<Cx, Output = O>>(steps: &[S], cx: &Cx, reporter: &Reporter<'_>)
     -> Self::Out;
@@ -158,13 +161,17 @@ impl<O> Run<O> for ToSend {
         Ok(Responses::none())
     }
 
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        Err(error)
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter)?;
         send(steps, cx, reporter)
     }
 }
@@ -176,13 +183,19 @@ impl<O> Run<O> for ToSendRobust {
         Responses::none()
     }
 
+    /// A robust send has no error to return: a send nested too deep panics, which an outer
+    /// robust send records as its receiver's panic.
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        panic!("{error}")
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter).unwrap_or_else(|error| too_deep(&error));
         send_robust(steps, cx, reporter)
     }
 }
@@ -194,13 +207,17 @@ impl Run<()> for ToEmit {
         Ok(())
     }
 
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        Err(error)
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = ()>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter)?;
         emit(steps, cx, reporter)
     }
 }
@@ -219,36 +236,21 @@ const CHECK_FROM: u32 = 16;
 /// How deep sends may nest where the stack left cannot be known.
 const MAX_DEPTH_UNKNOWN_STACK: u32 = 1_000;
 
-thread_local! {
-    /// How many sync sends are running on this thread, one inside another.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// A sync send's place among the sends running on its thread, given back when it ends, also
-/// when a receiver's panic unwinds it.
-struct Nesting(u32);
-
-impl Nesting {
-    /// Enters a send; refuses it when it is nested too deep for the stack left.
-    #[inline]
-    fn enter(reporter: &Reporter<'_>) -> Result<Self, SendError> {
-        let depth = DEPTH.with(Cell::get);
-        if depth >= CHECK_FROM && stack_exhausted(depth) {
-            return Err(SendError::TooDeep {
-                signal: reporter.signal,
-                depth: depth + 1,
-            });
-        }
-        DEPTH.with(|nested| nested.set(depth + 1));
-        Ok(Self(depth))
+/// Enters a sync send of the signal named `signal` on this thread: its [`Pin`], through which
+/// it reads the signal's snapshot and which counts how deep it nests in the thread's other
+/// sends, given back when it ends, also when a receiver's panic unwinds it. Refuses a send
+/// nested too deep for the stack left.
+#[inline]
+pub(crate) fn enter(signal: &'static str) -> Result<Pin, SendError> {
+    let pin = Pin::enter();
+    let depth = pin.depth();
+    if depth >= CHECK_FROM && stack_exhausted(depth) {
+        return Err(SendError::TooDeep {
+            signal,
+            depth: depth + 1,
+        });
     }
-}
-
-impl Drop for Nesting {
-    #[inline]
-    fn drop(&mut self) {
-        DEPTH.with(|nested| nested.set(self.0));
-    }
+    Ok(pin)
 }
 
 /// Whether a send `depth` sends deep would leave less than [`STACK_RESERVE`] to its receivers.
@@ -258,13 +260,6 @@ fn stack_exhausted(depth: u32) -> bool {
         Some(left) => left < STACK_RESERVE,
         None => depth >= MAX_DEPTH_UNKNOWN_STACK,
     }
-}
-
-/// A robust send has no error to return: a send nested too deep panics, which an outer robust
-/// send records as its receiver's panic.
-#[cold]
-fn too_deep(error: &SendError) -> ! {
-    panic!("{error}")
 }
 
 /// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's

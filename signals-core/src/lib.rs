@@ -57,6 +57,8 @@
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 //! - `mode`: how a signal delivers, and which receivers it takes: [`mode::Plain`],
 //!   [`mode::Async`], [`mode::Durable`].
+//! - `publish`: how a snapshot is published to sends without locks, and freed once the sends
+//!   that read it have ended (the crate's only `unsafe` code).
 
 mod connect;
 mod connector;
@@ -65,6 +67,7 @@ mod error;
 mod explain;
 mod info;
 pub mod mode;
+mod publish;
 mod receiver;
 mod registry;
 mod render;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
-use crate::dispatch::{Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{self, Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
@@ -136,6 +136,12 @@ impl<F: Signature, D: Mode> Signal<F, D> {
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
     /// connected.
+    ///
+    /// Sends that already started still run it (snapshot semantics). Its closure, with what it
+    /// captures, is freed when no snapshot holds it any more: by the next send of the signal,
+    /// which replaces the snapshot, or, if sends that read the old snapshot are still running
+    /// on other threads, by the last of them, when it ends. The same holds for every way of
+    /// disconnecting, on every kind of signal.
     pub fn disconnect(&self, connection: Connection) -> bool {
         self.core().disconnect(connection)
     }
@@ -215,7 +221,12 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter))
+        let mut pin = match dispatch::enter(self.name()) {
+            Ok(pin) => pin,
+            Err(error) => return Op::too_deep(error),
+        };
+        let routes = core.routes(&mut pin);
+        Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter)
     }
 
     /// A sync send, `Op` saying which. The early return for a signal without receivers is
@@ -249,7 +260,12 @@ impl<F: Signature, D: Mode> Signal<F, D> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| Op::run(routes.route(cx.sender), &cx, &reporter))
+        let mut pin = match dispatch::enter(self.name()) {
+            Ok(pin) => pin,
+            Err(error) => return Op::too_deep(error),
+        };
+        let routes = core.routes(&mut pin);
+        Op::run(routes.route(cx.sender), &cx, &reporter)
     }
 }
 

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
-use crate::dispatch::{Reporter, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{self, Reporter, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
@@ -127,14 +127,19 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+        let mut pin = match dispatch::enter(self.name()) {
+            Ok(pin) => pin,
+            Err(error) => return Op::too_deep(error),
+        };
+        let routes = core.routes(&mut pin);
+        match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&watch.steps(&list.0), &typed_cx(sender, args), &reporter),
             None => Op::run(
                 &watch.steps(&routes.any),
                 &any_cx::<F, M>(sender, args),
                 &reporter,
             ),
-        })
+        }
     }
 
     /// Whether any live receiver would run for `sender` (`None`: only any-sender receivers
@@ -293,10 +298,15 @@ impl<F: TypeSignature> TypeSignal<F> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+        let mut pin = match dispatch::enter(self.name()) {
+            Ok(pin) => pin,
+            Err(error) => return Op::too_deep(error),
+        };
+        let routes = core.routes(&mut pin);
+        match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&list.0, &typed_cx(sender, args), &reporter),
             None => Op::run(&routes.any, &any_cx::<F, M>(sender, args), &reporter),
-        })
+        }
     }
 
     /// Like [`send`](Self::send), without collecting responses. In steady state it allocates
