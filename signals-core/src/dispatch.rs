@@ -12,7 +12,7 @@ use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
-use crate::publish::Pin;
+use crate::raw::Pin;
 use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
 use crate::watch;

@@ -51,14 +51,15 @@
 //! - `connect`: [`Connection`], [`ScopedConnection`].
 //! - `signature`: what declares a signal ([`Signature`], [`TypeSignature`], [`SentBy`]) and
 //!   the call shapes of its receivers.
+//! - `raw`: the crate's only `unsafe` code: snapshots published to sends without locks and
+//!   freed once the sends that read them have ended, and receivers called through a function
+//!   pointer and the address of their code.
 //! - `receiver`: a connected receiver and how it is called: shapes, calls, steps,
 //!   [`TypeSender`].
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
 //! - `info`: who a receiver is: [`ReceiverInfo`], [`SourceLocation`].
 //! - `mode`: how a signal delivers, and which receivers it takes: [`mode::Plain`],
 //!   [`mode::Async`], [`mode::Durable`].
-//! - `publish`: how a snapshot is published to sends without locks, and freed once the sends
-//!   that read it have ended (the crate's only `unsafe` code).
 
 mod connect;
 mod connector;
@@ -67,7 +68,7 @@ mod error;
 mod explain;
 mod info;
 pub mod mode;
-mod publish;
+mod raw;
 mod receiver;
 mod registry;
 mod render;

@@ -14,7 +14,8 @@ use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Durable, Mode, Plain};
-use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
+use crate::raw::StaticCallable;
+use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
     ValueSenders,

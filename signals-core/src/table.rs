@@ -27,7 +27,7 @@ use hashbrown::HashTable;
 use crate::connect::{Connection, next_connection};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
-use crate::publish::{Pin, Published};
+use crate::raw::{Pin, Published};
 use crate::receiver::Info;
 
 /// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the

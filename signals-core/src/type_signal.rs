@@ -17,7 +17,8 @@ use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
-use crate::receiver::{IntoResponse, StaticCallable, TypeSender};
+use crate::raw::StaticCallable;
+use crate::receiver::{IntoResponse, TypeSender};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
     TypeSenders,

@@ -8,11 +8,11 @@ use std::path::Path;
 /// The modules, bottom first; a module stands for the files of its directory too
 /// (`registry/*.rs`).
 const LAYERS: &[&str] = &[
-    "publish",
     "mode",
     "info",
     "error",
     "receiver",
+    "raw",
     "signature",
     "connect",
     "table",

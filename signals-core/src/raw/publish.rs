@@ -1,10 +1,10 @@
 //! How a signal publishes its routing snapshot to sends without a lock and without an atomic
 //! read-modify-write on shared memory: [`Published`], a pointer to an `Arc`'s value that sends
 //! read under a per-thread hazard pointer, and whose replaced values are freed once no send
-//! reads them any more. The crate's only `unsafe` code, kept here.
+//! reads them any more.
 //!
-//! A send ([`Pin`], [`Published::read`]) writes the pointer it is about to read into one of its thread's
-//! hazard slots, one per nesting level, checks that the pointer is still current, reads, and
+//! A send ([`Pin`], [`Published::read`]) writes the pointer it is about to read into one of its
+//! thread's hazard slots, one per nesting level, checks that the pointer is still current, reads, and
 //! clears the slot when it ends (also when a receiver's panic unwinds it). A replaced value is
 //! *retired*: it is freed at once if no hazard slot holds it, and otherwise by the thread whose
 //! send held it last, when that send ends. So a disconnected receiver's closure is freed, as
@@ -15,8 +15,6 @@
 //! Cost: two stores and two loads per send, no lock, no allocation (a thread's first send may
 //! allocate its slots once; they are reused by later threads). While a retired value waits for
 //! a send that holds it, every send that ends checks the retired list under a lock.
-
-#![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::marker::PhantomData;
