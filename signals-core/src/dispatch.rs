@@ -236,21 +236,19 @@ const CHECK_FROM: u32 = 16;
 /// How deep sends may nest where the stack left cannot be known.
 const MAX_DEPTH_UNKNOWN_STACK: u32 = 1_000;
 
-/// Enters a sync send of the signal named `signal` on this thread: its [`Pin`], through which
-/// it reads the signal's snapshot and which counts how deep it nests in the thread's other
-/// sends, given back when it ends, also when a receiver's panic unwinds it. Refuses a send
-/// nested too deep for the stack left.
+/// Why the sync send of the signal named `signal` that `pin` entered (see [`Pin::enter`]: it
+/// reads the signal's snapshot through the pin, which counts how deep it nests in the thread's
+/// other sends) must not run: it is nested too deep for the stack left.
 #[inline]
-pub(crate) fn enter(signal: &'static str) -> Result<Pin, SendError> {
-    let pin = Pin::enter();
+pub(crate) fn refused(pin: &Pin, signal: &'static str) -> Option<SendError> {
     let depth = pin.depth();
     if depth >= CHECK_FROM && stack_exhausted(depth) {
-        return Err(SendError::TooDeep {
+        return Some(SendError::TooDeep {
             signal,
             depth: depth + 1,
         });
     }
-    Ok(pin)
+    None
 }
 
 /// Whether a send `depth` sends deep would leave less than [`STACK_RESERVE`] to its receivers.

@@ -14,7 +14,7 @@ use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Durable, Mode, Plain};
-use crate::raw::StaticCallable;
+use crate::raw::{Pin, StaticCallable};
 use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
@@ -222,10 +222,10 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        let mut pin = match dispatch::enter(self.name()) {
-            Ok(pin) => pin,
-            Err(error) => return Op::too_deep(error),
-        };
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
         let routes = core.routes(&mut pin);
         Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter)
     }
@@ -261,10 +261,10 @@ impl<F: Signature, D: Mode> Signal<F, D> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        let mut pin = match dispatch::enter(self.name()) {
-            Ok(pin) => pin,
-            Err(error) => return Op::too_deep(error),
-        };
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
         let routes = core.routes(&mut pin);
         Op::run(routes.route(cx.sender), &cx, &reporter)
     }

@@ -17,7 +17,7 @@ use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
-use crate::raw::StaticCallable;
+use crate::raw::{Pin, StaticCallable};
 use crate::receiver::{IntoResponse, TypeSender};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
@@ -128,10 +128,10 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        let mut pin = match dispatch::enter(self.name()) {
-            Ok(pin) => pin,
-            Err(error) => return Op::too_deep(error),
-        };
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
         let routes = core.routes(&mut pin);
         match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&watch.steps(&list.0), &typed_cx(sender, args), &reporter),
@@ -299,10 +299,10 @@ impl<F: TypeSignature> TypeSignal<F> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        let mut pin = match dispatch::enter(self.name()) {
-            Ok(pin) => pin,
-            Err(error) => return Op::too_deep(error),
-        };
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
         let routes = core.routes(&mut pin);
         match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&list.0, &typed_cx(sender, args), &reporter),

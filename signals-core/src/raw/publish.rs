@@ -133,31 +133,53 @@ struct Retired {
 }
 
 /// One send's place on its thread: how deep it nests in the thread's other sends, and the
-/// hazard slot through which it reads one published value ([`Published::read`]), taken on the
-/// first read. Dropping it ends the send: the slot is cleared and the values retired meanwhile
-/// that nobody else reads are freed, here.
+/// hazard slot through which it reads one published value ([`Published::read`]). Dropping it
+/// ends the send: the slot is cleared and the values retired meanwhile that nobody else reads
+/// are freed, here.
 pub(crate) struct Pin {
-    /// The hazard slot, once the send reads.
-    slot: Option<&'static AtomicPtr<()>>,
-    /// A spare set of slots to give back, when the thread's own were not usable: sends nested
-    /// deeper than [`LEVELS`], and sends while the thread exits.
-    spare: Option<&'static Slots>,
+    /// The thread's own slot for the send's depth, or the first of a spare set.
+    slot: &'static AtomicPtr<()>,
     depth: u32,
+    /// Whether `slot` is in a spare set, taken for this send alone: sends nested deeper than
+    /// [`LEVELS`], and sends while the thread exits.
+    spare: bool,
 }
 
 impl Pin {
     /// Enters a send on this thread.
     #[inline]
     pub(crate) fn enter() -> Self {
-        let depth = LOCAL.with(|local| {
+        let (depth, slots) = LOCAL.with(|local| {
             let depth = local.depth.get();
             local.depth.set(depth + 1);
-            depth
+            (depth, local.slots.get())
         });
-        Self {
-            slot: None,
-            spare: None,
-            depth,
+        match slots {
+            Some(slots) if (depth as usize) < LEVELS => Self {
+                slot: &slots.hazards[depth as usize],
+                depth,
+                spare: false,
+            },
+            _ => Self::slow(depth),
+        }
+    }
+
+    /// A pin whose thread has no slots yet, or whose send nests too deep for them.
+    #[cold]
+    #[inline(never)]
+    fn slow(depth: u32) -> Self {
+        let own = LOCAL.with(|local| local.slots.get().or_else(|| own_slots(local)));
+        match own {
+            Some(slots) if (depth as usize) < LEVELS => Self {
+                slot: &slots.hazards[depth as usize],
+                depth,
+                spare: false,
+            },
+            _ => Self {
+                slot: &Slots::acquire().hazards[0],
+                depth,
+                spare: true,
+            },
         }
     }
 
@@ -167,42 +189,13 @@ impl Pin {
         self.depth
     }
 
-    /// The pin's hazard slot: the thread's own for its depth, or one of a spare set.
-    #[inline]
-    fn slot(&mut self) -> &'static AtomicPtr<()> {
-        if let Some(slot) = self.slot {
-            return slot;
-        }
-        let depth = self.depth as usize;
-        let own = LOCAL.with(|local| match local.slots.get() {
-            Some(slots) if depth < LEVELS => Some(slots),
-            Some(_) => None,
-            None => own_slots(local).filter(|_| depth < LEVELS),
-        });
-        let slot = match own {
-            Some(slots) => &slots.hazards[depth],
-            None => self.spare(),
-        };
-        self.slot = Some(slot);
-        slot
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn spare(&mut self) -> &'static AtomicPtr<()> {
-        let slots = Slots::acquire();
-        self.spare = Some(slots);
-        &slots.hazards[0]
-    }
-
     /// Reads `source` and holds what it read: a retired value is not freed while a hazard
     /// slot holds it.
     #[inline]
     fn protect<T>(&mut self, source: &AtomicPtr<T>) -> *const T {
-        let slot = self.slot();
         let mut read = source.load(Ordering::Acquire);
         loop {
-            slot.store(read.cast(), Ordering::SeqCst);
+            self.slot.store(read.cast(), Ordering::SeqCst);
             // Whoever replaces the value after this store sees the hazard; a value replaced
             // before it is not read here.
             let again = source.load(Ordering::SeqCst);
@@ -218,24 +211,27 @@ impl Drop for Pin {
     #[inline]
     fn drop(&mut self) {
         LOCAL.with(|local| local.depth.set(self.depth));
-        if let Some(slot) = self.slot {
-            self.release(slot);
+        // Only this thread writes the slot: a plain load tells whether the send read anything.
+        if !self.slot.load(Ordering::Relaxed).is_null() {
+            self.slot.store(std::ptr::null_mut(), Ordering::SeqCst);
+            // Either the retiring thread sees the hazard cleared, or this sees its value
+            // pending.
+            if PENDING.load(Ordering::SeqCst) != 0 {
+                reclaim();
+            }
+        }
+        if self.spare {
+            release_spare(self.slot);
         }
     }
 }
 
-impl Pin {
-    /// Clears the hazard slot; frees what it held if that was retired meanwhile.
-    #[inline]
-    fn release(&self, slot: &AtomicPtr<()>) {
-        slot.store(std::ptr::null_mut(), Ordering::SeqCst);
-        if let Some(slots) = self.spare {
-            slots.release();
-        }
-        // Either the retiring thread sees the hazard cleared, or this sees its value pending.
-        if PENDING.load(Ordering::SeqCst) != 0 {
-            reclaim();
-        }
+/// Gives back the spare set whose first slot is `slot`.
+#[cold]
+fn release_spare(slot: &AtomicPtr<()>) {
+    if let Some(slots) = Slots::all().find(|slots| std::ptr::eq(&raw const slots.hazards[0], slot))
+    {
+        slots.release();
     }
 }
 
