@@ -141,8 +141,9 @@ impl<F: Signature, D: Mode> Signal<F, D> {
     /// Sends that already started still run it (snapshot semantics). Its closure, with what it
     /// captures, is freed when no snapshot holds it any more: by the next send of the signal,
     /// which replaces the snapshot, or, if sends that read the old snapshot are still running
-    /// on other threads, by the last of them, when it ends. The same holds for every way of
-    /// disconnecting, on every kind of signal.
+    /// on other threads, by the last of them, when it ends; [`Responses`] of a sync `send` or
+    /// `send_robust` keep the snapshot they ran until they are dropped. The same holds for
+    /// every way of disconnecting, on every kind of signal.
     pub fn disconnect(&self, connection: Connection) -> bool {
         self.core().disconnect(connection)
     }
@@ -264,6 +265,15 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         let mut pin = Pin::enter();
         if let Some(error) = dispatch::refused(&pin, self.name()) {
             return Op::too_deep(error);
+        }
+        if Op::KEEPS {
+            let sender = cx.sender;
+            return Op::run_kept(
+                core.routes_kept(&mut pin),
+                move |routes| routes.route(sender),
+                &cx,
+                &reporter,
+            );
         }
         let routes = core.routes(&mut pin);
         Op::run(routes.route(cx.sender), &cx, &reporter)

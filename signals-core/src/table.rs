@@ -431,6 +431,20 @@ where
         }
     }
 
+    /// The current snapshot, owned, read through the send's `pin`: for sends whose responses
+    /// keep it.
+    #[inline]
+    pub(crate) fn routes_kept(&self, pin: &mut Pin) -> Arc<Rt> {
+        match self.state.load(Ordering::Acquire) {
+            state::INITIAL => Arc::clone(&self.initial),
+            state::CURRENT => self.routes.load_full_with(pin),
+            _ => {
+                self.refresh();
+                self.routes.load_full_with(pin)
+            }
+        }
+    }
+
     /// Runs `f` with the current snapshot, outside any send.
     fn with_routes<T>(&self, f: impl FnOnce(&Rt) -> T) -> T {
         let mut pin = Pin::enter();

@@ -303,6 +303,26 @@ impl<F: TypeSignature> TypeSignal<F> {
         if let Some(error) = dispatch::refused(&pin, self.name()) {
             return Op::too_deep(error);
         }
+        if Op::KEEPS {
+            let routes = core.routes_kept(&mut pin);
+            return if typed_list::<F, M>(&routes, sender).is_some() {
+                Op::run_kept(
+                    routes,
+                    move |routes| {
+                        typed_list::<F, M>(routes, sender).map_or(&[][..], |list| &list.0)
+                    },
+                    &typed_cx(sender, args),
+                    &reporter,
+                )
+            } else {
+                Op::run_kept(
+                    routes,
+                    |routes| &routes.any,
+                    &any_cx::<F, M>(sender, args),
+                    &reporter,
+                )
+            };
+        }
         let routes = core.routes(&mut pin);
         match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&list.0, &typed_cx(sender, args), &reporter),

@@ -296,7 +296,12 @@ impl<T: Send + Sync + 'static> Published<T> {
 
     /// The current value, owned.
     pub(crate) fn load_full(&self) -> Arc<T> {
-        let mut pin = Pin::enter();
+        self.load_full_with(&mut Pin::enter())
+    }
+
+    /// The current value, owned, read through the send's own `pin`.
+    #[inline]
+    pub(crate) fn load_full_with(&self, pin: &mut Pin) -> Arc<T> {
         let value = pin.protect(&self.current);
         // SAFETY: `value` is alive (see `read`) and came from `Arc::into_raw` on an `Arc<T>`;
         // the new strong count is owned by the `Arc` made from it.
