@@ -203,3 +203,37 @@ fn emit_allocates_nothing_while_a_replaced_snapshot_waits_for_another_threads_se
     });
     assert_eq!(count.get(), 101);
 }
+
+#[allow(non_upper_case_globals)]
+static skipping: Signal<OutboxSignal> = Signal::new("skipping");
+
+/// A receiver that does not run (a weak one whose target is gone, or one limited to another
+/// thread) tells the send so without allocating.
+#[test]
+fn emit_allocates_nothing_for_receivers_that_do_not_run() {
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    let elsewhere = std::thread::spawn(|| {
+        skipping
+            .connector()
+            .this_thread()
+            .connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    });
+    elsewhere.join().unwrap();
+    let target = std::sync::Arc::new(());
+    skipping.connect_weak(&target, |(), _, args: &Drained<'_>| {
+        args.count.set(args.count.get() + 1);
+    });
+    skipping.emit(None, &args).unwrap(); // rebuilds after the connects
+    drop(target);
+    let allocated = allocations_during(|| skipping.emit(None, &args).unwrap());
+    assert_eq!(
+        allocated, 0,
+        "meeting a dead weak receiver and another thread's receiver"
+    );
+    assert_eq!(
+        count.get(),
+        1,
+        "only the weak receiver ran, once, while its target lived"
+    );
+}
