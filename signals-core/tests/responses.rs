@@ -33,6 +33,16 @@ fn connect(signal: &Signal<Numbered>, uid: &'static str, output: u32) -> Arc<Ato
     freed
 }
 
+/// Responses are as thread- and unwind-safe as their outputs, as they were when they owned
+/// their identities.
+#[test]
+fn responses_are_send_sync_and_unwind_safe() {
+    fn check<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    fn threads<T: Send + Sync>() {}
+    check::<signals_core::Responses<u32>>();
+    threads::<signals_core::Responses<Result<u32, signals_core::ReceiverError>>>();
+}
+
 #[test]
 fn responses_keep_their_receivers_identities_after_the_receivers_are_disconnected_and_freed() {
     let signal = Signal::<Numbered>::new("test");

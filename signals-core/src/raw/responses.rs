@@ -12,6 +12,7 @@
 use std::fmt;
 use std::mem;
 use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use crate::info::ReceiverInfo;
@@ -35,8 +36,9 @@ pub struct Response<T> {
 /// (`into_iter`), or a clone, owns its identity.
 pub struct Responses<T> {
     items: Vec<Response<T>>,
-    /// The snapshot that lends every item's `receiver`, if they are lent.
-    lent: Option<Arc<dyn Send + Sync>>,
+    /// The snapshot that lends every item's `receiver`, if they are lent. Immutable, so
+    /// asserting unwind safety keeps `Responses` as unwind-safe as its outputs.
+    lent: Option<AssertUnwindSafe<Arc<dyn Send + Sync>>>,
 }
 
 impl<T> Responses<T> {
@@ -207,6 +209,6 @@ where
     let items = mem::take(&mut items.0);
     Ok(Responses {
         items,
-        lent: Some(snapshot),
+        lent: Some(AssertUnwindSafe(snapshot)),
     })
 }
