@@ -237,3 +237,39 @@ fn emit_allocates_nothing_for_receivers_that_do_not_run() {
         "only the weak receiver ran, once, while its target lived"
     );
 }
+
+enum Counted {}
+impl Signature for Counted {
+    type Args<'a> = Drained<'a>;
+    type Sender = Category;
+    type Output = u32;
+}
+
+#[allow(non_upper_case_globals)]
+static counted: Signal<Counted> = Signal::new("counted");
+
+/// Responses dropped on a thread leave their buffer to its next send with responses: in steady
+/// state `send` and `send_robust` allocate nothing either.
+#[test]
+fn send_allocates_nothing_in_steady_state_once_responses_are_dropped() {
+    counted.connect(|_, args: &Drained<'_>| {
+        args.count.set(args.count.get() + 1);
+        args.count.get()
+    });
+    counted.connect(|_, _: &Drained<'_>| 7);
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    drop(counted.send(None, &args).unwrap()); // rebuilds after the connects
+    drop(counted.send_robust(None, &args));
+    let allocated = allocations_during(|| {
+        for _ in 0..100 {
+            let responses = counted.send(None, &args).unwrap();
+            assert_eq!(responses.len(), 2);
+            drop(responses);
+            let robust = counted.send_robust(None, &args);
+            assert_eq!(robust.len(), 2);
+            drop(robust);
+        }
+    });
+    assert_eq!(allocated, 0);
+}

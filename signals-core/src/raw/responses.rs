@@ -8,11 +8,19 @@
 //! as the responses keep it; such a copy is never dropped (it owns no count), only forgotten,
 //! and whatever leaves the responses by value is first turned into an owned copy. Only
 //! [`lend`] makes lent copies, and only of receivers it reads from the snapshot itself.
+//!
+//! Responses dropped on a thread give their buffer to that thread's next sync send (one spare
+//! buffer a thread, reused when its size fits exactly), so that sending with responses
+//! allocates nothing in steady state either.
 
+use std::alloc::Layout;
+use std::cell::Cell;
 use std::fmt;
 use std::mem;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::info::ReceiverInfo;
@@ -106,7 +114,10 @@ impl<T> Drop for Responses<T> {
     fn drop(&mut self) {
         if self.lent.is_some() {
             self.drop_lent();
+        } else {
+            self.items.clear();
         }
+        recycle(&mut self.items);
         // The snapshot, if any, is dropped after this, with the fields.
     }
 }
@@ -163,6 +174,98 @@ impl<'a, T> IntoIterator for &'a Responses<T> {
     }
 }
 
+/// How many buffers of dropped responses a thread keeps for its next sends.
+const SPARES: usize = 4;
+
+thread_local! {
+    /// The buffers of the last responses dropped on this thread, for its next sync sends.
+    static SPARES_HERE: Spares = const { Spares([const { Cell::new(None) }; SPARES]) };
+}
+
+/// A buffer allocated by the global allocator with its layout, holding nothing.
+type Buffer = (NonNull<u8>, Layout);
+
+/// The thread's spare buffers.
+struct Spares([Cell<Option<Buffer>>; SPARES]);
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        for spare in &self.0 {
+            if let Some((buffer, layout)) = spare.take() {
+                // SAFETY: `recycle` kept it as the global allocator allocated it, with `layout`.
+                unsafe { std::alloc::dealloc(buffer.as_ptr(), layout) };
+            }
+        }
+    }
+}
+
+/// An empty vector for `count` responses: one of the thread's spare buffers whose size is a
+/// whole number of responses, at least `count`, and whose alignment is a response's; otherwise
+/// a new one.
+#[inline]
+fn buffer<T>(count: usize) -> Vec<Response<T>> {
+    let size = size_of::<Response<T>>();
+    let fits = |layout: Layout| {
+        layout.align() == align_of::<Response<T>>()
+            && layout.size() % size == 0
+            && layout.size() / size >= count
+    };
+    let found = SPARES_HERE.try_with(|spares| {
+        spares.0.iter().find_map(|spare| match spare.get() {
+            Some((buffer, layout)) if fits(layout) => {
+                spare.set(None);
+                Some((buffer, layout))
+            }
+            _ => None,
+        })
+    });
+    if let Ok(Some((buffer, layout))) = found {
+        // SAFETY: the global allocator allocated `buffer` with `layout`, whose size is a whole
+        // number of responses and whose alignment is a response's: the allocation a
+        // `Vec<Response<T>>` of that capacity has. Nothing else holds it (it was taken out of
+        // the spares), and it is empty.
+        return unsafe { Vec::from_raw_parts(buffer.as_ptr().cast(), 0, layout.size() / size) };
+    }
+    Vec::with_capacity(count)
+}
+
+/// Keeps the buffer of `items`, now empty, among the thread's spares (freeing the oldest if
+/// they are all taken).
+#[inline]
+fn recycle<T>(items: &mut Vec<Response<T>>) {
+    debug_assert!(items.is_empty());
+    let Ok(layout) = Layout::array::<Response<T>>(items.capacity()) else {
+        return;
+    };
+    if layout.size() == 0 {
+        return;
+    }
+    let mut items = ManuallyDrop::new(mem::take(items));
+    let Some(buffer) = NonNull::new(items.as_mut_ptr().cast::<u8>()) else {
+        return;
+    };
+    // From here the spares own the buffer: a vector of `items.capacity()` responses is
+    // allocated with `layout`.
+    let kept = Some((buffer, layout));
+    let freed = SPARES_HERE
+        .try_with(|spares| {
+            if let Some(empty) = spares.0.iter().find(|spare| spare.get().is_none()) {
+                return empty.replace(kept);
+            }
+            // All taken: the first goes, the others move up, and this one comes last.
+            let oldest = spares.0[0].replace(kept);
+            for index in 1..SPARES {
+                spares.0[index - 1].swap(&spares.0[index]);
+            }
+            oldest
+        })
+        .unwrap_or(kept); // the thread is exiting
+    if let Some((buffer, layout)) = freed {
+        // SAFETY: allocated by the global allocator with `layout`, and held by nothing else.
+        unsafe { std::alloc::dealloc(buffer.as_ptr(), layout) };
+    }
+}
+
 /// Responses whose identities are lent, while a send collects them: if a receiver's panic
 /// unwinds the send before they are handed over, their outputs are dropped and their lent
 /// copies forgotten, not dropped.
@@ -193,7 +296,7 @@ where
     S: Info,
 {
     let steps = list(&snapshot);
-    let mut items = LentItems(Vec::with_capacity(steps.len()));
+    let mut items = LentItems(buffer(steps.len()));
     for step in steps {
         if let Some(output) = each(step)? {
             let info: *const ReceiverInfo = step.info();
