@@ -13,8 +13,9 @@ use std::thread::ThreadId;
 use crate::connect::{Connection, Disconnect, ScopedConnection};
 use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode};
+use crate::raw::Receiver;
 use crate::receiver::{
-    AsyncReceiverFn, Call, IntoResponse, Receiver, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
+    AsyncReceiverFn, IntoResponse, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
 };
 use crate::table::{self, Identity};
 
@@ -41,6 +42,11 @@ pub struct NewReceiver<Sh: Shape> {
     pub(crate) identity: Identity,
     pub(crate) entry: Receiver<Sh>,
 }
+
+/// Makes a runtime receiver from its identity and the thread it is limited to, if any.
+trait Make<Sh: Shape>: FnOnce(ReceiverInfo, Option<ThreadId>) -> Receiver<Sh> {}
+
+impl<Sh: Shape, F: FnOnce(ReceiverInfo, Option<ThreadId>) -> Receiver<Sh>> Make<Sh> for F {}
 
 /// The sender a receiver of shape `Sh` is told about, by lifetime.
 type SenderOf<'x, Sh> = <Sh as Shape>::Sender<'x>;
@@ -109,7 +115,7 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
             + 'static,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        self.add_strong::<C>(Call::Dyn(Arc::new(Strong::new(receiver))))
+        self.add_strong::<C>(|info, thread| Receiver::plain(info, Strong::new(receiver), thread))
     }
 
     /// Connects `receiver` with a weak hold on `target`: it is called with `&T` while `target`
@@ -125,10 +131,8 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
             + 'static,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        self.add_weak::<C, T>(
-            target,
-            Call::Dyn(Arc::new(WeakTarget::new(target, receiver))),
-        )
+        let weak = WeakTarget::new(target, receiver);
+        self.add_weak::<C, T>(target, |info, thread| Receiver::plain(info, weak, thread))
     }
 
     /// Connects `receiver` until the returned guard is dropped (also while unwinding).
@@ -145,30 +149,33 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
         ScopedConnection::new(signal, self.connect(receiver))
     }
 
-    /// Connects the strong receiver `call`, whose code is `C`, identified by its code or uid.
+    /// Connects the strong receiver `make` makes, whose code is `C`, identified by its code or
+    /// uid.
     #[track_caller]
-    fn add_strong<C: 'static>(self, call: Call<To::Shape>) -> Connection {
+    fn add_strong<C: 'static>(self, make: impl Make<To::Shape>) -> Connection {
         let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        self.add::<C>(identity, ReceiverKind::Runtime, call)
+        self.add::<C>(identity, ReceiverKind::Runtime, make)
     }
 
-    /// Connects `call`, whose code is `C`, bound weakly to `target`: identified by its code or
-    /// uid and by the target, as a bound method is in Django.
+    /// Connects the receiver `make` makes, whose code is `C`, bound weakly to `target`:
+    /// identified by its code or uid and by the target, as a bound method is in Django.
     #[track_caller]
-    fn add_weak<C: 'static, T>(self, target: &Arc<T>, call: Call<To::Shape>) -> Connection {
+    fn add_weak<C: 'static, T>(self, target: &Arc<T>, make: impl Make<To::Shape>) -> Connection {
         let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        self.add::<C>(identity, ReceiverKind::Weak, call)
+        self.add::<C>(identity, ReceiverKind::Weak, make)
     }
 
-    /// Connects the receiver `call`, whose code is `C`, with the builder's options.
+    /// Connects the receiver `make` makes, whose code is `C`, with the builder's options.
     #[track_caller]
-    fn add<C>(self, identity: Identity, kind: ReceiverKind, call: Call<To::Shape>) -> Connection {
+    fn add<C>(
+        self,
+        identity: Identity,
+        kind: ReceiverKind,
+        make: impl Make<To::Shape>,
+    ) -> Connection {
         let meta =
             ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
-        let entry = Receiver {
-            info: ReceiverInfo::from_runtime(meta),
-            call: call.on_thread(self.thread),
-        };
+        let entry = make(ReceiverInfo::from_runtime(meta), self.thread);
         self.target.add(NewReceiver { identity, entry })
     }
 }
@@ -182,7 +189,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         C: AsyncReceiverFn<To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        self.add_strong::<C>(Call::DynAsync(Arc::new(Strong::new(receiver))))
+        self.add_strong::<C>(|info, thread| Receiver::async_(info, Strong::new(receiver), thread))
     }
 
     /// Connects the async `receiver` with a weak hold on `target`: while the target lives, the
@@ -194,8 +201,8 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         C: WeakAsyncReceiverFn<T, To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        let call = Call::DynAsync(Arc::new(WeakTarget::new(target, receiver)));
-        self.add_weak::<C, T>(target, call)
+        let weak = WeakTarget::new(target, receiver);
+        self.add_weak::<C, T>(target, |info, thread| Receiver::async_(info, weak, thread))
     }
 
     /// Connects the async `receiver` until the returned guard is dropped.

@@ -4,95 +4,19 @@
 //! `send_robust`, which run the sync receivers in order, then the async ones concurrently.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::poll_fn;
-use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
+use crate::raw::{Pin, lend};
+pub use crate::raw::{Response, Responses};
 use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
 use crate::watch;
-
-/// One receiver's response to a send: who answered, and what.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Response<T> {
-    /// The receiver that ran.
-    pub receiver: ReceiverInfo,
-    /// What it returned: the signal's output for `send`, a `Result` for `send_robust`.
-    pub output: T,
-}
-
-/// The responses of one send, in dispatch order. Dereferences to a slice of [`Response`].
-#[derive(Debug, Clone)]
-pub struct Responses<T> {
-    items: Vec<Response<T>>,
-}
-
-impl<T> Responses<T> {
-    /// No responses: a send that reached no receiver.
-    pub(crate) fn none() -> Self {
-        Self { items: Vec::new() }
-    }
-
-    /// The outputs alone, in dispatch order.
-    #[must_use]
-    pub fn outputs(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
-        self.items.iter().map(|response| &response.output)
-    }
-
-    /// The outputs alone, by value.
-    #[must_use]
-    pub fn into_outputs(self) -> Vec<T> {
-        self.items.into_iter().map(|r| r.output).collect()
-    }
-
-    /// The names of the receivers that ran, in dispatch order.
-    #[must_use]
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &'static str> + '_ {
-        self.items.iter().map(|response| response.receiver.name())
-    }
-}
-
-impl<T, E> Responses<Result<T, E>> {
-    /// The failed receivers of a robust send, with their errors.
-    pub fn failures(&self) -> impl Iterator<Item = (&ReceiverInfo, &E)> + '_ {
-        self.items.iter().filter_map(|r| match &r.output {
-            Ok(_) => None,
-            Err(error) => Some((&r.receiver, error)),
-        })
-    }
-}
-
-impl<T> Deref for Responses<T> {
-    type Target = [Response<T>];
-
-    fn deref(&self) -> &[Response<T>] {
-        &self.items
-    }
-}
-
-impl<T> IntoIterator for Responses<T> {
-    type Item = Response<T>;
-    type IntoIter = std::vec::IntoIter<Response<T>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.into_iter()
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Responses<T> {
-    type Item = &'a Response<T>;
-    type IntoIter = std::slice::Iter<'a, Response<T>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
-    }
-}
 
 /// Where a send reports what it finds: failures (logged as `signal.failure` with the signal's
 /// name, or raised under [`testing::raise_on_send`](crate::testing::raise_on_send)) and weak
@@ -139,9 +63,31 @@ pub(crate) trait Run<O> {
     /// What a send that reaches no receiver returns.
     fn nothing() -> Self::Out;
 
+    /// What a send refused by [`enter`], nested too deep for the stack left, returns.
+    fn too_deep(error: SendError) -> Self::Out;
+
     /// Runs `steps`.
     fn run<Cx, S: Step<Cx, Output = O>>(steps: &[S], cx: &Cx, reporter: &Reporter<'_>)
     -> Self::Out;
+
+    /// Whether the send returns responses, which keep the snapshot: it is then run with
+    /// [`run_kept`](Self::run_kept), from the snapshot owned.
+    const KEEPS: bool = false;
+
+    /// Runs the receivers `list` picks in `snapshot`; the responses keep `snapshot` and borrow
+    /// their receivers' identities from it, without a reference count each.
+    fn run_kept<Rt, Cx, S>(
+        snapshot: Arc<Rt>,
+        list: impl for<'x> FnOnce(&'x Rt) -> &'x [S],
+        cx: &Cx,
+        reporter: &Reporter<'_>,
+    ) -> Self::Out
+    where
+        Rt: Send + Sync + 'static,
+        S: Step<Cx, Output = O>,
+    {
+        Self::run(list(&snapshot), cx, reporter)
+    }
 }
 
 /// [`send`]: responses, stopping at the first `Err`.
@@ -158,14 +104,41 @@ impl<O> Run<O> for ToSend {
         Ok(Responses::none())
     }
 
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        Err(error)
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter)?;
         send(steps, cx, reporter)
+    }
+
+    const KEEPS: bool = true;
+
+    #[inline]
+    fn run_kept<Rt, Cx, S>(
+        snapshot: Arc<Rt>,
+        list: impl for<'x> FnOnce(&'x Rt) -> &'x [S],
+        cx: &Cx,
+        reporter: &Reporter<'_>,
+    ) -> Self::Out
+    where
+        Rt: Send + Sync + 'static,
+        S: Step<Cx, Output = O>,
+    {
+        lend(snapshot, list, |step| match step.run(cx) {
+            Some(Ok(output)) => Ok(Some(output)),
+            Some(Err(error)) => Err(SendError::new(step.info().clone(), error)),
+            None => {
+                skipped(step, reporter);
+                Ok(None)
+            }
+        })
     }
 }
 
@@ -176,14 +149,46 @@ impl<O> Run<O> for ToSendRobust {
         Responses::none()
     }
 
+    /// A robust send has no error to return: a send nested too deep panics, which an outer
+    /// robust send records as its receiver's panic.
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        panic!("{error}")
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = O>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter).unwrap_or_else(|error| too_deep(&error));
         send_robust(steps, cx, reporter)
+    }
+
+    const KEEPS: bool = true;
+
+    #[inline]
+    fn run_kept<Rt, Cx, S>(
+        snapshot: Arc<Rt>,
+        list: impl for<'x> FnOnce(&'x Rt) -> &'x [S],
+        cx: &Cx,
+        reporter: &Reporter<'_>,
+    ) -> Self::Out
+    where
+        Rt: Send + Sync + 'static,
+        S: Step<Cx, Output = O>,
+    {
+        let sent = lend(snapshot, list, |step| {
+            // As in `run_robust`: the happy path builds its response in place.
+            Ok::<_, Infallible>(match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
+                Ok(Some(Ok(output))) => Some(Ok(output)),
+                outcome => settle(step, outcome, reporter),
+            })
+        });
+        match sent {
+            Ok(responses) => responses,
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -194,13 +199,17 @@ impl Run<()> for ToEmit {
         Ok(())
     }
 
+    #[cold]
+    fn too_deep(error: SendError) -> Self::Out {
+        Err(error)
+    }
+
     #[inline]
     fn run<Cx, S: Step<Cx, Output = ()>>(
         steps: &[S],
         cx: &Cx,
         reporter: &Reporter<'_>,
     ) -> Self::Out {
-        let _nested = Nesting::enter(reporter)?;
         emit(steps, cx, reporter)
     }
 }
@@ -219,36 +228,19 @@ const CHECK_FROM: u32 = 16;
 /// How deep sends may nest where the stack left cannot be known.
 const MAX_DEPTH_UNKNOWN_STACK: u32 = 1_000;
 
-thread_local! {
-    /// How many sync sends are running on this thread, one inside another.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// A sync send's place among the sends running on its thread, given back when it ends, also
-/// when a receiver's panic unwinds it.
-struct Nesting(u32);
-
-impl Nesting {
-    /// Enters a send; refuses it when it is nested too deep for the stack left.
-    #[inline]
-    fn enter(reporter: &Reporter<'_>) -> Result<Self, SendError> {
-        let depth = DEPTH.with(Cell::get);
-        if depth >= CHECK_FROM && stack_exhausted(depth) {
-            return Err(SendError::TooDeep {
-                signal: reporter.signal,
-                depth: depth + 1,
-            });
-        }
-        DEPTH.with(|nested| nested.set(depth + 1));
-        Ok(Self(depth))
+/// Why the sync send of the signal named `signal` that `pin` entered (see [`Pin::enter`]: it
+/// reads the signal's snapshot through the pin, which counts how deep it nests in the thread's
+/// other sends) must not run: it is nested too deep for the stack left.
+#[inline]
+pub(crate) fn refused(pin: &Pin, signal: &'static str) -> Option<SendError> {
+    let depth = pin.depth();
+    if depth >= CHECK_FROM && stack_exhausted(depth) {
+        return Some(SendError::TooDeep {
+            signal,
+            depth: depth + 1,
+        });
     }
-}
-
-impl Drop for Nesting {
-    #[inline]
-    fn drop(&mut self) {
-        DEPTH.with(|nested| nested.set(self.0));
-    }
+    None
 }
 
 /// Whether a send `depth` sends deep would leave less than [`STACK_RESERVE`] to its receivers.
@@ -258,13 +250,6 @@ fn stack_exhausted(depth: u32) -> bool {
         Some(left) => left < STACK_RESERVE,
         None => depth >= MAX_DEPTH_UNKNOWN_STACK,
     }
-}
-
-/// A robust send has no error to return: a send nested too deep panics, which an outer robust
-/// send records as its receiver's panic.
-#[cold]
-fn too_deep(error: &SendError) -> ! {
-    panic!("{error}")
 }
 
 /// Runs `steps` in order and stops at the first `Err`, which is returned with the receiver's
@@ -279,7 +264,7 @@ pub(crate) fn send<Cx, S: Step<Cx>>(
     for step in steps {
         run_send(step, cx, reporter, &mut items)?;
     }
-    Ok(Responses { items })
+    Ok(Responses::owned(items))
 }
 
 /// Runs a plain receiver for a `send` and records its response; its `Err` stops the send.
@@ -340,7 +325,7 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     for step in steps {
         run_robust(step, cx, reporter, &mut items);
     }
-    Responses { items }
+    Responses::owned(items)
 }
 
 /// Runs a plain receiver for a robust send and records its response, if it has one.
@@ -468,7 +453,7 @@ async fn send_async<P: RunAsync<S::Output>, Cx, S: Step<Cx>>(
             })
         })
         .collect();
-    Ok(Responses { items })
+    Ok(Responses::owned(items))
 }
 
 /// An async receiver in flight: its future until it completes, then its response.

@@ -139,7 +139,16 @@ enum InfoRepr {
     Runtime(Arc<ReceiverMeta>),
 }
 
+/// What [`ReceiverInfo::placeholder`] describes.
+static PLACEHOLDER: ReceiverMeta =
+    ReceiverMeta::new_static("(released)", "", SourceLocation::new("", 0, 0), None, 0);
+
 impl ReceiverInfo {
+    /// An identity that owns nothing, put in place of one that is being given up.
+    pub(crate) fn placeholder() -> Self {
+        Self::from_static(&PLACEHOLDER)
+    }
+
     pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
         Self(InfoRepr::Static(meta))
     }

@@ -51,6 +51,9 @@
 //! - `connect`: [`Connection`], [`ScopedConnection`].
 //! - `signature`: what declares a signal ([`Signature`], [`TypeSignature`], [`SentBy`]) and
 //!   the call shapes of its receivers.
+//! - `raw`: the crate's only `unsafe` code: snapshots published to sends without locks and
+//!   freed once the sends that read them have ended, and receivers called through a function
+//!   pointer and the address of their code.
 //! - `receiver`: a connected receiver and how it is called: shapes, calls, steps,
 //!   [`TypeSender`].
 //! - `error`: [`SendError`], [`ReceiverError`], [`WiringError`], [`ExplainError`].
@@ -65,6 +68,7 @@ mod error;
 mod explain;
 mod info;
 pub mod mode;
+mod raw;
 mod receiver;
 mod registry;
 mod render;

@@ -1,5 +1,7 @@
-//! Receivers as the dispatcher stores them: how to call them (an erased [`Call`], either a
-//! `&'static` adapter or a shared trait object), with who they are ([`ReceiverInfo`]).
+//! What a receiver is: how to call it (an erased [`Call`], either a `&'static` adapter or a
+//! shared trait object), the traits that say which closures may be receivers, and how a
+//! dispatch list runs them ([`Step`]). The dispatch lists hold `raw::Receiver`s: a [`Call`]
+//! with its identity ([`ReceiverInfo`]) and a thin function pointer for sync sends.
 //!
 //! Every receiver of every signal is called through the same shape, `(sender, &args) ->
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
@@ -13,7 +15,6 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -296,30 +297,6 @@ impl<Sh: Shape, C> AsyncCallable<Sh> for C where
 {
 }
 
-/// A static receiver of shape `Sh` and of mode `K`: a [`Callable`] is a [`Plain`] one, an
-/// [`AsyncCallable`] an [`Async`] one. Not public API: used by the registrations.
-pub trait StaticCallable<Sh: Shape, K: Mode>: Send + Sync + 'static {
-    /// How to call it.
-    #[doc(hidden)]
-    fn call(&'static self) -> CallOf<Sh>;
-}
-
-/// A static receiver's [`Call`], as [`StaticCallable`] returns it. Not public API.
-#[doc(hidden)]
-pub struct CallOf<Sh: Shape>(pub(crate) Call<Sh>);
-
-impl<Sh: Shape, C: Callable<Sh>> StaticCallable<Sh, Plain> for C {
-    fn call(&'static self) -> CallOf<Sh> {
-        CallOf(Call::Static(self))
-    }
-}
-
-impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
-    fn call(&'static self) -> CallOf<Sh> {
-        CallOf(Call::StaticAsync(self))
-    }
-}
-
 /// An async receiver of shape `Sh` connected at run time: a closure that takes the sender and
 /// the arguments and returns a boxed future of `R` that may borrow both,
 /// `|sender, args| Box::pin(async move { .. })`. Implemented for every such closure.
@@ -449,34 +426,27 @@ impl<Sh: Shape> Call<Sh> {
             Self::DynAsync(f) => f.alive(),
         }
     }
-
-    /// This receiver, made to run only for sends started on thread `owner` if there is one.
-    pub(crate) fn on_thread(self, owner: Option<ThreadId>) -> Self {
-        match (self, owner) {
-            (Self::Dyn(inner), Some(owner)) => Self::Dyn(Arc::new(OnThread { owner, inner })),
-            (Self::DynAsync(inner), Some(owner)) => {
-                Self::DynAsync(Arc::new(OnThread { owner, inner }))
-            }
-            (call, _) => call,
-        }
-    }
 }
 
 /// A runtime receiver that runs only for sends started on one thread, where an async send
 /// starts its receivers on its first poll: the scope of the testing aids. Other threads' sends
 /// skip it as if it were not connected.
-struct OnThread<C: ?Sized> {
+pub(crate) struct OnThread<C> {
     owner: ThreadId,
-    inner: Arc<C>,
+    inner: C,
 }
 
-impl<C: ?Sized> OnThread<C> {
+impl<C> OnThread<C> {
+    pub(crate) fn new(owner: ThreadId, inner: C) -> Self {
+        Self { owner, inner }
+    }
+
     fn here(&self) -> bool {
         std::thread::current().id() == self.owner
     }
 }
 
-impl<Sh: Shape, K: Calls> DynCall<Sh, K> for OnThread<dyn DynCall<Sh, K>> {
+impl<Sh: Shape, K: Calls, C: DynCall<Sh, K>> DynCall<Sh, K> for OnThread<C> {
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, K> {
         if self.here() {
             self.inner.call(sender, args)
@@ -490,45 +460,16 @@ impl<Sh: Shape, K: Calls> DynCall<Sh, K> for OnThread<dyn DynCall<Sh, K>> {
     }
 }
 
-/// A receiver together with its identity: one element of a dispatch list.
-pub(crate) struct Receiver<Sh: Shape> {
-    pub(crate) info: ReceiverInfo,
-    pub(crate) call: Call<Sh>,
-}
-
-impl<Sh: Shape> Clone for Receiver<Sh> {
-    fn clone(&self) -> Self {
-        Self {
-            info: self.info.clone(),
-            call: self.call.clone(),
-        }
-    }
-}
-
-/// Releases a runtime receiver's closure where it is dropped, which may be in any later send
-/// (the one that rebuilds the snapshot, or one on another thread that still held the old
-/// snapshot) or in any edit: a panic in the `Drop` of a captured value is caught there and
-/// logged as `signal.drop_panic`, so that it never escapes a send that did not run the
-/// receiver, nor an unrelated connect.
-impl<Sh: Shape> Drop for Receiver<Sh> {
-    fn drop(&mut self) {
-        if matches!(self.call, Call::Static(_) | Call::StaticAsync(_)) {
-            return; // static receivers own nothing
-        }
-        let call = std::mem::replace(&mut self.call, Call::Static(&released::<Sh>));
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(call))) {
-            log_drop_panic(&self.info, &*payload);
-        }
-    }
-}
-
-/// What a [`Receiver`] holds while its closure is being dropped: never called.
-fn released<Sh: Shape>(_: Sh::Sender<'_>, _: &Sh::Args<'_>) -> Result<Sh::Output, BoxError> {
+/// What a receiver holds while its closure is being dropped: never called.
+pub(crate) fn released<Sh: Shape>(
+    _: Sh::Sender<'_>,
+    _: &Sh::Args<'_>,
+) -> Result<Sh::Output, BoxError> {
     Err("this receiver was disconnected and released".into())
 }
 
 #[cold]
-fn log_drop_panic(receiver: &ReceiverInfo, payload: &(dyn std::any::Any + Send)) {
+pub(crate) fn log_drop_panic(receiver: &ReceiverInfo, payload: &(dyn std::any::Any + Send)) {
     tracing::error!(
         name: "signal.drop_panic",
         target: "signals",
@@ -692,33 +633,5 @@ impl<'r, 'a, Sh: Shape> Cx<'r, 'a, Sh> {
     #[inline]
     pub(crate) fn new(sender: Sh::Sender<'r>, args: &'r Sh::Args<'a>) -> Self {
         Self { sender, args }
-    }
-}
-
-impl<Sh: Shape> Info for Receiver<Sh> {
-    #[inline]
-    fn info(&self) -> &ReceiverInfo {
-        &self.info
-    }
-
-    fn is_async(&self) -> bool {
-        self.call.is_async()
-    }
-
-    fn alive(&self) -> bool {
-        self.call.alive()
-    }
-}
-
-impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Receiver<Sh> {
-    type Output = Sh::Output;
-
-    #[inline]
-    fn run(&self, cx: &Cx<'r, 'a, Sh>) -> Option<Result<Sh::Output, BoxError>> {
-        self.call.invoke(cx.sender, cx.args)
-    }
-
-    fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
-        self.call.start(cx.sender, cx.args)
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use crate::error::BoxError;
 use crate::info::ReceiverInfo;
-use crate::receiver::{Info, Receiver, Started, Step, TypeSender};
+use crate::raw::Receiver;
+use crate::receiver::{Info, Started, Step, TypeSender};
 use crate::signature::{AnyTypeShape, SentBy, Signature, TypeSignature, TypedShape, ValueShape};
 use crate::table::{Record, Routes};
 
@@ -219,15 +220,15 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
     #[inline]
     fn run(&self, cx: &TypedCx<'r, 'a, F, M>) -> Option<Result<F::Output, BoxError>> {
         match self {
-            Self::Typed(entry) => entry.call.invoke(cx.sender, cx.args),
-            Self::Any(entry) => entry.call.invoke(cx.sender, &cx.any),
+            Self::Typed(entry) => entry.invoke(cx.sender, cx.args),
+            Self::Any(entry) => entry.invoke(cx.sender, &cx.any),
         }
     }
 
     fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
         match self {
-            Self::Typed(entry) => entry.call.start(cx.sender, cx.args),
-            Self::Any(entry) => entry.call.start(cx.sender, &cx.any),
+            Self::Typed(entry) => entry.call().start(cx.sender, cx.args),
+            Self::Any(entry) => entry.call().start(cx.sender, &cx.any),
         }
     }
 }
@@ -329,10 +330,10 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Receiver<AnyTypeShape<F>> {
 
     #[inline]
     fn run(&self, cx: &AnyCx<'r, F>) -> Option<Result<F::Output, BoxError>> {
-        self.call.invoke(cx.sender, &cx.any)
+        self.invoke(cx.sender, &cx.any)
     }
 
     fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
-        self.call.start(cx.sender, &cx.any)
+        self.call().start(cx.sender, &cx.any)
     }
 }

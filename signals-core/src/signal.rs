@@ -9,12 +9,13 @@ use std::sync::Arc;
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
 use crate::dispatch::Responses;
-use crate::dispatch::{Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{self, Reporter, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Durable, Mode, Plain};
-use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse, StaticCallable};
+use crate::raw::{Pin, StaticCallable};
+use crate::receiver::{AsyncReceiverFn, Cx, IntoResponse};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
     ValueSenders,
@@ -136,6 +137,13 @@ impl<F: Signature, D: Mode> Signal<F, D> {
 
     /// Disconnects the receiver `connect` returned `connection` for; returns whether it was
     /// connected.
+    ///
+    /// Sends that already started still run it (snapshot semantics). Its closure, with what it
+    /// captures, is freed when no snapshot holds it any more: by the next send of the signal,
+    /// which replaces the snapshot, or, if sends that read the old snapshot are still running
+    /// on other threads, by the last of them, when it ends; [`Responses`] of a sync `send` or
+    /// `send_robust` keep the snapshot they ran until they are dropped. The same holds for
+    /// every way of disconnecting, on every kind of signal.
     pub fn disconnect(&self, connection: Connection) -> bool {
         self.core().disconnect(connection)
     }
@@ -215,7 +223,12 @@ impl<F: Signature, D: Mode> Signal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter))
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
+        let routes = core.routes(&mut pin);
+        Op::run(&watch.steps(routes.route(cx.sender)), cx, &reporter)
     }
 
     /// A sync send, `Op` saying which. The early return for a signal without receivers is
@@ -249,7 +262,21 @@ impl<F: Signature, D: Mode> Signal<F, D> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| Op::run(routes.route(cx.sender), &cx, &reporter))
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
+        if Op::KEEPS {
+            let sender = cx.sender;
+            return Op::run_kept(
+                core.routes_kept(&mut pin),
+                move |routes| routes.route(sender),
+                &cx,
+                &reporter,
+            );
+        }
+        let routes = core.routes(&mut pin);
+        Op::run(routes.route(cx.sender), &cx, &reporter)
     }
 }
 

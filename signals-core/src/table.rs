@@ -8,7 +8,7 @@
 //!
 //! Three things keep the send path cheap. Until the first runtime edit, a signal dispatches
 //! from the snapshot of its static receivers, which never changes, without touching the
-//! `arc-swap` pointer. A summary word (are there any-sender receivers; a Bloom filter of the
+//! published pointer (see `publish`). A summary word (are there any-sender receivers; a Bloom filter of the
 //! senders that have receivers of their own) lets a send that can reach nobody return after
 //! one load. And edits cost O(1): they change the table and leave the rebuild to the next
 //! send, so a burst of connects costs one rebuild.
@@ -22,12 +22,12 @@ use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arc_swap::ArcSwap;
 use hashbrown::HashTable;
 
 use crate::connect::{Connection, next_connection};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
+use crate::raw::{Pin, Published};
 use crate::receiver::Info;
 
 /// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
@@ -375,7 +375,7 @@ pub(crate) struct Core<K, E, Rt> {
     /// A superset of the table's summary: bits are added by connects, and cleared when the
     /// snapshot is rebuilt.
     summary: AtomicU64,
-    routes: ArcSwap<Rt>,
+    routes: Published<Rt>,
     /// The snapshot of the static receivers, dispatched from until the first edit.
     initial: Arc<Rt>,
     /// Set by a send that met a weak receiver whose target is gone.
@@ -388,7 +388,7 @@ impl<K, E, Rt> Core<K, E, Rt>
 where
     K: Eq + Hash + Clone + Send,
     E: Listed,
-    Rt: Routes<K, E>,
+    Rt: Routes<K, E> + 'static,
 {
     pub(crate) fn new(records: Vec<Record<K, E>>, problems: Vec<WiringError>) -> Self {
         let table = Table::new(records);
@@ -397,7 +397,7 @@ where
             summary: AtomicU64::new(table.summary()),
             table: Mutex::new(table),
             state: AtomicU8::new(state::INITIAL),
-            routes: ArcSwap::new(Arc::clone(&initial)),
+            routes: Published::new(Arc::clone(&initial)),
             initial,
             dead: AtomicBool::new(false),
             problems,
@@ -417,24 +417,38 @@ where
         self.summary.load(Ordering::Acquire)
     }
 
-    /// Runs `f` with the current snapshot. Holding it does not block anything.
+    /// The current snapshot, for the send `pin` stands for: alive as long as `pin` is. Holding
+    /// it does not block anything.
     #[inline]
-    pub(crate) fn with_routes<T>(&self, f: impl FnOnce(&Rt) -> T) -> T {
-        // One call of `f`, so that it is inlined here rather than outlined for three.
-        let current;
-        let routes = match self.state.load(Ordering::Acquire) {
-            state::INITIAL => &*self.initial,
-            state::CURRENT => {
-                current = self.routes.load();
-                &*current
-            }
+    pub(crate) fn routes<'p>(&'p self, pin: &'p mut Pin) -> &'p Rt {
+        match self.state.load(Ordering::Acquire) {
+            state::INITIAL => &self.initial,
+            state::CURRENT => self.routes.read(pin),
             _ => {
                 self.refresh();
-                current = self.routes.load();
-                &*current
+                self.routes.read(pin)
             }
-        };
-        f(routes)
+        }
+    }
+
+    /// The current snapshot, owned, read through the send's `pin`: for sends whose responses
+    /// keep it.
+    #[inline]
+    pub(crate) fn routes_kept(&self, pin: &mut Pin) -> Arc<Rt> {
+        match self.state.load(Ordering::Acquire) {
+            state::INITIAL => Arc::clone(&self.initial),
+            state::CURRENT => self.routes.load_full_with(pin),
+            _ => {
+                self.refresh();
+                self.routes.load_full_with(pin)
+            }
+        }
+    }
+
+    /// Runs `f` with the current snapshot, outside any send.
+    fn with_routes<T>(&self, f: impl FnOnce(&Rt) -> T) -> T {
+        let mut pin = Pin::enter();
+        f(self.routes(&mut pin))
     }
 
     /// The current snapshot, owned: for async sends, whose futures may move between threads.
@@ -453,18 +467,19 @@ where
     #[cold]
     #[inline(never)]
     fn refresh(&self) {
-        let old = self.edit(|table, _| {
+        let replaced = self.edit(|table, _| {
             if self.state.load(Ordering::Acquire) != state::STALE {
                 return None; // another send got there first
             }
-            let old = self.routes.swap(Arc::new(Rt::build(table.records())));
+            let replaced = self.routes.replace(Arc::new(Rt::build(table.records())));
             self.summary.store(table.summary(), Ordering::Release);
             self.state.store(state::CURRENT, Ordering::Release);
-            Some(old)
+            Some(replaced)
         });
-        // The old snapshot may hold the last reference to disconnected closures: it is dropped
-        // here, outside the lock, so that their `Drop` may connect, disconnect or send.
-        drop(old);
+        // The old snapshot may hold the last reference to disconnected closures: it is freed
+        // here, outside the lock, so that their `Drop` may connect, disconnect or send, or by
+        // the last send still reading it, when that send ends.
+        drop(replaced);
     }
 
     /// Runs one edit of the table under its lock: first the purge of weak receivers whose

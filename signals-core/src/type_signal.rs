@@ -12,12 +12,13 @@ use std::marker::PhantomData;
 
 use crate::connect::{Connection, Disconnect};
 use crate::connector::{Connector, NewReceiver, Target};
-use crate::dispatch::{Reporter, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
+use crate::dispatch::{self, Reporter, Responses, Run, RunAsync, ToEmit, ToSend, ToSendRobust};
 use crate::error::{ReceiverError, SendError};
 use crate::explain::Explain;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
-use crate::receiver::{IntoResponse, StaticCallable, TypeSender};
+use crate::raw::{Pin, StaticCallable};
+use crate::receiver::{IntoResponse, TypeSender};
 use crate::registry::{
     self, AsyncReceivers, Base, Indexed, ReceiverEntry, Registration, SenderKind, SignalKind,
     TypeSenders,
@@ -127,14 +128,19 @@ impl<F: TypeSignature, D: Mode> TypeSignal<F, D> {
         }
         let _entered = watch.span().enter();
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
+        let routes = core.routes(&mut pin);
+        match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&watch.steps(&list.0), &typed_cx(sender, args), &reporter),
             None => Op::run(
                 &watch.steps(&routes.any),
                 &any_cx::<F, M>(sender, args),
                 &reporter,
             ),
-        })
+        }
     }
 
     /// Whether any live receiver would run for `sender` (`None`: only any-sender receivers
@@ -293,10 +299,35 @@ impl<F: TypeSignature> TypeSignal<F> {
             return Op::nothing();
         }
         let reporter = Reporter::new(self.name(), core);
-        core.with_routes(|routes| match typed_list::<F, M>(routes, sender) {
+        let mut pin = Pin::enter();
+        if let Some(error) = dispatch::refused(&pin, self.name()) {
+            return Op::too_deep(error);
+        }
+        if Op::KEEPS {
+            let routes = core.routes_kept(&mut pin);
+            return if typed_list::<F, M>(&routes, sender).is_some() {
+                Op::run_kept(
+                    routes,
+                    move |routes| {
+                        typed_list::<F, M>(routes, sender).map_or(&[][..], |list| &list.0)
+                    },
+                    &typed_cx(sender, args),
+                    &reporter,
+                )
+            } else {
+                Op::run_kept(
+                    routes,
+                    |routes| &routes.any,
+                    &any_cx::<F, M>(sender, args),
+                    &reporter,
+                )
+            };
+        }
+        let routes = core.routes(&mut pin);
+        match typed_list::<F, M>(routes, sender) {
             Some(list) => Op::run(&list.0, &typed_cx(sender, args), &reporter),
             None => Op::run(&routes.any, &any_cx::<F, M>(sender, args), &reporter),
-        })
+        }
     }
 
     /// Like [`send`](Self::send), without collecting responses. In steady state it allocates

@@ -334,3 +334,69 @@ fn type_signals_connect_and_send_from_many_threads() {
     });
     assert_eq!(counted.load(Ordering::Relaxed), 400);
 }
+
+/// Sets its flag when dropped: a value a receiver's closure captures.
+struct Freed(Arc<AtomicBool>);
+
+impl Drop for Freed {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_disconnected_receivers_closure_is_freed_by_the_next_send_when_no_send_reads_it() {
+    static signal: Signal<Plain> = Signal::new("test");
+    let freed = Arc::new(AtomicBool::new(false));
+    let captured = Freed(Arc::clone(&freed));
+    let connection = signal.connect(move |_, _: &Event<'_>| {
+        let _ = &captured;
+    });
+    let log = Log::default();
+    signal.send(None, &ev(&log)).unwrap();
+    assert!(signal.disconnect(connection));
+    assert!(
+        !freed.load(Ordering::SeqCst),
+        "the published snapshot still holds it"
+    );
+    signal.send(None, &ev(&log)).unwrap();
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the send that replaced the snapshot freed it"
+    );
+}
+
+#[test]
+fn a_disconnected_receivers_closure_is_freed_when_the_last_send_that_read_it_ends() {
+    static signal: Signal<Plain> = Signal::new("test");
+    static INSIDE: Rendezvous = Rendezvous::new(2);
+    static RELEASE: Rendezvous = Rendezvous::new(2);
+    let freed = Arc::new(AtomicBool::new(false));
+    let captured = Freed(Arc::clone(&freed));
+    let fragile = signal.connect(move |_, _: &Event<'_>| {
+        let _ = &captured;
+    });
+    signal
+        .connector()
+        .sender(Silo::Region)
+        .connect(|_, _: &Event<'_>| {
+            assert!(INSIDE.wait(DEADLOCK), "the main thread never came");
+            assert!(RELEASE.wait(DEADLOCK), "the main thread never released");
+        });
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            signal.send(&Silo::Region, &ev(&Log::default())).unwrap();
+            // Nothing else runs on this thread: the send that just ended freed it.
+            freed.load(Ordering::SeqCst)
+        });
+        assert!(INSIDE.wait(DEADLOCK), "the holding send never started");
+        assert!(signal.disconnect(fragile));
+        signal.send(None, &ev(&Log::default())).unwrap(); // replaces the snapshot
+        assert!(
+            !freed.load(Ordering::SeqCst),
+            "the other thread's send still reads the old snapshot"
+        );
+        assert!(RELEASE.wait(DEADLOCK), "the holding send never finished");
+        assert!(holder.join().unwrap(), "freed when the holding send ended");
+    });
+}

@@ -118,7 +118,7 @@ fn emit_allocates_nothing_on_a_type_signal() {
 static rebuilt: Signal<OutboxSignal> = Signal::new("rebuilt");
 
 /// What the documentation says about the sends that are not steady: the first emit on a
-/// thread allocates once (the arc-swap's per-thread slot), and the first emit after edits
+/// thread may allocate once (its hazard slots, unless an ended thread's are free), and the first emit after edits
 /// rebuilds the snapshot, which allocates a few times (its lists), more when it purges dead
 /// weak receivers. Every emit after that allocates nothing.
 #[test]
@@ -160,4 +160,116 @@ fn emit_allocates_only_when_it_rebuilds_after_an_edit_or_first_on_a_thread() {
     assert_eq!((steady, steady_again), (0, 0));
     assert!(first_on_thread <= 1, "{first_on_thread}");
     assert!(after_connect <= 8 && after_disconnect <= 8 && purging <= 8);
+}
+
+#[allow(non_upper_case_globals)]
+static waiting: Signal<OutboxSignal> = Signal::new("waiting");
+
+/// A replaced snapshot that another thread's send still reads waits in a list, which every
+/// send that ends looks at: that costs no allocation either.
+#[test]
+fn emit_allocates_nothing_while_a_replaced_snapshot_waits_for_another_threads_send() {
+    use std::sync::Barrier;
+    static INSIDE: Barrier = Barrier::new(2);
+    static RELEASE: Barrier = Barrier::new(2);
+    waiting.connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    waiting
+        .connector()
+        .sender(Category::SentryApp)
+        .connect(|_, _: &Drained<'_>| {
+            INSIDE.wait();
+            RELEASE.wait();
+        });
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let count = Cell::new(0);
+            waiting
+                .emit(&Category::SentryApp, &Drained { count: &count })
+                .unwrap();
+        });
+        INSIDE.wait();
+        let handle = waiting.connect(|_, _: &Drained<'_>| {});
+        waiting.emit(None, &args).unwrap(); // replaces the snapshot the other send reads
+        let allocated = allocations_during(|| {
+            for _ in 0..100 {
+                waiting.emit(None, &args).unwrap();
+            }
+        });
+        RELEASE.wait();
+        assert_eq!(allocated, 0);
+        waiting.disconnect(handle);
+    });
+    assert_eq!(count.get(), 101);
+}
+
+#[allow(non_upper_case_globals)]
+static skipping: Signal<OutboxSignal> = Signal::new("skipping");
+
+/// A receiver that does not run (a weak one whose target is gone, or one limited to another
+/// thread) tells the send so without allocating.
+#[test]
+fn emit_allocates_nothing_for_receivers_that_do_not_run() {
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    let elsewhere = std::thread::spawn(|| {
+        skipping
+            .connector()
+            .this_thread()
+            .connect(|_, args: &Drained<'_>| args.count.set(args.count.get() + 1));
+    });
+    elsewhere.join().unwrap();
+    let target = std::sync::Arc::new(());
+    skipping.connect_weak(&target, |(), _, args: &Drained<'_>| {
+        args.count.set(args.count.get() + 1);
+    });
+    skipping.emit(None, &args).unwrap(); // rebuilds after the connects
+    drop(target);
+    let allocated = allocations_during(|| skipping.emit(None, &args).unwrap());
+    assert_eq!(
+        allocated, 0,
+        "meeting a dead weak receiver and another thread's receiver"
+    );
+    assert_eq!(
+        count.get(),
+        1,
+        "only the weak receiver ran, once, while its target lived"
+    );
+}
+
+enum Counted {}
+impl Signature for Counted {
+    type Args<'a> = Drained<'a>;
+    type Sender = Category;
+    type Output = u32;
+}
+
+#[allow(non_upper_case_globals)]
+static counted: Signal<Counted> = Signal::new("counted");
+
+/// Responses dropped on a thread leave their buffer to its next send with responses: in steady
+/// state `send` and `send_robust` allocate nothing either.
+#[test]
+fn send_allocates_nothing_in_steady_state_once_responses_are_dropped() {
+    counted.connect(|_, args: &Drained<'_>| {
+        args.count.set(args.count.get() + 1);
+        args.count.get()
+    });
+    counted.connect(|_, _: &Drained<'_>| 7);
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    drop(counted.send(None, &args).unwrap()); // rebuilds after the connects
+    drop(counted.send_robust(None, &args));
+    let allocated = allocations_during(|| {
+        for _ in 0..100 {
+            let responses = counted.send(None, &args).unwrap();
+            assert_eq!(responses.len(), 2);
+            drop(responses);
+            let robust = counted.send_robust(None, &args);
+            assert_eq!(robust.len(), 2);
+            drop(robust);
+        }
+    });
+    assert_eq!(allocated, 0);
 }

@@ -12,6 +12,7 @@ const LAYERS: &[&str] = &[
     "info",
     "error",
     "receiver",
+    "raw",
     "signature",
     "connect",
     "table",

@@ -6,8 +6,8 @@
 //! - no receiver ran in a send that started after the receiver's `disconnect` returned (a
 //!   receiver disconnected *during* a send may still run in it: Django's snapshot semantics).
 //!
-//! Why not loom: sends read the snapshot through `arc-swap`, whose atomics loom cannot
-//! instrument, so a loom model would check a stand-in, not the code that runs.
+//! Why not loom: sends read the snapshot through std atomics (`publish`'s hazard pointers),
+//! which loom cannot instrument, so a loom model would check a stand-in, not the code that runs.
 //!
 //! The run lasts at least `RUN_FOR` and until every sender has sent `MIN_SENDS` times while
 //! edits were in flight, so a busy machine makes it longer, never vacuous; it fails with its

@@ -116,7 +116,7 @@ impl<K, E, Rt> Base<K, E, Rt>
 where
     K: Eq + Hash + Clone + Debug + Send + 'static,
     E: Listed + 'static,
-    Rt: Routes<K, E>,
+    Rt: Routes<K, E> + 'static,
 {
     /// Indexes the static receivers of the signal at `signal`, on first use.
     #[cold]

@@ -13,7 +13,8 @@ use std::fmt::{self, Debug};
 use crate::error::{BoxError, WiringError};
 use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode, Plain};
-use crate::receiver::{AsyncCallable, Callable, Receiver, Shape, StaticCallable, TypeSender};
+use crate::raw::{Receiver, StaticCallable};
+use crate::receiver::{AsyncCallable, Callable, Shape, TypeSender};
 use crate::registry::Listing;
 use crate::table::Row;
 
@@ -347,10 +348,7 @@ impl Registration {
             .call
             .downcast_ref()
             .expect("a registration is adopted with the call type that built it");
-        Receiver {
-            info: ReceiverInfo::from_static(&self.meta),
-            call: call.call().0,
-        }
+        call.receiver(ReceiverInfo::from_static(&self.meta))
     }
 
     /// The sender value, for a value-sender signal whose sender type is `T`; `None` for an

@@ -1,0 +1,152 @@
+//! Responses keep the snapshot their send ran and borrow their receivers' identities from it:
+//! the identities stay valid for as long as the responses, whatever is disconnected and freed
+//! meanwhile, and what leaves the responses by value owns its identity.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signals_core::{ReceiverInfo, Signal, TypeSignal};
+use support::{Event, Log, Numbered, PostSave, Saved, User, ev};
+
+/// Sets its flag when dropped: a value a receiver's closure captures.
+struct Freed(Arc<AtomicBool>);
+
+impl Drop for Freed {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Connects a receiver with uid `uid` that returns `output` and captures a [`Freed`].
+fn connect(signal: &Signal<Numbered>, uid: &'static str, output: u32) -> Arc<AtomicBool> {
+    let freed = Arc::new(AtomicBool::new(false));
+    let captured = Freed(Arc::clone(&freed));
+    signal
+        .connector()
+        .dispatch_uid(uid)
+        .connect(move |_, _: &Event<'_>| {
+            let _ = &captured;
+            output
+        });
+    freed
+}
+
+/// Responses are as thread- and unwind-safe as their outputs, as they were when they owned
+/// their identities.
+#[test]
+fn responses_are_send_sync_and_unwind_safe() {
+    fn check<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    fn threads<T: Send + Sync>() {}
+    check::<signals_core::Responses<u32>>();
+    threads::<signals_core::Responses<Result<u32, signals_core::ReceiverError>>>();
+}
+
+#[test]
+fn responses_keep_their_receivers_identities_after_the_receivers_are_disconnected_and_freed() {
+    let signal = Signal::<Numbered>::new("test");
+    let first = connect(&signal, "first", 1);
+    connect(&signal, "second", 2);
+    let log = Log::default();
+    let responses = signal.send(None, &ev(&log)).unwrap();
+    let robust = signal.send_robust(None, &ev(&log));
+    assert!(signal.disconnect_uid("first", None));
+    signal.send(None, &ev(&log)).unwrap(); // replaces the snapshot
+    assert!(
+        !first.load(Ordering::SeqCst),
+        "the responses keep the snapshot"
+    );
+    assert_eq!(responses[0].receiver.dispatch_uid(), Some("first"));
+    assert_eq!(robust[0].receiver.dispatch_uid(), Some("first"));
+    let kept: ReceiverInfo = responses[0].receiver.clone();
+    drop((responses, robust));
+    assert!(
+        first.load(Ordering::SeqCst),
+        "freed with the last responses"
+    );
+    assert_eq!(
+        kept.dispatch_uid(),
+        Some("first"),
+        "a clone owns its identity"
+    );
+}
+
+#[test]
+fn responses_taken_by_value_own_their_identities() {
+    let signal = Signal::<Numbered>::new("test");
+    connect(&signal, "first", 1);
+    let log = Log::default();
+    let responses = signal.send(None, &ev(&log)).unwrap();
+    let copy = responses.clone();
+    let robust = signal.send_robust(None, &ev(&log));
+    let taken: Vec<_> = responses.into_iter().collect();
+    assert!(signal.disconnect_uid("first", None));
+    signal.send(None, &ev(&log)).unwrap();
+    assert_eq!(robust.into_outputs().len(), 1);
+    assert_eq!(taken[0].receiver.dispatch_uid(), Some("first"));
+    assert_eq!(taken[0].output, 1);
+    assert_eq!(copy.names().count(), 1);
+    assert_eq!(copy[0].receiver.dispatch_uid(), Some("first"));
+}
+
+#[test]
+fn a_send_that_stops_at_an_error_or_a_panic_gives_up_the_responses_it_collected() {
+    let signal = Signal::<Numbered>::new("test");
+    let first = connect(&signal, "first", 1);
+    signal.connector().dispatch_uid("refuses").connect(
+        |_, args: &Event<'_>| -> Result<u32, std::fmt::Error> {
+            assert!(args.value != 1, "receiver bug");
+            Err(std::fmt::Error)
+        },
+    );
+    let log = Log::default();
+    let error = signal.send(None, &ev(&log)).unwrap_err();
+    assert!(error.to_string().contains("refuses"), "{error}");
+    let panicked = std::panic::catch_unwind(|| {
+        let log = Log::default();
+        let _ = signal.send(
+            None,
+            &Event {
+                log: &log,
+                value: 1,
+            },
+        );
+    });
+    assert!(panicked.is_err());
+    assert!(signal.disconnect_uid("first", None));
+    assert!(signal.disconnect_uid("refuses", None));
+    signal.send(None, &ev(&log)).unwrap();
+    assert!(first.load(Ordering::SeqCst), "nothing kept the snapshot");
+}
+
+#[test]
+fn responses_of_a_type_signal_keep_their_identities_too() {
+    let signal = TypeSignal::<PostSave>::new("post_save");
+    signal
+        .connector()
+        .sender::<User>()
+        .dispatch_uid("typed")
+        .connect(|_, _: &Saved<'_, User>| {});
+    signal
+        .connector()
+        .dispatch_uid("any")
+        .connect(|_, _: &Saved<'_, dyn support::Model>| {});
+    let user = User {
+        email: "ada@example.com".into(),
+    };
+    let log = Log::default();
+    let args = Saved {
+        instance: &user,
+        created: true,
+        log: &log,
+    };
+    let responses = signal.send::<User>(&args).unwrap();
+    assert!(signal.disconnect_uid("typed", Some(signals_core::TypeSender::of::<User>())));
+    signal.send::<User>(&args).unwrap();
+    let uids: Vec<_> = responses
+        .iter()
+        .map(|r| r.receiver.dispatch_uid())
+        .collect();
+    assert_eq!(uids, [Some("typed"), Some("any")]);
+}
