@@ -212,7 +212,7 @@ pub enum Explanation {
     /// On PostgreSQL: a worker holds its shard under a lease (it claimed the shard, and is
     /// delivering it or about to); no other worker takes the shard before the lease ends.
     Leased {
-        /// The worker's name ([`PgWorker::name`](crate::postgres::PgWorker::name)).
+        /// The worker's name (`PgWorker::name`, on PostgreSQL).
         holder: Option<String>,
         /// When the lease ends (ms since the epoch, by the database's clock).
         until: i64,
