@@ -178,15 +178,25 @@ impl<O> Run<O> for ToSendRobust {
         Rt: Send + Sync + 'static,
         S: Step<Cx, Output = O>,
     {
+        let mut settled = false;
         let sent = lend(snapshot, list, |step| {
             // As in `run_robust`: the happy path builds its response in place.
             Ok::<_, Infallible>(match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
                 Ok(Some(Ok(output))) => Some(Ok(output)),
-                outcome => settle(step, outcome, reporter),
+                outcome => {
+                    settled = true;
+                    settle(step, outcome, reporter)
+                }
             })
         });
         match sent {
-            Ok(responses) => responses,
+            Ok(mut responses) => {
+                // Every response `Ok` with an output that has no drop glue: nothing to drop.
+                if !settled && !std::mem::needs_drop::<O>() {
+                    responses.set_trivial();
+                }
+                responses
+            }
             Err(never) => match never {},
         }
     }
