@@ -180,12 +180,22 @@ impl<O> Run<O> for ToSendRobust {
     {
         let mut settled = false;
         let sent = lend(snapshot, list, |step| {
-            // As in `run_robust`: the happy path builds its response in place.
-            Ok::<_, Infallible>(match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
-                Ok(Some(Ok(output))) => Some(Ok(output)),
-                outcome => {
+            // As in `run_robust`: the happy path builds its response in place. The output is
+            // told apart inside the unwinding boundary, so that the happy path leaves it with
+            // the output alone rather than a nested `Option<Result<..>>` to take apart again.
+            let ran = catch_unwind(AssertUnwindSafe(|| match step.run(cx) {
+                Some(Ok(output)) => Ok(output),
+                other => Err(other),
+            }));
+            Ok::<_, Infallible>(match ran {
+                Ok(Ok(output)) => Some(Ok(output)),
+                Ok(Err(other)) => {
                     settled = true;
-                    settle(step, outcome, reporter)
+                    settle(step, Ok(other), reporter)
+                }
+                Err(payload) => {
+                    settled = true;
+                    settle(step, Err(payload), reporter)
                 }
             })
         });
