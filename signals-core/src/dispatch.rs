@@ -178,15 +178,35 @@ impl<O> Run<O> for ToSendRobust {
         Rt: Send + Sync + 'static,
         S: Step<Cx, Output = O>,
     {
+        let mut settled = false;
         let sent = lend(snapshot, list, |step| {
-            // As in `run_robust`: the happy path builds its response in place.
-            Ok::<_, Infallible>(match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
-                Ok(Some(Ok(output))) => Some(Ok(output)),
-                outcome => settle(step, outcome, reporter),
+            // As in `run_robust`: the happy path builds its response in place. The output is
+            // told apart inside the unwinding boundary, so that the happy path leaves it with
+            // the output alone rather than a nested `Option<Result<..>>` to take apart again.
+            let ran = catch_unwind(AssertUnwindSafe(|| match step.run(cx) {
+                Some(Ok(output)) => Ok(output),
+                other => Err(other),
+            }));
+            Ok::<_, Infallible>(match ran {
+                Ok(Ok(output)) => Some(Ok(output)),
+                Ok(Err(other)) => {
+                    settled = true;
+                    settle(step, Ok(other), reporter)
+                }
+                Err(payload) => {
+                    settled = true;
+                    settle(step, Err(payload), reporter)
+                }
             })
         });
         match sent {
-            Ok(responses) => responses,
+            Ok(mut responses) => {
+                // Every response `Ok` with an output that has no drop glue: nothing to drop.
+                if !settled && !std::mem::needs_drop::<O>() {
+                    responses.set_trivial();
+                }
+                responses
+            }
             Err(never) => match never {},
         }
     }

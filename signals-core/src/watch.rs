@@ -44,7 +44,14 @@ static GUARDS: AtomicUsize = AtomicUsize::new(0);
 /// is alive anywhere, and a thread-local read otherwise.
 #[inline]
 pub(crate) fn guards_alive() -> bool {
-    GUARDS.load(Ordering::Relaxed) != 0 && LOCAL_GUARDS.with(|count| count.get() != 0)
+    GUARDS.load(Ordering::Relaxed) != 0 && guards_here()
+}
+
+/// Whether a mute or capture guard is alive on this thread, once one is alive somewhere.
+#[cold]
+#[inline(never)]
+fn guards_here() -> bool {
+    LOCAL_GUARDS.with(|count| count.get() != 0)
 }
 
 /// A testing guard, as [`add_guard`] records it.
@@ -324,9 +331,15 @@ impl fmt::Display for Outcome {
 /// subscriber may want `signals` events at `debug`. A relaxed load or two otherwise.
 #[inline]
 pub(crate) fn active() -> bool {
-    guards_alive()
-        || (tracing::level_enabled!(Level::DEBUG)
-            && tracing::enabled!(target: "signals", Level::DEBUG))
+    guards_alive() || (tracing::level_enabled!(Level::DEBUG) && debug_enabled())
+}
+
+/// Whether a subscriber wants `signals` events at `debug`, once the global maximum level lets
+/// them through: out of line, so that a send inlines only the loads of [`active`].
+#[cold]
+#[inline(never)]
+fn debug_enabled() -> bool {
+    tracing::enabled!(target: "signals", Level::DEBUG)
 }
 
 /// One watched send.

@@ -47,6 +47,10 @@ pub struct Responses<T> {
     /// The snapshot that lends every item's `receiver`, if they are lent. Immutable, so
     /// asserting unwind safety keeps `Responses` as unwind-safe as its outputs.
     lent: Option<AssertUnwindSafe<Arc<dyn Send + Sync>>>,
+    /// Whether no item's output has anything to drop (a robust send whose receivers all
+    /// succeeded, with outputs that have no drop glue): dropping lent items then skips the
+    /// per-item drop, which for `Result<_, ReceiverError>` is an out-of-line call each.
+    trivial: bool,
 }
 
 impl<T> Responses<T> {
@@ -57,7 +61,17 @@ impl<T> Responses<T> {
 
     /// Responses that own their receivers' identities.
     pub(crate) fn owned(items: Vec<Response<T>>) -> Self {
-        Self { items, lent: None }
+        Self {
+            items,
+            lent: None,
+            trivial: false,
+        }
+    }
+
+    /// Records that no output needs dropping, so that dropping the responses skips them. Only
+    /// ever true for outputs with nothing to drop; if it were wrong, outputs would leak.
+    pub(crate) fn set_trivial(&mut self) {
+        self.trivial = true;
     }
 
     /// The outputs alone, in dispatch order.
@@ -87,10 +101,14 @@ impl<T> Responses<T> {
         let len = self.items.len();
         let items = self.items.as_mut_ptr();
         // SAFETY: after `set_len(0)` the vector no longer drops its items; each output is
-        // dropped here once, in place, and each receiver is a lent copy, which must not be
-        // dropped. If an output's `Drop` panics, the rest are leaked, which is safe.
+        // dropped here once, in place (unless `trivial` says none has anything to drop), and
+        // each receiver is a lent copy, which must not be dropped. If an output's `Drop`
+        // panics, the rest are leaked, which is safe.
         unsafe {
             self.items.set_len(0);
+            if self.trivial {
+                return;
+            }
             for index in 0..len {
                 std::ptr::drop_in_place(&raw mut (*items.add(index)).output);
             }
@@ -297,6 +315,7 @@ where
 {
     let steps = list(&snapshot);
     let mut items = LentItems(buffer(steps.len()));
+    let start = items.0.as_mut_ptr();
     for step in steps {
         if let Some(output) = each(step)? {
             let info: *const ReceiverInfo = step.info();
@@ -306,12 +325,21 @@ where
             // reference count without taking one: it is never dropped, only forgotten or
             // cloned (see the module's invariant; `LentItems` forgets them on unwinding).
             let receiver = unsafe { std::ptr::read(info) };
-            items.0.push(Response { receiver, output });
+            let len = items.0.len();
+            // SAFETY: `buffer` gave room for one response per step, and each step adds at most
+            // one, so `len < capacity`; `start` is the buffer's start, which `each` cannot
+            // move (it does not see `items`). Writing the response, then counting it, keeps
+            // `items` valid for `LentItems` if a later step unwinds.
+            unsafe {
+                start.add(len).write(Response { receiver, output });
+                items.0.set_len(len + 1);
+            }
         }
     }
     let items = mem::take(&mut items.0);
     Ok(Responses {
         items,
         lent: Some(AssertUnwindSafe(snapshot)),
+        trivial: false,
     })
 }
