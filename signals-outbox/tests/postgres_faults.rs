@@ -521,10 +521,12 @@ mod faults {
             assert!(Instant::now() < deadline, "the workers never started");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Err(error) = server.restart() {
-            eprintln!("skipped: the restart part: {error}");
+        if !server.started_here() {
+            // DATABASE_URL's server is not ours to restart.
+            eprintln!("skipped: the restart part: the server is DATABASE_URL's");
             return;
         }
+        server.restart().expect("pg_ctl restarts the test's own server");
         let restarted = Instant::now();
         run.pool = PgPool::connect(&run.url).await.unwrap();
         run.wait_drained(Duration::from_secs(600)).await;

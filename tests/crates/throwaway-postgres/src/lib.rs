@@ -160,6 +160,13 @@ impl Postgres {
             .arg(log))
     }
 
+    /// Whether this process started the server (it is not `DATABASE_URL`'s), so that it can
+    /// [`restart`](Self::restart) it.
+    #[must_use]
+    pub fn started_here(&self) -> bool {
+        self.started.is_some()
+    }
+
     /// The URL of the server's `postgres` database, as its superuser.
     #[must_use]
     pub fn url(&self) -> &str {
