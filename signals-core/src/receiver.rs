@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -350,6 +351,10 @@ pub(crate) trait DynCall<Sh: Shape, K: Calls>: Send + Sync {
 
     /// Whether it can still run (a weak receiver whose target was dropped cannot).
     fn alive(&self) -> bool;
+
+    /// Its identity when it has no `dispatch_uid`: its code's if it has no captures, bound to
+    /// its target if it is weak.
+    fn identity(&self) -> Identity<'static>;
 }
 
 /// How to call one receiver. Sync signals only ever hold the first two kinds: only async
@@ -417,6 +422,15 @@ impl<Sh: Shape> Call<Sh> {
         matches!(self, Self::StaticAsync(_) | Self::DynAsync(_))
     }
 
+    /// Its identity when it has no `dispatch_uid`: a static receiver's is unique.
+    pub(crate) fn identity(&self) -> Identity<'static> {
+        match self {
+            Self::Static(_) | Self::StaticAsync(_) => Identity::Unique,
+            Self::Dyn(f) => f.identity(),
+            Self::DynAsync(f) => f.identity(),
+        }
+    }
+
     /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
     /// receiver that runs only on another thread is alive.
     pub(crate) fn alive(&self) -> bool {
@@ -457,6 +471,10 @@ impl<Sh: Shape, K: Calls, C: DynCall<Sh, K>> DynCall<Sh, K> for OnThread<C> {
 
     fn alive(&self) -> bool {
         self.inner.alive()
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        self.inner.identity()
     }
 }
 
@@ -499,7 +517,7 @@ impl<C, R> Strong<C, R> {
 impl<Sh, C, R> DynCall<Sh, Plain> for Strong<C, R>
 where
     Sh: Shape,
-    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
@@ -509,6 +527,10 @@ where
 
     fn alive(&self) -> bool {
         true
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::of::<C>()
     }
 }
 
@@ -535,7 +557,7 @@ impl<Sh, T, C, R> DynCall<Sh, Plain> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,
-    C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
@@ -546,6 +568,10 @@ where
 
     fn alive(&self) -> bool {
         self.target.strong_count() > 0
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::bound::<C>(self.target.as_ptr().cast())
     }
 }
 
@@ -562,6 +588,10 @@ where
 
     fn alive(&self) -> bool {
         true
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::of::<C>()
     }
 }
 
@@ -580,6 +610,10 @@ where
 
     fn alive(&self) -> bool {
         self.target.strong_count() > 0
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::bound::<C>(self.target.as_ptr().cast())
     }
 }
 
@@ -634,4 +668,50 @@ impl<'r, 'a, Sh: Shape> Cx<'r, 'a, Sh> {
     pub(crate) fn new(sender: Sh::Sender<'r>, args: &'r Sh::Args<'a>) -> Self {
         Self { sender, args }
     }
+}
+
+/// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
+/// receiver's own identity. Worked out from the receiver when asked for ([`Keyed`]), so that a
+/// record does not keep a copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Identity<'u> {
+    /// Connected with a `dispatch_uid`.
+    Uid(&'u str),
+    /// A zero-sized receiver (a `fn` item or a closure that captures nothing): its type is its
+    /// identity, as a Python function's `id` is.
+    Code(TypeId),
+    /// A zero-sized receiver bound to a weak target: the pair is its identity, as a bound
+    /// method's `(id(self), id(func))` is in Django.
+    Bound(TypeId, usize),
+    /// A closure with captures, or a static receiver without uid: never equal to another.
+    Unique,
+}
+
+impl Identity<'static> {
+    /// The identity of the receiver `C` connected without uid, if it has one: zero-sized
+    /// receivers (`fn` items, closures that capture nothing) are identified by their code.
+    pub(crate) fn code<C: 'static>() -> Option<Self> {
+        (mem::size_of::<C>() == 0).then(|| Self::Code(TypeId::of::<C>()))
+    }
+
+    /// The identity of a runtime receiver of type `C` connected without uid.
+    pub(crate) fn of<C: 'static>() -> Self {
+        Self::code::<C>().unwrap_or(Self::Unique)
+    }
+
+    /// The identity of a receiver of type `C` connected without uid, bound to the target at
+    /// `target`.
+    pub(crate) fn bound<C: 'static>(target: *const ()) -> Self {
+        match Self::of::<C>() {
+            Self::Code(code) => Self::Bound(code, target.addr()),
+            other => other,
+        }
+    }
+}
+
+/// What has a lookup identity: the receivers a table holds.
+pub(crate) trait Keyed {
+    /// Its identity: its `dispatch_uid` if it has one, otherwise its code's (see
+    /// [`Identity`]).
+    fn identity(&self) -> Identity<'_>;
 }

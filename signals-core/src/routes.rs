@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::BoxError;
 use crate::info::ReceiverInfo;
 use crate::raw::Receiver;
-use crate::receiver::{Info, Started, Step, TypeSender};
+use crate::receiver::{Identity, Info, Keyed, Started, Step, TypeSender};
 use crate::signature::{AnyTypeShape, SentBy, Signature, TypeSignature, TypedShape, ValueShape};
 use crate::table::{Record, Routes};
 
@@ -127,8 +127,17 @@ impl<F: TypeSignature> Info for TypeReceiver<F> {
     }
 }
 
+impl<F: TypeSignature> Keyed for TypeReceiver<F> {
+    fn identity(&self) -> Identity<'_> {
+        match self {
+            Self::Any(entry) => entry.identity(),
+            Self::Typed(entry) => entry.identity(),
+        }
+    }
+}
+
 /// A receiver for one sender type, with that type erased.
-pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Send + Sync {
+pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Keyed + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
     /// any-sender receivers and the receivers of this type, in dispatch order.

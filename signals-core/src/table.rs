@@ -13,7 +13,7 @@
 //! one load. And edits cost O(1): they change the table and leave the rebuild to the next
 //! send, so a burst of connects costs one rebuild.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -27,23 +27,7 @@ use crate::connect::{Connection, next_connection};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
 use crate::raw::{Pin, Published};
-use crate::receiver::Info;
-
-/// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
-/// receiver's own identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Identity {
-    /// Connected with a `dispatch_uid`.
-    Uid(Cow<'static, str>),
-    /// A zero-sized receiver (a `fn` item or a closure that captures nothing): its type is its
-    /// identity, as a Python function's `id` is.
-    Code(TypeId),
-    /// A zero-sized receiver bound to a weak target: the pair is its identity, as a bound
-    /// method's `(id(self), id(func))` is in Django.
-    Bound(TypeId, usize),
-    /// A closure with captures, or a static receiver without uid: never equal to another.
-    Unique,
-}
+use crate::receiver::{Identity, Info, Keyed};
 
 /// A `dispatch_uid` as the connectors store it: an empty one counts as none, as Django's falsy
 /// uid does.
@@ -52,69 +36,38 @@ pub(crate) fn dispatch_uid(uid: impl Into<Cow<'static, str>>) -> Option<Cow<'sta
     (!uid.is_empty()).then_some(uid)
 }
 
-impl Identity {
-    /// The identity of the receiver `C` connected without uid, if it has one: zero-sized
-    /// receivers (`fn` items, closures that capture nothing) are identified by their code.
-    pub(crate) fn code<C: 'static>() -> Option<Self> {
-        match Self::of::<C>(None) {
-            Self::Unique => None,
-            code => Some(code),
-        }
-    }
-
-    /// The identity of a runtime receiver of type `C`, connected with `uid`.
-    pub(crate) fn of<C: 'static>(uid: Option<&Cow<'static, str>>) -> Self {
-        match uid {
-            Some(uid) => Self::Uid(uid.clone()),
-            None if mem::size_of::<C>() == 0 => Self::Code(TypeId::of::<C>()),
-            None => Self::Unique,
-        }
-    }
-
-    /// The identity of a receiver of type `C` bound to the target at `target`.
-    pub(crate) fn bound<C: 'static, T>(uid: Option<&Cow<'static, str>>, target: &Arc<T>) -> Self {
-        match Self::of::<C>(uid) {
-            Self::Code(code) => Self::Bound(code, Arc::as_ptr(target).cast::<()>().addr()),
-            other => other,
-        }
-    }
-}
-
 /// Told by a send that a weak receiver's target is gone.
 pub(crate) trait FoundDead: Sync {
     fn found_dead(&self);
 }
 
 /// A dispatch list element as the table keeps it: a receiver that snapshots can share.
-pub(crate) trait Listed: Info + Clone + Send + Sync {}
+pub(crate) trait Listed: Info + Keyed + Clone + Send + Sync {}
 
-impl<E: Info + Clone + Send + Sync> Listed for E {}
+impl<E: Info + Keyed + Clone + Send + Sync> Listed for E {}
 
 /// One connected receiver.
 pub(crate) struct Record<K, E> {
     pub(crate) connection: Connection,
     pub(crate) sender: Option<K>,
-    pub(crate) identity: Identity,
     pub(crate) entry: E,
 }
 
 impl<K, E> Record<K, E> {
     /// A runtime receiver, with a fresh handle.
-    pub(crate) fn new(sender: Option<K>, identity: Identity, entry: E) -> Self {
+    pub(crate) fn new(sender: Option<K>, entry: E) -> Self {
         Self {
             connection: next_connection(),
             sender,
-            identity,
             entry,
         }
     }
 
     /// A static receiver: it has no handle, as nothing connected it.
-    pub(crate) fn new_static(sender: Option<K>, identity: Identity, entry: E) -> Self {
+    pub(crate) fn new_static(sender: Option<K>, entry: E) -> Self {
         Self {
             connection: Connection::NONE,
             sender,
-            identity,
             entry,
         }
     }
@@ -313,10 +266,10 @@ fn connection_hash(hasher: &foldhash::fast::RandomState, connection: Connection)
 /// The hash of a lookup key in [`Table::by_key`]; `None` for receivers without one.
 fn key_hash<K: Hash>(
     hasher: &foldhash::fast::RandomState,
-    identity: &Identity,
+    identity: Identity<'_>,
     sender: Option<&K>,
 ) -> Option<u64> {
-    (*identity != Identity::Unique).then(|| hasher.hash_one((identity, sender)))
+    (identity != Identity::Unique).then(|| hasher.hash_one((identity, sender)))
 }
 
 /// The record an index entry names: indexes only name slots that hold a record.
@@ -343,7 +296,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
     }
 
     fn append(&mut self, record: Record<K, E>) {
-        let hash = self.key_hash(&record.identity, record.sender.as_ref());
+        let hash = self.key_hash(record.entry.identity(), record.sender.as_ref());
         self.insert(record, hash);
     }
 
@@ -352,17 +305,17 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
     }
 
     /// The hash of a lookup key; `None` for receivers without one.
-    fn key_hash(&self, identity: &Identity, sender: Option<&K>) -> Option<u64> {
+    fn key_hash(&self, identity: Identity<'_>, sender: Option<&K>) -> Option<u64> {
         key_hash(&self.hasher, identity, sender)
     }
 
     /// The slot of the record with this lookup key, whose hash is `hash`.
-    fn find(&self, hash: Option<u64>, identity: &Identity, sender: Option<&K>) -> Option<usize> {
+    fn find(&self, hash: Option<u64>, identity: Identity<'_>, sender: Option<&K>) -> Option<usize> {
         let slots = &self.slots;
         self.by_key
             .find(hash?, |&slot| {
                 let record = indexed(slots, slot);
-                record.identity == *identity && record.sender.as_ref() == sender
+                record.entry.identity() == identity && record.sender.as_ref() == sender
             })
             .map(|&slot| slot as usize)
     }
@@ -398,7 +351,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         if let Some(hash) = hash {
             by_key.insert_unique(hash, slot, |&slot| {
                 let record = indexed(slots, slot);
-                key_hash(hasher, &record.identity, record.sender.as_ref())
+                key_hash(hasher, record.entry.identity(), record.sender.as_ref())
                     .expect("only records with an identity are indexed by key")
             });
         }
@@ -419,7 +372,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         {
             found.remove();
         }
-        if let Some(hash) = self.key_hash(&record.identity, record.sender.as_ref())
+        if let Some(hash) = self.key_hash(record.entry.identity(), record.sender.as_ref())
             && let Ok(found) = self.by_key.find_entry(hash, |&s| s == slot)
         {
             found.remove();
@@ -648,8 +601,10 @@ where
     /// handle, or [`Connection::NONE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
         self.edit(|table, retired| {
-            let hash = table.key_hash(&record.identity, record.sender.as_ref());
-            if let Some(existing) = table.find(hash, &record.identity, record.sender.as_ref()) {
+            let hash = table.key_hash(record.entry.identity(), record.sender.as_ref());
+            if let Some(existing) =
+                table.find(hash, record.entry.identity(), record.sender.as_ref())
+            {
                 let alive = table.slots.get(existing).is_some_and(|r| r.entry.alive());
                 if alive {
                     retired.push(record);
@@ -699,24 +654,23 @@ where
 
     /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
     pub(crate) fn disconnect_uid(&self, dispatch_uid: &str, sender: Option<&K>) -> bool {
-        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
-        self.disconnect_key(&identity, sender)
+        self.disconnect_key(Identity::Uid(dispatch_uid), sender)
     }
 
     /// Disconnects the receiver whose code is `C`, connected without `dispatch_uid` for
     /// exactly `sender`. A receiver with captures has no identity: nothing matches it.
     pub(crate) fn disconnect_code<C: 'static>(&self, sender: Option<&K>) -> bool {
-        Identity::code::<C>().is_some_and(|identity| self.disconnect_key(&identity, sender))
+        Identity::code::<C>().is_some_and(|identity| self.disconnect_key(identity, sender))
     }
 
     /// Disconnects the receiver whose code is `C` for every sender; returns how many live
     /// connections it removed.
     pub(crate) fn disconnect_code_everywhere<C: 'static>(&self) -> usize {
-        Identity::code::<C>().map_or(0, |identity| self.disconnect_identity(&identity))
+        Identity::code::<C>().map_or(0, |identity| self.disconnect_identity(identity))
     }
 
     /// Disconnects the receiver with `identity` for exactly `sender`.
-    fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
+    fn disconnect_key(&self, identity: Identity<'_>, sender: Option<&K>) -> bool {
         self.edit(|table, retired| {
             let slot = table.find(table.key_hash(identity, sender), identity, sender);
             self.retire(table, slot, retired)
@@ -725,14 +679,14 @@ where
 
     /// Disconnects every receiver with `identity`, for any sender; returns how many live ones
     /// it removed.
-    fn disconnect_identity(&self, identity: &Identity) -> usize {
+    fn disconnect_identity(&self, identity: Identity<'_>) -> usize {
         self.edit(|table, retired| {
             let slots: Vec<usize> = (0..table.slots.len())
                 .filter(|&slot| {
                     table
                         .slots
                         .get(slot)
-                        .is_some_and(|record| record.identity == *identity)
+                        .is_some_and(|record| record.entry.identity() == identity)
                 })
                 .collect();
             slots

@@ -17,8 +17,8 @@ use crate::error::BoxError;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{
-    AsyncCallable, Call, Callable, Cx, DynCall, Info, OnThread, Shape, Started, StaticAsyncCall,
-    Step, log_drop_panic, released,
+    AsyncCallable, Call, Callable, Cx, DynCall, Identity, Info, Keyed, OnThread, Shape, Started,
+    StaticAsyncCall, Step, log_drop_panic, released,
 };
 
 /// How a sync send calls a receiver: with the address of its code, and the send's sender and
@@ -241,6 +241,15 @@ impl<Sh: Shape> Info for Receiver<Sh> {
     }
 }
 
+impl<Sh: Shape> Keyed for Receiver<Sh> {
+    fn identity(&self) -> Identity<'_> {
+        match self.info.dispatch_uid() {
+            Some(uid) => Identity::Uid(uid),
+            None => self.call.identity(),
+        }
+    }
+}
+
 impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Receiver<Sh> {
     type Output = Sh::Output;
 
@@ -280,7 +289,7 @@ impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::{ReceiverKind, ReceiverMeta, SourceLocation};
+    use crate::info::ReceiverKind;
     use crate::receiver::{Strong, WeakTarget};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -292,11 +301,11 @@ mod tests {
     }
 
     fn info() -> ReceiverInfo {
-        ReceiverInfo::from_runtime(ReceiverMeta::new_runtime::<Counted>(
-            SourceLocation::new(file!(), line!(), 0),
+        ReceiverInfo::runtime::<Counted>(
+            std::panic::Location::caller(),
             None,
             ReceiverKind::Runtime,
-        ))
+        )
     }
 
     #[allow(clippy::unnecessary_wraps, reason = "the shape of a static receiver")]
