@@ -1,13 +1,13 @@
-//! What a receiver is: how to call it (an erased [`Call`], either a `&'static` adapter or a
-//! shared trait object), the traits that say which closures may be receivers, and how a
-//! dispatch list runs them ([`Step`]). The dispatch lists hold `raw::Receiver`s: a [`Call`]
-//! with its identity ([`ReceiverInfo`]) and a thin function pointer for sync sends.
+//! What a receiver is: the traits that say which closures may be receivers, how a runtime one
+//! is held ([`DynCall`]), and how a dispatch list runs them ([`Step`]). The dispatch lists
+//! hold `raw::Receiver`s: a function pointer and the address of the receiver's code, with its
+//! identity ([`ReceiverInfo`]).
 //!
 //! Every receiver of every signal is called through the same shape, `(sender, &args) ->
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
 //! are the capture-free adapter closures it generates, borrowed for `'static` by their
-//! registration and called as `&'static dyn Fn` trait objects ([`StaticCall`],
-//! [`StaticAsyncCall`]); runtime receivers are closures behind an `Arc`.
+//! registration ([`Callable`], [`AsyncCallable`]); runtime receivers are closures behind an
+//! `Arc`, or, when they capture nothing, held by no allocation at all.
 
 use crate::mode::{Async, Mode, Plain};
 use std::any::{TypeId, type_name};
@@ -239,15 +239,6 @@ pub trait Shape: 'static {
     type Output;
 }
 
-/// A static receiver of shape `Sh`: the adapter closure `#[receiver]` generates, or any
-/// `fn` with that signature.
-pub(crate) type StaticCall<Sh> = dyn for<'s, 'r, 'a> Fn(
-        <Sh as Shape>::Sender<'s>,
-        &'r <Sh as Shape>::Args<'a>,
-    ) -> Result<<Sh as Shape>::Output, BoxError>
-    + Send
-    + Sync;
-
 /// What a static receiver of shape `Sh` is: a `'static`, thread-safe function of the shape.
 pub trait Callable<Sh: Shape>:
     for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> Result<Sh::Output, BoxError>
@@ -267,15 +258,6 @@ impl<Sh: Shape, C> Callable<Sh> for C where
 
 /// A boxed future that may borrow for `'a`: what async receivers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A static async receiver of shape `Sh`: the adapter closure `#[receiver]` generates for an
-/// `async fn`.
-pub(crate) type StaticAsyncCall<Sh> = dyn for<'r, 'a> Fn(
-        <Sh as Shape>::Sender<'r>,
-        &'r <Sh as Shape>::Args<'a>,
-    ) -> BoxFuture<'r, Result<<Sh as Shape>::Output, BoxError>>
-    + Send
-    + Sync;
 
 /// What a static async receiver of shape `Sh` is: a `'static`, thread-safe function of the
 /// shape returning a boxed future that may borrow the arguments.
@@ -357,89 +339,11 @@ pub(crate) trait DynCall<Sh: Shape, K: Calls>: Send + Sync {
     fn identity(&self) -> Identity<'static>;
 }
 
-/// How to call one receiver. Sync signals only ever hold the first two kinds: only async
-/// signals accept async receivers, at compile time (`#[receiver]`) and in their API (`connect`).
-pub(crate) enum Call<Sh: Shape> {
-    Static(&'static StaticCall<Sh>),
-    Dyn(Arc<dyn DynCall<Sh, Plain>>),
-    StaticAsync(&'static StaticAsyncCall<Sh>),
-    DynAsync(Arc<dyn DynCall<Sh, Async>>),
-}
-
-impl<Sh: Shape> Clone for Call<Sh> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Static(f) => Self::Static(*f),
-            Self::Dyn(f) => Self::Dyn(Arc::clone(f)),
-            Self::StaticAsync(f) => Self::StaticAsync(*f),
-            Self::DynAsync(f) => Self::DynAsync(Arc::clone(f)),
-        }
-    }
-}
-
 /// A receiver started by an async send: done already (a sync receiver, or a weak one whose
 /// target is gone), or a future to await.
 pub(crate) enum Started<'r, O> {
     Ready(Option<Result<O, BoxError>>),
     Pending(BoxFuture<'r, Result<O, BoxError>>),
-}
-
-impl<Sh: Shape> Call<Sh> {
-    /// Runs a sync receiver; `None` when it is weak and its target is gone.
-    #[inline]
-    pub(crate) fn invoke<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Called<'r, Sh, Plain> {
-        match self {
-            Self::Static(f) => Some(f(sender, args)),
-            Self::Dyn(f) => f.call(sender, args),
-            Self::StaticAsync(_) | Self::DynAsync(_) => {
-                unreachable!("async receivers are only connected to async signals")
-            }
-        }
-    }
-
-    /// Starts the receiver for an async send.
-    pub(crate) fn start<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Started<'r, Sh::Output> {
-        match self {
-            Self::Static(_) | Self::Dyn(_) => Started::Ready(self.invoke(sender, args)),
-            Self::StaticAsync(f) => Started::Pending(f(sender, args)),
-            Self::DynAsync(f) => match f.call(sender, args) {
-                Some(future) => Started::Pending(future),
-                None => Started::Ready(None),
-            },
-        }
-    }
-
-    /// Whether the receiver is an `async` one, which async sends start after the sync ones.
-    pub(crate) fn is_async(&self) -> bool {
-        matches!(self, Self::StaticAsync(_) | Self::DynAsync(_))
-    }
-
-    /// Its identity when it has no `dispatch_uid`: a static receiver's is unique.
-    pub(crate) fn identity(&self) -> Identity<'static> {
-        match self {
-            Self::Static(_) | Self::StaticAsync(_) => Identity::Unique,
-            Self::Dyn(f) => f.identity(),
-            Self::DynAsync(f) => f.identity(),
-        }
-    }
-
-    /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
-    /// receiver that runs only on another thread is alive.
-    pub(crate) fn alive(&self) -> bool {
-        match self {
-            Self::Static(_) | Self::StaticAsync(_) => true,
-            Self::Dyn(f) => f.alive(),
-            Self::DynAsync(f) => f.alive(),
-        }
-    }
 }
 
 /// A runtime receiver that runs only for sends started on one thread, where an async send
@@ -476,14 +380,6 @@ impl<Sh: Shape, K: Calls, C: DynCall<Sh, K>> DynCall<Sh, K> for OnThread<C> {
     fn identity(&self) -> Identity<'static> {
         self.inner.identity()
     }
-}
-
-/// What a receiver holds while its closure is being dropped: never called.
-pub(crate) fn released<Sh: Shape>(
-    _: Sh::Sender<'_>,
-    _: &Sh::Args<'_>,
-) -> Result<Sh::Output, BoxError> {
-    Err("this receiver was disconnected and released".into())
 }
 
 #[cold]

@@ -236,8 +236,8 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
 
     fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
         match self {
-            Self::Typed(entry) => entry.call().start(cx.sender, cx.args),
-            Self::Any(entry) => entry.call().start(cx.sender, &cx.any),
+            Self::Typed(entry) => entry.start(cx.sender, cx.args),
+            Self::Any(entry) => entry.start(cx.sender, &cx.any),
         }
     }
 }
@@ -343,6 +343,6 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Receiver<AnyTypeShape<F>> {
     }
 
     fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
-        self.call().start(cx.sender, &cx.any)
+        Receiver::start(self, cx.sender, &cx.any)
     }
 }
