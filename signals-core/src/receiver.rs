@@ -522,7 +522,8 @@ pub(crate) trait Info {
     /// Whether the receiver is async.
     fn is_async(&self) -> bool;
 
-    /// Whether it can still run; see [`Call::alive`].
+    /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
+    /// receiver that runs only on another thread is alive.
     fn alive(&self) -> bool;
 }
 

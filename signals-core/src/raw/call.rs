@@ -81,7 +81,7 @@ unsafe fn dyn_thunk<'r, Sh: Shape, C: DynCall<Sh, Plain>>(
 }
 
 /// The thin call of an async receiver, which sync sends never call: only async signals take
-/// async receivers, and async sends start them through their [`Call`].
+/// async receivers, and async sends start them through their [`Owner`]'s `start`.
 ///
 /// # Safety
 ///
