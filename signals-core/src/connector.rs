@@ -7,17 +7,18 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
 use crate::connect::{Connection, Disconnect, ScopedConnection};
-use crate::info::{ReceiverInfo, ReceiverKind, ReceiverMeta, SourceLocation};
+use crate::info::{ReceiverInfo, ReceiverKind};
 use crate::mode::{Async, Mode};
 use crate::raw::Receiver;
 use crate::receiver::{
     AsyncReceiverFn, IntoResponse, Shape, Strong, WeakAsyncReceiverFn, WeakTarget,
 };
-use crate::table::{self, Identity};
+use crate::table;
 
 /// Where a [`Connector`] connects: a signal, and which of its receivers' shapes. Implemented
 /// for the targets of the signal types only.
@@ -36,10 +37,9 @@ pub trait Target<'s>: Sized {
     fn signal(&self) -> &'s dyn Disconnect;
 }
 
-/// A receiver about to join a signal: its lookup identity and its entry.
+/// A receiver about to join a signal: its entry, which knows its lookup identity.
 #[doc(hidden)]
 pub struct NewReceiver<Sh: Shape> {
-    pub(crate) identity: Identity,
     pub(crate) entry: Receiver<Sh>,
 }
 
@@ -132,7 +132,7 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let weak = WeakTarget::new(target, receiver);
-        self.add_weak::<C, T>(target, |info, thread| Receiver::plain(info, weak, thread))
+        self.add_weak::<C>(|info, thread| Receiver::plain(info, weak, thread))
     }
 
     /// Connects `receiver` until the returned guard is dropped (also while unwinding).
@@ -153,30 +153,22 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
     /// uid.
     #[track_caller]
     fn add_strong<C: 'static>(self, make: impl Make<To::Shape>) -> Connection {
-        let identity = Identity::of::<C>(self.dispatch_uid.as_ref());
-        self.add::<C>(identity, ReceiverKind::Runtime, make)
+        self.add::<C>(ReceiverKind::Runtime, make)
     }
 
-    /// Connects the receiver `make` makes, whose code is `C`, bound weakly to `target`:
+    /// Connects the receiver `make` makes, whose code is `C`, bound weakly to its target:
     /// identified by its code or uid and by the target, as a bound method is in Django.
     #[track_caller]
-    fn add_weak<C: 'static, T>(self, target: &Arc<T>, make: impl Make<To::Shape>) -> Connection {
-        let identity = Identity::bound::<C, T>(self.dispatch_uid.as_ref(), target);
-        self.add::<C>(identity, ReceiverKind::Weak, make)
+    fn add_weak<C: 'static>(self, make: impl Make<To::Shape>) -> Connection {
+        self.add::<C>(ReceiverKind::Weak, make)
     }
 
     /// Connects the receiver `make` makes, whose code is `C`, with the builder's options.
     #[track_caller]
-    fn add<C>(
-        self,
-        identity: Identity,
-        kind: ReceiverKind,
-        make: impl Make<To::Shape>,
-    ) -> Connection {
-        let meta =
-            ReceiverMeta::new_runtime::<C>(SourceLocation::caller(), self.dispatch_uid, kind);
-        let entry = make(ReceiverInfo::from_runtime(meta), self.thread);
-        self.target.add(NewReceiver { identity, entry })
+    fn add<C>(self, kind: ReceiverKind, make: impl Make<To::Shape>) -> Connection {
+        let info = ReceiverInfo::runtime::<C>(Location::caller(), self.dispatch_uid, kind);
+        let entry = make(info, self.thread);
+        self.target.add(NewReceiver { entry })
     }
 }
 
@@ -202,7 +194,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let weak = WeakTarget::new(target, receiver);
-        self.add_weak::<C, T>(target, |info, thread| Receiver::async_(info, weak, thread))
+        self.add_weak::<C>(|info, thread| Receiver::async_(info, weak, thread))
     }
 
     /// Connects the async `receiver` until the returned guard is dropped.

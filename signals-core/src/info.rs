@@ -103,22 +103,23 @@ impl ReceiverMeta {
             kind: ReceiverKind::Static,
         }
     }
+}
 
-    /// Metadata of a runtime receiver whose code has type `C`.
-    pub(crate) fn new_runtime<C>(
-        location: SourceLocation,
-        dispatch_uid: Option<Cow<'static, str>>,
-        kind: ReceiverKind,
-    ) -> Self {
-        Self {
-            name: type_name::<C>(),
-            module_path: None,
-            location,
-            dispatch_uid,
-            priority: 0,
-            kind,
-        }
-    }
+/// What is known about a receiver connected at run time, in 40 bytes beside its reference
+/// counts: what its code's type says, where it was connected (the location the compiler keeps
+/// for `#[track_caller]`), and its `dispatch_uid`. Its module is worked out from its name when
+/// asked for, and its priority is 0.
+struct RuntimeMeta {
+    code: &'static RuntimeCode,
+    location: &'static Location<'static>,
+    dispatch_uid: Option<Cow<'static, str>>,
+}
+
+/// What a runtime receiver's type says about it: one constant per type and kind.
+struct RuntimeCode {
+    /// `type_name` of the receiver's code.
+    name: fn() -> &'static str,
+    kind: ReceiverKind,
 }
 
 /// The module part of a type name such as `app::receivers::setup::{{closure}}`.
@@ -136,7 +137,7 @@ pub struct ReceiverInfo(InfoRepr);
 #[derive(Clone)]
 enum InfoRepr {
     Static(&'static ReceiverMeta),
-    Runtime(Arc<ReceiverMeta>),
+    Runtime(Arc<RuntimeMeta>),
 }
 
 /// What [`ReceiverInfo::placeholder`] describes.
@@ -153,84 +154,124 @@ impl ReceiverInfo {
         Self(InfoRepr::Static(meta))
     }
 
-    pub(crate) fn from_runtime(meta: ReceiverMeta) -> Self {
-        Self(InfoRepr::Runtime(Arc::new(meta)))
-    }
-
-    fn meta(&self) -> &ReceiverMeta {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta,
-            InfoRepr::Runtime(meta) => meta,
-        }
+    /// The identity of a runtime receiver whose code has type `C`, connected at `location`.
+    pub(crate) fn runtime<C>(
+        location: &'static Location<'static>,
+        dispatch_uid: Option<Cow<'static, str>>,
+        kind: ReceiverKind,
+    ) -> Self {
+        let code = if kind == ReceiverKind::Weak {
+            const {
+                &RuntimeCode {
+                    name: type_name::<C>,
+                    kind: ReceiverKind::Weak,
+                }
+            }
+        } else {
+            const {
+                &RuntimeCode {
+                    name: type_name::<C>,
+                    kind: ReceiverKind::Runtime,
+                }
+            }
+        };
+        Self(InfoRepr::Runtime(Arc::new(RuntimeMeta {
+            code,
+            location,
+            dispatch_uid,
+        })))
     }
 
     /// The receiver's name: the function's path for static receivers and fns, the closure's
     /// type name (`crate::module::function::{{closure}}`) for closures.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        self.meta().name
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.name,
+            InfoRepr::Runtime(meta) => (meta.code.name)(),
+        }
     }
 
     /// The module the receiver is defined in.
     #[must_use]
     pub fn module_path(&self) -> &'static str {
-        let meta = self.meta();
-        meta.module_path.unwrap_or_else(|| module_of(meta.name))
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.module_path.unwrap_or_else(|| module_of(meta.name)),
+            InfoRepr::Runtime(_) => module_of(self.name()),
+        }
     }
 
     /// Where the receiver was defined (static) or connected (runtime).
     #[must_use]
     pub fn location(&self) -> SourceLocation {
-        self.meta().location
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.location,
+            InfoRepr::Runtime(meta) => SourceLocation::new(
+                meta.location.file(),
+                meta.location.line(),
+                meta.location.column(),
+            ),
+        }
     }
 
     /// The `dispatch_uid` it was connected with, if any.
     #[must_use]
     pub fn dispatch_uid(&self) -> Option<&str> {
-        self.meta().dispatch_uid.as_deref()
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.dispatch_uid.as_deref(),
+            InfoRepr::Runtime(meta) => meta.dispatch_uid.as_deref(),
+        }
     }
 
     /// Its priority: higher runs first among static receivers; runtime receivers have 0.
     #[must_use]
     pub fn priority(&self) -> i32 {
-        self.meta().priority
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.priority,
+            InfoRepr::Runtime(_) => 0,
+        }
     }
 
     /// How it was connected.
     #[must_use]
     pub fn kind(&self) -> ReceiverKind {
-        self.meta().kind
+        match &self.0 {
+            InfoRepr::Static(meta) => meta.kind,
+            InfoRepr::Runtime(meta) => meta.code.kind,
+        }
     }
 }
 
 impl ReceiverInfo {
     /// Whether both describe the same receiver (not merely equal metadata).
     pub(crate) fn same(&self, other: &Self) -> bool {
-        std::ptr::eq(self.meta(), other.meta())
+        match (&self.0, &other.0) {
+            (InfoRepr::Static(a), InfoRepr::Static(b)) => std::ptr::eq(*a, *b),
+            (InfoRepr::Runtime(a), InfoRepr::Runtime(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 }
 
 impl fmt::Debug for ReceiverInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let meta = self.meta();
         f.debug_struct("ReceiverInfo")
-            .field("name", &meta.name)
-            .field("dispatch_uid", &meta.dispatch_uid)
-            .field("location", &meta.location)
-            .field("priority", &meta.priority)
-            .field("kind", &meta.kind)
+            .field("name", &self.name())
+            .field("dispatch_uid", &self.dispatch_uid())
+            .field("location", &self.location())
+            .field("priority", &self.priority())
+            .field("kind", &self.kind())
             .finish()
     }
 }
 
 impl fmt::Display for ReceiverInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let meta = self.meta();
-        write!(f, "`{}`", meta.name)?;
-        if let Some(uid) = &meta.dispatch_uid {
+        write!(f, "`{}`", self.name())?;
+        if let Some(uid) = self.dispatch_uid() {
             write!(f, " (dispatch_uid {uid:?})")?;
         }
-        write!(f, " at {}", meta.location)
+        write!(f, " at {}", self.location())
     }
 }
 

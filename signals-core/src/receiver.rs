@@ -1,13 +1,13 @@
-//! What a receiver is: how to call it (an erased [`Call`], either a `&'static` adapter or a
-//! shared trait object), the traits that say which closures may be receivers, and how a
-//! dispatch list runs them ([`Step`]). The dispatch lists hold `raw::Receiver`s: a [`Call`]
-//! with its identity ([`ReceiverInfo`]) and a thin function pointer for sync sends.
+//! What a receiver is: the traits that say which closures may be receivers, how a runtime one
+//! is held ([`DynCall`]), and how a dispatch list runs them ([`Step`]). The dispatch lists
+//! hold `raw::Receiver`s: a function pointer and the address of the receiver's code, with its
+//! identity ([`ReceiverInfo`]).
 //!
 //! Every receiver of every signal is called through the same shape, `(sender, &args) ->
 //! Result<output, BoxError>`, described by a [`Shape`]. Static receivers (from `#[receiver]`)
 //! are the capture-free adapter closures it generates, borrowed for `'static` by their
-//! registration and called as `&'static dyn Fn` trait objects ([`StaticCall`],
-//! [`StaticAsyncCall`]); runtime receivers are closures behind an `Arc`.
+//! registration ([`Callable`], [`AsyncCallable`]); runtime receivers are closures behind an
+//! `Arc`, or, when they capture nothing, held by no allocation at all.
 
 use crate::mode::{Async, Mode, Plain};
 use std::any::{TypeId, type_name};
@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -238,15 +239,6 @@ pub trait Shape: 'static {
     type Output;
 }
 
-/// A static receiver of shape `Sh`: the adapter closure `#[receiver]` generates, or any
-/// `fn` with that signature.
-pub(crate) type StaticCall<Sh> = dyn for<'s, 'r, 'a> Fn(
-        <Sh as Shape>::Sender<'s>,
-        &'r <Sh as Shape>::Args<'a>,
-    ) -> Result<<Sh as Shape>::Output, BoxError>
-    + Send
-    + Sync;
-
 /// What a static receiver of shape `Sh` is: a `'static`, thread-safe function of the shape.
 pub trait Callable<Sh: Shape>:
     for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> Result<Sh::Output, BoxError>
@@ -266,15 +258,6 @@ impl<Sh: Shape, C> Callable<Sh> for C where
 
 /// A boxed future that may borrow for `'a`: what async receivers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A static async receiver of shape `Sh`: the adapter closure `#[receiver]` generates for an
-/// `async fn`.
-pub(crate) type StaticAsyncCall<Sh> = dyn for<'r, 'a> Fn(
-        <Sh as Shape>::Sender<'r>,
-        &'r <Sh as Shape>::Args<'a>,
-    ) -> BoxFuture<'r, Result<<Sh as Shape>::Output, BoxError>>
-    + Send
-    + Sync;
 
 /// What a static async receiver of shape `Sh` is: a `'static`, thread-safe function of the
 /// shape returning a boxed future that may borrow the arguments.
@@ -350,26 +333,10 @@ pub(crate) trait DynCall<Sh: Shape, K: Calls>: Send + Sync {
 
     /// Whether it can still run (a weak receiver whose target was dropped cannot).
     fn alive(&self) -> bool;
-}
 
-/// How to call one receiver. Sync signals only ever hold the first two kinds: only async
-/// signals accept async receivers, at compile time (`#[receiver]`) and in their API (`connect`).
-pub(crate) enum Call<Sh: Shape> {
-    Static(&'static StaticCall<Sh>),
-    Dyn(Arc<dyn DynCall<Sh, Plain>>),
-    StaticAsync(&'static StaticAsyncCall<Sh>),
-    DynAsync(Arc<dyn DynCall<Sh, Async>>),
-}
-
-impl<Sh: Shape> Clone for Call<Sh> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Static(f) => Self::Static(*f),
-            Self::Dyn(f) => Self::Dyn(Arc::clone(f)),
-            Self::StaticAsync(f) => Self::StaticAsync(*f),
-            Self::DynAsync(f) => Self::DynAsync(Arc::clone(f)),
-        }
-    }
+    /// Its identity when it has no `dispatch_uid`: its code's if it has no captures, bound to
+    /// its target if it is weak.
+    fn identity(&self) -> Identity<'static>;
 }
 
 /// A receiver started by an async send: done already (a sync receiver, or a weak one whose
@@ -377,55 +344,6 @@ impl<Sh: Shape> Clone for Call<Sh> {
 pub(crate) enum Started<'r, O> {
     Ready(Option<Result<O, BoxError>>),
     Pending(BoxFuture<'r, Result<O, BoxError>>),
-}
-
-impl<Sh: Shape> Call<Sh> {
-    /// Runs a sync receiver; `None` when it is weak and its target is gone.
-    #[inline]
-    pub(crate) fn invoke<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Called<'r, Sh, Plain> {
-        match self {
-            Self::Static(f) => Some(f(sender, args)),
-            Self::Dyn(f) => f.call(sender, args),
-            Self::StaticAsync(_) | Self::DynAsync(_) => {
-                unreachable!("async receivers are only connected to async signals")
-            }
-        }
-    }
-
-    /// Starts the receiver for an async send.
-    pub(crate) fn start<'r>(
-        &self,
-        sender: Sh::Sender<'r>,
-        args: &'r Sh::Args<'_>,
-    ) -> Started<'r, Sh::Output> {
-        match self {
-            Self::Static(_) | Self::Dyn(_) => Started::Ready(self.invoke(sender, args)),
-            Self::StaticAsync(f) => Started::Pending(f(sender, args)),
-            Self::DynAsync(f) => match f.call(sender, args) {
-                Some(future) => Started::Pending(future),
-                None => Started::Ready(None),
-            },
-        }
-    }
-
-    /// Whether the receiver is an `async` one, which async sends start after the sync ones.
-    pub(crate) fn is_async(&self) -> bool {
-        matches!(self, Self::StaticAsync(_) | Self::DynAsync(_))
-    }
-
-    /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
-    /// receiver that runs only on another thread is alive.
-    pub(crate) fn alive(&self) -> bool {
-        match self {
-            Self::Static(_) | Self::StaticAsync(_) => true,
-            Self::Dyn(f) => f.alive(),
-            Self::DynAsync(f) => f.alive(),
-        }
-    }
 }
 
 /// A runtime receiver that runs only for sends started on one thread, where an async send
@@ -458,14 +376,10 @@ impl<Sh: Shape, K: Calls, C: DynCall<Sh, K>> DynCall<Sh, K> for OnThread<C> {
     fn alive(&self) -> bool {
         self.inner.alive()
     }
-}
 
-/// What a receiver holds while its closure is being dropped: never called.
-pub(crate) fn released<Sh: Shape>(
-    _: Sh::Sender<'_>,
-    _: &Sh::Args<'_>,
-) -> Result<Sh::Output, BoxError> {
-    Err("this receiver was disconnected and released".into())
+    fn identity(&self) -> Identity<'static> {
+        self.inner.identity()
+    }
 }
 
 #[cold]
@@ -499,7 +413,7 @@ impl<C, R> Strong<C, R> {
 impl<Sh, C, R> DynCall<Sh, Plain> for Strong<C, R>
 where
     Sh: Shape,
-    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
@@ -509,6 +423,10 @@ where
 
     fn alive(&self) -> bool {
         true
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::of::<C>()
     }
 }
 
@@ -535,7 +453,7 @@ impl<Sh, T, C, R> DynCall<Sh, Plain> for WeakTarget<T, C, R>
 where
     Sh: Shape,
     T: Send + Sync,
-    C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync,
+    C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
     #[inline]
@@ -546,6 +464,10 @@ where
 
     fn alive(&self) -> bool {
         self.target.strong_count() > 0
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::bound::<C>(self.target.as_ptr().cast())
     }
 }
 
@@ -562,6 +484,10 @@ where
 
     fn alive(&self) -> bool {
         true
+    }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::of::<C>()
     }
 }
 
@@ -581,6 +507,10 @@ where
     fn alive(&self) -> bool {
         self.target.strong_count() > 0
     }
+
+    fn identity(&self) -> Identity<'static> {
+        Identity::bound::<C>(self.target.as_ptr().cast())
+    }
 }
 
 /// What the table, the dispatch loops and the diagnostics ask of a receiver, whatever its
@@ -592,7 +522,8 @@ pub(crate) trait Info {
     /// Whether the receiver is async.
     fn is_async(&self) -> bool;
 
-    /// Whether it can still run; see [`Call::alive`].
+    /// Whether it can still run: `false` once a weak receiver's target is gone, for good. A
+    /// receiver that runs only on another thread is alive.
     fn alive(&self) -> bool;
 }
 
@@ -634,4 +565,50 @@ impl<'r, 'a, Sh: Shape> Cx<'r, 'a, Sh> {
     pub(crate) fn new(sender: Sh::Sender<'r>, args: &'r Sh::Args<'a>) -> Self {
         Self { sender, args }
     }
+}
+
+/// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
+/// receiver's own identity. Worked out from the receiver when asked for ([`Keyed`]), so that a
+/// record does not keep a copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Identity<'u> {
+    /// Connected with a `dispatch_uid`.
+    Uid(&'u str),
+    /// A zero-sized receiver (a `fn` item or a closure that captures nothing): its type is its
+    /// identity, as a Python function's `id` is.
+    Code(TypeId),
+    /// A zero-sized receiver bound to a weak target: the pair is its identity, as a bound
+    /// method's `(id(self), id(func))` is in Django.
+    Bound(TypeId, usize),
+    /// A closure with captures, or a static receiver without uid: never equal to another.
+    Unique,
+}
+
+impl Identity<'static> {
+    /// The identity of the receiver `C` connected without uid, if it has one: zero-sized
+    /// receivers (`fn` items, closures that capture nothing) are identified by their code.
+    pub(crate) fn code<C: 'static>() -> Option<Self> {
+        (mem::size_of::<C>() == 0).then(|| Self::Code(TypeId::of::<C>()))
+    }
+
+    /// The identity of a runtime receiver of type `C` connected without uid.
+    pub(crate) fn of<C: 'static>() -> Self {
+        Self::code::<C>().unwrap_or(Self::Unique)
+    }
+
+    /// The identity of a receiver of type `C` connected without uid, bound to the target at
+    /// `target`.
+    pub(crate) fn bound<C: 'static>(target: *const ()) -> Self {
+        match Self::of::<C>() {
+            Self::Code(code) => Self::Bound(code, target.addr()),
+            other => other,
+        }
+    }
+}
+
+/// What has a lookup identity: the receivers a table holds.
+pub(crate) trait Keyed {
+    /// Its identity: its `dispatch_uid` if it has one, otherwise its code's (see
+    /// [`Identity`]).
+    fn identity(&self) -> Identity<'_>;
 }

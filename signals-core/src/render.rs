@@ -317,15 +317,20 @@ mod tests {
             0,
         );
         meta.kind = ReceiverKind::Static;
-        ReceiverInfo::from_runtime(meta)
+        ReceiverInfo::from_static(Box::leak(Box::new(meta)))
     }
 
     fn closure_receiver<C>(_: C) -> ReceiverInfo {
-        ReceiverInfo::from_runtime(ReceiverMeta::new_runtime::<C>(
+        let mut meta = ReceiverMeta::new_static(
+            std::any::type_name::<C>(),
+            "",
             SourceLocation::new("src/main.rs", 5, 9),
             None,
-            ReceiverKind::Runtime,
-        ))
+            0,
+        );
+        meta.module_path = None;
+        meta.kind = ReceiverKind::Runtime;
+        ReceiverInfo::from_static(Box::leak(Box::new(meta)))
     }
 
     /// `post_save` (User → `create_user_email`, any → audit, and User →

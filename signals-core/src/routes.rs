@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::BoxError;
 use crate::info::ReceiverInfo;
 use crate::raw::Receiver;
-use crate::receiver::{Info, Started, Step, TypeSender};
+use crate::receiver::{Identity, Info, Keyed, Started, Step, TypeSender};
 use crate::signature::{AnyTypeShape, SentBy, Signature, TypeSignature, TypedShape, ValueShape};
 use crate::table::{Record, Routes};
 
@@ -127,8 +127,17 @@ impl<F: TypeSignature> Info for TypeReceiver<F> {
     }
 }
 
+impl<F: TypeSignature> Keyed for TypeReceiver<F> {
+    fn identity(&self) -> Identity<'_> {
+        match self {
+            Self::Any(entry) => entry.identity(),
+            Self::Typed(entry) => entry.identity(),
+        }
+    }
+}
+
 /// A receiver for one sender type, with that type erased.
-pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Send + Sync {
+pub(crate) trait ErasedTyped<F: TypeSignature>: Info + Keyed + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// Builds the dispatch list of this receiver's sender type from `entries`, which hold the
     /// any-sender receivers and the receivers of this type, in dispatch order.
@@ -227,8 +236,8 @@ impl<'r, 'a, F: SentBy<M>, M: 'static> Step<TypedCx<'r, 'a, F, M>> for TypedStep
 
     fn start<'c>(&'c self, cx: &'c TypedCx<'r, 'a, F, M>) -> Started<'c, F::Output> {
         match self {
-            Self::Typed(entry) => entry.call().start(cx.sender, cx.args),
-            Self::Any(entry) => entry.call().start(cx.sender, &cx.any),
+            Self::Typed(entry) => entry.start(cx.sender, cx.args),
+            Self::Any(entry) => entry.start(cx.sender, &cx.any),
         }
     }
 }
@@ -334,6 +343,6 @@ impl<'r, F: TypeSignature> Step<AnyCx<'r, F>> for Receiver<AnyTypeShape<F>> {
     }
 
     fn start<'c>(&'c self, cx: &'c AnyCx<'r, F>) -> Started<'c, F::Output> {
-        self.call().start(cx.sender, &cx.any)
+        Receiver::start(self, cx.sender, &cx.any)
     }
 }

@@ -406,10 +406,8 @@ impl<'s, F: Signature, D: Mode> Target<'s> for ValueTarget<'s, F, D> {
     type Mode = D;
 
     fn add(self, receiver: NewReceiver<ValueShape<F>>) -> Connection {
-        let NewReceiver { identity, entry } = receiver;
-        self.signal
-            .core()
-            .connect(Record::new(self.sender, identity, entry))
+        let NewReceiver { entry } = receiver;
+        self.signal.core().connect(Record::new(self.sender, entry))
     }
 
     fn signal(&self) -> &'s dyn Disconnect {

@@ -13,9 +13,8 @@
 //! one load. And edits cost O(1): they change the table and leave the rebuild to the next
 //! send, so a burst of connects costs one rebuild.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
@@ -28,23 +27,7 @@ use crate::connect::{Connection, next_connection};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
 use crate::raw::{Pin, Published};
-use crate::receiver::Info;
-
-/// What Django's lookup key is made of besides the sender: the `dispatch_uid`, or the
-/// receiver's own identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Identity {
-    /// Connected with a `dispatch_uid`.
-    Uid(Cow<'static, str>),
-    /// A zero-sized receiver (a `fn` item or a closure that captures nothing): its type is its
-    /// identity, as a Python function's `id` is.
-    Code(TypeId),
-    /// A zero-sized receiver bound to a weak target: the pair is its identity, as a bound
-    /// method's `(id(self), id(func))` is in Django.
-    Bound(TypeId, usize),
-    /// A closure with captures, or a static receiver without uid: never equal to another.
-    Unique,
-}
+use crate::receiver::{Identity, Info, Keyed};
 
 /// A `dispatch_uid` as the connectors store it: an empty one counts as none, as Django's falsy
 /// uid does.
@@ -53,69 +36,38 @@ pub(crate) fn dispatch_uid(uid: impl Into<Cow<'static, str>>) -> Option<Cow<'sta
     (!uid.is_empty()).then_some(uid)
 }
 
-impl Identity {
-    /// The identity of the receiver `C` connected without uid, if it has one: zero-sized
-    /// receivers (`fn` items, closures that capture nothing) are identified by their code.
-    pub(crate) fn code<C: 'static>() -> Option<Self> {
-        match Self::of::<C>(None) {
-            Self::Unique => None,
-            code => Some(code),
-        }
-    }
-
-    /// The identity of a runtime receiver of type `C`, connected with `uid`.
-    pub(crate) fn of<C: 'static>(uid: Option<&Cow<'static, str>>) -> Self {
-        match uid {
-            Some(uid) => Self::Uid(uid.clone()),
-            None if mem::size_of::<C>() == 0 => Self::Code(TypeId::of::<C>()),
-            None => Self::Unique,
-        }
-    }
-
-    /// The identity of a receiver of type `C` bound to the target at `target`.
-    pub(crate) fn bound<C: 'static, T>(uid: Option<&Cow<'static, str>>, target: &Arc<T>) -> Self {
-        match Self::of::<C>(uid) {
-            Self::Code(code) => Self::Bound(code, Arc::as_ptr(target).cast::<()>().addr()),
-            other => other,
-        }
-    }
-}
-
 /// Told by a send that a weak receiver's target is gone.
 pub(crate) trait FoundDead: Sync {
     fn found_dead(&self);
 }
 
 /// A dispatch list element as the table keeps it: a receiver that snapshots can share.
-pub(crate) trait Listed: Info + Clone + Send + Sync {}
+pub(crate) trait Listed: Info + Keyed + Clone + Send + Sync {}
 
-impl<E: Info + Clone + Send + Sync> Listed for E {}
+impl<E: Info + Keyed + Clone + Send + Sync> Listed for E {}
 
 /// One connected receiver.
 pub(crate) struct Record<K, E> {
     pub(crate) connection: Connection,
     pub(crate) sender: Option<K>,
-    pub(crate) identity: Identity,
     pub(crate) entry: E,
 }
 
 impl<K, E> Record<K, E> {
     /// A runtime receiver, with a fresh handle.
-    pub(crate) fn new(sender: Option<K>, identity: Identity, entry: E) -> Self {
+    pub(crate) fn new(sender: Option<K>, entry: E) -> Self {
         Self {
             connection: next_connection(),
             sender,
-            identity,
             entry,
         }
     }
 
     /// A static receiver: it has no handle, as nothing connected it.
-    pub(crate) fn new_static(sender: Option<K>, identity: Identity, entry: E) -> Self {
+    pub(crate) fn new_static(sender: Option<K>, entry: E) -> Self {
         Self {
             connection: Connection::NONE,
             sender,
-            identity,
             entry,
         }
     }
@@ -225,17 +177,80 @@ pub(crate) enum RowState {
     Duplicate { first: SourceLocation },
 }
 
+/// How many slots a chunk of [`Slots`] holds.
+const CHUNK: usize = 64;
+
+/// A table's slots in connection order, holes included: chunks of at most [`CHUNK`] slots, so
+/// that growing never copies records and leaves at most one chunk of spare capacity, where a
+/// `Vec` that doubles may leave as much spare as it holds.
+struct Slots<T> {
+    chunks: Vec<Vec<Option<T>>>,
+    len: usize,
+}
+
+impl<T> Slots<T> {
+    fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, record: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(Some(record)),
+            last => {
+                // The first chunk grows as a `Vec` does, so that a small table stays small;
+                // the others are allocated whole.
+                let mut chunk = Vec::with_capacity(if last.is_none() { 0 } else { CHUNK });
+                chunk.push(Some(record));
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, slot: usize) -> Option<&T> {
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    /// Empties `slot`, returning what it held.
+    fn take(&mut self, slot: usize) -> Option<T> {
+        self.chunks
+            .get_mut(slot / CHUNK)?
+            .get_mut(slot % CHUNK)?
+            .take()
+    }
+
+    /// The records, in slot order.
+    fn iter(&self) -> impl Iterator<Item = &T> + Clone {
+        self.chunks.iter().flatten().flatten()
+    }
+
+    /// The records, in slot order, leaving no slot.
+    fn drain(&mut self) -> impl Iterator<Item = T> {
+        self.len = 0;
+        mem::take(&mut self.chunks).into_iter().flatten().flatten()
+    }
+}
+
 /// The receivers of a signal, in dispatch order, indexed by handle and by lookup key.
 ///
 /// Records sit in connection order in `slots`; a disconnect leaves a hole, and the slots are
-/// compacted once holes make up half of them, so that every edit costs O(1), amortised.
+/// compacted once holes make up half of them, so that every edit costs O(1), amortised. The
+/// indexes hold slot numbers alone (4 bytes an entry): a hash is worked out again from the
+/// record when an index grows.
 struct Table<K, E> {
-    slots: Vec<Option<Record<K, E>>>,
+    slots: Slots<Record<K, E>>,
     live: usize,
-    by_connection: HashMap<Connection, usize, foldhash::fast::RandomState>,
-    /// `(hash of (identity, sender), slot)` of the records with an identity; the hash is kept
-    /// so that growing the index does not read every record.
-    by_key: HashTable<(u64, usize)>,
+    /// The slots of the records with a handle, by handle.
+    by_connection: HashTable<u32>,
+    /// The slots of the records with an identity, by `(identity, sender)`.
+    by_key: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     /// The size at which the next edit sweeps for weak receivers whose target is gone, twice
     /// the size after the last sweep: sweeping costs O(1) per edit, amortised, and dead
@@ -243,12 +258,33 @@ struct Table<K, E> {
     sweep_at: usize,
 }
 
+/// The hash of a record's handle in [`Table::by_connection`].
+fn connection_hash(hasher: &foldhash::fast::RandomState, connection: Connection) -> u64 {
+    hasher.hash_one(connection)
+}
+
+/// The hash of a lookup key in [`Table::by_key`]; `None` for receivers without one.
+fn key_hash<K: Hash>(
+    hasher: &foldhash::fast::RandomState,
+    identity: Identity<'_>,
+    sender: Option<&K>,
+) -> Option<u64> {
+    (identity != Identity::Unique).then(|| hasher.hash_one((identity, sender)))
+}
+
+/// The record an index entry names: indexes only name slots that hold a record.
+fn indexed<K, E>(slots: &Slots<Record<K, E>>, slot: u32) -> &Record<K, E> {
+    slots
+        .get(slot as usize)
+        .expect("an index names only slots that hold a record")
+}
+
 impl<K: Eq + Hash, E: Listed> Table<K, E> {
     fn new(records: Vec<Record<K, E>>) -> Self {
         let mut table = Self {
-            slots: Vec::with_capacity(records.len()),
+            slots: Slots::new(),
             live: 0,
-            by_connection: HashMap::default(),
+            by_connection: HashTable::new(),
             by_key: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             sweep_at: 0,
@@ -260,53 +296,84 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
     }
 
     fn append(&mut self, record: Record<K, E>) {
-        let hash = self.key_hash(&record.identity, record.sender.as_ref());
+        let hash = self.key_hash(record.entry.identity(), record.sender.as_ref());
         self.insert(record, hash);
     }
 
     fn records(&self) -> impl Iterator<Item = &Record<K, E>> + Clone {
-        self.slots.iter().flatten()
+        self.slots.iter()
     }
 
     /// The hash of a lookup key; `None` for receivers without one.
-    fn key_hash(&self, identity: &Identity, sender: Option<&K>) -> Option<u64> {
-        (*identity != Identity::Unique).then(|| self.hasher.hash_one((identity, sender)))
+    fn key_hash(&self, identity: Identity<'_>, sender: Option<&K>) -> Option<u64> {
+        key_hash(&self.hasher, identity, sender)
     }
 
     /// The slot of the record with this lookup key, whose hash is `hash`.
-    fn find(&self, hash: Option<u64>, identity: &Identity, sender: Option<&K>) -> Option<usize> {
+    fn find(&self, hash: Option<u64>, identity: Identity<'_>, sender: Option<&K>) -> Option<usize> {
         let slots = &self.slots;
         self.by_key
-            .find(hash?, |&(_, slot)| {
-                slots[slot].as_ref().is_some_and(|record| {
-                    record.identity == *identity && record.sender.as_ref() == sender
-                })
+            .find(hash?, |&slot| {
+                let record = indexed(slots, slot);
+                record.entry.identity() == identity && record.sender.as_ref() == sender
             })
-            .map(|&(_, slot)| slot)
+            .map(|&slot| slot as usize)
+    }
+
+    /// The slot of the record connected with `connection`.
+    fn find_connection(&self, connection: Connection) -> Option<usize> {
+        let slots = &self.slots;
+        self.by_connection
+            .find(connection_hash(&self.hasher, connection), |&slot| {
+                indexed(slots, slot).connection == connection
+            })
+            .map(|&slot| slot as usize)
     }
 
     /// Appends `record`, whose lookup key hashes to `hash`.
     fn insert(&mut self, record: Record<K, E>, hash: Option<u64>) {
-        let slot = self.slots.len();
-        if record.connection != Connection::NONE {
-            self.by_connection.insert(record.connection, slot);
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 receivers a signal");
+        let connection = record.connection;
+        self.slots.push(record);
+        self.live += 1;
+        let Self {
+            slots,
+            by_connection,
+            by_key,
+            hasher,
+            ..
+        } = self;
+        if connection != Connection::NONE {
+            by_connection.insert_unique(connection_hash(hasher, connection), slot, |&slot| {
+                connection_hash(hasher, indexed(slots, slot).connection)
+            });
         }
         if let Some(hash) = hash {
-            self.by_key
-                .insert_unique(hash, (hash, slot), |&(hash, _)| hash);
+            by_key.insert_unique(hash, slot, |&slot| {
+                let record = indexed(slots, slot);
+                key_hash(hasher, record.entry.identity(), record.sender.as_ref())
+                    .expect("only records with an identity are indexed by key")
+            });
         }
-        self.slots.push(Some(record));
-        self.live += 1;
     }
 
     /// Takes the record out of `slot`, leaving a hole. Slot numbers stay valid until the holes
     /// are closed by [`compact_if_sparse`](Self::compact_if_sparse), at the end of the edit.
     fn take(&mut self, slot: usize) -> Option<Record<K, E>> {
-        let record = self.slots.get_mut(slot)?.take()?;
+        let record = self.slots.take(slot)?;
         self.live -= 1;
-        self.by_connection.remove(&record.connection);
-        if let Some(hash) = self.key_hash(&record.identity, record.sender.as_ref())
-            && let Ok(found) = self.by_key.find_entry(hash, |&(_, s)| s == slot)
+        let slot = u32::try_from(slot).expect("slot numbers fit in 32 bits");
+        if record.connection != Connection::NONE
+            && let Ok(found) = self
+                .by_connection
+                .find_entry(connection_hash(&self.hasher, record.connection), |&s| {
+                    s == slot
+                })
+        {
+            found.remove();
+        }
+        if let Some(hash) = self.key_hash(record.entry.identity(), record.sender.as_ref())
+            && let Ok(found) = self.by_key.find_entry(hash, |&s| s == slot)
         {
             found.remove();
         }
@@ -320,7 +387,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         if self.slots.len() < 32 || self.live * 2 >= self.slots.len() {
             return;
         }
-        let records: Vec<_> = mem::take(&mut self.slots).into_iter().flatten().collect();
+        let records: Vec<_> = self.slots.drain().collect();
         self.live = 0;
         self.by_connection.clear();
         self.by_key.clear();
@@ -332,8 +399,9 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
     /// Takes out every weak receiver whose target is gone, into `retired`.
     fn purge_dead(&mut self, retired: &mut Vec<Record<K, E>>) {
         for slot in 0..self.slots.len() {
-            if self.slots[slot]
-                .as_ref()
+            if self
+                .slots
+                .get(slot)
                 .is_some_and(|record| !record.entry.alive())
             {
                 retired.extend(self.take(slot));
@@ -533,11 +601,11 @@ where
     /// handle, or [`Connection::NONE`].
     pub(crate) fn connect(&self, record: Record<K, E>) -> Connection {
         self.edit(|table, retired| {
-            let hash = table.key_hash(&record.identity, record.sender.as_ref());
-            if let Some(existing) = table.find(hash, &record.identity, record.sender.as_ref()) {
-                let alive = table.slots[existing]
-                    .as_ref()
-                    .is_some_and(|r| r.entry.alive());
+            let hash = table.key_hash(record.entry.identity(), record.sender.as_ref());
+            if let Some(existing) =
+                table.find(hash, record.entry.identity(), record.sender.as_ref())
+            {
+                let alive = table.slots.get(existing).is_some_and(|r| r.entry.alive());
                 if alive {
                     retired.push(record);
                     return Connection::NONE;
@@ -559,7 +627,7 @@ where
     /// (and alive).
     pub(crate) fn disconnect(&self, connection: Connection) -> bool {
         self.edit(|table, retired| {
-            let slot = table.by_connection.get(&connection).copied();
+            let slot = table.find_connection(connection);
             self.retire(table, slot, retired)
         })
     }
@@ -586,24 +654,23 @@ where
 
     /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
     pub(crate) fn disconnect_uid(&self, dispatch_uid: &str, sender: Option<&K>) -> bool {
-        let identity = Identity::Uid(Cow::Owned(dispatch_uid.to_owned()));
-        self.disconnect_key(&identity, sender)
+        self.disconnect_key(Identity::Uid(dispatch_uid), sender)
     }
 
     /// Disconnects the receiver whose code is `C`, connected without `dispatch_uid` for
     /// exactly `sender`. A receiver with captures has no identity: nothing matches it.
     pub(crate) fn disconnect_code<C: 'static>(&self, sender: Option<&K>) -> bool {
-        Identity::code::<C>().is_some_and(|identity| self.disconnect_key(&identity, sender))
+        Identity::code::<C>().is_some_and(|identity| self.disconnect_key(identity, sender))
     }
 
     /// Disconnects the receiver whose code is `C` for every sender; returns how many live
     /// connections it removed.
     pub(crate) fn disconnect_code_everywhere<C: 'static>(&self) -> usize {
-        Identity::code::<C>().map_or(0, |identity| self.disconnect_identity(&identity))
+        Identity::code::<C>().map_or(0, |identity| self.disconnect_identity(identity))
     }
 
     /// Disconnects the receiver with `identity` for exactly `sender`.
-    fn disconnect_key(&self, identity: &Identity, sender: Option<&K>) -> bool {
+    fn disconnect_key(&self, identity: Identity<'_>, sender: Option<&K>) -> bool {
         self.edit(|table, retired| {
             let slot = table.find(table.key_hash(identity, sender), identity, sender);
             self.retire(table, slot, retired)
@@ -612,13 +679,14 @@ where
 
     /// Disconnects every receiver with `identity`, for any sender; returns how many live ones
     /// it removed.
-    fn disconnect_identity(&self, identity: &Identity) -> usize {
+    fn disconnect_identity(&self, identity: Identity<'_>) -> usize {
         self.edit(|table, retired| {
             let slots: Vec<usize> = (0..table.slots.len())
                 .filter(|&slot| {
-                    table.slots[slot]
-                        .as_ref()
-                        .is_some_and(|record| record.identity == *identity)
+                    table
+                        .slots
+                        .get(slot)
+                        .is_some_and(|record| record.entry.identity() == identity)
                 })
                 .collect();
             slots

@@ -424,10 +424,10 @@ impl<'s, F: TypeSignature, D: Mode> Target<'s> for AnyTypeTarget<'s, F, D> {
     type Mode = D;
 
     fn add(self, receiver: NewReceiver<AnyTypeShape<F>>) -> Connection {
-        let NewReceiver { identity, entry } = receiver;
+        let NewReceiver { entry } = receiver;
         self.signal
             .core()
-            .connect(Record::new(None, identity, TypeReceiver::Any(entry)))
+            .connect(Record::new(None, TypeReceiver::Any(entry)))
     }
 
     fn signal(&self) -> &'s dyn Disconnect {
@@ -440,13 +440,11 @@ impl<'s, F: SentBy<M>, M: 'static, D: Mode> Target<'s> for TypeTarget<'s, F, M, 
     type Mode = D;
 
     fn add(self, receiver: NewReceiver<TypedShape<F, M>>) -> Connection {
-        let NewReceiver { identity, entry } = receiver;
+        let NewReceiver { entry } = receiver;
         let sender = Some(TypeSender::of::<M>());
-        self.signal.core().connect(Record::new(
-            sender,
-            identity,
-            TypeReceiver::typed::<M>(entry),
-        ))
+        self.signal
+            .core()
+            .connect(Record::new(sender, TypeReceiver::typed::<M>(entry)))
     }
 
     fn signal(&self) -> &'s dyn Disconnect {

@@ -1,14 +1,18 @@
-//! A receiver as the dispatch lists hold it ([`Receiver`]): its identity, its [`Call`] (which
-//! owns its code), and for sync sends a thin call, a function pointer monomorphised for the
-//! receiver's concrete type and the address of its code. A sync send calls the function with
+//! A receiver as the dispatch lists hold it ([`Receiver`]): a function pointer monomorphised
+//! for the receiver's concrete type, the address of its code, its identity, and a pointer to
+//! an [`Owner`], one constant per receiver type, that says how to share and release the code
+//! and what async sends and the table ask of it: 40 bytes. A sync send calls the function with
 //! the address, as calling a boxed closure does: no enum to match, no `Arc` header to skip, and
 //! the result comes back in registers.
 //!
-//! The invariant: `data` is the address of the value of type `C` for which `thunk` was made,
-//! and that value lives as long as the receiver, because the receiver's `call` owns it (the
-//! contents of an `Arc`, which never move) or it is `'static`. Only this file builds receivers.
+//! The invariant: `data` is the address of the value of type `C` for which `thunk` and `owner`
+//! were made, and that value lives as long as the receiver: it is the contents of an `Arc`
+//! (which never move) that the receiver holds a strong reference to, or it is `'static`, or it
+//! is zero-sized without `Drop`, held by no allocation, as a `Box` of it would be. Only this
+//! file builds receivers.
 
 use std::fmt;
+use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -17,8 +21,8 @@ use crate::error::BoxError;
 use crate::info::ReceiverInfo;
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{
-    AsyncCallable, Call, Callable, Cx, DynCall, Info, OnThread, Shape, Started, StaticAsyncCall,
-    Step, log_drop_panic, released,
+    AsyncCallable, Callable, Calls, Cx, DynCall, Identity, Info, Keyed, OnThread, Shape, Started,
+    Step, log_drop_panic,
 };
 
 /// How a sync send calls a receiver: with the address of its code, and the send's sender and
@@ -77,7 +81,7 @@ unsafe fn dyn_thunk<'r, Sh: Shape, C: DynCall<Sh, Plain>>(
 }
 
 /// The thin call of an async receiver, which sync sends never call: only async signals take
-/// async receivers, and async sends start them through their [`Call`].
+/// async receivers, and async sends start them through their [`Owner`]'s `start`.
 ///
 /// # Safety
 ///
@@ -90,18 +94,144 @@ unsafe fn async_thunk<'r, Sh: Shape>(
     unreachable!("async receivers are only connected to async signals")
 }
 
+/// What a receiver's `data` is, beside the code its thunk calls: how to share and give up a
+/// runtime receiver's `Arc`, and what async sends and the table ask of it. One constant per
+/// receiver type, so that a receiver carries a single pointer to it.
+struct Owner<Sh: Shape> {
+    /// Adds a strong reference to the `Arc` at `data`; `None` for static receivers, which own
+    /// nothing.
+    retain: Option<unsafe fn(*const ())>,
+    /// Gives up a strong reference to the `Arc` at `data`, dropping the code with the last one.
+    release: Option<unsafe fn(*const ())>,
+    alive: unsafe fn(*const ()) -> bool,
+    identity: unsafe fn(*const ()) -> Identity<'static>,
+    /// Starts an async receiver; `None` for plain ones, which async sends run through the thunk.
+    start: Option<Start<Sh>>,
+}
+
+/// How an async send starts an async receiver: with the address of its code.
+type Start<Sh> = for<'r, 'a> unsafe fn(
+    *const (),
+    <Sh as Shape>::Sender<'r>,
+    &'r <Sh as Shape>::Args<'a>,
+) -> Started<'r, <Sh as Shape>::Output>;
+
+/// Whether a runtime receiver's code `C` needs no allocation: zero-sized (a closure that
+/// captures nothing), with nothing to drop.
+const fn held_by_nothing<C>() -> bool {
+    mem::size_of::<C>() == 0 && !mem::needs_drop::<C>()
+}
+
+/// The address of `code`, zero-sized with nothing to drop, held by no allocation: a dangling,
+/// well-aligned address, which is a valid place for a zero-sized value, as `Box` uses.
+fn hold_nowhere<C>(code: C) -> *const () {
+    debug_assert!(held_by_nothing::<C>());
+    mem::forget(code);
+    std::ptr::NonNull::<C>::dangling()
+        .as_ptr()
+        .cast_const()
+        .cast()
+}
+
+/// A static receiver's `alive`: always.
+fn always(_: *const ()) -> bool {
+    true
+}
+
+/// A static receiver's identity without `dispatch_uid`: unique.
+fn unique(_: *const ()) -> Identity<'static> {
+    Identity::Unique
+}
+
+/// Adds a strong reference to the `Arc<C>` whose contents are at `data`.
+///
+/// # Safety
+///
+/// `data` came from `Arc::<C>::into_raw`, and that `Arc`'s count has not reached zero.
+unsafe fn retain<C>(data: *const ()) {
+    // SAFETY: the caller's promise.
+    unsafe { Arc::increment_strong_count(data.cast::<C>()) }
+}
+
+/// Gives up a strong reference to the `Arc<C>` whose contents are at `data`.
+///
+/// # Safety
+///
+/// As for [`retain`], and the caller gives up the reference it held.
+unsafe fn release<C>(data: *const ()) {
+    // SAFETY: the caller's promise.
+    unsafe { Arc::decrement_strong_count(data.cast::<C>()) }
+}
+
+/// Whether the runtime receiver `C` at `data` can still run.
+///
+/// # Safety
+///
+/// `data` is the address of a live `C`.
+unsafe fn dyn_alive<Sh: Shape, K: Calls, C: DynCall<Sh, K>>(data: *const ()) -> bool {
+    // SAFETY: the caller's promise.
+    unsafe { &*data.cast::<C>() }.alive()
+}
+
+/// The identity of the runtime receiver `C` at `data`, without `dispatch_uid`.
+///
+/// # Safety
+///
+/// `data` is the address of a live `C`.
+unsafe fn dyn_identity<Sh: Shape, K: Calls, C: DynCall<Sh, K>>(
+    data: *const (),
+) -> Identity<'static> {
+    // SAFETY: the caller's promise.
+    unsafe { &*data.cast::<C>() }.identity()
+}
+
+/// Starts the runtime async receiver `C` at `data`.
+///
+/// # Safety
+///
+/// `data` is the address of a `C` that lives for `'r`.
+unsafe fn dyn_start<'r, Sh: Shape, C: DynCall<Sh, Async>>(
+    data: *const (),
+    sender: Sh::Sender<'r>,
+    args: &'r Sh::Args<'_>,
+) -> Started<'r, Sh::Output> {
+    // SAFETY: the caller's promise.
+    let f = unsafe { &*data.cast::<C>() };
+    match f.call(sender, args) {
+        Some(future) => Started::Pending(future),
+        None => Started::Ready(None),
+    }
+}
+
+/// Starts the static async receiver `C` at `data`.
+///
+/// # Safety
+///
+/// `data` is the address of a live `C`.
+unsafe fn static_start<'r, Sh: Shape, C: AsyncCallable<Sh>>(
+    data: *const (),
+    sender: Sh::Sender<'r>,
+    args: &'r Sh::Args<'_>,
+) -> Started<'r, Sh::Output> {
+    // SAFETY: the caller's promise.
+    let f = unsafe { &*data.cast::<C>() };
+    Started::Pending(f(sender, args))
+}
+
 /// A receiver together with its identity: one element of a dispatch list.
 pub(crate) struct Receiver<Sh: Shape> {
     thunk: Thunk<Sh>,
-    /// The address of the value `thunk` calls, owned by `call` or `'static`.
+    /// The address of the value `thunk` calls: the contents of an `Arc` this receiver holds a
+    /// strong reference to (runtime receivers), or a `'static` value.
     data: *const (),
     pub(crate) info: ReceiverInfo,
-    call: Call<Sh>,
+    /// What `data` is; see [`Owner`].
+    owner: &'static Owner<Sh>,
 }
 
-// SAFETY: `data` is the address of a `Send + Sync` value (`Callable` and `DynCall` require
-// both) that the receiver's `Call`, itself `Send + Sync`, owns or that is `'static`; `thunk`
-// is a plain function.
+// SAFETY: `data` is the address of a `Send + Sync` value (`Callable`, `AsyncCallable` and
+// `DynCall` require both) that the receiver owns through an `Arc` or that is `'static`;
+// `thunk` and `owner` are plain functions.
 unsafe impl<Sh: Shape> Send for Receiver<Sh> {}
 // SAFETY: as for `Send`: sharing the receiver shares `&C` for a `Sync` `C`.
 unsafe impl<Sh: Shape> Sync for Receiver<Sh> {}
@@ -114,8 +244,8 @@ impl<Sh: Shape> Receiver<Sh> {
         thread: Option<ThreadId>,
     ) -> Self {
         match thread {
-            Some(owner) => Self::of_dyn(info, Arc::new(OnThread::new(owner, code))),
-            None => Self::of_dyn(info, Arc::new(code)),
+            Some(owner) => Self::of_dyn(info, OnThread::new(owner, code)),
+            None => Self::of_dyn(info, code),
         }
     }
 
@@ -125,24 +255,58 @@ impl<Sh: Shape> Receiver<Sh> {
         code: C,
         thread: Option<ThreadId>,
     ) -> Self {
-        let call: Arc<dyn DynCall<Sh, Async>> = match thread {
-            Some(owner) => Arc::new(OnThread::new(owner, code)),
-            None => Arc::new(code),
-        };
-        Self {
-            thunk: async_thunk::<Sh>,
-            data: std::ptr::null(),
-            info,
-            call: Call::DynAsync(call),
+        match thread {
+            Some(owner) => Self::of_dyn_async(info, OnThread::new(owner, code)),
+            None => Self::of_dyn_async(info, code),
         }
     }
 
-    fn of_dyn<C: DynCall<Sh, Plain> + 'static>(info: ReceiverInfo, code: Arc<C>) -> Self {
+    fn of_dyn<C: DynCall<Sh, Plain> + 'static>(info: ReceiverInfo, code: C) -> Self {
+        let (data, owner) = if held_by_nothing::<C>() {
+            let owner = const {
+                &Owner {
+                    retain: None,
+                    release: None,
+                    alive: dyn_alive::<Sh, Plain, C>,
+                    identity: dyn_identity::<Sh, Plain, C>,
+                    start: None,
+                }
+            };
+            (hold_nowhere(code), owner)
+        } else {
+            let owner = const {
+                &Owner {
+                    retain: Some(retain::<C>),
+                    release: Some(release::<C>),
+                    alive: dyn_alive::<Sh, Plain, C>,
+                    identity: dyn_identity::<Sh, Plain, C>,
+                    start: None,
+                }
+            };
+            (Arc::into_raw(Arc::new(code)).cast(), owner)
+        };
         Self {
             thunk: dyn_thunk::<Sh, C>,
-            data: Arc::as_ptr(&code).cast(),
+            data,
             info,
-            call: Call::Dyn(code),
+            owner,
+        }
+    }
+
+    fn of_dyn_async<C: DynCall<Sh, Async> + 'static>(info: ReceiverInfo, code: C) -> Self {
+        Self {
+            thunk: async_thunk::<Sh>,
+            data: Arc::into_raw(Arc::new(code)).cast(),
+            info,
+            owner: const {
+                &Owner {
+                    retain: Some(retain::<C>),
+                    release: Some(release::<C>),
+                    alive: dyn_alive::<Sh, Async, C>,
+                    identity: dyn_identity::<Sh, Async, C>,
+                    start: Some(dyn_start::<Sh, C>),
+                }
+            },
         }
     }
 
@@ -151,22 +315,33 @@ impl<Sh: Shape> Receiver<Sh> {
             thunk: static_thunk::<Sh, C>,
             data: std::ptr::from_ref(code).cast(),
             info,
-            call: Call::Static(code),
+            owner: const {
+                &Owner {
+                    retain: None,
+                    release: None,
+                    alive: always,
+                    identity: unique,
+                    start: None,
+                }
+            },
         }
     }
 
-    fn of_static_async(info: ReceiverInfo, code: &'static StaticAsyncCall<Sh>) -> Self {
+    fn of_static_async<C: AsyncCallable<Sh>>(info: ReceiverInfo, code: &'static C) -> Self {
         Self {
             thunk: async_thunk::<Sh>,
-            data: std::ptr::null(),
+            data: std::ptr::from_ref(code).cast(),
             info,
-            call: Call::StaticAsync(code),
+            owner: const {
+                &Owner {
+                    retain: None,
+                    release: None,
+                    alive: always,
+                    identity: unique,
+                    start: Some(static_start::<Sh, C>),
+                }
+            },
         }
-    }
-
-    /// How the receiver is called by async sends, and what keeps its code alive.
-    pub(crate) fn call(&self) -> &Call<Sh> {
-        &self.call
     }
 
     /// Runs a sync receiver; `None` when it did not run.
@@ -176,12 +351,28 @@ impl<Sh: Shape> Receiver<Sh> {
         sender: Sh::Sender<'r>,
         args: &'r Sh::Args<'_>,
     ) -> Option<Result<Sh::Output, BoxError>> {
-        // SAFETY: `data` is the address of the value `thunk` was made for, which `self.call`
-        // owns or which is `'static` (see the constructors); `self` is borrowed, so `call` is
-        // alive and unchanged (only `Drop` replaces it). Async receivers' thunk reads nothing.
+        // SAFETY: `data` is the address of the value `thunk` was made for, which `self` holds
+        // a strong reference to or which is `'static` (see the constructors); `self` is
+        // borrowed, so that reference is held for the call. Async receivers' thunk reads
+        // nothing.
         match unsafe { (self.thunk)(self.data, sender, args) } {
             Ok(output) => Some(Ok(output)),
             Err(error) => not_run_or_failed(error),
+        }
+    }
+
+    /// Starts the receiver for an async send: an async one gives its future, a plain one runs.
+    pub(crate) fn start<'r>(
+        &self,
+        sender: Sh::Sender<'r>,
+        args: &'r Sh::Args<'_>,
+    ) -> Started<'r, Sh::Output> {
+        match self.owner.start {
+            // SAFETY: `start` was made for the value at `data` (see the constructors), which
+            // lives while `self` is borrowed. The future it returns does not borrow that value:
+            // its type names only the lifetime of the sender and the arguments.
+            Some(start) => unsafe { start(self.data, sender, args) },
+            None => Started::Ready(self.invoke(sender, args)),
         }
     }
 }
@@ -198,13 +389,17 @@ fn not_run_or_failed<O>(error: BoxError) -> Option<Result<O, BoxError>> {
 
 impl<Sh: Shape> Clone for Receiver<Sh> {
     fn clone(&self) -> Self {
-        // The clone's `call` shares the same code (a `&'static`, or the same `Arc`), at the
-        // same address.
+        if let Some(retain) = self.owner.retain {
+            // SAFETY: `retain` is set only for runtime receivers, whose `data` came from
+            // `Arc::into_raw` for the type `retain` was made for, and `self` holds a strong
+            // reference, so the count is not zero. The clone holds the one it adds.
+            unsafe { retain(self.data) };
+        }
         Self {
             thunk: self.thunk,
             data: self.data,
             info: self.info.clone(),
-            call: self.call.clone(),
+            owner: self.owner,
         }
     }
 }
@@ -216,11 +411,15 @@ impl<Sh: Shape> Clone for Receiver<Sh> {
 /// receiver, nor an unrelated connect.
 impl<Sh: Shape> Drop for Receiver<Sh> {
     fn drop(&mut self) {
-        if matches!(self.call, Call::Static(_) | Call::StaticAsync(_)) {
+        let Some(release) = self.owner.release else {
             return; // static receivers own nothing
-        }
-        let call = std::mem::replace(&mut self.call, Call::Static(&released::<Sh>));
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(call))) {
+        };
+        let data = self.data;
+        // SAFETY: `release` is set only for runtime receivers, whose `data` came from
+        // `Arc::into_raw` for the type `release` was made for; `self` gives up the strong
+        // reference it held, and is not used again.
+        let released = catch_unwind(AssertUnwindSafe(move || unsafe { release(data) }));
+        if let Err(payload) = released {
             log_drop_panic(&self.info, &*payload);
         }
     }
@@ -233,11 +432,22 @@ impl<Sh: Shape> Info for Receiver<Sh> {
     }
 
     fn is_async(&self) -> bool {
-        self.call.is_async()
+        self.owner.start.is_some()
     }
 
     fn alive(&self) -> bool {
-        self.call.alive()
+        // SAFETY: `alive` was made for the value at `data`, which `self` holds.
+        unsafe { (self.owner.alive)(self.data) }
+    }
+}
+
+impl<Sh: Shape> Keyed for Receiver<Sh> {
+    fn identity(&self) -> Identity<'_> {
+        match self.info.dispatch_uid() {
+            Some(uid) => Identity::Uid(uid),
+            // SAFETY: `identity` was made for the value at `data`, which `self` holds.
+            None => unsafe { (self.owner.identity)(self.data) },
+        }
     }
 }
 
@@ -250,7 +460,7 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Receiver<Sh> {
     }
 
     fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
-        self.call.start(cx.sender, cx.args)
+        Receiver::start(self, cx.sender, cx.args)
     }
 }
 
@@ -280,7 +490,7 @@ impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::{ReceiverKind, ReceiverMeta, SourceLocation};
+    use crate::info::ReceiverKind;
     use crate::receiver::{Strong, WeakTarget};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -292,11 +502,11 @@ mod tests {
     }
 
     fn info() -> ReceiverInfo {
-        ReceiverInfo::from_runtime(ReceiverMeta::new_runtime::<Counted>(
-            SourceLocation::new(file!(), line!(), 0),
+        ReceiverInfo::runtime::<Counted>(
+            std::panic::Location::caller(),
             None,
             ReceiverKind::Runtime,
-        ))
+        )
     }
 
     #[allow(clippy::unnecessary_wraps, reason = "the shape of a static receiver")]
@@ -331,6 +541,25 @@ mod tests {
         assert_eq!(captured.load(Ordering::SeqCst), 5);
         drop(clone);
         assert_eq!(Arc::strong_count(&captured), 1, "the closure was freed");
+    }
+
+    #[test]
+    fn a_closure_without_captures_is_held_by_no_allocation_and_still_runs() {
+        let receiver = Receiver::<Counted>::plain(
+            info(),
+            Strong::new(|sender: u8, args: &AtomicUsize| {
+                args.fetch_add(usize::from(sender), Ordering::SeqCst)
+            }),
+            None,
+        );
+        assert!(receiver.owner.release.is_none(), "nothing to release");
+        let clone = receiver.clone();
+        drop(receiver);
+        let args = AtomicUsize::new(1);
+        assert_eq!(clone.invoke(2, &args).unwrap().unwrap(), 1);
+        assert_eq!(args.load(Ordering::SeqCst), 3);
+        assert!(matches!(clone.identity(), Identity::Code(_)));
+        assert!(clone.alive());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::connect::{Connection, Disconnect};
 use crate::error::WiringError;
 use crate::info::{ReceiverInfo, SourceLocation};
 use crate::receiver::Shape;
-use crate::table::{Core, Identity, Listed, Record, Routes, Row, RowState};
+use crate::table::{Core, Listed, Record, Routes, Row, RowState};
 
 #[cfg(feature = "linkme")]
 pub use collect::{DECLARATIONS, REGISTRATIONS};
@@ -257,31 +257,26 @@ where
         let mut adopted: Option<Adopted<K, E>> = None;
         registration.adopt(&mut adopted);
         let Adopted { sender, entry } = adopted.expect("adopting writes the entry");
-        let identity = match &registration.meta.dispatch_uid {
-            Some(uid) => {
-                match first_of.entry((uid, sender.clone())) {
-                    MapEntry::Occupied(first) => {
-                        problems.push(WiringError::DuplicateDispatchUid {
-                            signal: name,
-                            dispatch_uid: uid.to_string(),
-                            sender: sender
-                                .as_ref()
-                                .map_or_else(|| "any".to_owned(), |s| format!("{s:?}")),
-                            first: first.get().meta.location,
-                            second: registration.meta.location,
-                        });
-                        let identity = Identity::Uid(uid.clone());
-                        let record = Record::new_static(sender, identity, entry);
-                        shadowed.push((record, first.get().meta.location));
-                        continue;
-                    }
-                    MapEntry::Vacant(slot) => slot.insert(registration),
-                };
-                Identity::Uid(uid.clone())
-            }
-            None => Identity::Unique,
-        };
-        records.push(Record::new_static(sender, identity, entry));
+        if let Some(uid) = &registration.meta.dispatch_uid {
+            match first_of.entry((uid, sender.clone())) {
+                MapEntry::Occupied(first) => {
+                    problems.push(WiringError::DuplicateDispatchUid {
+                        signal: name,
+                        dispatch_uid: uid.to_string(),
+                        sender: sender
+                            .as_ref()
+                            .map_or_else(|| "any".to_owned(), |s| format!("{s:?}")),
+                        first: first.get().meta.location,
+                        second: registration.meta.location,
+                    });
+                    let record = Record::new_static(sender, entry);
+                    shadowed.push((record, first.get().meta.location));
+                    continue;
+                }
+                MapEntry::Vacant(slot) => slot.insert(registration),
+            };
+        }
+        records.push(Record::new_static(sender, entry));
     }
     StaticRecords {
         records,
