@@ -41,33 +41,51 @@ impl<F: Signature> Routes<F::Sender, ValueReceiver<F>> for ValueRoutes<F> {
     fn build<'r>(
         records: impl Iterator<Item = &'r Record<F::Sender, ValueReceiver<F>>> + Clone,
     ) -> Self {
-        let mut any = Vec::new();
-        let mut by_sender: HashMap<F::Sender, Vec<ValueReceiver<F>>> = HashMap::new();
+        // Each list is gathered as references, then cloned once, straight into its shared
+        // slice: a list of a start-up table's thousands of receivers is neither grown nor
+        // copied from a `Vec` into the `Arc`. The first pass counts, so that every list is
+        // allocated at its final length.
+        let mut any_count = 0;
+        let mut own_counts: HashMap<&F::Sender, usize, foldhash::fast::RandomState> =
+            HashMap::default();
         for record in records.clone() {
-            if let Some(sender) = &record.sender {
-                by_sender.entry(sender.clone()).or_default();
+            match &record.sender {
+                None => any_count += 1,
+                Some(sender) => *own_counts.entry(sender).or_default() += 1,
             }
         }
+        let mut any = Vec::with_capacity(any_count);
+        let mut by_sender: HashMap<
+            &F::Sender,
+            Vec<&ValueReceiver<F>>,
+            foldhash::fast::RandomState,
+        > = own_counts
+            .into_iter()
+            .map(|(sender, own)| (sender, Vec::with_capacity(own + any_count)))
+            .collect();
         for record in records {
             match &record.sender {
                 None => {
                     for list in by_sender.values_mut() {
-                        list.push(record.entry.clone());
+                        list.push(&record.entry);
                     }
-                    any.push(record.entry.clone());
+                    any.push(&record.entry);
                 }
                 Some(sender) => {
                     if let Some(list) = by_sender.get_mut(sender) {
-                        list.push(record.entry.clone());
+                        list.push(&record.entry);
                     }
                 }
             }
         }
+        let shared = |list: &[&ValueReceiver<F>]| -> Arc<[ValueReceiver<F>]> {
+            list.iter().map(|&entry| entry.clone()).collect()
+        };
         Self {
-            any: any.into(),
+            any: shared(&any),
             by_sender: by_sender
                 .into_iter()
-                .map(|(sender, list)| (sender, list.into()))
+                .map(|(sender, list)| (sender.clone(), shared(&list)))
                 .collect(),
         }
     }
@@ -76,6 +94,18 @@ impl<F: Signature> Routes<F::Sender, ValueReceiver<F>> for ValueRoutes<F> {
         for entry in self.route(sender) {
             each(&entry.info, entry.alive());
         }
+    }
+
+    fn live_receivers(&self, sender: Option<&F::Sender>) -> Vec<ReceiverInfo> {
+        let route = self.route(sender);
+        let mut live = Vec::with_capacity(route.len());
+        live.extend(
+            route
+                .iter()
+                .filter(|entry| entry.alive())
+                .map(|entry| entry.info.clone()),
+        );
+        live
     }
 }
 
@@ -177,6 +207,8 @@ pub(crate) struct TypedList<F: SentBy<M>, M: 'static>(pub(crate) Box<[TypedStep<
 pub(crate) trait ErasedList: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn listeners(&self, each: &mut dyn FnMut(&ReceiverInfo, bool));
+    /// How many receivers `listeners` reports.
+    fn len(&self) -> usize;
 }
 
 impl<F: SentBy<M>, M: 'static> ErasedList for TypedList<F, M> {
@@ -188,6 +220,10 @@ impl<F: SentBy<M>, M: 'static> ErasedList for TypedList<F, M> {
         for step in &self.0 {
             each(step.info(), step.alive());
         }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -291,6 +327,17 @@ impl<F: TypeSignature> Routes<TypeSender, TypeReceiver<F>> for TypeRoutes<F> {
                 }
             }
         }
+    }
+
+    fn live_receivers(&self, sender: Option<&TypeSender>) -> Vec<ReceiverInfo> {
+        let list = sender.and_then(|sender| self.by_type.get(sender));
+        let mut live = Vec::with_capacity(list.map_or(self.any.len(), |list| list.len()));
+        self.listeners(sender, &mut |info, alive| {
+            if alive {
+                live.push(info.clone());
+            }
+        });
+        live
     }
 }
 

@@ -107,6 +107,9 @@ pub(crate) trait Routes<K, E>: Send + Sync + Sized {
     /// Calls `each` with every receiver a send from `sender` (`None`: without sender) would
     /// run, in dispatch order, and whether it is alive.
     fn listeners(&self, sender: Option<&K>, each: &mut dyn FnMut(&ReceiverInfo, bool));
+
+    /// The receivers a send from `sender` would run that are alive, in dispatch order.
+    fn live_receivers(&self, sender: Option<&K>) -> Vec<ReceiverInfo>;
 }
 
 /// A sender as [`explain`](crate::explain) compares it: by value, with the signal's own `Eq`, as dispatch
@@ -641,15 +644,7 @@ where
 
     /// The live receivers that would run for `sender`, in dispatch order.
     pub(crate) fn receivers(&self, sender: Option<&K>) -> Vec<ReceiverInfo> {
-        let mut receivers = Vec::new();
-        self.with_routes(|routes| {
-            routes.listeners(sender, &mut |info, alive| {
-                if alive {
-                    receivers.push(info.clone());
-                }
-            });
-        });
-        receivers
+        self.with_routes(|routes| routes.live_receivers(sender))
     }
 
     /// Disconnects the receiver connected with `dispatch_uid` for exactly `sender`.
