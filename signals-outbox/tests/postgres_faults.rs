@@ -526,7 +526,9 @@ mod faults {
             eprintln!("skipped: the restart part: the server is DATABASE_URL's");
             return;
         }
-        server.restart().expect("pg_ctl restarts the test's own server");
+        server
+            .restart()
+            .expect("pg_ctl restarts the test's own server");
         let restarted = Instant::now();
         run.pool = PgPool::connect(&run.url).await.unwrap();
         run.wait_drained(Duration::from_secs(600)).await;
