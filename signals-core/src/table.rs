@@ -192,11 +192,20 @@ struct Slots<T> {
 }
 
 impl<T> Slots<T> {
-    fn new() -> Self {
-        Self {
-            chunks: Vec::new(),
-            len: 0,
+    /// Slots holding `records`, in order, each moved once. Chunks are allocated whole, as
+    /// [`push`](Self::push) allocates them, except the only chunk of a smaller table, whose
+    /// capacity is a power of two, so that growing it as a `Vec` does stops at [`CHUNK`].
+    fn from_vec(records: Vec<T>) -> Self {
+        let len = records.len();
+        let capacity = len.next_power_of_two().min(CHUNK);
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        let mut records = records.into_iter().map(Some);
+        while records.len() > 0 {
+            let mut chunk = Vec::with_capacity(capacity);
+            chunk.extend(records.by_ref().take(CHUNK));
+            chunks.push(chunk);
         }
+        Self { chunks, len }
     }
 
     fn len(&self) -> usize {
@@ -283,24 +292,45 @@ fn indexed<K, E>(slots: &Slots<Record<K, E>>, slot: u32) -> &Record<K, E> {
 }
 
 impl<K: Eq + Hash, E: Listed> Table<K, E> {
+    /// The table of `records`, in order: moved into their slots at once, then indexed (a
+    /// start-up's thousands of static receivers, most of them without handle or identity).
     fn new(records: Vec<Record<K, E>>) -> Self {
-        let mut table = Self {
-            slots: Slots::new(),
-            live: 0,
-            by_connection: HashTable::new(),
-            by_key: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
-            sweep_at: 0,
-        };
-        for record in records {
-            table.append(record);
-        }
-        table
+        Self::of(records, foldhash::fast::RandomState::default(), 0)
     }
 
-    fn append(&mut self, record: Record<K, E>) {
-        let hash = self.key_hash(record.entry.identity(), record.sender.as_ref());
-        self.insert(record, hash);
+    /// The table of `records`, in order, hashing with `hasher`.
+    fn of(
+        records: Vec<Record<K, E>>,
+        hasher: foldhash::fast::RandomState,
+        sweep_at: usize,
+    ) -> Self {
+        let slots = Slots::from_vec(records);
+        let mut by_connection = HashTable::new();
+        let mut by_key = HashTable::new();
+        for (slot, record) in slots.iter().enumerate() {
+            let slot = u32::try_from(slot).expect("fewer than 2^32 receivers a signal");
+            if record.connection != Connection::NONE {
+                let hash = connection_hash(&hasher, record.connection);
+                by_connection.insert_unique(hash, slot, |&slot| {
+                    connection_hash(&hasher, indexed(&slots, slot).connection)
+                });
+            }
+            if let Some(hash) = key_hash(&hasher, record.entry.identity(), record.sender.as_ref()) {
+                by_key.insert_unique(hash, slot, |&slot| {
+                    let record = indexed(&slots, slot);
+                    key_hash(&hasher, record.entry.identity(), record.sender.as_ref())
+                        .expect("only records with an identity are indexed by key")
+                });
+            }
+        }
+        Self {
+            live: slots.len(),
+            slots,
+            by_connection,
+            by_key,
+            hasher,
+            sweep_at,
+        }
     }
 
     fn records(&self) -> impl Iterator<Item = &Record<K, E>> + Clone {
@@ -391,12 +421,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
             return;
         }
         let records: Vec<_> = self.slots.drain().collect();
-        self.live = 0;
-        self.by_connection.clear();
-        self.by_key.clear();
-        for record in records {
-            self.append(record);
-        }
+        *self = Self::of(records, self.hasher.clone(), self.sweep_at);
     }
 
     /// Takes out every weak receiver whose target is gone, into `retired`.
