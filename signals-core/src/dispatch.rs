@@ -63,7 +63,8 @@ pub(crate) trait Run<O> {
     /// What a send that reaches no receiver returns.
     fn nothing() -> Self::Out;
 
-    /// What a send refused by [`enter`], nested too deep for the stack left, returns.
+    /// What a send refused by [`Pin::enter`](crate::raw::Pin::enter), nested too deep for the
+    /// stack left, returns.
     fn too_deep(error: SendError) -> Self::Out;
 
     /// Runs `steps`.

@@ -265,8 +265,8 @@ fn held(address: usize) -> bool {
     })
 }
 
-/// An `Arc<T>` published to sends: they read it with [`with`](Self::with), edits replace it
-/// with [`replace`](Self::replace).
+/// An `Arc<T>` published to sends: they read it with [`read`](Self::read) under a [`Pin`],
+/// edits replace it with [`replace`](Self::replace).
 pub(crate) struct Published<T> {
     /// From `Arc::into_raw`: this owns one strong count of the current value.
     current: AtomicPtr<T>,
