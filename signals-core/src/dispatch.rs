@@ -132,14 +132,7 @@ impl<O> Run<O> for ToSend {
         Rt: Send + Sync + 'static,
         S: Step<Cx, Output = O>,
     {
-        lend(snapshot, list, |step| match step.run(cx) {
-            Some(Ok(output)) => Ok(Some(output)),
-            Some(Err(error)) => Err(SendError::new(step.info().clone(), error)),
-            None => {
-                skipped(step, reporter);
-                Ok(None)
-            }
-        })
+        lend(snapshot, list, |step| send_one(step, cx, reporter))
     }
 }
 
@@ -181,24 +174,7 @@ impl<O> Run<O> for ToSendRobust {
     {
         let mut settled = false;
         let sent = lend(snapshot, list, |step| {
-            // As in `run_robust`: the happy path builds its response in place. The output is
-            // told apart inside the unwinding boundary, so that the happy path leaves it with
-            // the output alone rather than a nested `Option<Result<..>>` to take apart again.
-            let ran = catch_unwind(AssertUnwindSafe(|| match step.run(cx) {
-                Some(Ok(output)) => Ok(output),
-                other => Err(other),
-            }));
-            Ok::<_, Infallible>(match ran {
-                Ok(Ok(output)) => Some(Ok(output)),
-                Ok(Err(other)) => {
-                    settled = true;
-                    settle(step, Ok(other), reporter)
-                }
-                Err(payload) => {
-                    settled = true;
-                    settle(step, Err(payload), reporter)
-                }
-            })
+            Ok::<_, Infallible>(send_robust_one(step, cx, reporter, &mut settled))
         });
         match sent {
             Ok(mut responses) => {
@@ -283,28 +259,43 @@ pub(crate) fn send<Cx, S: Step<Cx>>(
 ) -> Result<Responses<S::Output>, SendError> {
     let mut items = Vec::with_capacity(steps.len());
     for step in steps {
-        run_send(step, cx, reporter, &mut items)?;
+        if let Some(output) = send_one(step, cx, reporter)? {
+            items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            });
+        }
     }
     Ok(Responses::owned(items))
 }
 
-/// Runs a plain receiver for a `send` and records its response; its `Err` stops the send.
+/// Runs a plain receiver for a `send`: its output, `None` if it did not run, or the error that
+/// stops the send.
 #[inline]
-fn run_send<Cx, S: Step<Cx>>(
+fn send_one<Cx, S: Step<Cx>>(
     step: &S,
     cx: &Cx,
     reporter: &Reporter<'_>,
-    items: &mut Vec<Response<S::Output>>,
-) -> Result<(), SendError> {
-    match step.run(cx) {
-        Some(Ok(output)) => items.push(Response {
-            receiver: step.info().clone(),
-            output,
-        }),
-        Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-        None => skipped(step, reporter),
+) -> Result<Option<S::Output>, SendError> {
+    send_response(step, step.run(cx), reporter)
+}
+
+/// What a receiver that ran as `ran` (`None`: it did not) gives a `send`: its output, or the
+/// error that stops the send.
+#[inline]
+fn send_response<Cx, S: Step<Cx>>(
+    step: &S,
+    ran: Option<Result<S::Output, BoxError>>,
+    reporter: &Reporter<'_>,
+) -> Result<Option<S::Output>, SendError> {
+    match ran {
+        Some(Ok(output)) => Ok(Some(output)),
+        Some(Err(error)) => Err(SendError::new(step.info().clone(), error)),
+        None => {
+            skipped(step, reporter);
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 /// A receiver did not run: if it is a weak one whose target is gone, the table purges it.
@@ -343,36 +334,41 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     reporter: &Reporter<'_>,
 ) -> Responses<Result<S::Output, ReceiverError>> {
     let mut items = Vec::with_capacity(steps.len());
+    let mut settled = false;
     for step in steps {
-        run_robust(step, cx, reporter, &mut items);
+        if let Some(output) = send_robust_one(step, cx, reporter, &mut settled) {
+            items.push(Response {
+                receiver: step.info().clone(),
+                output,
+            });
+        }
     }
     Responses::owned(items)
 }
 
-/// Runs a plain receiver for a robust send and records its response, if it has one.
+/// Runs a plain receiver for a robust send: its response, `None` if it did not run. A failure,
+/// a panic or a receiver that did not run goes through [`settle`] and sets `settled`.
 #[inline]
-fn run_robust<Cx, S: Step<Cx>>(
+fn send_robust_one<Cx, S: Step<Cx>>(
     step: &S,
     cx: &Cx,
     reporter: &Reporter<'_>,
-    items: &mut Vec<Response<Result<S::Output, ReceiverError>>>,
-) {
-    // The happy path builds its response in place; going through `settle` would move every
-    // response through the stack, which costs a store-forwarding stall per receiver.
-    match catch_unwind(AssertUnwindSafe(|| step.run(cx))) {
-        Ok(Some(Ok(output))) => items.push(Response {
-            receiver: step.info().clone(),
-            output: Ok(output),
-        }),
-        outcome => {
-            if let Some(output) = settle(step, outcome, reporter) {
-                items.push(Response {
-                    receiver: step.info().clone(),
-                    output,
-                });
-            }
-        }
-    }
+    settled: &mut bool,
+) -> Option<Result<S::Output, ReceiverError>> {
+    // The output is told apart inside the unwinding boundary, so that the happy path leaves it
+    // with the output alone, built in place, rather than a nested `Option<Result<..>>` to take
+    // apart again and move through the stack.
+    let ran = catch_unwind(AssertUnwindSafe(|| match step.run(cx) {
+        Some(Ok(output)) => Ok(output),
+        other => Err(other),
+    }));
+    let outcome = match ran {
+        Ok(Ok(output)) => return Some(Ok(output)),
+        Ok(Err(other)) => Ok(other),
+        Err(payload) => Err(payload),
+    };
+    *settled = true;
+    settle(step, outcome, reporter)
 }
 
 #[cold]
@@ -531,12 +527,7 @@ impl<O> RunAsync<O> for ToSend {
         reporter: &Reporter<'_>,
     ) -> Result<Option<O>, SendError> {
         match ended {
-            Ok(Some(Ok(output))) => Ok(Some(output)),
-            Ok(Some(Err(error))) => Err(SendError::new(step.info().clone(), error)),
-            Ok(None) => {
-                skipped(step, reporter);
-                Ok(None)
-            }
+            Ok(ran) => send_response(step, ran, reporter),
             Err(payload) => resume_unwind(payload),
         }
     }
