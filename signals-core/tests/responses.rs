@@ -150,3 +150,47 @@ fn responses_of_a_type_signal_keep_their_identities_too() {
         .collect();
     assert_eq!(uids, [Some("typed"), Some("any")]);
 }
+
+/// A receiver's error that sets its flag when dropped.
+#[derive(Debug)]
+struct Failure(Arc<AtomicBool>);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed")
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl Drop for Failure {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Outputs without drop glue let a robust send whose receivers all succeeded skip dropping its
+/// responses one by one; one failure among them must still have its error dropped.
+#[test]
+fn a_robust_sends_errors_are_dropped_with_its_responses() {
+    let signal = Signal::<Numbered>::new("test");
+    connect(&signal, "first", 1);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&dropped);
+    signal.connector().dispatch_uid("failing").connect(
+        move |_, _: &Event<'_>| -> Result<u32, Failure> { Err(Failure(Arc::clone(&flag))) },
+    );
+    let log = Log::default();
+    let responses = signal.send_robust(None, &ev(&log));
+    assert_eq!(responses.len(), 2);
+    assert!(responses[1].output.is_err());
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "the responses hold the error"
+    );
+    drop(responses);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the error is dropped with the responses"
+    );
+}
