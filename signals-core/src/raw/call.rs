@@ -98,15 +98,51 @@ unsafe fn async_thunk<'r, Sh: Shape>(
 /// runtime receiver's `Arc`, and what async sends and the table ask of it. One constant per
 /// receiver type, so that a receiver carries a single pointer to it.
 struct Owner<Sh: Shape> {
-    /// Adds a strong reference to the `Arc` at `data`; `None` for static receivers, which own
-    /// nothing.
-    retain: Option<unsafe fn(*const ())>,
-    /// Gives up a strong reference to the `Arc` at `data`, dropping the code with the last one.
-    release: Option<unsafe fn(*const ())>,
+    /// How to share and give up the `Arc` at `data`; `None` for receivers that own nothing
+    /// (static ones, and runtime code held by no allocation).
+    shared: Option<Shared>,
     alive: unsafe fn(*const ()) -> bool,
     identity: unsafe fn(*const ()) -> Identity<'static>,
     /// Starts an async receiver; `None` for plain ones, which async sends run through the thunk.
     start: Option<Start<Sh>>,
+}
+
+/// How a receiver shares the `Arc` its `data` points into.
+struct Shared {
+    /// Adds a strong reference.
+    retain: unsafe fn(*const ()),
+    /// Gives up a strong reference, dropping the code with the last one.
+    release: unsafe fn(*const ()),
+}
+
+impl<Sh: Shape> Owner<Sh> {
+    /// A static receiver's: it owns nothing, always runs and is unique; `start` for async ones.
+    const fn of_static(start: Option<Start<Sh>>) -> Self {
+        Self {
+            shared: None,
+            alive: always,
+            identity: unique,
+            start,
+        }
+    }
+
+    /// A runtime receiver's, whose code is a `C`, in an `Arc` if `in_arc`, otherwise held by
+    /// nothing (see [`held_by_nothing`]); `start` for async ones.
+    const fn of_dyn<K: Calls, C: DynCall<Sh, K>>(in_arc: bool, start: Option<Start<Sh>>) -> Self {
+        Self {
+            shared: if in_arc {
+                Some(Shared {
+                    retain: retain::<C>,
+                    release: release::<C>,
+                })
+            } else {
+                None
+            },
+            alive: dyn_alive::<Sh, K, C>,
+            identity: dyn_identity::<Sh, K, C>,
+            start,
+        }
+    }
 }
 
 /// How an async send starts an async receiver: with the address of its code.
@@ -263,26 +299,10 @@ impl<Sh: Shape> Receiver<Sh> {
 
     fn of_dyn<C: DynCall<Sh, Plain> + 'static>(info: ReceiverInfo, code: C) -> Self {
         let (data, owner) = if held_by_nothing::<C>() {
-            let owner = const {
-                &Owner {
-                    retain: None,
-                    release: None,
-                    alive: dyn_alive::<Sh, Plain, C>,
-                    identity: dyn_identity::<Sh, Plain, C>,
-                    start: None,
-                }
-            };
+            let owner = const { &Owner::of_dyn::<Plain, C>(false, None) };
             (hold_nowhere(code), owner)
         } else {
-            let owner = const {
-                &Owner {
-                    retain: Some(retain::<C>),
-                    release: Some(release::<C>),
-                    alive: dyn_alive::<Sh, Plain, C>,
-                    identity: dyn_identity::<Sh, Plain, C>,
-                    start: None,
-                }
-            };
+            let owner = const { &Owner::of_dyn::<Plain, C>(true, None) };
             (Arc::into_raw(Arc::new(code)).cast(), owner)
         };
         Self {
@@ -298,15 +318,7 @@ impl<Sh: Shape> Receiver<Sh> {
             thunk: async_thunk::<Sh>,
             data: Arc::into_raw(Arc::new(code)).cast(),
             info,
-            owner: const {
-                &Owner {
-                    retain: Some(retain::<C>),
-                    release: Some(release::<C>),
-                    alive: dyn_alive::<Sh, Async, C>,
-                    identity: dyn_identity::<Sh, Async, C>,
-                    start: Some(dyn_start::<Sh, C>),
-                }
-            },
+            owner: const { &Owner::of_dyn::<Async, C>(true, Some(dyn_start::<Sh, C>)) },
         }
     }
 
@@ -315,15 +327,7 @@ impl<Sh: Shape> Receiver<Sh> {
             thunk: static_thunk::<Sh, C>,
             data: std::ptr::from_ref(code).cast(),
             info,
-            owner: const {
-                &Owner {
-                    retain: None,
-                    release: None,
-                    alive: always,
-                    identity: unique,
-                    start: None,
-                }
-            },
+            owner: const { &Owner::of_static(None) },
         }
     }
 
@@ -332,15 +336,7 @@ impl<Sh: Shape> Receiver<Sh> {
             thunk: async_thunk::<Sh>,
             data: std::ptr::from_ref(code).cast(),
             info,
-            owner: const {
-                &Owner {
-                    retain: None,
-                    release: None,
-                    alive: always,
-                    identity: unique,
-                    start: Some(static_start::<Sh, C>),
-                }
-            },
+            owner: const { &Owner::of_static(Some(static_start::<Sh, C>)) },
         }
     }
 
@@ -389,11 +385,11 @@ fn not_run_or_failed<O>(error: BoxError) -> Option<Result<O, BoxError>> {
 
 impl<Sh: Shape> Clone for Receiver<Sh> {
     fn clone(&self) -> Self {
-        if let Some(retain) = self.owner.retain {
-            // SAFETY: `retain` is set only for runtime receivers, whose `data` came from
+        if let Some(shared) = &self.owner.shared {
+            // SAFETY: `shared` is set only for runtime receivers, whose `data` came from
             // `Arc::into_raw` for the type `retain` was made for, and `self` holds a strong
             // reference, so the count is not zero. The clone holds the one it adds.
-            unsafe { retain(self.data) };
+            unsafe { (shared.retain)(self.data) };
         }
         Self {
             thunk: self.thunk,
@@ -411,11 +407,11 @@ impl<Sh: Shape> Clone for Receiver<Sh> {
 /// receiver, nor an unrelated connect.
 impl<Sh: Shape> Drop for Receiver<Sh> {
     fn drop(&mut self) {
-        let Some(release) = self.owner.release else {
-            return; // static receivers own nothing
+        let Some(Shared { release, .. }) = self.owner.shared else {
+            return; // nothing owned: a static receiver, or code held by no allocation
         };
         let data = self.data;
-        // SAFETY: `release` is set only for runtime receivers, whose `data` came from
+        // SAFETY: `shared` is set only for runtime receivers, whose `data` came from
         // `Arc::into_raw` for the type `release` was made for; `self` gives up the strong
         // reference it held, and is not used again.
         let released = catch_unwind(AssertUnwindSafe(move || unsafe { release(data) }));
@@ -552,7 +548,7 @@ mod tests {
             }),
             None,
         );
-        assert!(receiver.owner.release.is_none(), "nothing to release");
+        assert!(receiver.owner.shared.is_none(), "nothing to release");
         let clone = receiver.clone();
         drop(receiver);
         let args = AtomicUsize::new(1);
