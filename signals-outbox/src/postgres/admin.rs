@@ -1,8 +1,8 @@
 //! What operators ask of a PostgreSQL outbox: its status, its dead letters, retrying a
 //! message or a shard, and pausing.
 
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
 
 use crate::admin::{CategoryRow, Waiting, shards, status_sql};
 use crate::postgres::{PgOutbox, now_ms, shard_lock};
@@ -177,6 +177,19 @@ impl PgOutbox {
         Ok(())
     }
 
+    /// A read-only transaction that sees one snapshot of the outbox, and the database's clock
+    /// at its start, in ms since the epoch.
+    async fn snapshot(&self) -> Result<(Transaction<'_, Postgres>, i64), OutboxError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now_ms!()))
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok((tx, now))
+    }
+
     /// Every shard holding messages, oldest first, and every parked message, as
     /// [`Outbox::status`](crate::Outbox::status) reports them (the same [`Status`], printed
     /// the same way), in one snapshot, timed by the server's clock.
@@ -190,13 +203,7 @@ impl PgOutbox {
     ///
     /// [`OutboxError::Postgres`].
     pub async fn status(&self) -> Result<Status, OutboxError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now_ms!()))
-            .fetch_one(&mut *tx)
-            .await?;
+        let (mut tx, now) = self.snapshot().await?;
         let rows: Vec<CategoryRow> =
             sqlx::query_as(status_sql!("greatest(s.due_at, s.lease_until)"))
                 .fetch_all(&mut *tx)
@@ -220,13 +227,7 @@ impl PgOutbox {
     ///
     /// [`OutboxError::Postgres`].
     pub async fn explain(&self, id: MessageId) -> Result<Explanation, OutboxError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now_ms!()))
-            .fetch_one(&mut *tx)
-            .await?;
+        let (mut tx, now) = self.snapshot().await?;
         let parked: Option<(i32, String)> =
             sqlx::query_as("SELECT attempts, error FROM signals_outbox_parked WHERE id = $1")
                 .bind(id)
