@@ -133,6 +133,18 @@ async fn enqueue(pool: &PgPool, jobs: &[(i64, i64, u32)], object: Option<i64>) {
     tx.commit().await.unwrap();
 }
 
+/// Commits one `probe` message to the org shard `shard`.
+async fn enqueue_probe(pool: &PgPool, shard: i64) {
+    let mut tx = pool.begin().await.unwrap();
+    probe
+        .enqueue(&mut tx, &Category::Job, &Probe {})
+        .shard("org", shard)
+        .write()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// `(shard, seq)` of the committed deliveries, in commit order per shard.
 async fn delivered(pool: &PgPool) -> Vec<(i64, i64)> {
     sqlx::query_as("SELECT shard, seq FROM delivered ORDER BY shard, n")
@@ -566,14 +578,7 @@ async fn a_delivery_session_is_cut_off_after_three_idle_leases_and_lends_once_at
     let Some((outbox, pool)) = outbox("pg_worker_idle_limit").await else {
         return;
     };
-    let mut tx = pool.begin().await.unwrap();
-    probe
-        .enqueue(&mut tx, &Category::Job, &Probe {})
-        .shard("org", 1)
-        .write()
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    enqueue_probe(&pool, 1).await;
     let mut worker = PgWorker::new(&outbox)
         .signal(&probe)
         .lease(Duration::from_secs(2));
@@ -594,14 +599,7 @@ async fn a_delivery_session_is_cut_off_after_three_idle_leases_and_lends_once_at
         .execute(&pool)
         .await
         .unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    probe
-        .enqueue(&mut tx, &Category::Job, &Probe {})
-        .shard("org", 2)
-        .write()
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    enqueue_probe(&pool, 2).await;
     let mut worker = PgWorker::new(&outbox)
         .signal(&probe)
         .lease(Duration::from_millis(1));
