@@ -284,6 +284,31 @@ fn key_hash<K: Hash>(
     (identity != Identity::Unique).then(|| hasher.hash_one((identity, sender)))
 }
 
+/// Indexes the record in `slot` by its handle `connection`, if it has one, and by its lookup
+/// key, whose hash is `key`, if it has one.
+fn index<K: Hash, E: Keyed>(
+    slots: &Slots<Record<K, E>>,
+    hasher: &foldhash::fast::RandomState,
+    by_connection: &mut HashTable<u32>,
+    by_key: &mut HashTable<u32>,
+    slot: u32,
+    connection: Connection,
+    key: Option<u64>,
+) {
+    if connection != Connection::NONE {
+        by_connection.insert_unique(connection_hash(hasher, connection), slot, |&slot| {
+            connection_hash(hasher, indexed(slots, slot).connection)
+        });
+    }
+    if let Some(hash) = key {
+        by_key.insert_unique(hash, slot, |&slot| {
+            let record = indexed(slots, slot);
+            key_hash(hasher, record.entry.identity(), record.sender.as_ref())
+                .expect("only records with an identity are indexed by key")
+        });
+    }
+}
+
 /// The record an index entry names: indexes only name slots that hold a record.
 fn indexed<K, E>(slots: &Slots<Record<K, E>>, slot: u32) -> &Record<K, E> {
     slots
@@ -309,19 +334,17 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
         let mut by_key = HashTable::new();
         for (slot, record) in slots.iter().enumerate() {
             let slot = u32::try_from(slot).expect("fewer than 2^32 receivers a signal");
-            if record.connection != Connection::NONE {
-                let hash = connection_hash(&hasher, record.connection);
-                by_connection.insert_unique(hash, slot, |&slot| {
-                    connection_hash(&hasher, indexed(&slots, slot).connection)
-                });
-            }
-            if let Some(hash) = key_hash(&hasher, record.entry.identity(), record.sender.as_ref()) {
-                by_key.insert_unique(hash, slot, |&slot| {
-                    let record = indexed(&slots, slot);
-                    key_hash(&hasher, record.entry.identity(), record.sender.as_ref())
-                        .expect("only records with an identity are indexed by key")
-                });
-            }
+            let key = key_hash(&hasher, record.entry.identity(), record.sender.as_ref());
+            let connection = record.connection;
+            index(
+                &slots,
+                &hasher,
+                &mut by_connection,
+                &mut by_key,
+                slot,
+                connection,
+                key,
+            );
         }
         Self {
             live: slots.len(),
@@ -376,18 +399,7 @@ impl<K: Eq + Hash, E: Listed> Table<K, E> {
             hasher,
             ..
         } = self;
-        if connection != Connection::NONE {
-            by_connection.insert_unique(connection_hash(hasher, connection), slot, |&slot| {
-                connection_hash(hasher, indexed(slots, slot).connection)
-            });
-        }
-        if let Some(hash) = hash {
-            by_key.insert_unique(hash, slot, |&slot| {
-                let record = indexed(slots, slot);
-                key_hash(hasher, record.entry.identity(), record.sender.as_ref())
-                    .expect("only records with an identity are indexed by key")
-            });
-        }
+        index(slots, hasher, by_connection, by_key, slot, connection, hash);
     }
 
     /// Takes the record out of `slot`, leaving a hole. Slot numbers stay valid until the holes
