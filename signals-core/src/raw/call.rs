@@ -11,9 +11,9 @@
 //! is zero-sized without `Drop`, held by no allocation, as a `Box` of it would be. Only this
 //! file builds receivers.
 
-use std::fmt;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -27,25 +27,56 @@ use crate::receiver::{
 
 /// How a sync send calls a receiver: with the address of its code, and the send's sender and
 /// arguments. A receiver that did not run (a weak one whose target is gone, or one that runs
-/// only on another thread) returns [`NotRun`] as its error.
+/// only on another thread) returns [`Failure::not_run`].
 type Thunk<Sh> = for<'r, 'a> unsafe fn(
     *const (),
     <Sh as Shape>::Sender<'r>,
     &'r <Sh as Shape>::Args<'a>,
-) -> Result<<Sh as Shape>::Output, BoxError>;
+) -> Result<<Sh as Shape>::Output, Failure>;
 
-/// The error a receiver's thin call returns when the receiver did not run. Zero-sized, so that
-/// boxing it does not allocate; never seen outside this file.
-#[derive(Debug)]
-struct NotRun;
+/// Why a thin call has no output: the receiver did not run, or it failed. One word, so that
+/// `Result<(), Failure>` comes back in one register and a receiver's `Ok(())` costs a single
+/// instruction: the address of a boxed [`BoxError`], or a dangling address, which no box has,
+/// for "did not run". A failure costs one allocation more than its error.
+struct Failure(NonNull<BoxError>);
 
-impl fmt::Display for NotRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the receiver did not run")
+impl Failure {
+    /// The receiver did not run.
+    fn not_run() -> Self {
+        Self(NonNull::dangling())
+    }
+
+    /// The receiver failed with `error`.
+    #[cold]
+    fn failed(error: BoxError) -> Self {
+        Self(NonNull::from(Box::leak(Box::new(error))))
+    }
+
+    /// What a sync send makes of the failure: `None` if the receiver did not run, otherwise
+    /// its error. Out of line, so that the send's loop keeps only the check for `Ok`.
+    #[cold]
+    #[inline(never)]
+    fn into_ran<O>(self) -> Option<Result<O, BoxError>> {
+        self.into_error().map(Err)
+    }
+
+    /// The receiver's error, or `None` if it did not run.
+    fn into_error(self) -> Option<BoxError> {
+        let failure = mem::ManuallyDrop::new(self);
+        if failure.0 == NonNull::dangling() {
+            return None;
+        }
+        // SAFETY: an address other than the dangling one comes from `Box::leak` in `failed`,
+        // and `failure` is never used again (nor dropped), so the box is taken back once.
+        Some(*unsafe { Box::from_raw(failure.0.as_ptr()) })
     }
 }
 
-impl std::error::Error for NotRun {}
+impl Drop for Failure {
+    fn drop(&mut self) {
+        drop(Self(self.0).into_error());
+    }
+}
 
 /// Calls the static receiver `C` at `data`.
 ///
@@ -56,10 +87,10 @@ unsafe fn static_thunk<'r, Sh: Shape, C: Callable<Sh>>(
     data: *const (),
     sender: Sh::Sender<'r>,
     args: &'r Sh::Args<'_>,
-) -> Result<Sh::Output, BoxError> {
+) -> Result<Sh::Output, Failure> {
     // SAFETY: the caller's promise.
     let f = unsafe { &*data.cast::<C>() };
-    f(sender, args)
+    f(sender, args).map_err(Failure::failed)
 }
 
 /// Calls the runtime receiver `C` at `data`.
@@ -71,12 +102,12 @@ unsafe fn dyn_thunk<'r, Sh: Shape, C: DynCall<Sh, Plain>>(
     data: *const (),
     sender: Sh::Sender<'r>,
     args: &'r Sh::Args<'_>,
-) -> Result<Sh::Output, BoxError> {
+) -> Result<Sh::Output, Failure> {
     // SAFETY: the caller's promise.
     let f = unsafe { &*data.cast::<C>() };
     match f.call(sender, args) {
-        Some(result) => result,
-        None => Err(Box::new(NotRun)),
+        Some(result) => result.map_err(Failure::failed),
+        None => Err(Failure::not_run()),
     }
 }
 
@@ -90,7 +121,7 @@ unsafe fn async_thunk<'r, Sh: Shape>(
     _: *const (),
     _: Sh::Sender<'r>,
     _: &'r Sh::Args<'_>,
-) -> Result<Sh::Output, BoxError> {
+) -> Result<Sh::Output, Failure> {
     unreachable!("async receivers are only connected to async signals")
 }
 
@@ -353,7 +384,7 @@ impl<Sh: Shape> Receiver<Sh> {
         // nothing.
         match unsafe { (self.thunk)(self.data, sender, args) } {
             Ok(output) => Some(Ok(output)),
-            Err(error) => not_run_or_failed(error),
+            Err(failure) => failure.into_ran(),
         }
     }
 
@@ -370,16 +401,6 @@ impl<Sh: Shape> Receiver<Sh> {
             Some(start) => unsafe { start(self.data, sender, args) },
             None => Started::Ready(self.invoke(sender, args)),
         }
-    }
-}
-
-/// A thin call's error: `None` if the receiver did not run, otherwise its error.
-#[cold]
-fn not_run_or_failed<O>(error: BoxError) -> Option<Result<O, BoxError>> {
-    if error.is::<NotRun>() {
-        None
-    } else {
-        Some(Err(error))
     }
 }
 
@@ -556,6 +577,20 @@ mod tests {
         assert_eq!(args.load(Ordering::SeqCst), 3);
         assert!(matches!(clone.identity(), Identity::Code(_)));
         assert!(clone.alive());
+    }
+
+    #[test]
+    fn a_failure_is_one_word_and_gives_back_the_error_it_boxed() {
+        assert_eq!(
+            mem::size_of::<Result<(), Failure>>(),
+            mem::size_of::<usize>()
+        );
+        assert!(Failure::not_run().into_error().is_none());
+        let error = Failure::failed("no disk".into()).into_error().unwrap();
+        assert_eq!(error.to_string(), "no disk");
+        // Dropped unread: the boxed error is freed (Miri reports a leak otherwise).
+        drop(Failure::failed("dropped".into()));
+        drop(Failure::not_run());
     }
 
     #[test]
