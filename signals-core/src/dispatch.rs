@@ -12,7 +12,7 @@ use std::task::Poll;
 
 use crate::error::{BoxError, ReceiverError, SendError, panic_message};
 use crate::info::ReceiverInfo;
-use crate::raw::{Pin, lend};
+use crate::raw::{Pin, lend, lend_into};
 pub use crate::raw::{Response, Responses};
 use crate::receiver::{BoxFuture, Started, Step, in_start_order};
 use crate::table::FoundDead;
@@ -173,8 +173,12 @@ impl<O> Run<O> for ToSendRobust {
         S: Step<Cx, Output = O>,
     {
         let mut settled = false;
-        let sent = lend(snapshot, list, |step| {
-            Ok::<_, Infallible>(send_robust_one(step, cx, reporter, &mut settled))
+        let sent = lend_into(snapshot, list, |step, place| {
+            // `Ok(output)` is made where it is written: for `()`, its tag alone.
+            Ok::<_, Infallible>(match run_robust(step, cx, reporter, &mut settled) {
+                Ok(output) => Some(place.write(Ok(output))),
+                Err(response) => response.map(|response| place.write(response)),
+            })
         });
         match sent {
             Ok(mut responses) => {
@@ -355,6 +359,19 @@ fn send_robust_one<Cx, S: Step<Cx>>(
     reporter: &Reporter<'_>,
     settled: &mut bool,
 ) -> Option<Result<S::Output, ReceiverError>> {
+    run_robust(step, cx, reporter, settled)
+        .map_or_else(|response| response, |output| Some(Ok(output)))
+}
+
+/// Runs a receiver for a `send_robust`: `Ok` with its output if it returned one, otherwise
+/// its response settled (a failure recorded, or `None` if it did not run), and `settled` set.
+#[inline]
+fn run_robust<Cx, S: Step<Cx>>(
+    step: &S,
+    cx: &Cx,
+    reporter: &Reporter<'_>,
+    settled: &mut bool,
+) -> Result<S::Output, Option<Result<S::Output, ReceiverError>>> {
     // The output is told apart inside the unwinding boundary, so that the happy path leaves it
     // with the output alone, built in place, rather than a nested `Option<Result<..>>` to take
     // apart again and move through the stack.
@@ -363,12 +380,12 @@ fn send_robust_one<Cx, S: Step<Cx>>(
         other => Err(other),
     }));
     let outcome = match ran {
-        Ok(Ok(output)) => return Some(Ok(output)),
+        Ok(Ok(output)) => return Ok(output),
         Ok(Err(other)) => Ok(other),
         Err(payload) => Err(payload),
     };
     *settled = true;
-    settle(step, outcome, reporter)
+    Err(settle(step, outcome, reporter))
 }
 
 #[cold]

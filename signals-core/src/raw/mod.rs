@@ -21,5 +21,5 @@ mod responses;
 
 pub(crate) use call::{Receiver, StaticCallable};
 pub(crate) use publish::{Pin, Published};
-pub(crate) use responses::lend;
 pub use responses::{Response, Responses};
+pub(crate) use responses::{lend, lend_into};
