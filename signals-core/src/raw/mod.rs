@@ -11,7 +11,11 @@
 //! - `responses`: a sync send's [`Responses`], which keep the snapshot the send ran and copy
 //!   each receiver's identity out of it without taking a reference count.
 //!
-//! Every `unsafe` block has a `SAFETY:` comment; the unit tests of both parts exercise them.
+//! One more part sits below this module, with the identity it implements: `info::thin`, a
+//! receiver's identity in one word (a tagged pointer to its metadata, counted for runtime
+//! receivers) and its `dispatch_uid` in two.
+//!
+//! Every `unsafe` block has a `SAFETY:` comment; the unit tests of every part exercise them.
 
 #![allow(unsafe_code)]
 

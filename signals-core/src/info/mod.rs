@@ -6,7 +6,10 @@ use std::any::type_name;
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
-use std::sync::Arc;
+
+mod thin;
+
+use thin::{Meta, Thin, Uid};
 
 /// Where a receiver was defined (`#[receiver]`) or connected (`connect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,10 +112,35 @@ impl ReceiverMeta {
 /// counts: what its code's type says, where it was connected (the location the compiler keeps
 /// for `#[track_caller]`), and its `dispatch_uid`. Its module is worked out from its name when
 /// asked for, and its priority is 0.
-struct RuntimeMeta {
+pub(crate) struct RuntimeMeta {
     code: &'static RuntimeCode,
     location: &'static Location<'static>,
-    dispatch_uid: Option<Cow<'static, str>>,
+    dispatch_uid: Option<Uid>,
+}
+
+impl RuntimeMeta {
+    pub(crate) fn kind(&self) -> ReceiverKind {
+        self.code.kind
+    }
+
+    pub(crate) fn dispatch_uid(&self) -> Option<&str> {
+        self.dispatch_uid.as_ref().map(Uid::as_str)
+    }
+
+    /// A runtime receiver's metadata with `dispatch_uid`, for the identity's unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dispatch_uid: Option<Uid>) -> Self {
+        Self {
+            code: const {
+                &RuntimeCode {
+                    name: type_name::<()>,
+                    kind: ReceiverKind::Runtime,
+                }
+            },
+            location: Location::caller(),
+            dispatch_uid,
+        }
+    }
 }
 
 /// What a runtime receiver's type says about it: one constant per type and kind.
@@ -132,13 +160,7 @@ fn module_of(type_name: &'static str) -> &'static str {
 /// The identity of one receiver: its name, module, source location, `dispatch_uid`, priority
 /// and kind. Cheap to clone; carried by every response and error.
 #[derive(Clone)]
-pub struct ReceiverInfo(InfoRepr);
-
-#[derive(Clone)]
-enum InfoRepr {
-    Static(&'static ReceiverMeta),
-    Runtime(Arc<RuntimeMeta>),
-}
+pub struct ReceiverInfo(Thin);
 
 /// What [`ReceiverInfo::placeholder`] describes.
 static PLACEHOLDER: ReceiverMeta =
@@ -151,7 +173,7 @@ impl ReceiverInfo {
     }
 
     pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
-        Self(InfoRepr::Static(meta))
+        Self(Thin::of_static(meta))
     }
 
     /// The identity of a runtime receiver whose code has type `C`, connected at `location`.
@@ -175,38 +197,41 @@ impl ReceiverInfo {
                 }
             }
         };
-        Self(InfoRepr::Runtime(Arc::new(RuntimeMeta {
+        Self(Thin::runtime(RuntimeMeta {
             code,
             location,
-            dispatch_uid,
-        })))
+            dispatch_uid: dispatch_uid.map(|uid| match uid {
+                Cow::Borrowed(uid) => Uid::borrowed(uid),
+                Cow::Owned(uid) => Uid::owned(uid.into_boxed_str()),
+            }),
+        }))
     }
 
     /// The receiver's name: the function's path for static receivers and fns, the closure's
     /// type name (`crate::module::function::{{closure}}`) for closures.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.name,
-            InfoRepr::Runtime(meta) => (meta.code.name)(),
+        match self.0.meta() {
+            Meta::Static(meta) => meta.name,
+            Meta::Runtime(meta) => (meta.code.name)(),
         }
     }
 
     /// The module the receiver is defined in.
     #[must_use]
     pub fn module_path(&self) -> &'static str {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.module_path.unwrap_or_else(|| module_of(meta.name)),
-            InfoRepr::Runtime(_) => module_of(self.name()),
+        match self.0.meta() {
+            Meta::Static(meta) => meta.module_path.unwrap_or_else(|| module_of(meta.name)),
+            Meta::Runtime(_) => module_of(self.name()),
         }
     }
 
     /// Where the receiver was defined (static) or connected (runtime).
     #[must_use]
     pub fn location(&self) -> SourceLocation {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.location,
-            InfoRepr::Runtime(meta) => SourceLocation::new(
+        match self.0.meta() {
+            Meta::Static(meta) => meta.location,
+            Meta::Runtime(meta) => SourceLocation::new(
                 meta.location.file(),
                 meta.location.line(),
                 meta.location.column(),
@@ -217,27 +242,27 @@ impl ReceiverInfo {
     /// The `dispatch_uid` it was connected with, if any.
     #[must_use]
     pub fn dispatch_uid(&self) -> Option<&str> {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.dispatch_uid.as_deref(),
-            InfoRepr::Runtime(meta) => meta.dispatch_uid.as_deref(),
+        match self.0.meta() {
+            Meta::Static(meta) => meta.dispatch_uid.as_deref(),
+            Meta::Runtime(meta) => meta.dispatch_uid(),
         }
     }
 
     /// Its priority: higher runs first among static receivers; runtime receivers have 0.
     #[must_use]
     pub fn priority(&self) -> i32 {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.priority,
-            InfoRepr::Runtime(_) => 0,
+        match self.0.meta() {
+            Meta::Static(meta) => meta.priority,
+            Meta::Runtime(_) => 0,
         }
     }
 
     /// How it was connected.
     #[must_use]
     pub fn kind(&self) -> ReceiverKind {
-        match &self.0 {
-            InfoRepr::Static(meta) => meta.kind,
-            InfoRepr::Runtime(meta) => meta.code.kind,
+        match self.0.meta() {
+            Meta::Static(meta) => meta.kind,
+            Meta::Runtime(meta) => meta.kind(),
         }
     }
 }
@@ -245,11 +270,7 @@ impl ReceiverInfo {
 impl ReceiverInfo {
     /// Whether both describe the same receiver (not merely equal metadata).
     pub(crate) fn same(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (InfoRepr::Static(a), InfoRepr::Static(b)) => std::ptr::eq(*a, *b),
-            (InfoRepr::Runtime(a), InfoRepr::Runtime(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+        self.0.same(&other.0)
     }
 }
 
