@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 
 use crate::connect::{Connection, Disconnect, ScopedConnection};
-use crate::info::{ReceiverInfo, ReceiverKind};
+use crate::info::Connecting;
 use crate::mode::{Async, Mode};
 use crate::raw::Receiver;
 use crate::receiver::{
@@ -44,9 +44,9 @@ pub struct NewReceiver<Sh: Shape> {
 }
 
 /// Makes a runtime receiver from its identity and the thread it is limited to, if any.
-trait Make<Sh: Shape>: FnOnce(ReceiverInfo, Option<ThreadId>) -> Receiver<Sh> {}
+trait Make<Sh: Shape>: FnOnce(Connecting, Option<ThreadId>) -> Receiver<Sh> {}
 
-impl<Sh: Shape, F: FnOnce(ReceiverInfo, Option<ThreadId>) -> Receiver<Sh>> Make<Sh> for F {}
+impl<Sh: Shape, F: FnOnce(Connecting, Option<ThreadId>) -> Receiver<Sh>> Make<Sh> for F {}
 
 /// The sender a receiver of shape `Sh` is told about, by lifetime.
 type SenderOf<'x, Sh> = <Sh as Shape>::Sender<'x>;
@@ -115,7 +115,9 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
             + 'static,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        self.add_strong::<C>(|info, thread| Receiver::plain(info, Strong::new(receiver), thread))
+        self.add(|connecting, thread| {
+            Receiver::plain::<C, _>(connecting, Strong::new(receiver), thread)
+        })
     }
 
     /// Connects `receiver` with a weak hold on `target`: it is called with `&T` while `target`
@@ -132,7 +134,7 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let weak = WeakTarget::new(target, receiver);
-        self.add_weak::<C>(|info, thread| Receiver::plain(info, weak, thread))
+        self.add(|connecting, thread| Receiver::plain::<C, _>(connecting, weak, thread))
     }
 
     /// Connects `receiver` until the returned guard is dropped (also while unwinding).
@@ -149,25 +151,14 @@ impl<'s, To: Target<'s>> Connector<'s, To> {
         ScopedConnection::new(signal, self.connect(receiver))
     }
 
-    /// Connects the strong receiver `make` makes, whose code is `C`, identified by its code or
-    /// uid.
+    /// Connects the receiver `make` makes with the builder's options.
     #[track_caller]
-    fn add_strong<C: 'static>(self, make: impl Make<To::Shape>) -> Connection {
-        self.add::<C>(ReceiverKind::Runtime, make)
-    }
-
-    /// Connects the receiver `make` makes, whose code is `C`, bound weakly to its target:
-    /// identified by its code or uid and by the target, as a bound method is in Django.
-    #[track_caller]
-    fn add_weak<C: 'static>(self, make: impl Make<To::Shape>) -> Connection {
-        self.add::<C>(ReceiverKind::Weak, make)
-    }
-
-    /// Connects the receiver `make` makes, whose code is `C`, with the builder's options.
-    #[track_caller]
-    fn add<C>(self, kind: ReceiverKind, make: impl Make<To::Shape>) -> Connection {
-        let info = ReceiverInfo::runtime::<C>(Location::caller(), self.dispatch_uid, kind);
-        let entry = make(info, self.thread);
+    fn add(self, make: impl Make<To::Shape>) -> Connection {
+        let connecting = Connecting {
+            location: Location::caller(),
+            dispatch_uid: self.dispatch_uid,
+        };
+        let entry = make(connecting, self.thread);
         self.target.add(NewReceiver { entry })
     }
 }
@@ -181,7 +172,9 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         C: AsyncReceiverFn<To::Shape, R>,
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
-        self.add_strong::<C>(|info, thread| Receiver::async_(info, Strong::new(receiver), thread))
+        self.add(|connecting, thread| {
+            Receiver::async_::<C, _>(connecting, Strong::new(receiver), thread)
+        })
     }
 
     /// Connects the async `receiver` with a weak hold on `target`: while the target lives, the
@@ -194,7 +187,7 @@ impl<'s, To: Target<'s, Mode = Async>> Connector<'s, To> {
         R: IntoResponse<OutputOf<To::Shape>> + 'static,
     {
         let weak = WeakTarget::new(target, receiver);
-        self.add_weak::<C>(|info, thread| Receiver::async_(info, weak, thread))
+        self.add(|connecting, thread| Receiver::async_::<C, _>(connecting, weak, thread))
     }
 
     /// Connects the async `receiver` until the returned guard is dropped.

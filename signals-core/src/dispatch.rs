@@ -296,17 +296,27 @@ fn send_response<Cx, S: Step<Cx>>(
         Some(Ok(output)) => Ok(Some(output)),
         Some(Err(error)) => Err(SendError::new(step.info().clone(), error)),
         None => {
-            skipped(step, reporter);
+            skipped(step, reporter.table);
             Ok(None)
         }
     }
 }
 
-/// A receiver did not run: if it is a weak one whose target is gone, the table purges it.
+/// The error of a send that `step` stopped with `error`. Out of line, so that the send's loop
+/// keeps nothing for it.
 #[cold]
-fn skipped<Cx, S: Step<Cx>>(step: &S, reporter: &Reporter<'_>) {
+#[inline(never)]
+fn stopped<Cx, S: Step<Cx>>(step: &S, error: BoxError) -> SendError {
+    SendError::new(step.info().clone(), error)
+}
+
+/// A receiver did not run: if it is a weak one whose target is gone, the table purges it.
+/// Given the table alone, out of line, so that a send need not keep its reporter in memory.
+#[cold]
+#[inline(never)]
+fn skipped<Cx, S: Step<Cx>>(step: &S, table: &dyn FoundDead) {
     if !step.alive() {
-        reporter.table.found_dead();
+        table.found_dead();
     }
 }
 
@@ -320,8 +330,8 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
     for step in steps {
         match step.run(cx) {
             Some(Ok(())) => {}
-            Some(Err(error)) => return Err(SendError::new(step.info().clone(), error)),
-            None => skipped(step, reporter),
+            Some(Err(error)) => return Err(stopped(step, error)),
+            None => skipped(step, reporter.table),
         }
     }
     Ok(())
@@ -590,7 +600,7 @@ fn settle<Cx, S: Step<Cx>>(
         Ok(Some(Ok(output))) => Some(Ok(output)),
         Ok(Some(Err(error))) => Some(Err(failed(step.info(), error, reporter))),
         Ok(None) => {
-            skipped(step, reporter);
+            skipped(step, reporter.table);
             None
         }
         Err(payload) => Some(Err(panicked(step.info(), payload, reporter))),

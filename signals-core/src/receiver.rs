@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 
 use crate::error::BoxError;
-use crate::info::ReceiverInfo;
+use crate::info::{ReceiverInfo, ReceiverKind};
 
 /// What a receiver may return: the signal's output `O` itself, or `Result<O, E>` for any error
 /// type `E`. A receiver of a signal whose output is `()` may therefore return `()` or
@@ -328,6 +328,9 @@ type Called<'r, Sh, K> = Option<<K as Calls>::Called<'r, <Sh as Shape>::Output>>
 
 /// A receiver connected at run time, behind an `Arc`: plain or async, as `K` says.
 pub(crate) trait DynCall<Sh: Shape, K: Calls>: Send + Sync {
+    /// How it was connected: [`ReceiverKind::Runtime`] or [`ReceiverKind::Weak`].
+    const KIND: ReceiverKind;
+
     /// Calls (or, async, starts) the receiver; `None` when it is weak and its target is gone.
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, K>;
 
@@ -365,6 +368,8 @@ impl<C> OnThread<C> {
 }
 
 impl<Sh: Shape, K: Calls, C: DynCall<Sh, K>> DynCall<Sh, K> for OnThread<C> {
+    const KIND: ReceiverKind = C::KIND;
+
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, K> {
         if self.here() {
             self.inner.call(sender, args)
@@ -416,6 +421,8 @@ where
     C: for<'s, 'r, 'a> Fn(Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
+    const KIND: ReceiverKind = ReceiverKind::Runtime;
+
     #[inline]
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Plain> {
         Some((self.f)(sender, args).into_response())
@@ -456,6 +463,8 @@ where
     C: for<'t, 's, 'r, 'a> Fn(&'t T, Sh::Sender<'s>, &'r Sh::Args<'a>) -> R + Send + Sync + 'static,
     R: IntoResponse<Sh::Output>,
 {
+    const KIND: ReceiverKind = ReceiverKind::Weak;
+
     #[inline]
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Plain> {
         let target = self.target.upgrade()?;
@@ -477,6 +486,8 @@ where
     C: AsyncReceiverFn<Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
+    const KIND: ReceiverKind = ReceiverKind::Runtime;
+
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Async> {
         let future = (self.f)(sender, args);
         Some(Box::pin(async move { future.await.into_response() }))
@@ -498,6 +509,8 @@ where
     C: WeakAsyncReceiverFn<T, Sh, R>,
     R: IntoResponse<Sh::Output> + 'static,
 {
+    const KIND: ReceiverKind = ReceiverKind::Weak;
+
     fn call<'r>(&self, sender: Sh::Sender<'r>, args: &'r Sh::Args<'_>) -> Called<'r, Sh, Async> {
         let target = self.target.upgrade()?;
         let future = (self.f)(target, sender, args);

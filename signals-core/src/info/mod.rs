@@ -2,10 +2,11 @@
 //! ([`ReceiverInfo`]), as every response, error, listing and log names it. The bottom layer:
 //! it uses nothing else of the crate.
 
-use std::any::type_name;
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 mod thin;
 
@@ -81,6 +82,9 @@ pub struct ReceiverMeta {
     pub(crate) dispatch_uid: Option<Cow<'static, str>>,
     pub(crate) priority: i32,
     pub(crate) kind: ReceiverKind,
+    /// How an async static receiver is started, set by its registration (a shape-specific
+    /// constant of the call layer); `None` for plain ones.
+    pub(crate) async_owner: Option<AnyOwner>,
 }
 
 impl ReceiverMeta {
@@ -104,7 +108,14 @@ impl ReceiverMeta {
             },
             priority,
             kind: ReceiverKind::Static,
+            async_owner: None,
         }
+    }
+
+    /// This metadata, for an async receiver started through `owner`.
+    pub(crate) const fn started_by(mut self, owner: AnyOwner) -> Self {
+        self.async_owner = Some(owner);
+        self
     }
 }
 
@@ -132,10 +143,11 @@ impl RuntimeMeta {
     pub(crate) fn for_tests(dispatch_uid: Option<Uid>) -> Self {
         Self {
             code: const {
-                &RuntimeCode {
-                    name: type_name::<()>,
-                    kind: ReceiverKind::Runtime,
-                }
+                &RuntimeCode::new(
+                    std::any::type_name::<()>,
+                    ReceiverKind::Runtime,
+                    AnyOwner(&()),
+                )
             },
             location: Location::caller(),
             dispatch_uid,
@@ -144,10 +156,65 @@ impl RuntimeMeta {
 }
 
 /// What a runtime receiver's type says about it: one constant per type and kind.
-struct RuntimeCode {
+/// A shape-specific constant of the call layer that says how a receiver's code is shared,
+/// released and started, as the identity holds it; downcast where the shape is known.
+#[derive(Clone, Copy)]
+pub(crate) struct AnyOwner(
+    pub(crate) &'static (dyn Any + Send + Sync + RefUnwindSafe + UnwindSafe),
+);
+
+impl AnyOwner {
+    /// The constant, if it is a `T`.
+    pub(crate) fn downcast<T: Any>(self) -> Option<&'static T> {
+        let owner: &'static (dyn Any + Send + Sync) = self.0;
+        owner.downcast_ref()
+    }
+}
+
+impl fmt::Debug for AnyOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AnyOwner")
+    }
+}
+
+pub(crate) struct RuntimeCode {
     /// `type_name` of the receiver's code.
     name: fn() -> &'static str,
     kind: ReceiverKind,
+    /// How the receiver's code is shared, released and started: a shape-specific constant of
+    /// the call layer.
+    owner: AnyOwner,
+}
+
+impl RuntimeCode {
+    pub(crate) const fn new(
+        name: fn() -> &'static str,
+        kind: ReceiverKind,
+        owner: AnyOwner,
+    ) -> Self {
+        Self { name, kind, owner }
+    }
+}
+
+/// What connecting says of a runtime receiver, besides its code: where it was connected, and
+/// its `dispatch_uid`.
+pub(crate) struct Connecting {
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) dispatch_uid: Option<Cow<'static, str>>,
+}
+
+impl Connecting {
+    /// The identity of a runtime receiver so connected, whose code `code` describes.
+    pub(crate) fn info(self, code: &'static RuntimeCode) -> ReceiverInfo {
+        ReceiverInfo(Thin::runtime(RuntimeMeta {
+            code,
+            location: self.location,
+            dispatch_uid: self.dispatch_uid.map(|uid| match uid {
+                Cow::Borrowed(uid) => Uid::borrowed(uid),
+                Cow::Owned(uid) => Uid::owned(uid.into_boxed_str()),
+            }),
+        }))
+    }
 }
 
 /// The module part of a type name such as `app::receivers::setup::{{closure}}`.
@@ -174,37 +241,6 @@ impl ReceiverInfo {
 
     pub(crate) fn from_static(meta: &'static ReceiverMeta) -> Self {
         Self(Thin::of_static(meta))
-    }
-
-    /// The identity of a runtime receiver whose code has type `C`, connected at `location`.
-    pub(crate) fn runtime<C>(
-        location: &'static Location<'static>,
-        dispatch_uid: Option<Cow<'static, str>>,
-        kind: ReceiverKind,
-    ) -> Self {
-        let code = if kind == ReceiverKind::Weak {
-            const {
-                &RuntimeCode {
-                    name: type_name::<C>,
-                    kind: ReceiverKind::Weak,
-                }
-            }
-        } else {
-            const {
-                &RuntimeCode {
-                    name: type_name::<C>,
-                    kind: ReceiverKind::Runtime,
-                }
-            }
-        };
-        Self(Thin::runtime(RuntimeMeta {
-            code,
-            location,
-            dispatch_uid: dispatch_uid.map(|uid| match uid {
-                Cow::Borrowed(uid) => Uid::borrowed(uid),
-                Cow::Owned(uid) => Uid::owned(uid.into_boxed_str()),
-            }),
-        }))
     }
 
     /// The receiver's name: the function's path for static receivers and fns, the closure's
@@ -268,6 +304,15 @@ impl ReceiverInfo {
 }
 
 impl ReceiverInfo {
+    /// What the call layer needs to share, release and start the receiver's code: a runtime
+    /// receiver's owner, an async static receiver's; `None` for a plain static receiver.
+    pub(crate) fn owner(&self) -> Option<AnyOwner> {
+        match self.0.meta() {
+            Meta::Static(meta) => meta.async_owner,
+            Meta::Runtime(meta) => Some(meta.code.owner),
+        }
+    }
+
     /// Whether both describe the same receiver (not merely equal metadata).
     pub(crate) fn same(&self, other: &Self) -> bool {
         self.0.same(&other.0)

@@ -1,16 +1,19 @@
 //! A receiver as the dispatch lists hold it ([`Receiver`]): a function pointer monomorphised
-//! for the receiver's concrete type, the address of its code, its identity, and a pointer to
-//! an [`Owner`], one constant per receiver type, that says how to share and release the code
-//! and what async sends and the table ask of it: 40 bytes. A sync send calls the function with
-//! the address, as calling a boxed closure does: no enum to match, no `Arc` header to skip, and
-//! the result comes back in registers.
+//! for the receiver's concrete type, the address of its code, and its identity: 24 bytes. The
+//! identity leads to an [`Owner`], one constant per receiver type, that says how to share and
+//! release the code and what async sends and the table ask of it (a runtime receiver's
+//! metadata points to it, an async static receiver's registration holds it, and a plain
+//! static receiver's is one constant). A sync send calls the function with the address, as
+//! calling a boxed closure does: no enum to match, no `Arc` header to skip, and the result
+//! comes back in registers.
 //!
-//! The invariant: `data` is the address of the value of type `C` for which `thunk` and `owner`
-//! were made, and that value lives as long as the receiver: it is the contents of an `Arc`
+//! The invariant: `data` is the address of the value of type `C` for which `thunk` and the
+//! owner were made, and that value lives as long as the receiver: it is the contents of an `Arc`
 //! (which never move) that the receiver holds a strong reference to, or it is `'static`, or it
 //! is zero-sized without `Drop`, held by no allocation, as a `Box` of it would be. Only this
 //! file builds receivers.
 
+use std::any::type_name;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 
 use crate::error::BoxError;
-use crate::info::ReceiverInfo;
+use crate::info::{AnyOwner, Connecting, ReceiverInfo, RuntimeCode};
 use crate::mode::{Async, Mode, Plain};
 use crate::receiver::{
     AsyncCallable, Callable, Calls, Cx, DynCall, Identity, Info, Keyed, OnThread, Shape, Started,
@@ -127,7 +130,7 @@ unsafe fn async_thunk<'r, Sh: Shape>(
 
 /// What a receiver's `data` is, beside the code its thunk calls: how to share and give up a
 /// runtime receiver's `Arc`, and what async sends and the table ask of it. One constant per
-/// receiver type, so that a receiver carries a single pointer to it.
+/// receiver type, found through the receiver's identity ([`Receiver::owner`]).
 struct Owner<Sh: Shape> {
     /// How to share and give up the `Arc` at `data`; `None` for receivers that own nothing
     /// (static ones, and runtime code held by no allocation).
@@ -285,15 +288,14 @@ unsafe fn static_start<'r, Sh: Shape, C: AsyncCallable<Sh>>(
     Started::Pending(f(sender, args))
 }
 
-/// A receiver together with its identity: one element of a dispatch list.
+/// A receiver together with its identity: one element of a dispatch list, 24 bytes. Its
+/// [`Owner`] is found through its identity ([`Receiver::owner`]).
 pub(crate) struct Receiver<Sh: Shape> {
     thunk: Thunk<Sh>,
     /// The address of the value `thunk` calls: the contents of an `Arc` this receiver holds a
     /// strong reference to (runtime receivers), or a `'static` value.
     data: *const (),
     pub(crate) info: ReceiverInfo,
-    /// What `data` is; see [`Owner`].
-    owner: &'static Owner<Sh>,
 }
 
 // SAFETY: `data` is the address of a `Send + Sync` value (`Callable`, `AsyncCallable` and
@@ -304,52 +306,64 @@ unsafe impl<Sh: Shape> Send for Receiver<Sh> {}
 unsafe impl<Sh: Shape> Sync for Receiver<Sh> {}
 
 impl<Sh: Shape> Receiver<Sh> {
-    /// A runtime receiver, plain, that runs only for sends started on `thread` if there is one.
-    pub(crate) fn plain<C: DynCall<Sh, Plain> + 'static>(
-        info: ReceiverInfo,
+    /// A runtime receiver, plain, whose code is named by `N`, connected as `connecting` says,
+    /// that runs only for sends started on `thread` if there is one.
+    pub(crate) fn plain<N, C: DynCall<Sh, Plain> + 'static>(
+        connecting: Connecting,
         code: C,
         thread: Option<ThreadId>,
     ) -> Self {
         match thread {
-            Some(owner) => Self::of_dyn(info, OnThread::new(owner, code)),
-            None => Self::of_dyn(info, code),
+            Some(thread) => Self::of_dyn::<N, _>(connecting, OnThread::new(thread, code)),
+            None => Self::of_dyn::<N, _>(connecting, code),
         }
     }
 
-    /// A runtime receiver, async, that runs only for sends started on `thread` if there is one.
-    pub(crate) fn async_<C: DynCall<Sh, Async> + 'static>(
-        info: ReceiverInfo,
+    /// A runtime receiver, async, whose code is named by `N`, connected as `connecting` says,
+    /// that runs only for sends started on `thread` if there is one.
+    pub(crate) fn async_<N, C: DynCall<Sh, Async> + 'static>(
+        connecting: Connecting,
         code: C,
         thread: Option<ThreadId>,
     ) -> Self {
         match thread {
-            Some(owner) => Self::of_dyn_async(info, OnThread::new(owner, code)),
-            None => Self::of_dyn_async(info, code),
+            Some(thread) => Self::of_dyn_async::<N, _>(connecting, OnThread::new(thread, code)),
+            None => Self::of_dyn_async::<N, _>(connecting, code),
         }
     }
 
-    fn of_dyn<C: DynCall<Sh, Plain> + 'static>(info: ReceiverInfo, code: C) -> Self {
-        let (data, owner) = if held_by_nothing::<C>() {
-            let owner = const { &Owner::of_dyn::<Plain, C>(false, None) };
-            (hold_nowhere(code), owner)
+    fn of_dyn<N, C: DynCall<Sh, Plain> + 'static>(connecting: Connecting, code: C) -> Self {
+        let data = if held_by_nothing::<C>() {
+            hold_nowhere(code)
         } else {
-            let owner = const { &Owner::of_dyn::<Plain, C>(true, None) };
-            (Arc::into_raw(Arc::new(code)).cast(), owner)
+            Arc::into_raw(Arc::new(code)).cast()
+        };
+        let runtime = const {
+            &RuntimeCode::new(
+                type_name::<N>,
+                C::KIND,
+                AnyOwner(const { &Owner::of_dyn::<Plain, C>(!held_by_nothing::<C>(), None) }),
+            )
         };
         Self {
             thunk: dyn_thunk::<Sh, C>,
             data,
-            info,
-            owner,
+            info: connecting.info(runtime),
         }
     }
 
-    fn of_dyn_async<C: DynCall<Sh, Async> + 'static>(info: ReceiverInfo, code: C) -> Self {
+    fn of_dyn_async<N, C: DynCall<Sh, Async> + 'static>(connecting: Connecting, code: C) -> Self {
+        let runtime = const {
+            &RuntimeCode::new(
+                type_name::<N>,
+                C::KIND,
+                AnyOwner(const { &Owner::of_dyn::<Async, C>(true, Some(dyn_start::<Sh, C>)) }),
+            )
+        };
         Self {
             thunk: async_thunk::<Sh>,
             data: Arc::into_raw(Arc::new(code)).cast(),
-            info,
-            owner: const { &Owner::of_dyn::<Async, C>(true, Some(dyn_start::<Sh, C>)) },
+            info: connecting.info(runtime),
         }
     }
 
@@ -358,16 +372,29 @@ impl<Sh: Shape> Receiver<Sh> {
             thunk: static_thunk::<Sh, C>,
             data: std::ptr::from_ref(code).cast(),
             info,
-            owner: const { &Owner::of_static(None) },
         }
     }
 
     fn of_static_async<C: AsyncCallable<Sh>>(info: ReceiverInfo, code: &'static C) -> Self {
+        debug_assert!(
+            info.owner().is_some(),
+            "registered by an async registration"
+        );
         Self {
             thunk: async_thunk::<Sh>,
             data: std::ptr::from_ref(code).cast(),
             info,
-            owner: const { &Owner::of_static(Some(static_start::<Sh, C>)) },
+        }
+    }
+
+    /// What `data` is: the owner its identity names, made with the receiver (runtime ones)
+    /// or by its async registration (static async ones), or a plain static receiver's.
+    fn owner(&self) -> &'static Owner<Sh> {
+        match self.info.owner() {
+            Some(owner) => owner
+                .downcast()
+                .expect("a receiver's owner is made for its shape"),
+            None => const { &Owner::of_static(None) },
         }
     }
 
@@ -394,7 +421,7 @@ impl<Sh: Shape> Receiver<Sh> {
         sender: Sh::Sender<'r>,
         args: &'r Sh::Args<'_>,
     ) -> Started<'r, Sh::Output> {
-        match self.owner.start {
+        match self.owner().start {
             // SAFETY: `start` was made for the value at `data` (see the constructors), which
             // lives while `self` is borrowed. The future it returns does not borrow that value:
             // its type names only the lifetime of the sender and the arguments.
@@ -406,7 +433,7 @@ impl<Sh: Shape> Receiver<Sh> {
 
 impl<Sh: Shape> Clone for Receiver<Sh> {
     fn clone(&self) -> Self {
-        if let Some(shared) = &self.owner.shared {
+        if let Some(shared) = &self.owner().shared {
             // SAFETY: `shared` is set only for runtime receivers, whose `data` came from
             // `Arc::into_raw` for the type `retain` was made for, and `self` holds a strong
             // reference, so the count is not zero. The clone holds the one it adds.
@@ -416,7 +443,6 @@ impl<Sh: Shape> Clone for Receiver<Sh> {
             thunk: self.thunk,
             data: self.data,
             info: self.info.clone(),
-            owner: self.owner,
         }
     }
 }
@@ -428,7 +454,7 @@ impl<Sh: Shape> Clone for Receiver<Sh> {
 /// receiver, nor an unrelated connect.
 impl<Sh: Shape> Drop for Receiver<Sh> {
     fn drop(&mut self) {
-        let Some(Shared { release, .. }) = self.owner.shared else {
+        let Some(Shared { release, .. }) = self.owner().shared else {
             return; // nothing owned: a static receiver, or code held by no allocation
         };
         let data = self.data;
@@ -449,12 +475,12 @@ impl<Sh: Shape> Info for Receiver<Sh> {
     }
 
     fn is_async(&self) -> bool {
-        self.owner.start.is_some()
+        self.owner().start.is_some()
     }
 
     fn alive(&self) -> bool {
         // SAFETY: `alive` was made for the value at `data`, which `self` holds.
-        unsafe { (self.owner.alive)(self.data) }
+        unsafe { (self.owner().alive)(self.data) }
     }
 }
 
@@ -463,7 +489,7 @@ impl<Sh: Shape> Keyed for Receiver<Sh> {
         match self.info.dispatch_uid() {
             Some(uid) => Identity::Uid(uid),
             // SAFETY: `identity` was made for the value at `data`, which `self` holds.
-            None => unsafe { (self.owner.identity)(self.data) },
+            None => unsafe { (self.owner().identity)(self.data) },
         }
     }
 }
@@ -479,6 +505,13 @@ impl<'r, 'a, Sh: Shape> Step<Cx<'r, 'a, Sh>> for Receiver<Sh> {
     fn start<'c>(&'c self, cx: &'c Cx<'r, 'a, Sh>) -> Started<'c, Sh::Output> {
         Receiver::start(self, cx.sender, cx.args)
     }
+}
+
+/// The [`Owner`] of the static async receiver `C`, which its registration puts in its
+/// metadata (`ReceiverMeta::started_by`), so that its identity leads to how async sends start
+/// it.
+pub(crate) const fn static_async_owner<Sh: Shape, C: AsyncCallable<Sh>>() -> AnyOwner {
+    AnyOwner(const { &Owner::<Sh>::of_static(Some(static_start::<Sh, C>)) })
 }
 
 /// A static receiver of shape `Sh` and of mode `K`: a [`Callable`] is a [`Plain`] one, an
@@ -507,7 +540,6 @@ impl<Sh: Shape, C: AsyncCallable<Sh>> StaticCallable<Sh, Async> for C {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::ReceiverKind;
     use crate::receiver::{Strong, WeakTarget};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -518,12 +550,11 @@ mod tests {
         type Output = usize;
     }
 
-    fn info() -> ReceiverInfo {
-        ReceiverInfo::runtime::<Counted>(
-            std::panic::Location::caller(),
-            None,
-            ReceiverKind::Runtime,
-        )
+    fn connecting() -> Connecting {
+        Connecting {
+            location: std::panic::Location::caller(),
+            dispatch_uid: None,
+        }
     }
 
     #[allow(clippy::unnecessary_wraps, reason = "the shape of a static receiver")]
@@ -535,7 +566,8 @@ mod tests {
 
     #[test]
     fn a_static_receiver_is_called_through_its_thin_call() {
-        let receiver: Receiver<Counted> = StaticCallable::<Counted, Plain>::receiver(&ADD, info());
+        let receiver: Receiver<Counted> =
+            StaticCallable::<Counted, Plain>::receiver(&ADD, ReceiverInfo::placeholder());
         let args = AtomicUsize::new(1);
         assert_eq!(receiver.invoke(2, &args).unwrap().unwrap(), 3);
     }
@@ -544,8 +576,8 @@ mod tests {
     fn a_clone_calls_the_same_closure_after_the_original_is_dropped() {
         let captured = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&captured);
-        let receiver = Receiver::<Counted>::plain(
-            info(),
+        let receiver = Receiver::<Counted>::plain::<Counted, _>(
+            connecting(),
             Strong::new(move |sender: u8, _: &AtomicUsize| {
                 seen.fetch_add(usize::from(sender), Ordering::SeqCst)
             }),
@@ -562,14 +594,14 @@ mod tests {
 
     #[test]
     fn a_closure_without_captures_is_held_by_no_allocation_and_still_runs() {
-        let receiver = Receiver::<Counted>::plain(
-            info(),
+        let receiver = Receiver::<Counted>::plain::<Counted, _>(
+            connecting(),
             Strong::new(|sender: u8, args: &AtomicUsize| {
                 args.fetch_add(usize::from(sender), Ordering::SeqCst)
             }),
             None,
         );
-        assert!(receiver.owner.shared.is_none(), "nothing to release");
+        assert!(receiver.owner().shared.is_none(), "nothing to release");
         let clone = receiver.clone();
         drop(receiver);
         let args = AtomicUsize::new(1);
@@ -596,20 +628,20 @@ mod tests {
     #[test]
     fn a_receiver_that_did_not_run_is_told_apart_from_one_that_failed() {
         let target = Arc::new(7_usize);
-        let weak = Receiver::<Counted>::plain(
-            info(),
+        let weak = Receiver::<Counted>::plain::<Counted, _>(
+            connecting(),
             WeakTarget::new(&target, |target: &usize, _: u8, _: &AtomicUsize| *target),
             None,
         );
-        let failing = Receiver::<Counted>::plain(
-            info(),
+        let failing = Receiver::<Counted>::plain::<Counted, _>(
+            connecting(),
             Strong::new(|_: u8, _: &AtomicUsize| -> Result<usize, std::fmt::Error> {
                 Err(std::fmt::Error)
             }),
             None,
         );
-        let elsewhere = Receiver::<Counted>::plain(
-            info(),
+        let elsewhere = Receiver::<Counted>::plain::<Counted, _>(
+            connecting(),
             Strong::new(|_: u8, _: &AtomicUsize| 1_usize),
             Some(
                 std::thread::spawn(|| std::thread::current().id())

@@ -23,7 +23,7 @@ mod call;
 mod publish;
 mod responses;
 
-pub(crate) use call::{Receiver, StaticCallable};
+pub(crate) use call::{Receiver, StaticCallable, static_async_owner};
 pub(crate) use publish::{Pin, Published};
 pub use responses::{Response, Responses};
 pub(crate) use responses::{lend, lend_into};

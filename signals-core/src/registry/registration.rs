@@ -13,7 +13,7 @@ use std::fmt::{self, Debug};
 use crate::error::{BoxError, WiringError};
 use crate::info::{ReceiverInfo, ReceiverMeta, SourceLocation};
 use crate::mode::{Async, Mode, Plain};
-use crate::raw::{Receiver, StaticCallable};
+use crate::raw::{Receiver, StaticCallable, static_async_owner};
 use crate::receiver::{AsyncCallable, Callable, Shape, TypeSender};
 use crate::registry::Listing;
 use crate::table::Row;
@@ -261,7 +261,7 @@ where
 {
     Registration::new(
         signal,
-        meta,
+        meta.started_by(static_async_owner::<S::AnyShape, C>()),
         StaticSender::Any,
         call,
         S::adopt_any::<Async, C>,
@@ -282,6 +282,7 @@ where
     C: AsyncCallable<<S as ValueSenders>::Shape>,
 {
     let sender = StaticSender::Value(sender_value::<S>(sender));
+    let meta = meta.started_by(static_async_owner::<<S as ValueSenders>::Shape, C>());
     Registration::new(signal, meta, sender, call, S::adopt::<Async, C>)
 }
 
@@ -309,7 +310,7 @@ where
     let sender = StaticSender::Type(TypeSender::of::<M>);
     Registration::new(
         signal,
-        meta,
+        meta.started_by(static_async_owner::<<S as TypeSenders<M>>::Shape, C>()),
         sender,
         call,
         <S as TypeSenders<M>>::adopt::<Async, C>,
