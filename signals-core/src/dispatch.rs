@@ -329,7 +329,13 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
     cx: &Cx,
     reporter: &Reporter<'_>,
 ) -> Result<(), SendError> {
-    for step in steps {
+    // By index, as in `raw::lend`: one induction variable for the 24-byte entries.
+    #[allow(
+        clippy::needless_range_loop,
+        reason = "the index is the loop's only induction variable"
+    )]
+    for index in 0..steps.len() {
+        let step = &steps[index];
         match step.run(cx) {
             Some(Ok(())) => {}
             Some(Err(error)) => return Err(stopped(step, error)),

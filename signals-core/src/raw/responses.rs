@@ -316,7 +316,15 @@ where
     let steps = list(&snapshot);
     let mut items = LentItems(buffer(steps.len()));
     let start = items.0.as_mut_ptr();
-    for step in steps {
+    // By index: with 24-byte entries, iterating the slice keeps a pointer and a count in the
+    // loop where an index is one register (`send` at 10 receivers: 465 instructions against
+    // 482).
+    #[allow(
+        clippy::needless_range_loop,
+        reason = "the index is the loop's only induction variable"
+    )]
+    for index in 0..steps.len() {
+        let step = &steps[index];
         if let Some(output) = each(step)? {
             let info: *const ReceiverInfo = step.info();
             // SAFETY: as in `LentItems::count`: `info` points into `snapshot`, which the
@@ -353,7 +361,13 @@ where
     let steps = list(&snapshot);
     let mut items = LentItems(buffer::<T>(steps.len()));
     let start = items.0.as_mut_ptr();
-    for step in steps {
+    // By index, as in `lend`.
+    #[allow(
+        clippy::needless_range_loop,
+        reason = "the index is the loop's only induction variable"
+    )]
+    for index in 0..steps.len() {
+        let step = &steps[index];
         let len = items.0.len();
         // `buffer` gave room for one response per step, and each step adds at most one, so
         // `len < capacity`; `start` is the buffer's start, which `each` cannot move (it does
