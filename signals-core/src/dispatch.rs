@@ -358,7 +358,8 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
     let mut items = Vec::with_capacity(steps.len());
     let mut settled = false;
     for step in steps {
-        if let Some(output) = send_robust_one(step, cx, reporter, &mut settled) {
+        let response = run_robust(step, cx, reporter, &mut settled);
+        if let Some(output) = response.map_or_else(|other| other, |output| Some(Ok(output))) {
             items.push(Response {
                 receiver: step.info().clone(),
                 output,
@@ -366,19 +367,6 @@ pub(crate) fn send_robust<Cx, S: Step<Cx>>(
         }
     }
     Responses::owned(items)
-}
-
-/// Runs a plain receiver for a robust send: its response, `None` if it did not run. A failure,
-/// a panic or a receiver that did not run goes through [`settle`] and sets `settled`.
-#[inline]
-fn send_robust_one<Cx, S: Step<Cx>>(
-    step: &S,
-    cx: &Cx,
-    reporter: &Reporter<'_>,
-    settled: &mut bool,
-) -> Option<Result<S::Output, ReceiverError>> {
-    run_robust(step, cx, reporter, settled)
-        .map_or_else(|response| response, |output| Some(Ok(output)))
 }
 
 /// Runs a receiver for a `send_robust`: `Ok` with its output if it returned one, otherwise
