@@ -168,6 +168,32 @@ fn weak_receiver_fires_with_its_target_while_the_target_is_alive() {
 }
 
 #[test]
+fn a_receiver_limited_to_a_thread_keeps_the_kind_and_name_of_its_closure() {
+    fn weak_here(_: &u8, _: Option<&Silo>, _: &Event<'_>) {}
+    fn strong_here(_: Option<&Silo>, _: &Event<'_>) {}
+    let signal = Signal::<Plain>::new("test");
+    let target = Arc::new(7_u8);
+    signal
+        .connector()
+        .this_thread()
+        .connect_weak(&target, weak_here);
+    signal.connector().this_thread().connect(strong_here);
+    let receivers = signal.receivers(None);
+    assert_eq!(receivers[0].kind(), ReceiverKind::Weak);
+    assert!(
+        receivers[0].name().ends_with("weak_here"),
+        "{}",
+        receivers[0].name()
+    );
+    assert_eq!(receivers[1].kind(), ReceiverKind::Runtime);
+    assert!(
+        receivers[1].name().ends_with("strong_here"),
+        "{}",
+        receivers[1].name()
+    );
+}
+
+#[test]
 fn weak_receiver_stops_firing_once_its_target_is_dropped() {
     let signal = Signal::<Numbered>::new("test");
     let log = Log::default();
