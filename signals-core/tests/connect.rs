@@ -169,10 +169,11 @@ fn weak_receiver_fires_with_its_target_while_the_target_is_alive() {
 
 #[test]
 fn a_receiver_limited_to_a_thread_keeps_the_kind_and_name_of_its_closure() {
-    fn weak_here(_: &u8, _: Option<&Silo>, _: &Event<'_>) {}
+    struct Target;
+    fn weak_here(_: &Target, _: Option<&Silo>, _: &Event<'_>) {}
     fn strong_here(_: Option<&Silo>, _: &Event<'_>) {}
     let signal = Signal::<Plain>::new("test");
-    let target = Arc::new(7_u8);
+    let target = Arc::new(Target);
     signal
         .connector()
         .this_thread()
