@@ -329,7 +329,7 @@ pub(crate) fn emit<Cx, S: Step<Cx, Output = ()>>(
     cx: &Cx,
     reporter: &Reporter<'_>,
 ) -> Result<(), SendError> {
-    // By index, as in `raw::lend_into`: one induction variable for the 24-byte entries.
+    // By index, as in `raw::lend`: one induction variable for the 24-byte entries.
     #[allow(
         clippy::needless_range_loop,
         reason = "the index is the loop's only induction variable"
