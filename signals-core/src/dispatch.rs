@@ -132,7 +132,11 @@ impl<O> Run<O> for ToSend {
         Rt: Send + Sync + 'static,
         S: Step<Cx, Output = O>,
     {
-        lend(snapshot, list, |step| send_one(step, cx, reporter))
+        lend(snapshot, list, |step| match send_one(step, cx, reporter) {
+            Ok(Some(output)) => Ok(output),
+            Ok(None) => Err(None),
+            Err(error) => Err(Some(error)),
+        })
     }
 }
 

@@ -33,6 +33,20 @@ fn connect(signal: &Signal<Numbered>, uid: &'static str, output: u32) -> Arc<Ato
     freed
 }
 
+/// Whether a send of the value 1, which a receiver of these tests refuses with a panic,
+/// unwinds.
+fn unwinds_on_one<F>(signal: &Signal<F>) -> bool
+where
+    F: for<'a> signals_core::Signature<Args<'a> = Event<'a>>,
+{
+    let log = Log::default();
+    let args = Event {
+        log: &log,
+        value: 1,
+    };
+    std::panic::catch_unwind(|| signal.send(None, &args)).is_err()
+}
+
 /// Responses are as thread- and unwind-safe as their outputs, as they were when they owned
 /// their identities.
 #[test]
@@ -103,21 +117,62 @@ fn a_send_that_stops_at_an_error_or_a_panic_gives_up_the_responses_it_collected(
     let log = Log::default();
     let error = signal.send(None, &ev(&log)).unwrap_err();
     assert!(error.to_string().contains("refuses"), "{error}");
-    let panicked = std::panic::catch_unwind(|| {
-        let log = Log::default();
-        let _ = signal.send(
-            None,
-            &Event {
-                log: &log,
-                value: 1,
-            },
-        );
-    });
-    assert!(panicked.is_err());
+    assert!(unwinds_on_one(&signal));
     assert!(signal.disconnect_uid("first", None));
     assert!(signal.disconnect_uid("refuses", None));
     signal.send(None, &ev(&log)).unwrap();
     assert!(first.load(Ordering::SeqCst), "nothing kept the snapshot");
+}
+
+/// A value signal whose receivers return a value with something to drop.
+enum Counted {}
+impl signals_core::Signature for Counted {
+    type Args<'a> = Event<'a>;
+    type Sender = support::Silo;
+    type Output = Arc<()>;
+}
+
+#[test]
+fn a_send_that_unwinds_drops_the_outputs_it_collected_and_keeps_the_identities() {
+    let signal = Signal::<Counted>::new("test");
+    let output = Arc::new(());
+    for uid in ["first", "second"] {
+        let output = Arc::clone(&output);
+        signal
+            .connector()
+            .dispatch_uid(uid)
+            .connect(move |_, _: &Event<'_>| Arc::clone(&output));
+    }
+    signal
+        .connector()
+        .dispatch_uid("panics")
+        .connect(|_, args: &Event<'_>| -> Arc<()> {
+            assert!(args.value != 1, "receiver bug");
+            Arc::new(())
+        });
+    let log = Log::default();
+    // Twice: the second send reuses the buffer the first one's unwinding gave back.
+    for _ in 0..2 {
+        assert!(unwinds_on_one(&signal));
+        assert_eq!(
+            Arc::strong_count(&output),
+            3,
+            "the two outputs collected before the panic are dropped"
+        );
+    }
+    let responses = signal.send(None, &ev(&log)).unwrap();
+    assert_eq!(Arc::strong_count(&output), 5);
+    let uids: Vec<_> = responses
+        .iter()
+        .map(|response| response.receiver.dispatch_uid())
+        .collect();
+    assert_eq!(uids, [Some("first"), Some("second"), Some("panics")]);
+    drop(responses);
+    assert_eq!(Arc::strong_count(&output), 3);
+    assert!(signal.disconnect_uid("first", None));
+    assert!(signal.disconnect_uid("second", None));
+    signal.send(None, &ev(&log)).unwrap();
+    assert_eq!(Arc::strong_count(&output), 1, "the receivers are freed");
 }
 
 #[test]
