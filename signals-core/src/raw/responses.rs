@@ -103,18 +103,14 @@ impl<T> Responses<T> {
     /// Drops the items' outputs, and forgets their lent identities, which own no count.
     fn drop_lent(&mut self) {
         let len = self.items.len();
-        let items = self.items.as_mut_ptr();
-        // SAFETY: after `set_len(0)` the vector no longer drops its items; each output is
+        // SAFETY: after `set_len(0)` the vector no longer drops its items; their outputs are
         // dropped here once, in place (unless `trivial` says none has anything to drop), and
         // each receiver is a lent copy, which must not be dropped. If an output's `Drop`
-        // panics, the rest are leaked, which is safe.
+        // panics, the other outputs and the buffer leak, which is safe.
         unsafe {
             self.items.set_len(0);
-            if self.trivial {
-                return;
-            }
-            for index in 0..len {
-                std::ptr::drop_in_place(&raw mut (*items.add(index)).output);
+            if !self.trivial {
+                drop_outputs(self.items.as_mut_ptr(), len);
             }
         }
     }
@@ -375,24 +371,42 @@ impl<T> LentItems<T> {
 impl<T> Drop for LentItems<T> {
     #[inline]
     fn drop(&mut self) {
-        discard(self.start, self.len(), self.capacity);
+        // SAFETY: `start` and `capacity` are the buffer `with_room` took out of its `Vec`,
+        // which only `self` holds (`into_responses` forgets `self`), with `len` responses
+        // written.
+        unsafe { discard(self.start, self.len(), self.capacity) };
     }
 }
 
 /// Drops the `len` outputs written at `start` and frees the buffer of `capacity` responses,
 /// leaving the lent identities alone: a send that unwound.
+///
+/// # Safety
+///
+/// `start` and `capacity` are those of an empty `Vec` that nothing else owns, and its first
+/// `len` responses are written.
 #[cold]
 #[inline(never)]
-fn discard<T>(start: *mut Response<T>, len: usize, capacity: usize) {
-    // SAFETY: `start` and `capacity` are those of an empty `Vec` (`LentItems::with_room`),
-    // which owns the buffer again from here, holding nothing: if an output's `Drop` panics,
-    // the buffer is freed and the other outputs leak, which is safe. The first `len`
-    // responses are written, and each output is dropped once, in place.
+unsafe fn discard<T>(start: *mut Response<T>, len: usize, capacity: usize) {
+    // SAFETY: the vector owns the buffer again from here, holding nothing: if an output's
+    // `Drop` panics, the buffer is freed and the other outputs leak, which is safe. Each
+    // output is dropped once, in place.
     unsafe {
         let _buffer = Vec::from_raw_parts(start, 0, capacity);
-        for index in 0..len {
-            std::ptr::drop_in_place(&raw mut (*start.add(index)).output);
-        }
+        drop_outputs(start, len);
+    }
+}
+
+/// Drops the outputs of the `len` responses at `start`, in place, and nothing else of them.
+///
+/// # Safety
+///
+/// The `len` responses at `start` are written, their outputs are not used again, and nothing
+/// else drops them.
+unsafe fn drop_outputs<T>(start: *mut Response<T>, len: usize) {
+    for index in 0..len {
+        // SAFETY: the caller's promise; each output is dropped once.
+        unsafe { std::ptr::drop_in_place(&raw mut (*start.add(index)).output) };
     }
 }
 
