@@ -366,6 +366,48 @@ impl<T> LentItems<T> {
         // zero-sized: it holds an identity).
         (self.end.addr() - self.start.addr()) / size_of::<Response<T>>()
     }
+
+    /// Adds the next response: `output`, with the identity of `step`.
+    #[inline]
+    fn push<S: Info>(&mut self, step: &S, output: T) {
+        // SAFETY: `with_room` gave room for one response per step, and each step adds at most
+        // one, so the next response is in the buffer, past the ones counted.
+        unsafe { (&raw mut (*self.end).output).write(output) };
+        self.count(step);
+    }
+
+    /// Counts the next response, whose output is written, with the identity of `step`.
+    #[inline]
+    fn count<S: Info>(&mut self, step: &S) {
+        debug_assert!(self.len() < self.capacity, "one response a step at most");
+        let info: *const ReceiverInfo = step.info();
+        // SAFETY: the next response is in the buffer (see `push` and `lend_into`) and its
+        // output is written. `info` points into the snapshot the responses will keep (the
+        // steps come from the snapshot's lists or from `'static` data), and a snapshot is
+        // immutable. The copy shares the original's reference count without taking one: it is never dropped,
+        // only forgotten or cloned (see the module's invariant; `discard` leaves it alone).
+        // With the identity written the response is whole; counting it then keeps `self`
+        // right for its drop if a later step unwinds.
+        unsafe {
+            (&raw mut (*self.end).receiver).write(std::ptr::read(info));
+            self.end = self.end.add(1);
+        }
+    }
+
+    /// The responses collected, keeping `snapshot`.
+    #[inline]
+    fn into_responses<Rt: Send + Sync + 'static>(self, snapshot: Arc<Rt>) -> Responses<T> {
+        let items = ManuallyDrop::new(self);
+        Responses {
+            // SAFETY: the buffer is a `Vec`'s of `capacity` (`with_room`), its first `len`
+            // responses are written, and `items` is not dropped: the vector owns them now.
+            items: ManuallyDrop::new(unsafe {
+                Vec::from_raw_parts(items.start, items.len(), items.capacity)
+            }),
+            lent: Some(AssertUnwindSafe(snapshot)),
+            trivial: false,
+        }
+    }
 }
 
 impl<T> Drop for LentItems<T> {
@@ -438,19 +480,7 @@ where
     for index in 0..steps.len() {
         let step = &steps[index];
         match each(step) {
-            Ok(output) => {
-                let info: *const ReceiverInfo = step.info();
-                // SAFETY: as in `LentItems::count`: `info` points into `snapshot`, which the
-                // responses keep, and the copy is never dropped.
-                let receiver = unsafe { std::ptr::read(info) };
-                // SAFETY: `with_room` gave room for one response per step, and each step adds at
-                // most one, so `end` stays in the buffer. Writing the response, then counting
-                // it, keeps `items` right for its drop if a later step unwinds.
-                unsafe {
-                    items.end.write(Response { receiver, output });
-                    items.end = items.end.add(1);
-                }
-            }
+            Ok(output) => items.push(step, output),
             Err(None) => {}
             Err(Some(error)) => return Err(error),
         }
@@ -507,39 +537,5 @@ impl<T> Place<T> {
         // (`lend_into`); `self` is consumed, so the output is written once.
         unsafe { (&raw mut (*self.0).output).write(output) };
         Written(self)
-    }
-}
-
-impl<T> LentItems<T> {
-    /// Counts the next response, whose output is written, with the identity of `step`.
-    #[inline]
-    fn count<S: Info>(&mut self, step: &S) {
-        let info: *const ReceiverInfo = step.info();
-        // SAFETY: the next response is in the buffer (see `lend_into`) and its output is
-        // written. `info` points into the snapshot the responses will keep (the steps come
-        // from the snapshot's lists or from `'static` data), and a snapshot is immutable. The
-        // copy shares the original's reference count without taking one: it is never dropped,
-        // only forgotten or cloned (see the module's invariant; `discard` leaves it alone).
-        // With the identity written the response is whole; counting it then keeps `self`
-        // right for its drop if a later step unwinds.
-        unsafe {
-            (&raw mut (*self.end).receiver).write(std::ptr::read(info));
-            self.end = self.end.add(1);
-        }
-    }
-
-    /// The responses collected, keeping `snapshot`.
-    #[inline]
-    fn into_responses<Rt: Send + Sync + 'static>(self, snapshot: Arc<Rt>) -> Responses<T> {
-        let items = ManuallyDrop::new(self);
-        Responses {
-            // SAFETY: the buffer is a `Vec`'s of `capacity` (`with_room`), its first `len`
-            // responses are written, and `items` is not dropped: the vector owns them now.
-            items: ManuallyDrop::new(unsafe {
-                Vec::from_raw_parts(items.start, items.len(), items.capacity)
-            }),
-            lent: Some(AssertUnwindSafe(snapshot)),
-            trivial: false,
-        }
     }
 }
