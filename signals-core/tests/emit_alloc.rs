@@ -1,27 +1,102 @@
-//! `emit` performs no heap allocation, checked with a counting allocator (not a timing).
+//! `emit` performs no heap allocation, checked with a counting allocator (not a timing). The
+//! allocator also checks that every allocation is given back with the layout it was made with,
+//! which the spare buffers of responses compute again when they free one.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signals_core::{Signal, Signature, TypeSignal};
 
+/// Counts allocations per thread, and checks every deallocation's layout against its
+/// allocation's ([`LIVE`]).
 struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
+/// How many deallocations gave a layout other than their allocation's, in the whole process.
+static WRONG_LAYOUTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The live allocations' layouts by address: an open-addressing table that never allocates
+/// (a full table records no more, and what it does not hold is not checked).
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    addresses: [0; SLOTS],
+    layouts: [(0, 0); SLOTS],
+});
+
+const SLOTS: usize = 1 << 14;
+/// An address slot whose allocation was freed: a probe goes on past it.
+const FREED: usize = usize::MAX;
+
+struct Live {
+    addresses: [usize; SLOTS],
+    layouts: [(usize, usize); SLOTS],
+}
+
+impl Live {
+    /// The slots `address` may be in, in probing order.
+    fn probe(address: usize) -> impl Iterator<Item = usize> {
+        let start = (address >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) % SLOTS;
+        (0..SLOTS).map(move |step| (start + step) % SLOTS)
+    }
+
+    fn record(&mut self, address: usize, layout: Layout) {
+        if let Some(slot) = Self::probe(address).find(|&slot| {
+            let held = self.addresses[slot];
+            held == 0 || held == FREED
+        }) {
+            self.addresses[slot] = address;
+            self.layouts[slot] = (layout.size(), layout.align());
+        }
+    }
+
+    /// Forgets `address`, and whether it was recorded with another layout than `layout`.
+    fn forget(&mut self, address: usize, layout: Layout) -> bool {
+        for slot in Self::probe(address) {
+            match self.addresses[slot] {
+                0 => return false,
+                held if held == address => {
+                    self.addresses[slot] = FREED;
+                    return self.layouts[slot] != (layout.size(), layout.align());
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
 // SAFETY: defers every call to the system allocator; the counter is a const-initialised
-// thread-local without destructor, so touching it does not allocate.
+// thread-local without destructor, and the table a static behind a mutex, which on this
+// platform does not allocate, so neither allocates.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
         // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
+        let address = unsafe { System.alloc(layout) };
+        if !address.is_null() {
+            let mut live = LIVE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            live.record(address.addr(), layout);
+        }
+        address
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let wrong = {
+            let mut live = LIVE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            live.forget(ptr.addr(), layout)
+        };
+        if wrong {
+            WRONG_LAYOUTS.fetch_add(1, Ordering::SeqCst);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -272,4 +347,41 @@ fn send_allocates_nothing_in_steady_state_once_responses_are_dropped() {
         }
     });
     assert_eq!(allocated, 0);
+}
+
+/// A value signal whose receivers return `T`.
+struct Returns<T>(std::marker::PhantomData<T>);
+impl<T: Default + Send + Sync + 'static> Signature for Returns<T> {
+    type Args<'a> = Drained<'a>;
+    type Sender = Category;
+    type Output = T;
+}
+
+/// Sends on a fresh signal whose receiver returns `T`, twice, dropping the responses.
+fn send_returning<T: Default + Send + Sync + 'static>() {
+    let signal = Signal::<Returns<T>>::new("returns");
+    signal.connect(|_, _: &Drained<'_>| T::default());
+    let count = Cell::new(0);
+    let args = Drained { count: &count };
+    for _ in 0..2 {
+        drop(signal.send(None, &args).unwrap());
+        drop(signal.send_robust(None, &args));
+    }
+}
+
+/// The spare buffers of responses of more layouts than a thread keeps: the oldest are freed as
+/// newer ones come, the rest when the thread ends, each with the layout it was allocated with.
+#[test]
+fn spare_buffers_of_responses_are_freed_with_the_layout_they_were_allocated_with() {
+    std::thread::spawn(|| {
+        send_returning::<()>();
+        send_returning::<u8>();
+        send_returning::<[u64; 3]>();
+        send_returning::<u128>();
+        send_returning::<[u16; 9]>();
+        send_returning::<String>();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(WRONG_LAYOUTS.load(Ordering::SeqCst), 0);
 }
