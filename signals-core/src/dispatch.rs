@@ -298,8 +298,8 @@ fn send_response<Cx, S: Step<Cx>>(
 ) -> Result<Option<S::Output>, SendError> {
     match ran {
         Some(Ok(output)) => Ok(Some(output)),
-        // Inline, unlike `emit`'s: through `stopped`, `send`'s loop kept a flag for the
-        // response (495 instructions at 10 receivers against 479).
+        // Inline, unlike `emit`'s: through `stopped`, `send` at 10 receivers costs 438
+        // instructions against 406 inline (495 against 479 when first measured).
         Some(Err(error)) => Err(SendError::new(step.info().clone(), error)),
         None => {
             skipped(step, reporter.table);
